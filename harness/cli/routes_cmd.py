@@ -1,0 +1,95 @@
+"""`harness routes info|check FILE`: summarise and validate leaderboard route files."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.cli.main import app
+from harness.errors import RouteFileError, UnknownTownError
+from harness.routes.check import check_route_file
+from harness.routes.xml_io import read_route_file
+
+routes_app = typer.Typer(
+    help="Leaderboard route files: summary (info) and validation against the towns at hand (check).",
+    no_args_is_help=True,
+)
+app.add_typer(routes_app, name="routes")
+console = Console()
+
+FILE_ARG = typer.Argument(
+    ..., help="Route XML file (Leaderboard 2.0, or 1.0 with <waypoint> elements)."
+)
+
+
+def _town_available(name: str) -> bool:
+    """Whether a town name resolves ($HARNESS_MAPS, $CARLA_ROOT, built-ins), without loading it."""
+    from harness.maps import resolve_town
+
+    try:
+        resolve_town(name)
+    except UnknownTownError:
+        return False
+    return True
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise RouteFileError(f"route file {path} does not exist; pass the path of a route XML file")
+
+
+@routes_app.command("info")
+def info(file: Path = FILE_ARG) -> None:
+    """Route count, towns, scenario types and which routes can run with the maps at hand."""
+    _require_file(file)
+    routes = read_route_file(file)
+    towns = Counter(r.town for r in routes)
+    available = {t: _town_available(t) for t in sorted(towns)}
+    types = Counter(sc.type for r in routes for sc in r.scenarios)
+    console.print(f"[bold]{file}[/]: {len(routes)} routes, {sum(types.values())} scenarios")
+    t_table = Table(title="Towns")
+    t_table.add_column("town")
+    t_table.add_column("routes", justify="right")
+    t_table.add_column("map available")
+    for t in sorted(towns):
+        t_table.add_row(t, str(towns[t]), "yes" if available[t] else "[dim]no[/]")
+    console.print(t_table)
+    if types:
+        s_table = Table(title="Scenario types")
+        s_table.add_column("type")
+        s_table.add_column("count", justify="right")
+        for name, n in sorted(types.items()):
+            s_table.add_row(name, str(n))
+        console.print(s_table)
+    runnable = sum(n for t, n in towns.items() if available[t])
+    console.print(f"runnable routes: {runnable} of {len(routes)}")
+
+
+@routes_app.command("check")
+def check(file: Path = FILE_ARG) -> None:
+    """Plan every runnable route and report each problem; exit status 1 if there is any."""
+    _require_file(file)
+    report = check_route_file(file)
+    if report.problems:
+        table = Table(title="Problems")
+        table.add_column("route")
+        table.add_column("where")
+        table.add_column("problem")
+        for p in report.problems:
+            table.add_row(p.route_id, p.where, p.message)
+        console.print(table)
+    n_run = len(report.runnable)
+    bad_routes = len({p.route_id for p in report.problems})
+    status = "[green]OK[/]" if report.ok else "[red]FAILED[/]"
+    console.print(
+        f"{status}: {len(report.routes)} routes, {n_run} runnable, {len(report.routes) - n_run} not runnable "
+        f"(town not available), {len(report.problems)} problems in {bad_routes} routes"
+    )
+    if not report.ok:
+        # SystemExit, not typer.Exit: main() runs the app with standalone_mode=False, where click
+        # turns typer.Exit into a return value that main() does not pass on.
+        raise SystemExit(1)
