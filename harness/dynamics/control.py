@@ -1,0 +1,79 @@
+"""Driver controls (the fields of carla.VehicleControl) and their mapping to model commands."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from harness.dynamics.vehicle import VehicleParams
+from harness.errors import ConfigError
+
+MIN_POWER_SPEED_MPS = 0.1  # [m/s] below this, traction is limited by max_accel only (P/v blows up)
+
+
+@dataclass(frozen=True)
+class VehicleControl:
+    """One tick of driver input, as ``carla.VehicleControl``: values outside the ranges are clipped
+    (as CARLA does); NaN is rejected. ``manual_gear_shift`` and ``gear`` are carried for the CARLA
+    backend; the embedded model has an automatic gearbox and ignores them."""
+
+    throttle: float = 0.0  # 0..1
+    steer: float = 0.0  # -1..1, > 0 turns right (positive yaw rate)
+    brake: float = 0.0  # 0..1
+    hand_brake: bool = False
+    reverse: bool = False
+    manual_gear_shift: bool = False
+    gear: int = 0
+
+    def __post_init__(self) -> None:
+        for name, lo in (("throttle", 0.0), ("steer", -1.0), ("brake", 0.0)):
+            value = float(getattr(self, name))
+            if math.isnan(value):
+                raise ConfigError(
+                    f"VehicleControl.{name} is NaN; the agent must return finite controls "
+                    "(check its run_step output)"
+                )
+            object.__setattr__(self, name, min(max(value, lo), 1.0))
+        for name in ("hand_brake", "reverse", "manual_gear_shift"):
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        object.__setattr__(self, "gear", int(self.gear))
+
+
+def control_to_command(
+    throttle: ArrayLike,
+    steer: ArrayLike,
+    brake: ArrayLike,
+    hand_brake: ArrayLike,
+    reverse: ArrayLike,
+    speed_mps: ArrayLike,
+    params: VehicleParams,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Map driver inputs to (net longitudinal accel [m/s2], road-wheel angle target [rad]).
+
+    Broadcasts over any shapes. Accel is along the heading (signed like the speed): throttle pushes
+    in the gear's direction (backwards with ``reverse``), power-limited as ``min(a0, P/m / |v|)``;
+    brake, hand brake, rolling resistance and drag oppose the motion (at rest they oppose the gear's
+    direction, and the bicycle's standstill clamp keeps the car still).
+    """
+    thr = np.clip(np.asarray(throttle, dtype=np.float64), 0.0, 1.0)
+    brk = np.clip(np.asarray(brake, dtype=np.float64), 0.0, 1.0)
+    st = np.clip(np.asarray(steer, dtype=np.float64), -1.0, 1.0)
+    hb = np.asarray(hand_brake, dtype=bool)
+    gear_dir = np.where(np.asarray(reverse, dtype=bool), -1.0, 1.0)
+    v = np.asarray(speed_mps, dtype=np.float64)
+    speed = np.abs(v)
+
+    traction_limit = np.minimum(
+        params.max_accel_mps2, params.power_per_mass_wpkg / np.maximum(speed, MIN_POWER_SPEED_MPS)
+    )
+    traction = gear_dir * thr * traction_limit
+    resist_dir = np.where(v != 0.0, np.sign(v), gear_dir)  # resistances oppose this direction
+    braking = np.maximum(brk * params.max_brake_mps2, np.where(hb, params.hand_brake_mps2, 0.0))
+    passive = np.where(
+        speed > 0.0, params.rolling_resistance_mps2 + params.drag_per_m * speed**2, 0.0
+    )
+    accel = traction - resist_dir * (braking + passive)
+    return accel, st * params.max_steer_rad
