@@ -1,0 +1,9 @@
+"""Imports every command module so that each registers its commands on the root app."""
+
+from harness.cli import (
+    demo_cmd,  # noqa: F401
+    replay_cmd,  # noqa: F401
+    routes_cmd,  # noqa: F401
+    sim_cmd,  # noqa: F401
+    towns_cmd,  # noqa: F401
+)

@@ -1,0 +1,104 @@
+"""The simulator backend protocol: what scenarios, the runner, metrics and teachers may ask of a
+simulator. The embedded simulator implements it; the CARLA adapter does too. Consumers see only
+this protocol and the project's own types (never ``carla.*`` objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from harness.dynamics.control import VehicleControl
+from harness.maps.town import Town
+from harness.sim.state import ActorKind, WorldState
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    """Background traffic of an episode."""
+
+    vehicles: int = 30  # background vehicles spawned around the ego
+    pedestrians: int = 20  # background pedestrians on sidewalks
+    spawn_radius_m: float = 150.0  # spawn within this distance of the route
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """What a reset needs: the town, where the ego starts, the route it should follow (for the
+    deviation event), the sensors the agent declared, and traffic settings."""
+
+    town: str
+    ego_start: tuple[float, float, float, float]  # x [m], y [m], z [m], yaw [rad]
+    route_xy: NDArray[np.float64] | None = None  # (M, 2) dense route, for route deviation
+    sensors: tuple[dict[str, Any], ...] = ()  # the agent's sensors() list
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    seed: int = 0
+    record: bool = False  # keep every tick's state for writing to Parquet
+
+
+@dataclass(frozen=True)
+class ActorSpec:
+    """A scenario actor to spawn: kind, box and pose (box centre, world frame)."""
+
+    kind: ActorKind
+    x: float
+    y: float
+    yaw: float
+    length: float
+    width: float
+    height: float = 1.5
+    speed: float = 0.0
+    z: float = 0.0
+
+
+@dataclass(frozen=True)
+class ActorCommand:
+    """What a scenario actor should do until told otherwise: follow ``path_xy`` (M, 2) at
+    ``target_speed_mps`` with acceleration bounded by ``max_accel_mps2``; an empty path means
+    hold position (braking at ``max_decel_mps2``)."""
+
+    path_xy: NDArray[np.float64]
+    target_speed_mps: float
+    max_accel_mps2: float = 3.0
+    max_decel_mps2: float = 6.0
+    ignore_others: bool = True  # scenario actors by default do not yield (they create situations)
+
+
+class SimulatorBackend(Protocol):
+    """A simulator the harness can drive closed loop at 20 Hz."""
+
+    def reset(self, spec: EpisodeSpec) -> WorldState:
+        """Load the town if needed, place the ego, spawn traffic; return the first state."""
+        ...
+
+    def tick(self, control: VehicleControl) -> WorldState:
+        """Apply the ego control for one 0.05 s step and return the new state."""
+        ...
+
+    def sensor_data(self) -> dict[str, tuple[int, Any]]:
+        """The agent's sensors for the current tick, leaderboard input_data form."""
+        ...
+
+    def spawn_actor(self, spec: ActorSpec) -> int:
+        """Add a scenario actor; returns its id."""
+        ...
+
+    def command_actor(self, actor_id: int, command: ActorCommand) -> None:
+        """Set what a scenario actor does from the next tick on."""
+        ...
+
+    def destroy_actor(self, actor_id: int) -> None:
+        """Remove an actor."""
+        ...
+
+    @property
+    def town(self) -> Town:
+        """The loaded town."""
+        ...
+
+    def close(self) -> None:
+        """Release resources."""
+        ...

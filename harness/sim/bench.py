@@ -1,0 +1,67 @@
+"""`harness sim bench`: closed-loop speed of the embedded simulator with a route-following ego."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.maps import load_town
+from harness.routes.generate import generate_routes
+from harness.routes.planner import plan_route
+from harness.sim.backend import EpisodeSpec, TrafficConfig
+from harness.sim.embedded.simulator import EmbeddedSimulator
+from harness.sim.lanefollow import RouteFollower
+from harness.sim.state import SIM_DT_S
+
+BENCH_ROUTE_M = 3000.0  # [m] long enough that the ego never runs out of route
+
+
+def camera_spec(width: int, height: int, fov_deg: float = 100.0) -> dict[str, Any]:
+    """A front camera roughly where leaderboard agents mount one."""
+    return {"type": "sensor.camera.rgb", "id": "front", "x": 1.3, "y": 0.0, "z": 2.3,
+            "roll": 0.0, "pitch": 0.0, "yaw": 0.0, "width": width, "height": height, "fov": fov_deg}  # fmt: skip
+
+
+def run_bench(
+    town_name: str,
+    vehicles: int,
+    ticks: int,
+    camera: tuple[int, int] | None = None,
+    pedestrians: int = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Run one episode and return the figures (map loading and reset are not timed)."""
+    town = load_town(town_name)
+    route = generate_routes(town, 1, BENCH_ROUTE_M, seed=seed)[0]
+    planned = plan_route(town, route.keypoints, route.id)
+    start = planned.xy[0]
+    sensors = (camera_spec(*camera),) if camera else ()
+    sim = EmbeddedSimulator()
+    t0 = time.perf_counter()
+    state = sim.reset(EpisodeSpec(
+        town=town_name, ego_start=(float(start[0]), float(start[1]), 0.0, float(planned.yaw_rad[0])),
+        route_xy=planned.xy, sensors=sensors,
+        traffic=TrafficConfig(vehicles=vehicles, pedestrians=pedestrians, seed=seed), seed=seed,
+    ))  # fmt: skip
+    reset_s = time.perf_counter() - t0
+    ego = RouteFollower.for_route(planned, town)
+    collisions = 0
+    t0 = time.perf_counter()
+    for _ in range(ticks):
+        control = ego.control(state, SIM_DT_S)
+        state = sim.tick(control)
+        if sensors:
+            sim.sensor_data()
+        collisions += sum(1 for e in state.events if e.kind.name.startswith("COLLISION"))
+    elapsed = time.perf_counter() - t0
+    spawned = int(np.count_nonzero(state.actors.kind[1:] == 0))
+    ticks_per_s = ticks / elapsed
+    return {
+        "town": town_name, "ticks": ticks, "vehicles": spawned, "pedestrians": pedestrians,
+        "camera": f"{camera[0]}x{camera[1]}" if camera else None,
+        "ticks_per_s": round(ticks_per_s, 1), "realtime_factor": round(ticks_per_s * SIM_DT_S, 2),
+        "ms_per_tick": round(1e3 * elapsed / ticks, 3), "reset_s": round(reset_s, 3),
+        "ego_distance_m": round(float(ego._s[ego.index]), 1), "ego_collisions": collisions,
+    }  # fmt: skip

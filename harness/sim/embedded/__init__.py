@@ -1,0 +1,1 @@
+"""The embedded CPU simulator: lights, background traffic, pedestrians and their assembly."""

@@ -1,0 +1,113 @@
+"""Fixed-time traffic-light cycling: each junction's phases get green in turn (green, yellow, then
+an all-red clearance) while every other phase is red. A pure function of time, so any tick's light
+state can be recomputed from the clock alone (deterministic replays, teacher look-ahead)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from harness.sim.state import LightState
+
+GOLDEN_FRACTION = 0.6180339887498949  # [-] spreads junction offsets evenly over the cycle
+
+
+@dataclass(frozen=True)
+class LightTimings:
+    """Phase durations [s]; the defaults are carla.TrafficLight's (green 10 s, yellow 3 s, red 2 s),
+    where CARLA's red time is the all-red clearance between one phase and the next."""
+
+    green_s: float = 10.0
+    yellow_s: float = 3.0
+    red_s: float = 2.0
+
+    @property
+    def phase_s(self) -> float:
+        """[s] one phase's slot: green + yellow + all-red."""
+        return self.green_s + self.yellow_s + self.red_s
+
+
+def junction_offset_s(junction_id: int, cycle_s: float) -> float:
+    """Deterministic start offset [s] in [0, cycle) from the junction id (golden-ratio hashing), so
+    neighbouring junctions do not switch in lock-step."""
+    return float((int(junction_id) * GOLDEN_FRACTION) % 1.0) * cycle_s
+
+
+def _phases(entries: Sequence[Any]) -> list[tuple[int, ...]]:
+    """Group entries as phases: an int is a one-light phase, a sequence is lights sharing a phase."""
+    out: list[tuple[int, ...]] = []
+    for e in entries:
+        if isinstance(e, (int, np.integer)):
+            out.append((int(e),))
+        else:
+            out.append(tuple(int(k) for k in e))
+    return out
+
+
+def light_count(signals: Any) -> int:
+    """Number of traffic lights T of a SignalSet-like object."""
+    n = getattr(signals, "n_lights", None)
+    if n is not None:
+        return int(n)
+    for name in ("lights_count",):
+        val = getattr(signals, name, None)
+        if val is not None:
+            return int(val)
+    for name in ("light_id", "light_xy", "light_junction"):
+        arr = getattr(signals, name, None)
+        if arr is not None:
+            return len(arr)
+    raise AttributeError("signals has no n_lights / light_xy / light_id / light_junction / lights")
+
+
+class LightSchedule:
+    """Per-light phase index, phase count and offset; :meth:`states_at` maps a time to states.
+
+    ``groups`` (junction id -> ordered phases, each a light index or a tuple of light indices) gives
+    the green order. Lights in no group are OFF.
+    """
+
+    def __init__(self, signals: Any, timings: LightTimings | None = None) -> None:
+        self.timings = timings or LightTimings()
+        n = light_count(signals)
+        groups: Mapping[int, Sequence[Any]] = getattr(signals, "groups", {}) or {}
+        self.phase = np.zeros(n, dtype=np.int64)  # (T,) slot of the light within its junction cycle
+        self.n_phases = np.zeros(n, dtype=np.int64)  # (T,) phases in its junction; 0 = OFF
+        self.offset_s = np.zeros(n, dtype=np.float64)  # (T,) [s] junction start offset
+        for jid, entries in sorted(groups.items()):
+            phases = _phases(entries)
+            cycle = len(phases) * self.timings.phase_s
+            for p, lights in enumerate(phases):
+                idx = np.asarray(lights, dtype=np.int64)
+                self.phase[idx] = p
+                self.n_phases[idx] = len(phases)
+                self.offset_s[idx] = junction_offset_s(jid, cycle)
+        self.cycle_s = self.n_phases * self.timings.phase_s  # (T,) [s]
+
+    @property
+    def n_lights(self) -> int:
+        return int(self.phase.shape[0])
+
+    def states_at(self, time_s: float) -> tuple[NDArray[np.int8], NDArray[np.float64]]:
+        """(state (T,) int8 LightState, elapsed (T,) [s] in that state) at ``time_s``; pure."""
+        t = self.timings
+        on = self.n_phases > 0
+        cycle = np.where(on, self.cycle_s, 1.0)
+        # time since this light's own green began, in [0, cycle)
+        tau = np.mod(time_s + self.offset_s - self.phase * t.phase_s, cycle)
+        green = tau < t.green_s
+        yellow = ~green & (tau < t.green_s + t.yellow_s)
+        state = np.full(self.n_lights, LightState.RED, dtype=np.int8)
+        state[yellow] = LightState.YELLOW
+        state[green] = LightState.GREEN
+        state[~on] = LightState.OFF
+        elapsed = np.where(
+            green, tau, np.where(yellow, tau - t.green_s, tau - t.green_s - t.yellow_s)
+        )
+        # the RED state continues from the end of this light's yellow until its next green
+        elapsed = np.where(on, elapsed, time_s)
+        return state, elapsed

@@ -1,0 +1,134 @@
+"""Scenario actors of the embedded simulator: spawned and commanded by scenarios, they follow a
+given path at a target speed with bounded acceleration (no yielding unless the scenario says so:
+they exist to create situations). Few per episode, so a small loop per tick is fine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from harness.errors import ConfigError
+from harness.sim.backend import ActorCommand, ActorSpec
+from harness.sim.state import ActorRole
+
+FIELDS = (
+    "actor_id",
+    "kind",
+    "role",
+    "x",
+    "y",
+    "z",
+    "yaw",
+    "speed",
+    "accel",
+    "yaw_rate",
+    "length",
+    "width",
+    "height",
+)
+
+
+@dataclass
+class _Actor:
+    """Mutable state of one scenario actor; ``s_m`` is the progress along the command path."""
+
+    actor_id: int
+    spec: ActorSpec
+    x: float
+    y: float
+    yaw: float
+    speed: float
+    accel: float = 0.0
+    yaw_rate: float = 0.0
+    command: ActorCommand | None = None
+    path_s: NDArray[np.float64] | None = None  # (M,) cumulative arc length of the command path
+    s_m: float = 0.0
+
+
+class ScriptedActors:
+    """The scenario actors of one episode, keyed by id in spawn order."""
+
+    def __init__(self, first_id: int) -> None:
+        self._next_id = first_id
+        self._actors: dict[int, _Actor] = {}
+
+    def spawn(self, spec: ActorSpec) -> int:
+        if not all(np.isfinite([spec.x, spec.y, spec.yaw, spec.length, spec.width])):
+            raise ConfigError(f"scenario actor spec has non-finite values: {spec}")
+        aid = self._next_id
+        self._next_id += 1
+        self._actors[aid] = _Actor(aid, spec, spec.x, spec.y, spec.yaw, spec.speed)
+        return aid
+
+    def command(self, actor_id: int, command: ActorCommand) -> None:
+        a = self._get(actor_id)
+        path = np.asarray(command.path_xy, dtype=np.float64).reshape(-1, 2)
+        a.command = command
+        if path.shape[0] >= 2:
+            seg = np.hypot(*np.diff(path, axis=0).T)
+            a.path_s = np.concatenate([[0.0], np.cumsum(seg)])
+            # start from the path point nearest to where the actor is now
+            d = np.hypot(path[:, 0] - a.x, path[:, 1] - a.y)
+            a.s_m = float(a.path_s[int(np.argmin(d))])
+        else:
+            a.path_s = None
+
+    def destroy(self, actor_id: int) -> None:
+        self._get(actor_id)
+        del self._actors[actor_id]
+
+    def step(self, dt_s: float) -> None:
+        """Advance every actor along its command path toward its target speed."""
+        for a in self._actors.values():
+            c = a.command
+            if c is None:
+                continue
+            target = c.target_speed_mps if a.path_s is not None else 0.0
+            if a.path_s is not None and a.s_m >= a.path_s[-1] - 1e-6:
+                target = 0.0
+            dv = np.clip(target - a.speed, -c.max_decel_mps2 * dt_s, c.max_accel_mps2 * dt_s)
+            v_new = max(a.speed + float(dv), 0.0)
+            a.accel = (v_new - a.speed) / dt_s
+            ds = 0.5 * (a.speed + v_new) * dt_s
+            a.speed = v_new
+            if a.path_s is None or ds <= 0.0:
+                a.yaw_rate = 0.0
+                continue
+            path = np.asarray(c.path_xy, dtype=np.float64).reshape(-1, 2)
+            a.s_m = min(a.s_m + ds, float(a.path_s[-1]))
+            i = int(np.clip(np.searchsorted(a.path_s, a.s_m, side="right") - 1, 0, len(path) - 2))
+            seg = a.path_s[i + 1] - a.path_s[i]
+            u = 0.0 if seg <= 0.0 else (a.s_m - a.path_s[i]) / seg
+            a.x, a.y = (path[i] + u * (path[i + 1] - path[i])).tolist()
+            new_yaw = float(np.arctan2(*(path[i + 1] - path[i])[::-1]))
+            a.yaw_rate = float((new_yaw - a.yaw + np.pi) % (2 * np.pi) - np.pi) / dt_s
+            a.yaw = new_yaw
+
+    def boxes(self) -> NDArray[np.float64]:
+        """(K, 5) [x, y, yaw, length, width]."""
+        if not self._actors:
+            return np.zeros((0, 5))
+        return np.array(
+            [[a.x, a.y, a.yaw, a.spec.length, a.spec.width] for a in self._actors.values()]
+        )
+
+    def speed(self) -> NDArray[np.float64]:
+        return np.array([a.speed for a in self._actors.values()], dtype=np.float64)
+
+    def arrays(self) -> dict[str, NDArray[np.float64]]:
+        """Per-field (K,) arrays in spawn order, named as ActorArrays' fields."""
+        rows = [
+            (a.actor_id, int(a.spec.kind), int(ActorRole.SCENARIO), a.x, a.y, a.spec.z, a.yaw, a.speed,
+             a.accel, a.yaw_rate, a.spec.length, a.spec.width, a.spec.height)
+            for a in self._actors.values()
+        ]  # fmt: skip
+        table = np.array(rows, dtype=np.float64).reshape(-1, len(FIELDS))
+        return {name: table[:, k] for k, name in enumerate(FIELDS)}
+
+    def _get(self, actor_id: int) -> _Actor:
+        try:
+            return self._actors[actor_id]
+        except KeyError:
+            raise ConfigError(f"no scenario actor with id {actor_id}") from None
