@@ -149,3 +149,19 @@ def test_sensor_data_in_leaderboard_form(route: np.ndarray) -> None:
     assert frame == 1 and img.shape == (128, 256, 4) and img.dtype == np.uint8
     assert data["gps"][1].shape == (3,) and data["imu"][1].shape == (7,)
     assert data["speed"][1]["speed"] == pytest.approx(sim.state.actors.speed[0])
+
+
+def test_clear_area_moves_background_out_of_the_circle(route: np.ndarray) -> None:
+    sim = EmbeddedSimulator()
+    state = sim.reset(_spec(route, traffic=TrafficConfig(vehicles=30, pedestrians=20, spawn_radius_m=80.0)))
+    a = state.actors
+    centre = (float(a.x[0]), float(a.y[0]))
+    radius = 60.0
+    bg = a.role != 0
+    inside_before = int(np.count_nonzero(bg & (np.hypot(a.x - centre[0], a.y - centre[1]) <= radius)))
+    assert inside_before > 0
+    moved = sim.clear_area(centre, radius)
+    b = sim.state.actors
+    inside_after = np.count_nonzero((b.role != 0) & (np.hypot(b.x - centre[0], b.y - centre[1]) <= radius))
+    assert moved == inside_before and inside_after == 0
+    assert b.n == a.n  # nobody removed, only moved

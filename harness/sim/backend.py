@@ -94,6 +94,16 @@ class SimulatorBackend(Protocol):
         """Remove an actor."""
         ...
 
+    def clear_area(self, center_xy: tuple[float, float], radius_m: float) -> int:
+        """Move background vehicles and pedestrians out of a circle (a scenario's set-up area);
+        returns how many were moved."""
+        ...
+
+    @property
+    def state(self) -> WorldState:
+        """The current tick's state."""
+        ...
+
     @property
     def town(self) -> Town:
         """The loaded town."""

@@ -290,6 +290,23 @@ class PedestrianModel:
         self._place(far[: pts.size], pts)
         return far[: pts.size]
 
+    def evict(
+        self, center_xy: NDArray[np.float64], radius_m: float, ego_xy: NDArray[np.float64], reach_m: float
+    ) -> int:
+        """Re-place the walkers within radius_m of center_xy on sidewalks within reach_m of the ego
+        but outside the circle; returns how many moved."""
+        c = np.asarray(center_xy, dtype=np.float64)
+        inside = np.flatnonzero(np.hypot(self.x - c[0], self.y - c[1]) <= radius_m)
+        if inside.size == 0:
+            return 0
+        keep = np.setdiff1d(np.arange(self.n), inside)
+        # candidates near the ego, then drop those inside the cleared circle
+        pts = self._pick(4 * inside.size + 8, np.stack([self.x[keep], self.y[keep]], axis=-1),
+                         np.asarray(ego_xy, dtype=np.float64).reshape(1, 2), reach_m)  # fmt: skip
+        pts = pts[np.hypot(*(self.paths.xy[pts] - c).T) > radius_m][: inside.size]
+        self._place(inside[: pts.size], pts)
+        return int(pts.size)
+
     def _pose(self, idx: NDArray[np.int64]) -> None:
         xy, heading = self.paths.position(self.ring[idx], self.u[idx])
         self.x[idx], self.y[idx] = xy[:, 0], xy[:, 1]

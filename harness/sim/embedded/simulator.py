@@ -182,6 +182,19 @@ class EmbeddedSimulator:
     def destroy_actor(self, actor_id: int) -> None:
         self._episode().scripted.destroy(actor_id)
 
+    def clear_area(self, center_xy: tuple[float, float], radius_m: float) -> int:
+        """Re-place background vehicles and walkers found within radius_m of center_xy elsewhere
+        around the ego (outside the circle); the state is re-assembled so the change is visible."""
+        ep = self._episode()
+        c = np.asarray(center_xy, dtype=np.float64)
+        ego = np.array([float(ep.ego.x), float(ep.ego.y)])
+        reach = max(self.config.despawn_radius_m, float(np.hypot(*(c - ego))) + radius_m + 50.0)
+        moved = ep.traffic.evict(c, radius_m, ego, reach)
+        moved += ep.pedestrians.evict(c, radius_m, ego, reach)
+        if moved:
+            ep.state = replace(self._assemble(ep.frame), events=ep.state.events if ep.state else ())
+        return moved
+
     def close(self) -> None:
         self._ep = None
 

@@ -369,6 +369,33 @@ class TrafficModel:
             self._reset_vehicle(i, int(lanes.lane_of_point[p]), float(lanes.s_m[p]))
         return far[: pts.size]
 
+    def evict(
+        self, center_xy: NDArray[np.float64], radius_m: float, ego_xy: NDArray[np.float64], reach_m: float
+    ) -> int:
+        """Re-place the vehicles within radius_m of center_xy at free spots within reach_m of the
+        ego but outside the circle (a scenario clears its area); returns how many moved."""
+        c = np.asarray(center_xy, dtype=np.float64)
+        inside = np.flatnonzero(np.hypot(self.x - c[0], self.y - c[1]) <= radius_m)
+        if inside.size == 0:
+            return 0
+        keep = np.setdiff1d(np.arange(self.n), inside)
+        cand = self._candidates(np.asarray(ego_xy, dtype=np.float64).reshape(1, 2), reach_m)
+        lanes = self.town.lanes
+        cand = cand[np.hypot(*(lanes.xy[cand] - c).T) > radius_m + self.params.spawn_spacing_m]
+        taken = [np.stack([self.x[keep], self.y[keep]], axis=-1)]
+        placed = 0
+        for i in inside.tolist():
+            for p in self.rng.permutation(cand).tolist():
+                q = lanes.xy[p]
+                others = np.concatenate(taken)
+                if others.size and np.min(np.hypot(*(others - q).T)) < self.params.spawn_spacing_m:
+                    continue
+                self._reset_vehicle(i, int(lanes.lane_of_point[p]), float(lanes.s_m[p]))
+                taken.append(q[None])
+                placed += 1
+                break
+        return placed
+
     # ---------------------------------------------------------------- leaders
     def _vehicle_leaders(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Gap [m] and speed of the nearest vehicle ahead along each plan (inf / 0 when none).

@@ -1,0 +1,117 @@
+"""Benchmark: PDMS/EPDMS scoring of 4,096 candidate plans (64 curvatures x 64 accelerations,
+40 steps) in a synthetic scene with 50 agents on a real town (Town05 when $HARNESS_MAPS or
+../shared/data/maps has it, else the built-in Harness01), one thread. Times the fast engine
+(rasters + LQR rollout + all metrics) and, in the same run, the exact shapely reference on a
+subsample of the same rolled-out states; prints one JSON line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from harness.errors import UnknownTownError  # noqa: E402
+from harness.maps import load_town  # noqa: E402
+from teachers.rollout import rollout_candidates  # noqa: E402
+from teachers.scoring import score_states  # noqa: E402
+from teachers.scoring.aggregate import SUB_METRICS, state_bounds  # noqa: E402
+from teachers.scoring.rasters import SceneRasters  # noqa: E402
+from teachers.scoring.reference import ReferenceScorer  # noqa: E402
+from teachers.scoring.synthetic import candidate_fan, synthetic_scene  # noqa: E402
+
+SHARED_MAPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "maps"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--town", default="Town05")
+    ap.add_argument("--agents", type=int, default=50)
+    ap.add_argument("--grid", type=int, default=64, help="curvatures and accelerations each")
+    ap.add_argument("--reference", type=int, default=32, help="reference subsample size")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    if SHARED_MAPS.exists():
+        os.environ.setdefault("HARNESS_MAPS", str(SHARED_MAPS))
+    try:
+        town = load_town(args.town)
+    except UnknownTownError:
+        town = load_town("Harness01")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    scene = synthetic_scene(town, n_agents=args.agents, seed=args.seed)
+    plans = candidate_fan(scene, args.grid, args.grid)
+    n = plans.shape[0]
+
+    best = {"total": np.inf, "rollout": np.inf, "rasters": np.inf, "metrics": np.inf}
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        states = rollout_candidates(scene, plans)
+        t1 = time.perf_counter()
+        rasters = SceneRasters.build(scene, town, state_bounds(states))
+        t2 = time.perf_counter()
+        fast = score_states(scene, town, states, rasters=rasters)
+        t3 = time.perf_counter()
+        for k, v in (
+            ("total", t3 - t0),
+            ("rollout", t1 - t0),
+            ("rasters", t2 - t1),
+            ("metrics", t3 - t2),
+        ):
+            best[k] = min(best[k], v)
+
+    rng = np.random.default_rng(args.seed)
+    sub = np.sort(rng.choice(n, size=min(args.reference, n), replace=False))
+    t0 = time.perf_counter()
+    ref_states = rollout_candidates(scene, plans[sub])
+    ref, _ = ReferenceScorer(scene, town).score(
+        ref_states, reference_progress_m=float(fast.progress_m.max())
+    )
+    ref_s = time.perf_counter() - t0
+    fast_sub = fast.values[list(SUB_METRICS)][:, sub]
+    same = np.all(np.isclose(fast_sub, ref.values[list(SUB_METRICS)]), axis=0)
+    per_metric = {
+        m.name: float(np.isclose(fast.values[m][sub], ref.values[m]).mean()) for m in SUB_METRICS
+    }
+    fast_tps = n / best["total"]
+    ref_tps = len(sub) / ref_s
+    print(
+        json.dumps(
+            {
+                "bench": "scoring",
+                "town": town.name,
+                "agents": args.agents,
+                "candidates": n,
+                "trajectories_per_s": round(fast_tps, 1),
+                "trajectories_per_s_without_rollout": round(
+                    n / (best["rasters"] + best["metrics"]), 1
+                ),
+                "seconds": {k: round(v, 4) for k, v in best.items()},
+                "reference_trajectories_per_s": round(ref_tps, 2),
+                "reference_subsample": len(sub),
+                "ratio": round(fast_tps / ref_tps, 1),
+                "agreement": float(same.mean()),
+                "agreement_per_metric": per_metric,
+                "mean_pdms": float(fast.values[-2].mean()),
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

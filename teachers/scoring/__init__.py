@@ -1,0 +1,11 @@
+"""PDMS / EPDMS scoring of candidate trajectories (NAVSIM-style, raster-accelerated).
+
+``score_candidates(scene, town, poses)`` -> (:class:`ScoreMatrix`, simulated states); the
+sub-metrics live in ``collisions`` (NC, TTC), ``rules`` (DAC, DDC, TLC, LK), ``progress`` (EP)
+and ``comfort`` (C, HC, EC); ``rasters`` answers the map questions; ``reference`` is the exact,
+per-trajectory shapely implementation used to cross-check and benchmark.
+"""
+
+from teachers.scoring.aggregate import Metric, ScoreMatrix, score_candidates, score_states
+
+__all__ = ["Metric", "ScoreMatrix", "score_candidates", "score_states"]

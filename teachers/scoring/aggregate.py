@@ -1,0 +1,160 @@
+"""PDMS / EPDMS aggregation and the scoring entry point :func:`score_candidates`.
+
+The pipeline is NAVSIM's: candidate plans -> LQR + bicycle rollout (``teachers.rollout``) ->
+sub-metrics as a (num_metrics, B) matrix -> final scores = product of gate metrics x weighted
+mean of the others:
+
+    PDMS  = NC * DAC * (5 TTC + 5 EP + 2 C) / 12
+    EPDMS = NC * DAC * DDC * TLC * (5 EP + 5 TTC + 2 LK + 2 HC + 2 EC) / 16
+
+Deviations from NAVSIM are listed in each metric module's docstring. Not implemented: NAVSIM
+v2's "human filter" (a sub-metric set to 1 where the logged human also fails it) - the scene
+carries no human trajectory; callers can apply it on the returned matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from harness.dynamics.lqr import StateIndex
+from harness.errors import ConfigError
+from teachers.rollout import rollout_candidates, rollout_previous_plan
+from teachers.scene import PREVIOUS_PLAN_OFFSET_STEPS, Scene
+from teachers.scoring.collisions import no_at_fault_collision, time_to_collision
+from teachers.scoring.comfort import comfort, extended_comfort, history_comfort
+from teachers.scoring.progress import ego_progress
+from teachers.scoring.rasters import RASTER_RESOLUTION_M, SceneRasters, ScoringMap, ego_areas
+from teachers.scoring.rules import (
+    drivable_area_compliance,
+    driving_direction_compliance,
+    lane_keeping,
+    traffic_light_compliance,
+)
+
+Float = NDArray[np.float64]
+
+
+class Metric(IntEnum):
+    """Rows of :attr:`ScoreMatrix.values`."""
+
+    NC = 0  # no at-fault collision {0, 0.5, 1}
+    DAC = 1  # drivable area compliance {0, 1}
+    DDC = 2  # driving direction compliance {0, 0.5, 1}
+    TLC = 3  # traffic light compliance {0, 1}
+    EP = 4  # ego progress [0, 1]
+    TTC = 5  # time to collision {0, 1}
+    LK = 6  # lane keeping {0, 1}
+    C = 7  # comfort (NAVSIM v1) {0, 1}
+    HC = 8  # history comfort {0, 1}
+    EC = 9  # extended (two-frame) comfort {0, 1}
+    PDMS = 10  # [0, 1]
+    EPDMS = 11  # [0, 1]
+
+
+NUM_METRICS = len(Metric)
+PDMS_GATES = (Metric.NC, Metric.DAC)
+PDMS_WEIGHTS = {Metric.TTC: 5.0, Metric.EP: 5.0, Metric.C: 2.0}
+EPDMS_GATES = (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC)
+EPDMS_WEIGHTS = {Metric.EP: 5.0, Metric.TTC: 5.0, Metric.LK: 2.0, Metric.HC: 2.0, Metric.EC: 2.0}
+SUB_METRICS = tuple(m for m in Metric if m not in (Metric.PDMS, Metric.EPDMS))
+
+
+@dataclass(frozen=True)
+class ScoreMatrix:
+    """Scores of B candidates: ``values`` (NUM_METRICS, B) indexed by :class:`Metric`, and
+    ``progress_m`` (B,) the raw route progress [m] behind EP."""
+
+    values: Float
+    progress_m: Float
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 2 or self.values.shape[0] != NUM_METRICS:
+            raise ValueError(
+                f"ScoreMatrix.values must be ({NUM_METRICS}, B), got {self.values.shape}"
+            )
+
+    def __getitem__(self, metric: Metric) -> Float:
+        return self.values[metric]
+
+    @property
+    def num_candidates(self) -> int:
+        """B."""
+        return int(self.values.shape[1])
+
+
+def gated_weighted(values: Float, gates: tuple[Metric, ...], weights: dict[Metric, float]) -> Float:
+    """Product of the gate rows x weighted mean of the weighted rows of ``values`` (M, B)."""
+    gate = np.prod(values[list(gates)], axis=0)
+    w = np.array(list(weights.values()))
+    mean = (w[:, None] * values[list(weights)]).sum(axis=0) / w.sum()
+    return np.asarray(gate * mean)
+
+
+def with_aggregates(values: Float) -> Float:
+    """Fill the PDMS and EPDMS rows of a (NUM_METRICS, B) matrix from its sub-metric rows."""
+    out = np.array(values, dtype=np.float64)
+    out[Metric.PDMS] = gated_weighted(out, PDMS_GATES, PDMS_WEIGHTS)
+    out[Metric.EPDMS] = gated_weighted(out, EPDMS_GATES, EPDMS_WEIGHTS)
+    return out
+
+
+def state_bounds(states: Float) -> tuple[float, float, float, float]:
+    """(xmin, ymin, xmax, ymax) [m] of the ego centres in states (B, T, N_STATE)."""
+    x, y = states[..., StateIndex.X], states[..., StateIndex.Y]
+    return float(x.min()), float(y.min()), float(x.max()), float(y.max())
+
+
+def score_states(
+    scene: Scene,
+    town: ScoringMap,
+    states: Float,
+    *,
+    reference_progress_m: float | None = None,
+    rasters: SceneRasters | None = None,
+    resolution_m: float = RASTER_RESOLUTION_M,
+) -> ScoreMatrix:
+    """Score simulated ego states (B, 41, N_STATE) in ``scene`` (see :class:`Metric`). Pass
+    ``rasters`` built for a window covering the states to reuse them across calls."""
+    if rasters is None:
+        rasters = SceneRasters.build(scene, town, state_bounds(states), resolution_m)
+    areas = ego_areas(rasters, states, scene.ego_length_m, scene.ego_width_m)
+    station = rasters.route_station(states[:, [0, -1], :2])
+    progress = station[:, 1] - station[:, 0]
+    values = np.zeros((NUM_METRICS, states.shape[0]))
+    values[Metric.NC] = no_at_fault_collision(scene, states, areas)
+    values[Metric.DAC] = drivable_area_compliance(areas)
+    values[Metric.DDC] = driving_direction_compliance(states, areas)
+    values[Metric.TLC] = traffic_light_compliance(areas)
+    values[Metric.EP] = ego_progress(progress, reference_progress_m)
+    values[Metric.TTC] = time_to_collision(scene, states, areas)
+    values[Metric.LK] = lane_keeping(areas)
+    values[Metric.C] = comfort(states)
+    values[Metric.HC] = history_comfort(states, scene.ego_past)
+    values[Metric.EC] = extended_comfort(
+        states, rollout_previous_plan(scene), PREVIOUS_PLAN_OFFSET_STEPS
+    )
+    return ScoreMatrix(values=with_aggregates(values), progress_m=progress)
+
+
+def score_candidates(
+    scene: Scene,
+    town: ScoringMap,
+    candidate_poses: ArrayLike,
+    *,
+    rollout: bool = True,
+    reference_progress_m: float | None = None,
+    device: str = "cpu",
+) -> tuple[ScoreMatrix, Float]:
+    """Roll candidate plans (B, 40, 3) or (B, 41, 3) [x, y, yaw] at 0.1 s through the LQR +
+    bicycle (or take them as states with ``rollout=False``) and score them. Returns the
+    :class:`ScoreMatrix` and the simulated states (B, 41, N_STATE). Only ``device='cpu'`` (NumPy)
+    exists so far."""
+    if device != "cpu":
+        raise ConfigError(f"scoring device {device!r} is not available; use device='cpu'")
+    states = rollout_candidates(scene, candidate_poses, rollout=rollout)
+    scores = score_states(scene, town, states, reference_progress_m=reference_progress_m)
+    return scores, states

@@ -1,0 +1,140 @@
+"""Comfort metrics: C (NAVSIM v1), HC (history comfort) and EC (extended, two-frame comfort).
+
+Signals of states (B, T, N_STATE) sampled every 0.1 s, Savitzky-Golay filtered as NAVSIM's
+pdm_comfort_metrics (polynomial order 2): accelerations smoothed with window ACCEL_WINDOW (8);
+jerks are the filter's first derivative (window JERK_WINDOW, 15) of the smoothed accelerations;
+the yaw rate is the first derivative (window YAW_WINDOW, 5) of the unwrapped heading and the yaw
+acceleration the same derivative of that yaw rate. Bounds are strict (open intervals).
+
+Deviations from NAVSIM: the lateral acceleration is speed x yaw rate of the rolled-out bicycle
+(NAVSIM reads a lateral acceleration state); NAVSIM's rounding of signals to 8 decimals is
+omitted. EC (NAVSIM v2): the plan at t and the previous plan (made at t-0.5 s) are compared over
+their overlap (the previous plan's steps 5..40 = the current plan's 0..35); the RMS differences of
+acceleration magnitude, jerk magnitude, yaw rate and yaw acceleration must stay within the
+EC_* limits. Without a previous plan EC = 1.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.signal import savgol_filter
+
+from harness.dynamics.lqr import PDM_DT_S, StateIndex
+
+MIN_LON_ACCEL_MPS2 = -4.05  # [m/s2]
+MAX_LON_ACCEL_MPS2 = 2.40  # [m/s2]
+MAX_ABS_LAT_ACCEL_MPS2 = 4.89  # [m/s2]
+MAX_ABS_JERK_MPS3 = 8.37  # magnitude of the acceleration's derivative [m/s3]
+MAX_ABS_LON_JERK_MPS3 = 4.13  # [m/s3]
+MAX_ABS_YAW_RATE_RADPS = 0.95  # [rad/s]
+MAX_ABS_YAW_ACCEL_RADPS2 = 1.93  # [rad/s2]
+EC_ACCEL_RMS_MPS2 = 0.7  # [m/s2]
+EC_JERK_RMS_MPS3 = 0.5  # [m/s3]
+EC_YAW_RATE_RMS_RADPS = 0.1  # [rad/s]
+EC_YAW_ACCEL_RMS_RADPS2 = 0.1  # [rad/s2]
+SAVGOL_ORDER = 2  # polynomial order of every filter
+ACCEL_WINDOW = 8  # samples: acceleration smoothing
+JERK_WINDOW = 15  # samples: derivative of the smoothed accelerations
+YAW_WINDOW = 5  # samples: derivative of heading and of yaw rate
+
+Float = NDArray[np.float64]
+Bool = NDArray[np.bool_]
+
+
+@functools.lru_cache(maxsize=32)
+def savgol_matrix(n: int, window: int, deriv: int, dt_s: float) -> Float:
+    """(n, n) matrix M with ``savgol_filter(y, ...) == y @ M.T`` along the last axis (the filter
+    with mode 'interp' is linear), so filtering B signals is one matrix product."""
+    w = min(window, n)
+    eye = np.eye(n)
+    m = savgol_filter(eye, w, SAVGOL_ORDER, deriv=deriv, delta=dt_s, axis=0)
+    return np.ascontiguousarray(np.asarray(m).T)
+
+
+def _smooth(y: Float, window: int) -> Float:
+    return np.asarray(y @ savgol_matrix(y.shape[-1], window, 0, 1.0))
+
+
+def _derivative(y: Float, window: int, dt_s: float) -> Float:
+    return np.asarray(y @ savgol_matrix(y.shape[-1], window, 1, dt_s))
+
+
+@dataclass(frozen=True)
+class ComfortSignals:
+    """Filtered signals (B, T): ``lon_accel``, ``lat_accel``, ``accel`` (magnitude) [m/s2],
+    ``lon_jerk``, ``jerk`` (magnitude) [m/s3], ``yaw_rate`` [rad/s], ``yaw_accel`` [rad/s2]."""
+
+    lon_accel: Float
+    lat_accel: Float
+    accel: Float
+    lon_jerk: Float
+    jerk: Float
+    yaw_rate: Float
+    yaw_accel: Float
+
+
+def comfort_signals(states: Float, dt_s: float = PDM_DT_S) -> ComfortSignals:
+    """:class:`ComfortSignals` of states (B, T, N_STATE) sampled every ``dt_s``."""
+    lon_raw = states[..., StateIndex.ACCEL]
+    lat_raw = states[..., StateIndex.SPEED] * states[..., StateIndex.YAW_RATE]
+    lon = _smooth(lon_raw, ACCEL_WINDOW)
+    mag = _smooth(np.hypot(lon_raw, lat_raw), ACCEL_WINDOW)
+    yaw_rate = _derivative(np.unwrap(states[..., StateIndex.YAW], axis=-1), YAW_WINDOW, dt_s)
+    return ComfortSignals(
+        lon_accel=lon,
+        lat_accel=_smooth(lat_raw, ACCEL_WINDOW),
+        accel=mag,
+        lon_jerk=_derivative(lon, JERK_WINDOW, dt_s),
+        jerk=_derivative(mag, JERK_WINDOW, dt_s),
+        yaw_rate=yaw_rate,
+        yaw_accel=_derivative(yaw_rate, YAW_WINDOW, dt_s),
+    )
+
+
+def within_bounds(s: ComfortSignals) -> Bool:
+    """Whether every bound holds at every step, (B,)."""
+    ok = (s.lon_accel > MIN_LON_ACCEL_MPS2) & (s.lon_accel < MAX_LON_ACCEL_MPS2)
+    ok &= np.abs(s.lat_accel) < MAX_ABS_LAT_ACCEL_MPS2
+    ok &= np.abs(s.jerk) < MAX_ABS_JERK_MPS3
+    ok &= np.abs(s.lon_jerk) < MAX_ABS_LON_JERK_MPS3
+    ok &= np.abs(s.yaw_rate) < MAX_ABS_YAW_RATE_RADPS
+    ok &= np.abs(s.yaw_accel) < MAX_ABS_YAW_ACCEL_RADPS2
+    return np.asarray(ok.all(axis=-1))
+
+
+def comfort(states: Float) -> Float:
+    """C (B,) in {0, 1} of simulated states (B, 41, N_STATE)."""
+    return within_bounds(comfort_signals(states)).astype(np.float64)
+
+
+def history_comfort(states: Float, past: Float) -> Float:
+    """HC (B,) in {0, 1}: C on the past states (16, N_STATE) (t-1.5 s .. t, the last = now)
+    followed by the simulated states (B, 41, N_STATE) from t + 0.1 s."""
+    prefix = np.broadcast_to(past[None, :-1], (states.shape[0],) + past[:-1].shape)
+    return comfort(np.concatenate([prefix, states], axis=1))
+
+
+def extended_comfort(states: Float, previous: Float | None, offset_steps: int = 5) -> Float:
+    """EC (B,) in {0, 1} of simulated states (B, 41, N_STATE) against the previous plan's
+    simulated states (T', N_STATE) that started ``offset_steps`` earlier."""
+    if previous is None:
+        return np.ones(states.shape[0])
+    n = min(states.shape[1], previous.shape[0] - offset_steps)
+    if n <= 0:
+        return np.ones(states.shape[0])
+    cur, prev = comfort_signals(states), comfort_signals(previous[None])
+    ok = np.ones(states.shape[0], dtype=bool)
+    limits = (
+        ("accel", EC_ACCEL_RMS_MPS2),
+        ("jerk", EC_JERK_RMS_MPS3),
+        ("yaw_rate", EC_YAW_RATE_RMS_RADPS),
+        ("yaw_accel", EC_YAW_ACCEL_RMS_RADPS2),
+    )
+    for name, limit in limits:
+        diff = getattr(cur, name)[:, :n] - getattr(prev, name)[:, offset_steps : offset_steps + n]
+        ok &= np.sqrt(np.mean(diff * diff, axis=1)) <= limit
+    return ok.astype(np.float64)

@@ -1,0 +1,69 @@
+"""Rule metrics of EPDMS: drivable-area (DAC), driving-direction (DDC), traffic-light (TLC)
+compliance and lane keeping (LK), from the per-step map facts in :class:`EgoAreas`.
+
+Definitions (REFERENCE.md sections 2-3) and our choices:
+- DAC = 0 if any ego corner is off the drivable area at any step (t = 0 included, as NAVSIM).
+- DDC: at each step the centre's displacement since the previous step counts as oncoming
+  progress when the centre is on a drivable cell outside the on-route lanes and outside
+  junctions; summed over a rolling 1 s window (the last DDC_WINDOW_STEPS displacements), max
+  over time: < 2 m -> 1, < 6 m -> 0.5, else 0.
+- TLC = 0 if the ego box touches an on-route connector of a light that is red at that step;
+  deviation: a connector the box already touched at t=0 is exempt (like NC's t=0 rule), so a
+  scene starting inside a junction whose light turned red does not fail every proposal.
+- LK = 0 if the centre is > 0.5 m from the nearest lane centerline for >= 2 s in a row, i.e. at
+  LK_MIN_RUN_STEPS (20) consecutive steps of 0.1 s; junction steps break a run (skipped).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from harness.dynamics.lqr import PDM_DT_S, StateIndex
+from teachers.scoring.rasters import EgoAreas
+
+DDC_WINDOW_S = 1.0  # rolling window of oncoming progress [s]
+DDC_WINDOW_STEPS = int(round(DDC_WINDOW_S / PDM_DT_S))  # 10 displacements
+DDC_FULL_M = 2.0  # oncoming progress below this: DDC 1 [m]
+DDC_HALF_M = 6.0  # below this: DDC 0.5, else 0 [m]
+LK_MAX_DEVIATION_M = 0.5  # centre to centerline distance that counts as off-centre [m]
+LK_MAX_TIME_S = 2.0  # off-centre this long in a row fails LK [s]
+LK_MIN_RUN_STEPS = int(round(LK_MAX_TIME_S / PDM_DT_S))  # 20 consecutive 0.1 s steps
+
+Float = NDArray[np.float64]
+Bool = NDArray[np.bool_]
+
+
+def drivable_area_compliance(areas: EgoAreas) -> Float:
+    """DAC (B,) in {0, 1}."""
+    return np.where(areas.off_drivable.any(axis=1), 0.0, 1.0)
+
+
+def driving_direction_compliance(states: Float, areas: EgoAreas) -> Float:
+    """DDC (B,) in {0, 0.5, 1} of states (B, T, N_STATE)."""
+    xy = states[..., [StateIndex.X, StateIndex.Y]]
+    step = np.linalg.norm(np.diff(xy, axis=1), axis=-1)  # (B, T-1), displacement into step k+1
+    counted = np.where(areas.oncoming[:, 1:], step, 0.0)
+    c = np.concatenate([np.zeros((len(step), 1)), np.cumsum(counted, axis=1)], axis=1)
+    w = min(DDC_WINDOW_STEPS, c.shape[1] - 1)
+    window = c[:, w:] - c[:, :-w] if w > 0 else np.zeros((len(step), 1))
+    worst = window.max(axis=1) if window.size else np.zeros(len(step))
+    return np.where(worst < DDC_FULL_M, 1.0, np.where(worst < DDC_HALF_M, 0.5, 0.0))
+
+
+def traffic_light_compliance(areas: EgoAreas) -> Float:
+    """TLC (B,) in {0, 1}."""
+    return np.where(areas.red_light.any(axis=1), 0.0, 1.0)
+
+
+def longest_run(flags: Bool) -> NDArray[np.int64]:
+    """Length (B,) of the longest run of consecutive True along axis 1 of (B, T)."""
+    c = np.cumsum(flags, axis=1)
+    reset = np.maximum.accumulate(np.where(flags, 0, c), axis=1)
+    return np.asarray((c - reset).max(axis=1, initial=0), dtype=np.int64)
+
+
+def lane_keeping(areas: EgoAreas) -> Float:
+    """LK (B,) in {0, 1}."""
+    off = (areas.centerline_m > LK_MAX_DEVIATION_M) & ~areas.in_junction
+    return np.where(longest_run(off) >= LK_MIN_RUN_STEPS, 0.0, 1.0)
