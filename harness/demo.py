@@ -32,7 +32,7 @@ from harness.sim.state import SIM_DT_S
 log = logging.getLogger(__name__)
 
 BUILTIN_TOWN = "Harness01"
-MAX_TICKS = 2400  # [ticks] 120 s per demo episode at most
+MAX_TICKS = 4000  # [ticks] 200 s per demo episode at most (the Bench2Drive tick limit)
 END_DISTANCE_M = 3.0  # [m] an episode ends when the ego is this close to the route's end
 
 
