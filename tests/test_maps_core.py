@@ -115,7 +115,7 @@ def test_position_and_project_batch_shapes(shape: tuple[int, ...]) -> None:
 @pytest.mark.parametrize("name", REAL_TOWNS)
 def test_real_towns_load_with_plausible_counts(towns: dict[str, Town], name: str) -> None:
     town = towns[name]
-    assert town.origin == "HARNESS_MAPS" and town.path == SHARED_MAPS / f"{name}.xodr"
+    assert town.origin == "HARNESS_MAPS" and town.path is not None and town.path.resolve() == (SHARED_MAPS / f"{name}.xodr").resolve()
     assert len(town.sha256) == 64
     assert town.road_count > 50
     assert town.lanes.n_lanes >= 80
