@@ -1,6 +1,9 @@
 """Scenario actors of the embedded simulator: spawned and commanded by scenarios, they follow a
-given path at a target speed with bounded acceleration (no yielding unless the scenario says so:
-they exist to create situations). Few per episode, so a small loop per tick is fine."""
+given path at a target speed with bounded acceleration. By default they do not yield (they exist
+to create situations); an actor commanded with ``ignore_others=False`` keeps an IDM gap to
+whatever lies on its path ahead: the other scenario actors (e.g. the vehicles of an actor flow)
+and any ``obstacles`` the simulator passes to :meth:`ScriptedActors.step` (the ego and
+background vehicles, when it does). Few per episode, so a small loop per tick is fine."""
 
 from __future__ import annotations
 
@@ -11,7 +14,12 @@ from numpy.typing import NDArray
 
 from harness.errors import ConfigError
 from harness.sim.backend import ActorCommand, ActorSpec
+from harness.sim.embedded.idm import IDMParams, idm_accel
 from harness.sim.state import ActorRole
+
+GAP_LOOKAHEAD_M = 40.0  # [m] how far along its path a yielding actor looks for a leader
+GAP_CORRIDOR_M = 1.5  # [m] a box centre this close to the path ahead blocks it
+GAP_IDM = IDMParams(a_max_mps2=2.0, b_comf_mps2=3.0, s0_m=2.5, headway_s=1.0)
 
 FIELDS = (
     "actor_id",
@@ -79,8 +87,16 @@ class ScriptedActors:
         self._get(actor_id)
         del self._actors[actor_id]
 
-    def step(self, dt_s: float) -> None:
-        """Advance every actor along its command path toward its target speed."""
+    def step(
+        self,
+        dt_s: float,
+        obstacles: NDArray[np.float64] | None = None,
+        obstacle_speed: NDArray[np.float64] | None = None,
+    ) -> None:
+        """Advance every actor along its command path toward its target speed; actors commanded
+        with ``ignore_others=False`` keep an IDM gap to the other scenario actors and to
+        ``obstacles`` (K, 5) [x, y, yaw, length, width] moving at ``obstacle_speed`` (K,)."""
+        leaders = self._leader_gaps(obstacles, obstacle_speed)
         for a in self._actors.values():
             c = a.command
             if c is None:
@@ -89,6 +105,10 @@ class ScriptedActors:
             if a.path_s is not None and a.s_m >= a.path_s[-1] - 1e-6:
                 target = 0.0
             dv = np.clip(target - a.speed, -c.max_decel_mps2 * dt_s, c.max_accel_mps2 * dt_s)
+            if a.actor_id in leaders and target > 0.0:
+                gap, v_lead = leaders[a.actor_id]
+                acc = float(idm_accel(a.speed, target, gap, a.speed - v_lead, GAP_IDM))
+                dv = min(float(dv), float(np.clip(acc, -c.max_decel_mps2, c.max_accel_mps2)) * dt_s)
             v_new = max(a.speed + float(dv), 0.0)
             a.accel = (v_new - a.speed) / dt_s
             ds = 0.5 * (a.speed + v_new) * dt_s
@@ -105,6 +125,49 @@ class ScriptedActors:
             new_yaw = float(np.arctan2(*(path[i + 1] - path[i])[::-1]))
             a.yaw_rate = float((new_yaw - a.yaw + np.pi) % (2 * np.pi) - np.pi) / dt_s
             a.yaw = new_yaw
+
+    def _leader_gaps(
+        self, obstacles: NDArray[np.float64] | None, obstacle_speed: NDArray[np.float64] | None
+    ) -> dict[int, tuple[float, float]]:
+        """For each yielding actor: (bumper gap [m], leader speed [m/s]) of the nearest box on
+        its path ahead within GAP_LOOKAHEAD_M."""
+        yielding = [
+            a for a in self._actors.values()
+            if a.command is not None and not a.command.ignore_others and a.path_s is not None
+        ]  # fmt: skip
+        if not yielding:
+            return {}
+        own = self.boxes()
+        ids = np.array(list(self._actors), dtype=np.int64)
+        speeds = self.speed()
+        if obstacles is not None and len(obstacles):
+            own = np.concatenate([own, np.asarray(obstacles, dtype=np.float64).reshape(-1, 5)])
+            ob_v = np.zeros(len(obstacles)) if obstacle_speed is None else obstacle_speed
+            speeds = np.concatenate([speeds, np.asarray(ob_v, dtype=np.float64)])
+            ids = np.concatenate([ids, np.full(len(obstacles), -1, dtype=np.int64)])
+        out: dict[int, tuple[float, float]] = {}
+        for a in yielding:
+            assert a.command is not None and a.path_s is not None
+            path = np.asarray(a.command.path_xy, dtype=np.float64).reshape(-1, 2)
+            ahead = (a.path_s > a.s_m) & (a.path_s < a.s_m + GAP_LOOKAHEAD_M)
+            if not ahead.any():
+                continue
+            pts, ps = path[ahead], a.path_s[ahead]
+            others = ids != a.actor_id
+            if not others.any():
+                continue
+            d = np.hypot(
+                own[others, 0][:, None] - pts[None, :, 0], own[others, 1][:, None] - pts[None, :, 1]
+            )  # (K, P)
+            k_best, p_best = np.unravel_index(
+                np.argmin(np.where(d < GAP_CORRIDOR_M, ps[None, :], np.inf)), d.shape
+            )
+            if d[k_best, p_best] >= GAP_CORRIDOR_M:
+                continue
+            lead_len = own[others, 3][k_best]
+            gap = float(ps[p_best] - a.s_m - 0.5 * (a.spec.length + lead_len))
+            out[a.actor_id] = (max(gap, 0.0), float(speeds[others][k_best]))
+        return out
 
     def boxes(self) -> NDArray[np.float64]:
         """(K, 5) [x, y, yaw, length, width]."""

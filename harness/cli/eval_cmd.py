@@ -1,0 +1,179 @@
+"""`harness eval`: leaderboard-style closed-loop evaluation of an agent on a route file.
+
+Writes OUT/results.json (leaderboard format) after every route and resumes from it; prints one
+table row per route and the global record. Exit status 0 when the run completes (failed routes
+included), 2 on bad input (agent, route file, subset, settings, invalid sensors), 130 when
+interrupted (results.json then holds the finished routes; run again to resume).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.cli.main import app
+from harness.errors import ConfigError
+from harness.leaderboard.results import RouteRecord
+from harness.leaderboard.route_criteria import CriteriaConfig
+from harness.leaderboard.statistics import bench2drive_summary
+from harness.runner.config import PENALTY_TABLES, Mode, RunConfig
+from harness.runner.evaluation import EvaluationResult, run_evaluation
+from harness.sim.backend import TrafficConfig
+
+INTERRUPTED_EXIT = 130  # shell convention for SIGINT
+WIDE_CONSOLE = 160  # [columns] table width when stdout is not a terminal
+
+
+def _mode(text: str) -> Mode:
+    try:
+        return Mode(text)
+    except ValueError:
+        choices = ", ".join(m.value for m in Mode)
+        raise ConfigError(f"--mode must be one of {choices}, got {text!r}") from None
+
+
+def build_config(
+    *,
+    agent: str,
+    routes: Path,
+    subset: str | None,
+    out: Path,
+    agent_config: str,
+    resume: bool,
+    rerun_crashed: bool,
+    seed: int,
+    traffic: int,
+    pedestrians: int,
+    record: bool,
+    penalties: str,
+    mode: str,
+    blocked_time_s: float | None,
+) -> RunConfig:
+    """The RunConfig of the command-line options (the only place defaults are overridden)."""
+    if penalties not in PENALTY_TABLES:
+        raise ConfigError(
+            f"--penalties must be one of {', '.join(PENALTY_TABLES)}, got {penalties!r}"
+        )
+    if not routes.is_file():
+        raise ConfigError(f"route file {routes} does not exist; pass a leaderboard route XML")
+    m = _mode(mode)
+    criteria = m.criteria()
+    if blocked_time_s is not None:
+        criteria = CriteriaConfig(
+            blocked_time_s=blocked_time_s, tick_limit=criteria.tick_limit,
+            min_speed_checkpoints=criteria.min_speed_checkpoints,
+            speed_limit_mps=criteria.speed_limit_mps, route_deviation_m=criteria.route_deviation_m,
+        )  # fmt: skip
+    return RunConfig.for_mode(
+        m, agent=agent, routes_file=routes, out_dir=out, agent_config=agent_config,
+        subset=subset, criteria=criteria, penalties=PENALTY_TABLES[penalties],
+        traffic=TrafficConfig(vehicles=traffic, pedestrians=pedestrians), seed=seed,
+        record=record, resume=resume, rerun_crashed=rerun_crashed,
+    )  # fmt: skip
+
+
+def _infraction_text(rec: RouteRecord) -> str:
+    """'red_light x2, min_speed_infractions x1' ('-' for none)."""
+    parts = [f"{k} x{len(v)}" for k, v in rec.infractions.items() if v]
+    return ", ".join(parts) or "-"
+
+
+def route_table(records: tuple[RouteRecord, ...], route_ids: tuple[str, ...]) -> Table:
+    """One row per route record: index, route id (``route_ids[index]``, the file's id), town,
+    scenario, status, RC, IP, DS, infractions."""
+    table = Table(title="Routes", show_lines=False)
+    for col, justify in (
+        ("#", "right"), ("route", "left"), ("town", "left"), ("scenario", "left"),
+        ("status", "left"), ("RC %", "right"), ("IP", "right"), ("DS", "right"),
+        ("infractions", "left"),
+    ):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for rec in records:
+        s = rec.scores
+        style = "green" if rec.status in ("Perfect", "Completed") else "red"
+        table.add_row(
+            str(rec.index), route_ids[rec.index], rec.town_name or "-", rec.scenario_name or "-",
+            f"[{style}]{rec.status}[/]", f"{s.score_route:.2f}", f"{s.score_penalty:.3f}",
+            f"{s.score_composed:.2f}", _infraction_text(rec),
+        )  # fmt: skip
+    return table
+
+
+def global_table(result: EvaluationResult) -> Table:
+    """The global record: DS, RC, IP (means over all routes of the run, missing ones 0) and the
+    Bench2Drive success rate."""
+    glob: dict[str, Any] = result.global_record
+    total = int(result.results["_checkpoint"]["progress"][1])
+    recs = result.results["_checkpoint"]["records"]
+    b2d = bench2drive_summary(recs, total)
+    means = glob["scores_mean"]
+    table = Table(title="Global record")
+    for col in ("routes", "DS", "RC %", "IP", "success rate %", "entry status"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{len(recs)}/{total}", f"{means['score_composed']:.3f}", f"{means['score_route']:.3f}",
+        f"{means['score_penalty']:.3f}", f"{b2d.success_rate_pct:.2f}",
+        str(result.results["entry_status"]),
+    )  # fmt: skip
+    return table
+
+
+@app.command("eval")
+def eval_command(
+    agent: str = typer.Option(..., "--agent", help="Registered agent name or agent .py file."),
+    routes: Path = typer.Option(..., "--routes", help="Leaderboard route XML file."),
+    routes_subset: str | None = typer.Option(
+        None, "--routes-subset", help="Route indices in file order, e.g. '0,3-5' (default all)."
+    ),
+    out: Path = typer.Option(Path("eval_out"), "--out", help="Output folder (results.json, ...)."),
+    agent_config: str = typer.Option(
+        "", "--agent-config", help="path_to_conf_file passed to the agent's setup()."
+    ),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue from OUT/results.json when it exists."
+    ),
+    rerun_crashed: bool = typer.Option(
+        False, "--rerun-crashed", help="On resume, also re-run routes whose simulation crashed."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Run seed (each route's seed derives from it)."),
+    traffic: int = typer.Option(30, "--traffic", min=0, help="Background vehicles per route."),
+    pedestrians: int = typer.Option(20, "--pedestrians", min=0, help="Background pedestrians."),
+    record: bool = typer.Option(False, "--record", help="Write a full recording per route."),
+    penalties: str = typer.Option(
+        "2.0", "--penalties", help="Penalty table: 2.0, 2.1 or bench2drive (no min-speed)."
+    ),
+    mode: str = typer.Option(
+        "bench2drive", "--mode", help="bench2drive (60 s blocked, 4000 ticks) or leaderboard."
+    ),
+    blocked_time: float | None = typer.Option(
+        None, "--blocked-time", help="Override the mode's agent-blocked timeout [s]."
+    ),
+) -> None:
+    """Evaluate an agent on a route file, leaderboard style (exit 0 even when routes fail)."""
+    config = build_config(
+        agent=agent, routes=routes, subset=routes_subset, out=out, agent_config=agent_config,
+        resume=resume, rerun_crashed=rerun_crashed, seed=seed, traffic=traffic,
+        pedestrians=pedestrians, record=record, penalties=penalties, mode=mode,
+        blocked_time_s=blocked_time,
+    )  # fmt: skip
+    console = Console()
+    if not console.is_terminal:  # piped / captured: do not squeeze the tables to 80 columns
+        console = Console(width=WIDE_CONSOLE)
+    try:
+        result = run_evaluation(config, progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        Console(stderr=True).print(
+            f"interrupted; {config.results_path} holds the finished routes; run the same "
+            "command again to resume"
+        )
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    if result.privileged:
+        console.print("[yellow]privileged agent: not a leaderboard-eligible result[/]")
+    console.print(route_table(result.records, tuple(r.id for r in result.routes)))
+    console.print(global_table(result))
+    console.print(f"results: {result.results_path}")

@@ -1,0 +1,138 @@
+"""The typed, frozen configuration of one evaluation run (``harness eval``): what to run, where
+the results go, the criteria and scoring settings. Built once at the CLI edge (the only place
+overrides happen) and passed down unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.leaderboard.route_criteria import CriteriaConfig
+from harness.leaderboard.statistics import (
+    BENCH2DRIVE,
+    LEADERBOARD_2_0,
+    LEADERBOARD_2_1,
+    PenaltyTable,
+)
+from harness.sim.backend import TrafficConfig
+
+BACKENDS = ("embedded",)  # simulator backends the runner can build
+BENCH2DRIVE_PLAN_SPACING_M = 50.0  # [m] global-plan downsampling of Bench2Drive
+LEADERBOARD_PLAN_SPACING_M = 200.0  # [m] global-plan downsampling of the CARLA leaderboard
+
+PENALTY_TABLES: dict[str, PenaltyTable] = {
+    "2.0": LEADERBOARD_2_0,
+    "2.1": LEADERBOARD_2_1,
+    "bench2drive": BENCH2DRIVE,
+}
+"""``--penalties`` choices -> penalty table (``bench2drive``: 2.0 without the min-speed penalty)."""
+
+
+def _canonical(name_or_path: str) -> str:
+    """An existing file as its absolute path (so a resumed run may name it differently), else
+    the text unchanged (a registered agent name)."""
+    p = Path(name_or_path).expanduser()
+    return str(p.resolve()) if p.is_file() else name_or_path
+
+
+class Mode(StrEnum):
+    """Evaluation protocol: Bench2Drive (60 s blocked, 4000-tick limit, 50 m global plan) or the
+    CARLA leaderboard 2.0 (180 s blocked, no tick limit, 200 m global plan)."""
+
+    BENCH2DRIVE = "bench2drive"
+    LEADERBOARD = "leaderboard"
+
+    def criteria(self) -> CriteriaConfig:
+        """The route criteria of this protocol."""
+        return CriteriaConfig.bench2drive() if self is Mode.BENCH2DRIVE else CriteriaConfig()
+
+    @property
+    def plan_spacing_m(self) -> float:
+        """Global-plan downsampling distance [m] of this protocol."""
+        if self is Mode.BENCH2DRIVE:
+            return BENCH2DRIVE_PLAN_SPACING_M
+        return LEADERBOARD_PLAN_SPACING_M
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one evaluation run needs.
+
+    ``agent`` is a registered agent name or a path to a leaderboard-style agent file;
+    ``agent_config`` the ``path_to_conf_file`` handed to ``setup`` ('' for none); ``subset`` the
+    ``--routes-subset`` text (None: all routes); ``seed`` the run seed from which every route's
+    episode seed is derived (by route position in the file, so a route gets the same seed in any
+    subset and on resume); ``record`` also writes one full episode recording per route.
+    """
+
+    agent: str
+    routes_file: Path
+    out_dir: Path
+    agent_config: str = ""
+    subset: str | None = None
+    backend: str = "embedded"
+    mode: Mode = Mode.BENCH2DRIVE
+    criteria: CriteriaConfig = field(default_factory=CriteriaConfig.bench2drive)
+    penalties: PenaltyTable = LEADERBOARD_2_0
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    seed: int = 0
+    record: bool = False
+    resume: bool = True
+    rerun_crashed: bool = False
+    plan_spacing_m: float = BENCH2DRIVE_PLAN_SPACING_M
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"backend {self.backend!r} is not available; choose one of {', '.join(BACKENDS)}"
+            )
+        if self.plan_spacing_m <= 0:
+            raise ConfigError(f"plan_spacing_m must be > 0, got {self.plan_spacing_m}")
+        if self.traffic.vehicles < 0 or self.traffic.pedestrians < 0:
+            raise ConfigError("traffic counts must be >= 0")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in 0 .. 2**32 - 1, got {self.seed}")
+
+    @staticmethod
+    def for_mode(mode: Mode, **kwargs: Any) -> RunConfig:
+        """A config with the criteria and global-plan spacing of ``mode`` (``kwargs`` may still
+        override ``criteria`` or ``plan_spacing_m``)."""
+        kwargs.setdefault("criteria", mode.criteria())
+        kwargs.setdefault("plan_spacing_m", mode.plan_spacing_m)
+        return RunConfig(mode=mode, **kwargs)
+
+    @property
+    def results_path(self) -> Path:
+        """``OUT/results.json``, the leaderboard-format results."""
+        return self.out_dir / "results.json"
+
+    def identity(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run it continues (anything that
+        changes route results); stored in ``OUT/run.json``."""
+        c = self.criteria
+        return {
+            "agent": _canonical(self.agent),
+            "agent_config": _canonical(self.agent_config) if self.agent_config else "",
+            "routes_file": _canonical(str(self.routes_file)),
+            "subset": self.subset or "",
+            "backend": self.backend,
+            "mode": self.mode.value,
+            "criteria": {
+                "blocked_time_s": c.blocked_time_s,
+                "tick_limit": c.tick_limit,
+                "min_speed_checkpoints": c.min_speed_checkpoints,
+                "speed_limit_mps": c.speed_limit_mps,
+                "route_deviation_m": c.route_deviation_m,
+            },
+            "penalties": self.penalties.name,
+            "traffic": {
+                "vehicles": self.traffic.vehicles,
+                "pedestrians": self.traffic.pedestrians,
+                "spawn_radius_m": self.traffic.spawn_radius_m,
+            },
+            "seed": self.seed,
+            "plan_spacing_m": self.plan_spacing_m,
+        }

@@ -1,0 +1,191 @@
+"""All routes of a route file (or a subset): load the agent once, run the routes in file order,
+commit ``OUT/results.json`` (leaderboard format, atomic) after every route, and resume an
+interrupted run from that file.
+
+Outputs in ``OUT``: ``results.json``; ``run.json`` (the run's settings; a resumed run must match
+them); ``steps/<route>.parquet`` per-step metrics of every route; with ``record``,
+``recordings/<route>.parquet`` full episode recordings. Ctrl-C between or during routes leaves a
+valid results.json holding the finished routes; running again with resume continues after them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.errors import ConfigError
+from harness.leaderboard.agent import is_privileged
+from harness.leaderboard.loader import load_agent
+from harness.leaderboard.results import (
+    ResultsFile,
+    RouteRecord,
+    leaderboard_route_id,
+    resume_plan,
+)
+from harness.routes.model import RouteConfig
+from harness.routes.xml_io import read_route_file
+from harness.runner.config import RunConfig
+from harness.runner.route_runner import (
+    BackendFactory,
+    RouteJob,
+    RouteResult,
+    RouteRunner,
+    embedded_backend,
+    route_scenario_class,
+    route_seed,
+)
+from harness.runner.subset import parse_subset
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"  # OUT/run.json: the settings of the run (checked on resume)
+
+RouteCallback = Callable[[RouteConfig, RouteResult], None]
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """The state of a run when :func:`run_evaluation` returns: every record so far (resumed ones
+    included), the results file, and which record indices ran in this call."""
+
+    results_path: Path
+    results: dict[str, Any]  # the results.json content
+    records: tuple[RouteRecord, ...]
+    routes: tuple[RouteConfig, ...]  # the selected routes, in record-index order
+    ran: tuple[int, ...]
+    privileged: bool
+
+    @property
+    def global_record(self) -> dict[str, Any]:
+        gr: dict[str, Any] = self.results["_checkpoint"]["global_record"]
+        return gr
+
+
+def select_routes(config: RunConfig) -> tuple[list[RouteConfig], tuple[int, ...]]:
+    """The route file's routes and the file indices the subset selects."""
+    routes = read_route_file(config.routes_file)
+    return routes, parse_subset(config.subset, len(routes))
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _check_run_file(config: RunConfig) -> None:
+    """A resumed run must have the settings of the run that wrote OUT/run.json."""
+    path = config.out_dir / RUN_FILE
+    if not path.is_file():
+        log.warning("%s is missing; resuming without checking the run settings", path)
+        return
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8")).get("config", {})
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is unreadable ({exc}); move it away or use --no-resume") from exc
+    now = config.identity()
+    diff = sorted(k for k in set(now) | set(stored) if now.get(k) != stored.get(k))
+    if diff:
+        raise ConfigError(
+            f"{config.out_dir} holds a run with other settings ({', '.join(diff)} differ); "
+            "resume with the same settings, pick another --out, or pass --no-resume"
+        )
+
+
+def open_results(config: RunConfig, route_ids: list[str]) -> tuple[ResultsFile, list[int]]:
+    """The results file of this run and the record indices still to run: resumed from
+    OUT/results.json when it exists and ``config.resume``, else a fresh file (written at once
+    so a valid results.json exists from the start)."""
+    path = config.results_path
+    if config.resume and path.is_file():
+        _check_run_file(config)
+        results = ResultsFile.load(path)
+        todo = resume_plan(results, route_ids, rerun_crashed=config.rerun_crashed)
+        log.info("resuming %s: %d of %d routes to run", path, len(todo), len(route_ids))
+        return results, todo
+    results = ResultsFile(path, len(route_ids))
+    results.write()
+    return results, list(range(len(route_ids)))
+
+
+def _write_run_file(config: RunConfig, privileged: bool) -> None:
+    _write_json_atomic(
+        config.out_dir / RUN_FILE, {"config": config.identity(), "privileged": privileged}
+    )
+
+
+def run_evaluation(
+    config: RunConfig,
+    *,
+    progress: bool = False,
+    on_route: RouteCallback | None = None,
+    backend_factory: BackendFactory = embedded_backend,
+) -> EvaluationResult:
+    """Run (or resume) the evaluation described by ``config``.
+
+    Bad input (route file, subset, agent path, a results.json of another run, invalid agent
+    sensors) raises a HarnessError; route-level failures become route statuses. ``on_route`` is
+    called after each route is committed; ``progress`` shows a rich progress bar on stderr.
+    """
+    routes, selection = select_routes(config)
+    agent_cls, _ = load_agent(config.agent)
+    privileged = is_privileged(agent_cls)
+    chosen = [routes[i] for i in selection]
+    route_ids = [leaderboard_route_id(r.id) for r in chosen]
+    results, todo = open_results(config, route_ids)
+    _write_run_file(config, privileged)
+    if any(r.scenarios for r in chosen):
+        route_scenario_class()  # warns once when routes with scenarios run without them
+    runner = RouteRunner(config, agent_cls, backend_factory)
+    ran: list[int] = []
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), console=console, disable=not progress, transient=False,
+    )  # fmt: skip
+    try:
+        with bar:
+            task = bar.add_task("", total=len(todo))
+            for index in todo:
+                route = chosen[index]
+                bar.update(task, description=f"route {route.id} ({route.town})")
+                job = RouteJob(
+                    index, selection[index], route, route_seed(config.seed, selection[index])
+                )
+                result = runner.run(job)
+                if result.sensors and not results.sensors:
+                    results.sensors = list(result.sensors)
+                results.commit(result.record)
+                ran.append(index)
+                log.info(
+                    "route %s: %s, DS %.2f", route.id, result.record.status,
+                    result.record.scores.score_composed,
+                )  # fmt: skip
+                if on_route is not None:
+                    on_route(route, result)
+                bar.advance(task)
+    except KeyboardInterrupt:
+        log.warning(
+            "interrupted: %s holds %d finished routes; run again with --resume to continue",
+            results.path, len(results.records),
+        )  # fmt: skip
+        raise
+    return EvaluationResult(
+        results.path, results.to_json(), tuple(results.records), tuple(chosen), tuple(ran),
+        privileged,
+    )  # fmt: skip

@@ -1,0 +1,240 @@
+"""Obstacles in the ego's lane that it must drive around: Accident, ConstructionObstacle,
+ParkedObstacle, HazardAtSideLane and their TwoWays variants (the way around is the opposite lane,
+with oncoming traffic at the route file's ``frequency`` spacing).
+
+Common set-up (as ScenarioRunner's): the obstacle stands ``distance`` m along the route after the
+trigger point, in the ego's lane, displaced by LATERAL_FRACTION of half the lane width towards
+``direction`` (so the ego passes on the other side). The ``speed`` parameter (km/h, ScenarioRunner
+caps background traffic with it) has no effect here: the embedded background traffic keeps its
+own speeds; the scenario area is cleared of it instead."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+
+import numpy as np
+from py_trees.behaviour import Behaviour
+from py_trees.common import ParallelPolicy
+from py_trees.composites import Parallel
+
+from harness.routes.model import ScenarioConfig
+from harness.sim.backend import ActorSpec
+from harness.sim.state import ActorKind
+from scenarios.basic import BasicScenario
+from scenarios.behaviours import FollowPath, HoldSetup, Idle
+from scenarios.context import ScenarioContext
+from scenarios.placement import (
+    lane_backward,
+    lane_forward,
+    lane_s,
+    lane_width,
+    offset_path,
+    right_normal,
+    route_slice,
+)
+from scenarios.traffic_behaviours import CAR_LENGTH_M, CAR_WIDTH_M, ActorFlow
+
+log = logging.getLogger(__name__)
+
+LATERAL_FRACTION = 0.75  # [-] obstacle displacement: this fraction of half the lane width (ScenarioRunner's offset)
+ACCIDENT_GAPS_M = (
+    0.0,
+    10.0,
+    6.0,
+)  # [m] police car, then the crashed cars behind it (ScenarioRunner's distances)
+CONE_SPACING_M = 2.0  # [m]
+CONE_COUNT = 6  # [-] cones leading up to the construction sign
+BICYCLE_GAP_M = 3.0  # [m] between the bicycles of HazardAtSideLane
+BICYCLE_COUNT = 2  # [-]
+BICYCLE_EDGE_M = 0.6  # [m] bicycle centre this far inside the lane's right edge
+ONCOMING_SPEED_MPS = 8.0  # [m/s] oncoming flow of the TwoWays variants
+ONCOMING_UPSTREAM_M = 80.0  # [m] the oncoming flow's source lies this far beyond the obstacle
+ONCOMING_DOWNSTREAM_M = 50.0  # [m] ... and its sink this far back on the ego's side
+PASS_MARGIN_M = 20.0  # [m] the scenario ends this far past the last obstacle
+
+
+class _LaneObstacle(BasicScenario, ABC):
+    """Shared set-up: boxes at (along, lateral) offsets from the obstacle point; holds them."""
+
+    default_distance_m = 40.0
+
+    def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:
+        super().__init__(ctx, config)
+        self.distance_m = self.param_float("distance", self.default_distance_m)
+        self.side = self.direction_sign() if "direction" in self.config.params else 1.0
+        xy, yaw, lane = self.route_point(self.distance_m)
+        self.obstacle_xy, self.obstacle_yaw, self.lane = xy, yaw, lane
+        self.width_m = lane_width(self.ctx.town, lane, lane_s(self.ctx.town, lane, xy))
+        self.static_ids: list[int] = []
+        self.layout_length_m = 0.0
+
+    @abstractmethod
+    def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
+        """(along [m], lateral [m, + right], kind, length, width) per obstacle actor."""
+
+    def setup_actors(self) -> None:
+        self.clear(self.obstacle_xy)
+        for along, lateral, kind, length, width in self.boxes():
+            xy, yaw, _ = self.route_point(self.distance_m + along)
+            p = xy + lateral * right_normal(yaw)
+            spec = ActorSpec(kind, float(p[0]), float(p[1]), yaw, length, width)
+            self.static_ids.append(self.pool.spawn(spec))
+            self.layout_length_m = max(self.layout_length_m, along + length)
+
+    def behaviour(self) -> Behaviour:
+        return HoldSetup(self.ctx, self.static_ids)
+
+    def end_s_m(self) -> float:
+        return self.trigger_s_m + self.distance_m + self.layout_length_m + PASS_MARGIN_M
+
+    def displacement(self) -> float:
+        return self.side * LATERAL_FRACTION * 0.5 * self.width_m
+
+
+class _TwoWays(_LaneObstacle):
+    """Base of the TwoWays variants: an oncoming flow in the opposite lane next to the obstacle
+    (``frequency`` spacing)."""
+
+    def oncoming_flow(self, spacing: tuple[float, float]) -> Behaviour:
+        opp = int(self.ctx.town.graph.left_opposite[self.lane])
+        if opp < 0:
+            log.warning(
+                "%s: no opposite lane at the obstacle; no oncoming traffic (fallback)",
+                self.config.name,
+            )
+            return Idle(self.ctx)
+        s_opp = lane_s(self.ctx.town, opp, self.obstacle_xy)
+        up = lane_backward(self.ctx.town, opp, s_opp, ONCOMING_UPSTREAM_M)
+        down = lane_forward(self.ctx.town, opp, s_opp, ONCOMING_DOWNSTREAM_M)
+        path = np.concatenate([up, down[1:]])
+        self.clear(path[0], 15.0)
+        return ActorFlow(
+            self.ctx,
+            self.pool,
+            path,
+            ONCOMING_SPEED_MPS,
+            spacing,
+            prefill=True,
+            name="OncomingFlow",
+        )
+
+
+class Accident(_LaneObstacle):
+    """A police car ``distance`` m ahead in the ego's lane, displaced towards ``direction``, and two
+    crashed cars behind it (10 m and 6 m further); all stand still. The ego must change lanes
+    (to the side opposite ``direction``) and pass. ScenarioRunner also puts a warning-lights
+    police car and accident props; here they are plain boxes (police = VEHICLE, cars = STATIC)."""
+
+    def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
+        d = self.displacement()
+        along = np.cumsum(ACCIDENT_GAPS_M).tolist()
+        kinds = (ActorKind.VEHICLE, ActorKind.STATIC, ActorKind.STATIC)
+        return [(a, d, k, CAR_LENGTH_M, CAR_WIDTH_M) for a, k in zip(along, kinds, strict=True)]
+
+
+class AccidentTwoWays(_TwoWays, Accident):
+    """Accident in the ego's lane, displaced to the right; the way around is the opposite lane,
+    where vehicles come towards the ego at ONCOMING_SPEED_MPS spaced by U(``frequency``) m. No
+    opposite lane: a warning, and the accident alone."""
+
+    def behaviour(self) -> Behaviour:
+        flow = self.oncoming_flow(self.param_interval("frequency", (20.0, 100.0)))
+        return Parallel(
+            "AccidentTwoWays",
+            ParallelPolicy.SuccessOnAll(),
+            [HoldSetup(self.ctx, self.static_ids), flow],
+        )
+
+
+class ConstructionObstacle(_LaneObstacle):
+    """Road works ``distance`` m ahead in the ego's lane towards ``direction``: a row of
+    CONE_COUNT cones leading up to a construction sign / barrier (STATIC boxes); the ego must
+    pass on the other side. ScenarioRunner uses its construction prop set (cones, signs, a
+    warning construction board); sizes here approximate those props."""
+
+    def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
+        d = self.displacement()
+        cones = [(i * CONE_SPACING_M, d, ActorKind.STATIC, 0.4, 0.4) for i in range(CONE_COUNT)]
+        return [*cones, (CONE_COUNT * CONE_SPACING_M + 1.0, d, ActorKind.STATIC, 1.5, 2.2)]
+
+
+class ConstructionObstacleTwoWays(_TwoWays, ConstructionObstacle):
+    """ConstructionObstacle with an oncoming flow spaced by U(``frequency``) m."""
+
+    def behaviour(self) -> Behaviour:
+        flow = self.oncoming_flow(self.param_interval("frequency", (20.0, 100.0)))
+        return Parallel(
+            "ConstructionTwoWays",
+            ParallelPolicy.SuccessOnAll(),
+            [HoldSetup(self.ctx, self.static_ids), flow],
+        )
+
+
+class ParkedObstacle(_LaneObstacle):
+    """A vehicle parked ``distance`` m ahead, half in the ego's lane on the ``direction`` side
+    (STATIC: it never moves). The ego must pass on the other side."""
+
+    def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
+        return [(0.0, self.displacement(), ActorKind.STATIC, CAR_LENGTH_M, CAR_WIDTH_M)]
+
+
+class ParkedObstacleTwoWays(_TwoWays, ParkedObstacle):
+    """ParkedObstacle (to the right) with an oncoming flow spaced by U(``frequency``) m."""
+
+    def behaviour(self) -> Behaviour:
+        flow = self.oncoming_flow(self.param_interval("frequency", (20.0, 100.0)))
+        return Parallel(
+            "ParkedTwoWays",
+            ParallelPolicy.SuccessOnAll(),
+            [HoldSetup(self.ctx, self.static_ids), flow],
+        )
+
+
+class HazardAtSideLane(_LaneObstacle):
+    """BICYCLE_COUNT bicycles ``distance`` m ahead at the right edge of the ego's lane. When the
+    ego comes within ``distance`` m of them (at the trigger) they ride along the lane at
+    ``bicycle_speed`` km/h for ``bicycle_drive_distance`` m and then stop at the edge. The ego
+    must overtake them (partly leaving its lane) or follow. ScenarioRunner lets them ride on
+    with BasicAgent; here they follow the lane edge."""
+
+    def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:
+        super().__init__(ctx, config)
+        self.bike_speed_mps = self.param_float("bicycle_speed", 10.0) / 3.6
+        self.bike_drive_m = self.param_float("bicycle_drive_distance", 50.0)
+
+    def lateral(self) -> float:
+        return 0.5 * self.width_m - BICYCLE_EDGE_M
+
+    def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
+        return [
+            (i * BICYCLE_GAP_M, self.lateral(), ActorKind.BICYCLE, 1.8, 0.7)
+            for i in range(BICYCLE_COUNT)
+        ]
+
+    def ride(self) -> Behaviour:
+        rides: list[Behaviour] = []
+        for i, aid in enumerate(self.static_ids):
+            s0 = self.trigger_s_m + self.distance_m + i * BICYCLE_GAP_M
+            path = offset_path(
+                route_slice(self.ctx.planned, s0, s0 + self.bike_drive_m), self.lateral()
+            )
+            rides.append(
+                FollowPath(self.ctx, aid, path, self.bike_speed_mps, accel_mps2=1.0, wait=True)
+            )
+        return Parallel("bicycles ride", ParallelPolicy.SuccessOnAll(), rides)
+
+    def behaviour(self) -> Behaviour:
+        return self.ride()
+
+    def end_s_m(self) -> float:
+        return self.trigger_s_m + self.distance_m + self.bike_drive_m + PASS_MARGIN_M
+
+
+class HazardAtSideLaneTwoWays(_TwoWays, HazardAtSideLane):
+    """HazardAtSideLane with an oncoming flow spaced by ``frequency`` m: the ego may overtake the
+    bicycles only through gaps in the oncoming traffic."""
+
+    def behaviour(self) -> Behaviour:
+        flow = self.oncoming_flow(self.param_interval("frequency", (100.0, 100.0)))
+        return Parallel("HazardTwoWays", ParallelPolicy.SuccessOnAll(), [self.ride(), flow])
