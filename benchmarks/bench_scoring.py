@@ -1,8 +1,11 @@
 """Benchmark: PDMS/EPDMS scoring of 4,096 candidate plans (64 curvatures x 64 accelerations,
 40 steps) in a synthetic scene with 50 agents on a real town (Town05 when $HARNESS_MAPS or
 ../shared/data/maps has it, else the built-in Harness01), one thread. Times the fast engine
-(rasters + LQR rollout + all metrics) and, in the same run, the exact shapely reference on a
-subsample of the same rolled-out states; prints one JSON line."""
+(LQR rollout + rasters + all metrics) and, in the same run, the exact shapely reference on a
+subsample of the same rolled-out states. Prints one JSON line per engine it can run: ``numpy``
+(device 'cpu'), ``torch-cpu`` and ``cuda`` (when torch sees a GPU), each end to end (plans in,
+score matrix out), with the reference throughput, the ratio and the agreement with the
+reference (fraction of the subsample whose sub-scores all match) and with the NumPy engine."""
 
 from __future__ import annotations
 
@@ -20,8 +23,9 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from harness.errors import UnknownTownError  # noqa: E402
-from harness.maps import load_town  # noqa: E402
+from harness.maps import Town, load_town  # noqa: E402
 from teachers.rollout import rollout_candidates  # noqa: E402
+from teachers.scene import Scene  # noqa: E402
 from teachers.scoring import score_states  # noqa: E402
 from teachers.scoring.aggregate import SUB_METRICS, state_bounds  # noqa: E402
 from teachers.scoring.rasters import SceneRasters  # noqa: E402
@@ -57,7 +61,9 @@ def main() -> None:
     n = plans.shape[0]
 
     best = {"total": np.inf, "rollout": np.inf, "rasters": np.inf, "metrics": np.inf}
+    best_cpu = np.inf
     for _ in range(args.repeats):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         states = rollout_candidates(scene, plans)
         t1 = time.perf_counter()
@@ -65,6 +71,7 @@ def main() -> None:
         t2 = time.perf_counter()
         fast = score_states(scene, town, states, rasters=rasters)
         t3 = time.perf_counter()
+        best_cpu = min(best_cpu, time.process_time() - c0)
         for k, v in (
             ("total", t3 - t0),
             ("rollout", t1 - t0),
@@ -81,36 +88,88 @@ def main() -> None:
         ref_states, reference_progress_m=float(fast.progress_m.max())
     )
     ref_s = time.perf_counter() - t0
-    fast_sub = fast.values[list(SUB_METRICS)][:, sub]
-    same = np.all(np.isclose(fast_sub, ref.values[list(SUB_METRICS)]), axis=0)
-    per_metric = {
-        m.name: float(np.isclose(fast.values[m][sub], ref.values[m]).mean()) for m in SUB_METRICS
-    }
-    fast_tps = n / best["total"]
     ref_tps = len(sub) / ref_s
+    rows = list(SUB_METRICS)
+
+    def agree(values: np.ndarray, other: np.ndarray) -> float:
+        return float(np.all(np.isclose(values[rows], other[rows], atol=1e-6), axis=0).mean())
+
+    load = os.getloadavg()[0]
+    common = {"bench": "scoring", "town": town.name, "agents": args.agents, "candidates": n}
+    fast_tps = n / best["total"]
     print(
         json.dumps(
             {
-                "bench": "scoring",
-                "town": town.name,
-                "agents": args.agents,
-                "candidates": n,
+                **common,
+                "engine": "numpy",
                 "trajectories_per_s": round(fast_tps, 1),
                 "trajectories_per_s_without_rollout": round(
                     n / (best["rasters"] + best["metrics"]), 1
                 ),
                 "seconds": {k: round(v, 4) for k, v in best.items()},
+                "process_seconds_total": round(best_cpu, 4),
                 "reference_trajectories_per_s": round(ref_tps, 2),
                 "reference_subsample": len(sub),
                 "ratio": round(fast_tps / ref_tps, 1),
-                "agreement": float(same.mean()),
-                "agreement_per_metric": per_metric,
+                "agreement": agree(fast.values[:, sub], ref.values),
+                "agreement_per_metric": {
+                    m.name: float(np.isclose(fast.values[m][sub], ref.values[m]).mean())
+                    for m in SUB_METRICS
+                },
                 "mean_pdms": float(fast.values[-2].mean()),
+                "load_1min": round(load, 2),
                 "python": platform.python_version(),
                 "machine": platform.machine(),
             }
         )
     )
+    for engine in torch_engines():
+        secs, cpu_s, scores = time_torch(engine, scene, town, plans, args.repeats)
+        tps = n / secs
+        print(
+            json.dumps(
+                {
+                    **common,
+                    "engine": engine,
+                    "trajectories_per_s": round(tps, 1),
+                    "seconds_total": round(secs, 4),
+                    "process_seconds_total": round(cpu_s, 4),
+                    "reference_trajectories_per_s": round(ref_tps, 2),
+                    "ratio": round(tps / ref_tps, 1),
+                    "agreement": agree(scores[:, sub], ref.values),
+                    "agreement_with_numpy": agree(scores, fast.values),
+                    "load_1min": round(os.getloadavg()[0], 2),
+                }
+            )
+        )
+
+
+def torch_engines() -> list[str]:
+    """The torch engines this machine can run."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    return ["torch-cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def time_torch(
+    engine: str, scene: Scene, town: Town, plans: np.ndarray, repeats: int
+) -> tuple[float, float, np.ndarray]:
+    """Best wall and process seconds of the torch engine end to end (plans -> score matrix on
+    the host; rasters built inside) and its scores, after one warm-up call."""
+    from teachers.scoring.torch_engine import score_candidates_torch
+
+    device = "cpu" if engine == "torch-cpu" else "cuda"
+    # EP uses the batch best progress, so the same reference is implied
+    scores, _ = score_candidates_torch(scene, town, plans, device=device)
+    best, best_cpu = np.inf, np.inf
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        scores, _ = score_candidates_torch(scene, town, plans, device=device)
+        best = min(best, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    return best, best_cpu, scores.values
 
 
 if __name__ == "__main__":

@@ -24,8 +24,19 @@ from harness.dynamics.lqr import StateIndex
 from harness.errors import ConfigError
 from teachers.rollout import rollout_candidates, rollout_previous_plan
 from teachers.scene import PREVIOUS_PLAN_OFFSET_STEPS, Scene
-from teachers.scoring.collisions import no_at_fault_collision, time_to_collision
-from teachers.scoring.comfort import comfort, extended_comfort, history_comfort
+from teachers.scoring.collisions import (
+    AgentTable,
+    contacts,
+    no_at_fault_collision,
+    time_to_collision,
+)
+from teachers.scoring.comfort import (
+    comfort_signals,
+    extended_comfort,
+    history_comfort,
+    within_bounds,
+)
+from teachers.scoring.egopose import EgoPose
 from teachers.scoring.progress import ego_progress
 from teachers.scoring.rasters import RASTER_RESOLUTION_M, SceneRasters, ScoringMap, ego_areas
 from teachers.scoring.rules import (
@@ -36,6 +47,7 @@ from teachers.scoring.rules import (
 )
 
 Float = NDArray[np.float64]
+ROLLOUT_SLACK_M = 20.0  # raster window margin beyond the plans for the rolled-out states [m]
 
 
 class Metric(IntEnum):
@@ -121,23 +133,39 @@ def score_states(
     ``rasters`` built for a window covering the states to reuse them across calls."""
     if rasters is None:
         rasters = SceneRasters.build(scene, town, state_bounds(states), resolution_m)
-    areas = ego_areas(rasters, states, scene.ego_length_m, scene.ego_width_m)
+    pose = EgoPose.of(states)
+    areas = ego_areas(rasters, states, scene.ego_length_m, scene.ego_width_m, pose)
     station = rasters.route_station(states[:, [0, -1], :2])
     progress = station[:, 1] - station[:, 0]
+    hits = contacts(scene, pose, AgentTable.of(scene)) if scene.num_agents else None
+    signals = comfort_signals(states)
     values = np.zeros((NUM_METRICS, states.shape[0]))
-    values[Metric.NC] = no_at_fault_collision(scene, states, areas)
+    values[Metric.NC] = no_at_fault_collision(scene, states, areas, hits)
     values[Metric.DAC] = drivable_area_compliance(areas)
     values[Metric.DDC] = driving_direction_compliance(states, areas)
     values[Metric.TLC] = traffic_light_compliance(areas)
     values[Metric.EP] = ego_progress(progress, reference_progress_m)
-    values[Metric.TTC] = time_to_collision(scene, states, areas)
+    values[Metric.TTC] = time_to_collision(scene, states, areas, hits, pose)
     values[Metric.LK] = lane_keeping(areas)
-    values[Metric.C] = comfort(states)
+    values[Metric.C] = within_bounds(signals).astype(np.float64)
     values[Metric.HC] = history_comfort(states, scene.ego_past)
     values[Metric.EC] = extended_comfort(
-        states, rollout_previous_plan(scene), PREVIOUS_PLAN_OFFSET_STEPS
+        states, rollout_previous_plan(scene), PREVIOUS_PLAN_OFFSET_STEPS, signals
     )
     return ScoreMatrix(values=with_aggregates(values), progress_m=progress)
+
+
+def plan_window(plan: Float) -> tuple[float, float, float, float]:
+    """Raster window (xmin, ymin, xmax, ymax) [m] for the rollouts of plans (B, 41, 3): their
+    bounds grown by ROLLOUT_SLACK_M. The torch engine builds its :class:`SceneRasters` on it
+    before the rollout (no dependence on the rolled-out states, so no device-to-host sync);
+    states that leave it read as off-map. The NumPy engine keeps the tighter window of the
+    rolled-out states (cheaper to rasterise); route stations of points far off the route can
+    depend on the window (see the torch engine's docstring)."""
+    xy = plan[..., :2].reshape(-1, 2)
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    s = ROLLOUT_SLACK_M
+    return float(lo[0] - s), float(lo[1] - s), float(hi[0] + s), float(hi[1] + s)
 
 
 def score_candidates(
@@ -151,10 +179,28 @@ def score_candidates(
 ) -> tuple[ScoreMatrix, Float]:
     """Roll candidate plans (B, 40, 3) or (B, 41, 3) [x, y, yaw] at 0.1 s through the LQR +
     bicycle (or take them as states with ``rollout=False``) and score them. Returns the
-    :class:`ScoreMatrix` and the simulated states (B, 41, N_STATE). Only ``device='cpu'`` (NumPy)
-    exists so far."""
-    if device != "cpu":
-        raise ConfigError(f"scoring device {device!r} is not available; use device='cpu'")
-    states = rollout_candidates(scene, candidate_poses, rollout=rollout)
-    scores = score_states(scene, town, states, reference_progress_m=reference_progress_m)
-    return scores, states
+    :class:`ScoreMatrix` and the simulated states (B, 41, N_STATE).
+
+    ``device``: ``'cpu'`` = the NumPy engine; ``'torch-cpu'``, ``'cuda'`` (or ``'cuda:N'``) = the
+    torch engine (:mod:`teachers.scoring.torch_engine`) running rollout and metrics on that device
+    (float64 on CPU, float32 on CUDA; see that module for how it differs)."""
+    if device == "cpu":
+        states = rollout_candidates(scene, candidate_poses, rollout=rollout)
+        scores = score_states(scene, town, states, reference_progress_m=reference_progress_m)
+        return scores, states
+    if device == "torch-cpu" or device.startswith("cuda"):
+        try:
+            from teachers.scoring.torch_engine import score_candidates_torch
+        except ImportError as exc:
+            raise ConfigError(f"scoring device {device!r} needs torch: {exc}") from exc
+        return score_candidates_torch(
+            scene,
+            town,
+            candidate_poses,
+            device="cpu" if device == "torch-cpu" else device,
+            rollout=rollout,
+            reference_progress_m=reference_progress_m,
+        )
+    raise ConfigError(
+        f"scoring device {device!r} is not available; use 'cpu', 'torch-cpu' or 'cuda'"
+    )

@@ -18,9 +18,11 @@ Deviations from NAVSIM: the agent-stopped threshold is the ego's (0.05 m/s; NAVS
 agents that NC already counted are not excluded from TTC; red lights are not collision objects
 (TLC scores them).
 
-Speed: a broad phase buckets the agents of each time step into a coarse grid, so each ego
-sample is only paired with the few agents of its own cell; the narrow phase (separating axes)
-runs on that flat pair list.
+Speed: agents are bucketed per time step into square cells at least two reach radii wide (a
+dense (time, cell) -> agent-list table, so every ego sample finds the agents of its own cell with
+two O(1) gathers); the narrow phase (circle test, then separating axes with the cosines and sines
+computed once per box) runs on that flat pair list. NC's pairs double as TTC's 0 s projection, and
+the 0.3 / 0.6 / 0.9 s projections share one broad phase.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.boxes import BoxField, box_corners, boxes_overlap
+from harness.boxes import BoxField, box_corners
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
 from harness.geometry import wrap_angle
 from harness.sim.state import ActorKind
 from teachers.scene import Scene
+from teachers.scoring.egopose import EgoPose
 from teachers.scoring.rasters import EgoAreas
 
 STOPPED_SPEED_MPS = 0.05  # ego / agent at or below this speed counts as stopped [m/s]
@@ -70,53 +73,166 @@ def bearing(ego_box: Float, rear_offset_m: float, agent_xy: Float) -> Float:
     return np.abs(wrap_angle(ang - yaw))
 
 
-@dataclass(frozen=True)
-class Pairs:
-    """Flat candidate (ego sample, agent) pairs from the broad phase: candidate ``b`` (N,),
-    ego time index ``t`` (N,), agent ``a`` (N,), agent time index ``t_agent`` (N,)."""
+@dataclass(frozen=True, eq=False)
+class AgentTable:
+    """Agents of a scene as flat arrays over (A * T) in agent-major order (index a * T + t):
+    centre ``x``, ``y`` [m], ``cos``/``sin`` of the yaw, half length / width ``hl``/``hw`` [m],
+    circumradius ``radius`` [m]; ``valid`` (A * T,); ``num_steps`` T."""
+
+    x: Float
+    y: Float
+    cos: Float
+    sin: Float
+    hl: Float
+    hw: Float
+    radius: Float
+    valid: Bool
+    num_steps: int
+
+    @classmethod
+    def of(cls, scene: Scene) -> AgentTable:
+        """The table of ``scene.agent_boxes`` (A, T, 5)."""
+        b = scene.agent_boxes.reshape(-1, 5)
+        yaw = b[:, BoxField.YAW]
+        return cls(
+            x=np.ascontiguousarray(b[:, BoxField.X]),
+            y=np.ascontiguousarray(b[:, BoxField.Y]),
+            cos=np.cos(yaw),
+            sin=np.sin(yaw),
+            hl=0.5 * b[:, BoxField.LENGTH],
+            hw=0.5 * b[:, BoxField.WIDTH],
+            radius=0.5 * np.hypot(b[:, BoxField.LENGTH], b[:, BoxField.WIDTH]),
+            valid=scene.agent_valid.ravel(),
+            num_steps=scene.agent_boxes.shape[1],
+        )
+
+
+def broad_phase(
+    ex: Float, ey: Float, e_t: NDArray[np.intp], ego_radius_m: float, ag: AgentTable
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Pairs (sample index, flat agent index) of ego centres ``ex``/``ey`` (N,) meeting the agents
+    at times ``e_t`` (N,) whose circumscribed circles may touch. Every valid agent box is listed in
+    the cells its reach square (own circumradius + the ego's) touches, at most 4; each ego centre
+    reads the list of its own cell."""
+    n_t = ag.num_steps
+    a_idx = np.flatnonzero(ag.valid)
+    if a_idx.size == 0 or ex.size == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    reach = ag.radius[a_idx] + ego_radius_m
+    cell = max(BROAD_CELL_M, 2.0 * float(reach.max()))
+    x0, y0 = float(ex.min()) - cell, float(ey.min()) - cell
+    nx = int((float(ex.max()) + cell - x0) // cell) + 1
+    ny = int((float(ey.max()) + cell - y0) // cell) + 1
+    n_keys = n_t * ny * nx
+    ax, ay, t_a = ag.x[a_idx], ag.y[a_idx], a_idx % n_t
+    keys = []
+    for sx in (-1.0, 1.0):
+        cx = np.floor((ax + sx * reach - x0) / cell).astype(np.int64)
+        for sy in (-1.0, 1.0):
+            cy = np.floor((ay + sy * reach - y0) / cell).astype(np.int64)
+            inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny)
+            key = (t_a * ny + cy) * nx + cx
+            keys.append(np.where(inside, key * ag.valid.size + a_idx, -1))
+    entry = np.unique(np.concatenate(keys))
+    entry = entry[entry >= 0]
+    entry_key, entry_agent = entry // ag.valid.size, entry % ag.valid.size
+    count = np.bincount(entry_key, minlength=n_keys)
+    start = np.cumsum(count) - count
+    inv = 1.0 / cell  # samples are >= one cell inside the grid: truncation == floor
+    q = (e_t * ny + ((ey - y0) * inv).astype(np.intp)) * nx + ((ex - x0) * inv).astype(np.intp)
+    cnt = count[q]
+    sample = np.flatnonzero(cnt)
+    reps = cnt[sample]
+    first = np.repeat(start[q[sample]] - (np.cumsum(reps) - reps), reps)
+    pick = first + np.arange(first.size)
+    return np.repeat(sample, reps), entry_agent[pick]
+
+
+def sat_overlap(
+    dx: Float,
+    dy: Float,
+    ca: Float,
+    sa: Float,
+    hla: float | Float,
+    hwa: float | Float,
+    cb: Float,
+    sb: Float,
+    hlb: Float,
+    hwb: Float,
+) -> Bool:
+    """Separating-axis overlap (touching counts) of boxes a and b (N,) given the centre offset
+    b - a, the cos/sin of each yaw and half lengths / widths; the same test as
+    :func:`harness.boxes.boxes_overlap` with the trigonometry hoisted out."""
+    cd = np.abs(ca * cb + sa * sb)  # |cos(yb - ya)|
+    sd = np.abs(ca * sb - sa * cb)  # |sin(yb - ya)|
+    hit = np.abs(dx * ca + dy * sa) <= hla + hlb * cd + hwb * sd  # a's length axis
+    hit &= np.abs(-dx * sa + dy * ca) <= hwa + hlb * sd + hwb * cd  # a's width axis
+    hit &= np.abs(dx * cb + dy * sb) <= hlb + hla * cd + hwa * sd  # b's length axis
+    hit &= np.abs(-dx * sb + dy * cb) <= hwb + hla * sd + hwa * cd  # b's width axis
+    return np.asarray(hit)
+
+
+def narrow_phase(
+    ex: Float,
+    ey: Float,
+    ec: Float,
+    es: Float,
+    sample: NDArray[np.intp],
+    agent: NDArray[np.intp],
+    ag: AgentTable,
+    length_m: float,
+    width_m: float,
+) -> Bool:
+    """Whether the ego box at each pair's sample (centre ``ex``/``ey``, cos/sin ``ec``/``es``)
+    overlaps the pair's agent box: circle test, then SAT on the survivors; (P,) bool."""
+    dx = ag.x[agent] - ex[sample]
+    dy = ag.y[agent] - ey[sample]
+    reach = ag.radius[agent] + 0.5 * float(np.hypot(length_m, width_m))
+    near = np.flatnonzero(dx * dx + dy * dy <= reach * reach)
+    out = np.zeros(sample.size, dtype=bool)
+    s, a = sample[near], agent[near]
+    out[near] = sat_overlap(
+        dx[near],
+        dy[near],
+        ec[s],
+        es[s],
+        0.5 * length_m,
+        0.5 * width_m,
+        ag.cos[a],
+        ag.sin[a],
+        ag.hl[a],
+        ag.hw[a],
+    )
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Contacts:
+    """Ego-agent overlaps at equal times from NC's pass, reused by TTC's 0 s projection: the
+    candidate ``b``, step ``t`` and agent ``a`` (H,) of every overlapping pair, and ``start``
+    (B, A) the agents already overlapping at t = 0."""
 
     b: NDArray[np.intp]
     t: NDArray[np.intp]
     a: NDArray[np.intp]
-    t_agent: NDArray[np.intp]
+    start: Bool
 
 
-def broad_phase(ego: Float, agents: Float, valid: Bool, t_agent: NDArray[np.intp]) -> Pairs:
-    """Pairs of ego boxes (B, T', 5) and agents (A, T, 5) at times ``t_agent`` (T',) whose
-    circumscribed circles may touch: agents are bucketed per time into square cells at least as
-    wide as two reach radii, so an ego centre only meets the agents listed in its own cell."""
-    bsz, n_t = ego.shape[:2]
-    ag = agents[:, t_agent]  # (A, T', 5)
-    ok = valid[:, t_agent]
-    ego_r = 0.5 * float(np.hypot(ego[0, 0, BoxField.LENGTH], ego[0, 0, BoxField.WIDTH]))
-    reach = 0.5 * np.hypot(ag[..., BoxField.LENGTH], ag[..., BoxField.WIDTH]) + ego_r  # (A, T')
-    cell = max(BROAD_CELL_M, 2.0 * float(reach.max(initial=0.0)))
-    lo = ego[..., :2].reshape(-1, 2).min(axis=0) - cell
-    hi = ego[..., :2].reshape(-1, 2).max(axis=0) + cell
-    nx, ny = (np.floor((hi - lo) / cell) + 1).astype(int)
-    keys = []
-    a_idx, t_idx = np.nonzero(ok)
-    xy, r = ag[a_idx, t_idx, :2], reach[a_idx, t_idx]
-    for sx in (-1.0, 1.0):
-        for sy in (-1.0, 1.0):
-            cx = np.floor((xy[:, 0] + sx * r - lo[0]) / cell).astype(np.int64)
-            cy = np.floor((xy[:, 1] + sy * r - lo[1]) / cell).astype(np.int64)
-            inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny)
-            key = (t_idx * ny + cy) * nx + cx
-            keys.append(np.where(inside, key * len(ag) + a_idx, -1))
-    entry = np.unique(np.concatenate(keys))
-    entry = entry[entry >= 0]
-    cell_key, agent = entry // max(len(ag), 1), entry % max(len(ag), 1)
-    ecx = np.floor((ego[..., 0] - lo[0]) / cell).astype(np.int64)
-    ecy = np.floor((ego[..., 1] - lo[1]) / cell).astype(np.int64)
-    q = ((np.arange(n_t)[None, :] * ny + ecy) * nx + ecx).ravel()
-    first = np.searchsorted(cell_key, q, side="left")
-    count = np.searchsorted(cell_key, q, side="right") - first
-    sample = np.repeat(np.arange(q.size), count)
-    offset = np.arange(sample.size) - np.repeat(np.cumsum(count) - count, count)
-    pick = first[sample] + offset
-    t = sample % n_t
-    return Pairs(b=sample // n_t, t=t, a=agent[pick], t_agent=t_agent[t])
+def contacts(scene: Scene, pose: EgoPose, ag: AgentTable) -> Contacts:
+    """All overlapping (candidate, step, agent) triples of the ego boxes with the agents."""
+    bsz, n_t = pose.shape
+    ex, ey = pose.x.ravel(), pose.y.ravel()  # sample index = b * T + t
+    ec, es = pose.cos.ravel(), pose.sin.ravel()
+    e_t = np.tile(np.arange(n_t), bsz)
+    ego_r = 0.5 * float(np.hypot(scene.ego_length_m, scene.ego_width_m))
+    sample, agent = broad_phase(ex, ey, e_t, ego_r, ag)
+    hit = narrow_phase(ex, ey, ec, es, sample, agent, ag, scene.ego_length_m, scene.ego_width_m)
+    sample, agent = sample[hit], agent[hit]
+    b, t = np.divmod(sample, n_t)
+    a = agent // ag.num_steps
+    start = np.zeros((bsz, scene.num_agents), dtype=bool)
+    start[b[t == 0], a[t == 0]] = True
+    return Contacts(b=b, t=t, a=a, start=start)
 
 
 def front_bumper_hits(ego: Float, agent: Float) -> Bool:
@@ -143,28 +259,29 @@ def front_bumper_hits(ego: Float, agent: Float) -> Bool:
     return t0 <= t1
 
 
-def no_at_fault_collision(scene: Scene, states: Float, areas: EgoAreas) -> Float:
-    """NC (B,) in {0, 0.5, 1} of simulated states (B, T, N_STATE); see module docstring."""
+def no_at_fault_collision(
+    scene: Scene, states: Float, areas: EgoAreas, hits: Contacts | None = None
+) -> Float:
+    """NC (B,) in {0, 0.5, 1} of simulated states (B, T, N_STATE); see module docstring. Pass the
+    :func:`contacts` of the states to share them with TTC."""
     bsz, n_t = states.shape[:2]
     nc = np.ones(bsz)
     if scene.num_agents == 0:
         return nc
-    ego = ego_boxes(states, scene.ego_length_m, scene.ego_width_m)
-    agents = scene.agent_boxes
-    p = broad_phase(ego, agents, scene.agent_valid, np.arange(n_t))
-    hit = boxes_overlap(ego[p.b, p.t], agents[p.a, p.t])
-    ignored = np.zeros((bsz, scene.num_agents), dtype=bool)
-    ignored[p.b[hit & (p.t == 0)], p.a[hit & (p.t == 0)]] = True
-    hit &= p.t > 0
+    if hits is None:
+        hits = contacts(scene, EgoPose.of(states), AgentTable.of(scene))
+    later = hits.t > 0
+    b, t, a = hits.b[later], hits.t[later], hits.a[later]
     # first contact per (candidate, agent) decides the collision type
     first = np.full((bsz, scene.num_agents), n_t)
-    np.minimum.at(first, (p.b[hit], p.a[hit]), p.t[hit])
-    first[ignored] = n_t
+    np.minimum.at(first, (b, a), t)
+    first[hits.start] = n_t
     b_i, a_i = np.nonzero(first < n_t)
     if b_i.size == 0:
         return nc
     t_i = first[b_i, a_i]
-    e, ag = ego[b_i, t_i], agents[a_i, t_i]
+    e = ego_boxes(states[b_i, t_i], scene.ego_length_m, scene.ego_width_m)
+    ag = scene.agent_boxes[a_i, t_i]
     ego_stopped = states[b_i, t_i, StateIndex.SPEED] <= STOPPED_SPEED_MPS
     agent_stopped = scene.agent_speed_mps[a_i, t_i] <= STOPPED_SPEED_MPS
     behind = bearing(e, scene.ego_rear_axle_to_center_m, ag[:, :2]) > BEHIND_ANGLE_RAD
@@ -177,36 +294,65 @@ def no_at_fault_collision(scene: Scene, states: Float, areas: EgoAreas) -> Float
     return nc
 
 
-def time_to_collision(scene: Scene, states: Float, areas: EgoAreas) -> Float:
-    """TTC (B,) in {0, 1} of simulated states (B, T, N_STATE); see module docstring."""
+def time_to_collision(
+    scene: Scene,
+    states: Float,
+    areas: EgoAreas,
+    hits: Contacts | None = None,
+    pose: EgoPose | None = None,
+) -> Float:
+    """TTC (B,) in {0, 1} of simulated states (B, T, N_STATE); see module docstring. ``hits``
+    (NC's :func:`contacts`) serve as the 0 s projection."""
     bsz, n_t = states.shape[:2]
     ttc = np.ones(bsz)
     if scene.num_agents == 0:
         return ttc
-    ego = ego_boxes(states, scene.ego_length_m, scene.ego_width_m)
-    agents = scene.agent_boxes
-    p0 = broad_phase(ego[:, :1], agents, scene.agent_valid, np.zeros(1, dtype=np.intp))
-    hit0 = boxes_overlap(ego[p0.b, 0], agents[p0.a, 0])
-    start = np.zeros((bsz, scene.num_agents), dtype=bool)
-    start[p0.b[hit0], p0.a[hit0]] = True
-    moving = states[..., StateIndex.SPEED] > STOPPED_SPEED_MPS  # (B, T)
+    pose = pose or EgoPose.of(states)
+    ag = AgentTable.of(scene)
+    if hits is None:
+        hits = contacts(scene, pose, ag)
+    moving = pose.speed > STOPPED_SPEED_MPS  # (B, T)
     loose = areas.multiple_lanes | areas.off_drivable | areas.in_junction
-    yaw = states[..., StateIndex.YAW]
-    for k in TTC_HORIZONS_STEPS:
-        steps = n_t - k
-        if steps <= 0:
-            continue
-        shift = states[:, :steps, StateIndex.SPEED] * k * PDM_DT_S
-        proj = ego[:, :steps].copy()
-        proj[..., BoxField.X] += shift * np.cos(yaw[:, :steps])
-        proj[..., BoxField.Y] += shift * np.sin(yaw[:, :steps])
-        # the projection made at t meets the agents at t + k
-        p = broad_phase(proj, agents, scene.agent_valid, np.arange(k, n_t))
-        keep = moving[p.b, p.t] & ~start[p.b, p.a] & (ttc[p.b] > 0)
-        b, t, a, ta = p.b[keep], p.t[keep], p.a[keep], p.t_agent[keep]
-        e, ag = proj[b, t], agents[a, ta]
-        hit = boxes_overlap(e, ag)
-        ang = bearing(e[hit], scene.ego_rear_axle_to_center_m, ag[hit, :2])
-        counts = (ang < AHEAD_ANGLE_RAD) | (loose[b[hit], t[hit]] & (ang <= BEHIND_ANGLE_RAD))
-        ttc[b[hit][counts]] = 0.0
+    rear = scene.ego_rear_axle_to_center_m
+    agents = scene.agent_boxes
+
+    def fail(b: NDArray[np.intp], t: NDArray[np.intp], px: Float, py: Float, ta: Float) -> None:
+        """Zero TTC where the hit agent (boxes ``ta`` (N, 5)) counts, from the projected centre."""
+        e = np.stack([px, py, pose.yaw[b, t]], axis=-1)
+        ang = bearing(e, rear, ta[:, :2])
+        counts = (ang < AHEAD_ANGLE_RAD) | (loose[b, t] & (ang <= BEHIND_ANGLE_RAD))
+        ttc[b[counts]] = 0.0
+
+    # 0 s: the equal-time contacts
+    keep = moving[hits.b, hits.t] & ~hits.start[hits.b, hits.a]
+    b, t, a = hits.b[keep], hits.t[keep], hits.a[keep]
+    fail(b, t, pose.x[b, t], pose.y[b, t], agents[a, t])
+    # 0.3 / 0.6 / 0.9 s: the projection made at t meets the agents at t + k; the (B, T - k)
+    # planes of every horizon are concatenated into one sample list and one broad phase
+    parts = [k for k in TTC_HORIZONS_STEPS if 0 < k < n_t]
+    if not parts:
+        return ttc
+    px, py, pc, ps, pt = [], [], [], [], []
+    for k in parts:
+        m = n_t - k
+        shift = pose.speed[:, :m] * (k * PDM_DT_S)
+        px.append((pose.x[:, :m] + shift * pose.cos[:, :m]).ravel())
+        py.append((pose.y[:, :m] + shift * pose.sin[:, :m]).ravel())
+        pc.append(pose.cos[:, :m].ravel())
+        ps.append(pose.sin[:, :m].ravel())
+        pt.append(np.tile(np.arange(k, n_t), bsz))
+    ex, ey, ec, es = (np.concatenate(v) for v in (px, py, pc, ps))
+    ego_r = 0.5 * float(np.hypot(scene.ego_length_m, scene.ego_width_m))
+    sample, agent = broad_phase(ex, ey, np.concatenate(pt), ego_r, ag)
+    # sample -> (candidate, step, horizon)
+    sizes = np.array([bsz * (n_t - k) for k in parts])
+    part = np.searchsorted(np.cumsum(sizes), sample, side="right")
+    k_s = np.asarray(parts)[part]
+    b, t = np.divmod(sample - (np.cumsum(sizes) - sizes)[part], n_t - k_s)
+    a = agent // ag.num_steps
+    keep = moving[b, t] & ~hits.start[b, a]
+    sample, agent, b, t, a, k_s = (v[keep] for v in (sample, agent, b, t, a, k_s))
+    hit = narrow_phase(ex, ey, ec, es, sample, agent, ag, scene.ego_length_m, scene.ego_width_m)
+    s = sample[hit]
+    fail(b[hit], t[hit], ex[s], ey[s], agents[a[hit], t[hit] + k_s[hit]])
     return ttc

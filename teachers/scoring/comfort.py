@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from scipy.signal import savgol_filter
 
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
+from harness.geometry import wrap_angle
 
 MIN_LON_ACCEL_MPS2 = -4.05  # [m/s2]
 MAX_LON_ACCEL_MPS2 = 2.40  # [m/s2]
@@ -77,13 +78,23 @@ class ComfortSignals:
     yaw_accel: Float
 
 
+def unwrap_time(yaw: Float) -> Float:
+    """Headings (B, T) [rad] made continuous along time: the first sample plus the cumulative
+    wrapped steps (``np.unwrap`` up to rounding, without its generic-axis overhead)."""
+    out = np.empty(yaw.shape)
+    out[:, 0] = yaw[:, 0]
+    np.cumsum(wrap_angle(np.diff(yaw, axis=1)), axis=1, out=out[:, 1:])
+    out[:, 1:] += yaw[:, :1]
+    return out
+
+
 def comfort_signals(states: Float, dt_s: float = PDM_DT_S) -> ComfortSignals:
     """:class:`ComfortSignals` of states (B, T, N_STATE) sampled every ``dt_s``."""
     lon_raw = states[..., StateIndex.ACCEL]
     lat_raw = states[..., StateIndex.SPEED] * states[..., StateIndex.YAW_RATE]
     lon = _smooth(lon_raw, ACCEL_WINDOW)
     mag = _smooth(np.hypot(lon_raw, lat_raw), ACCEL_WINDOW)
-    yaw_rate = _derivative(np.unwrap(states[..., StateIndex.YAW], axis=-1), YAW_WINDOW, dt_s)
+    yaw_rate = _derivative(unwrap_time(states[..., StateIndex.YAW]), YAW_WINDOW, dt_s)
     return ComfortSignals(
         lon_accel=lon,
         lat_accel=_smooth(lat_raw, ACCEL_WINDOW),
@@ -118,15 +129,22 @@ def history_comfort(states: Float, past: Float) -> Float:
     return comfort(np.concatenate([prefix, states], axis=1))
 
 
-def extended_comfort(states: Float, previous: Float | None, offset_steps: int = 5) -> Float:
+def extended_comfort(
+    states: Float,
+    previous: Float | None,
+    offset_steps: int = 5,
+    signals: ComfortSignals | None = None,
+) -> Float:
     """EC (B,) in {0, 1} of simulated states (B, 41, N_STATE) against the previous plan's
-    simulated states (T', N_STATE) that started ``offset_steps`` earlier."""
+    simulated states (T', N_STATE) that started ``offset_steps`` earlier; ``signals`` are the
+    states' :func:`comfort_signals` when the caller already has them (C uses the same)."""
     if previous is None:
         return np.ones(states.shape[0])
     n = min(states.shape[1], previous.shape[0] - offset_steps)
     if n <= 0:
         return np.ones(states.shape[0])
-    cur, prev = comfort_signals(states), comfort_signals(previous[None])
+    cur = signals if signals is not None else comfort_signals(states)
+    prev = comfort_signals(previous[None])
     ok = np.ones(states.shape[0], dtype=bool)
     limits = (
         ("accel", EC_ACCEL_RMS_MPS2),

@@ -32,18 +32,23 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from harness.boxes import box_corners
 from harness.dynamics.lqr import StateIndex
 from harness.maps.area import DrivableArea
 from harness.maps.junctions import Junction
 from harness.maps.lanes import LaneSet
 from harness.sim.state import LightState
 from teachers.scene import Scene
+from teachers.scoring.egopose import EgoPose
 
 RASTER_RESOLUTION_M = 0.1  # fine mask cell size [m]
 NEAREST_RESOLUTION_M = 0.5  # nearest-segment grid cell size [m]
 SEGMENT_SAMPLE_M = 0.2  # sample spacing when rasterising segments (< the coarse cell) [m]
 WINDOW_MARGIN_M = 8.0  # window margin beyond the ego centres: box half-diagonal + TTC reach [m]
+FLAG_DRIVABLE = 1  # bits of SceneRasters.flags: cell in a driving-lane polygon
+FLAG_MULTI_LANE = 2  # in more than one lane polygon
+FLAG_ON_ROUTE = 4  # in an on-route lane
+FLAG_JUNCTION = 8  # in a junction polygon
+CORNER_SIGNS = ((1.0, 1.0), (1.0, -1.0), (-1.0, -1.0), (-1.0, 1.0))  # box-frame corner signs
 
 Float = NDArray[np.float64]
 Bool = NDArray[np.bool_]
@@ -191,7 +196,8 @@ def _sample_segments(a: Float, b: Float) -> tuple[Float, NDArray[np.int64]]:
 @dataclass(frozen=True, eq=False)
 class SceneRasters:
     """Map rasters of one scene window (see module docstring). Fine (H, W) masks on ``fine``:
-    ``drivable``, ``lane_id`` (int32, lowest covering lane or -1), ``lane_count`` (uint8),
+    ``flags`` (uint8 bitfield of FLAG_DRIVABLE, FLAG_MULTI_LANE, FLAG_ON_ROUTE, FLAG_JUNCTION, so
+    one gather answers several metrics), ``drivable``, ``lane_id`` (int32, lowest covering lane or -1), ``lane_count`` (uint8),
     ``on_route``, ``junction``; ``red_masks`` (K, H, W) on-route connectors of the K lights in the
     window, ``red_state`` (K, 41) whether each is red at t = 0..4 s. Coarse (h, w) grids on
     ``coarse``: ``centerline_seg`` and ``route_seg`` nearest-segment indices into ``seg_a/seg_b``
@@ -199,6 +205,7 @@ class SceneRasters:
     ``route_s0`` (R,) [m] route arc length at each segment start."""
 
     fine: Grid
+    flags: NDArray[np.uint8]
     drivable: Bool
     lane_id: NDArray[np.int32]
     lane_count: NDArray[np.uint8]
@@ -269,8 +276,15 @@ class SceneRasters:
         r_s0 = np.r_[0.0, np.cumsum(np.linalg.norm(r_b - r_a, axis=1))[:-1]]
         pts, which = _sample_segments(r_a, r_b)
         route_seg = coarse.nearest_feature(pts, which)
+        flags = (
+            (lane_count > 0) * FLAG_DRIVABLE
+            | (lane_count > 1) * FLAG_MULTI_LANE
+            | on_route * FLAG_ON_ROUTE
+            | junction * FLAG_JUNCTION
+        ).astype(np.uint8)
         return cls(
             fine=fine,
+            flags=flags,
             drivable=lane_count > 0,
             lane_id=lane_id,
             lane_count=lane_count,
@@ -292,15 +306,41 @@ class SceneRasters:
 
     def centerline_distance(self, xy: Float) -> Float:
         """Distance (...) [m] from points (..., 2) to the nearest driving-lane centerline."""
-        i, j, _ = self.coarse.cells(xy)
-        seg = self.centerline_seg[i, j]
+        return self.centerline_distance_xy(xy[..., 0], xy[..., 1])
+
+    def centerline_distance_xy(self, x: Float, y: Float) -> Float:
+        """Distance (...) [m] from points ``x``, ``y`` (...) to the nearest lane centerline: exact
+        against the grid cell's nearest segment and its two neighbours along the lane."""
+        c = self.coarse
+        h, w = c.shape
+        i = np.clip(((y - c.origin_xy[1]) / c.resolution_m).astype(np.intp), 0, h - 1)
+        j = np.clip(((x - c.origin_xy[0]) / c.resolution_m).astype(np.intp), 0, w - 1)
+        # (floor == truncation here: points left of / below the grid clip to row / column 0)
+        seg = self.centerline_seg.ravel()[i * w + j]
         if (seg < 0).all():
-            return np.full(xy.shape[:-1], np.inf)
+            return np.full(x.shape, np.inf)
         seg = np.maximum(seg, 0)
-        best = np.full(xy.shape[:-1], np.inf)
+        best: Float | None = None
+        ax, ay, dx, dy, inv = self.seg_params
         for s in (seg, self.seg_prev[seg], self.seg_next[seg]):
-            best = np.minimum(best, _segment_distance(xy, self.seg_a[s], self.seg_b[s])[0])
-        return best
+            px, py = x - ax[s], y - ay[s]
+            sx, sy = dx[s], dy[s]
+            u = (px * sx + py * sy) * inv[s]
+            np.clip(u, 0.0, 1.0, out=u)
+            px -= u * sx
+            py -= u * sy
+            d2 = px * px + py * py
+            best = d2 if best is None else np.minimum(best, d2, out=best)
+        assert best is not None
+        return np.sqrt(best)
+
+    @functools.cached_property
+    def seg_params(self) -> tuple[Float, Float, Float, Float, Float]:
+        """Lane segments as (start x, start y, chord x, chord y, inverse squared length) (S,)."""
+        d = self.seg_b - self.seg_a
+        inv = 1.0 / np.maximum((d * d).sum(-1), 1e-12)
+        a = np.ascontiguousarray(self.seg_a.T)
+        return a[0], a[1], np.ascontiguousarray(d[:, 0]), np.ascontiguousarray(d[:, 1]), inv
 
     def route_station(self, xy: Float) -> Float:
         """Arc length (...) [m] along the route centerline of the projection of points (..., 2)."""
@@ -398,37 +438,65 @@ def red_light_hits(rasters: SceneRasters, states: Float, length_m: float, width_
     return red
 
 
-def ego_areas(rasters: SceneRasters, states: Float, length_m: float, width_m: float) -> EgoAreas:
-    """:class:`EgoAreas` of simulated states (B, T, N_STATE) by raster gathers."""
-    x, y, yaw = (states[..., k] for k in (StateIndex.X, StateIndex.Y, StateIndex.YAW))
-    corners = box_corners(x, y, yaw, length_m, width_m)  # (B, T, 4, 2)
+def gather(grid: Grid, table: NDArray[np.generic], x: Float, y: Float, fill: int) -> NDArray[Any]:
+    """Values of the (H, W) raster ``table`` at the cells of world points ``x``, ``y`` (...);
+    ``fill`` outside the grid. When every point is inside (the usual case: the window covers the
+    states plus a margin) the cell index is a plain truncation and no per-point mask is built."""
+    h, w = grid.shape
+    qx = (x - grid.origin_xy[0]) / grid.resolution_m
+    qy = (y - grid.origin_xy[1]) / grid.resolution_m
+    flat_table = table.ravel()
+    if qx.size == 0 or (qx.min() >= 0 and qy.min() >= 0 and qx.max() < w and qy.max() < h):
+        return flat_table[qy.astype(np.intp) * w + qx.astype(np.intp)]
+    i, j = np.floor(qy), np.floor(qx)
+    inside = (i >= 0) & (i < h) & (j >= 0) & (j < w)
+    flat = np.clip(i, 0, h - 1).astype(np.intp) * w + np.clip(j, 0, w - 1).astype(np.intp)
+    return np.where(inside, flat_table[flat], fill)
+
+
+def ego_areas(
+    rasters: SceneRasters,
+    states: Float,
+    length_m: float,
+    width_m: float,
+    pose: EgoPose | None = None,
+) -> EgoAreas:
+    """:class:`EgoAreas` of simulated states (B, T, N_STATE) by raster gathers: one gather of the
+    flag bitfield and one of the lane ids per corner, one flag gather for the centre."""
+    pose = pose or EgoPose.of(states)
+    x, y, c, s = pose.x, pose.y, pose.cos, pose.sin
+    hl, hw = 0.5 * length_m, 0.5 * width_m
+    c_l, s_l, c_w, s_w = c * hl, s * hl, c * hw, s * hw
     fine = rasters.fine
-    ci, cj, cin = fine.cells(corners)
-    off = ~(rasters.drivable[ci, cj] & cin)
-    lane = np.where(cin, rasters.lane_id[ci, cj], -1)
-    many = np.where(cin, rasters.lane_count[ci, cj], 0) > 1
-    big = np.iinfo(np.int32).max
-    low = np.where(lane >= 0, lane, big)
-    # reductions over the 4 corners as elementwise ops (numpy's short-axis reduce is slow)
-    lane_max = np.maximum(
-        np.maximum(lane[..., 0], lane[..., 1]), np.maximum(lane[..., 2], lane[..., 3])
-    )
-    lane_min = np.minimum(
-        np.minimum(low[..., 0], low[..., 1]), np.minimum(low[..., 2], low[..., 3])
-    )
-    multiple = (lane_max >= 0) & (lane_min != lane_max)
-    multiple |= many[..., 0] | many[..., 1] | many[..., 2] | many[..., 3]
-    off_any = off[..., 0] | off[..., 1] | off[..., 2] | off[..., 3]
-    centre = states[..., :2]
-    i, j, inside = fine.cells(centre)
-    in_junction = rasters.junction[i, j] & inside
-    oncoming = rasters.drivable[i, j] & inside & ~rasters.on_route[i, j] & ~in_junction
-    red = red_light_hits(rasters, states, length_m, width_m)
+    flags_and: NDArray[np.uint8] | None = None
+    flags_or: NDArray[np.uint8] | None = None
+    lane_max: NDArray[np.int32] | None = None
+    lane_min: NDArray[np.int32] | None = None
+    big = np.int32(np.iinfo(np.int32).max)
+    for su, sv in CORNER_SIGNS:  # harness.boxes.Corner order
+        wx = x + su * c_l - sv * s_w
+        wy = y + su * s_l + sv * c_w
+        f = gather(fine, rasters.flags, wx, wy, 0)
+        lane = gather(fine, rasters.lane_id, wx, wy, -1)
+        low = np.where(lane >= 0, lane, big)
+        if flags_and is None or flags_or is None or lane_max is None or lane_min is None:
+            flags_and, flags_or, lane_max, lane_min = f, f.copy(), lane, low
+        else:
+            flags_and &= f
+            flags_or |= f
+            np.maximum(lane_max, lane, out=lane_max)
+            np.minimum(lane_min, low, out=lane_min)
+    assert flags_and is not None and flags_or is not None
+    assert lane_max is not None and lane_min is not None
+    multiple = ((lane_max >= 0) & (lane_min != lane_max)) | ((flags_or & FLAG_MULTI_LANE) > 0)
+    centre = gather(fine, rasters.flags, x, y, 0)
+    in_junction = (centre & FLAG_JUNCTION) > 0
+    oncoming = (centre & (FLAG_DRIVABLE | FLAG_ON_ROUTE | FLAG_JUNCTION)) == FLAG_DRIVABLE
     return EgoAreas(
-        off_drivable=off_any,
+        off_drivable=(flags_and & FLAG_DRIVABLE) == 0,
         multiple_lanes=multiple,
         in_junction=in_junction,
         oncoming=oncoming,
-        red_light=red,
-        centerline_m=rasters.centerline_distance(centre),
+        red_light=red_light_hits(rasters, states, length_m, width_m),
+        centerline_m=rasters.centerline_distance_xy(x, y),
     )
