@@ -6,5 +6,6 @@ from harness.cli import (
     replay_cmd,  # noqa: F401
     routes_cmd,  # noqa: F401
     sim_cmd,  # noqa: F401
+    teachers_cmd,  # noqa: F401,E402
     towns_cmd,  # noqa: F401
 )

@@ -1,0 +1,102 @@
+"""`harness gen-teachers` (the teacher dataset pipeline) and `harness teachers show` (a PNG of one
+scene's map, agents and teachers)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.cli.main import app
+from harness.errors import ConfigError
+
+teachers_app = typer.Typer(help="Teacher dataset tools.", no_args_is_help=True)
+app.add_typer(teachers_app, name="teachers")
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """The end-of-run table: scenes, candidates, pass rate, teachers per scene, throughput."""
+    t = Table(title="gen-teachers")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    rate = summary.get("candidates_per_s")
+    rows = [
+        ("scenes", f"{summary['scenes']}"),
+        ("candidates scored", f"{summary['candidates_scored']}"),
+        ("pass rate", f"{100 * summary['pass_rate']:.1f} %"),
+        ("teachers per scene", f"{summary['teachers_per_scene']:.2f}"),
+        ("scenes with K teachers", f"{summary['scenes_with_k']}"),
+        ("scenes without a teacher", f"{summary['scenes_without_teacher']}"),
+        ("throughput", f"{rate:.0f} candidates/s" if rate else "- (all parts resumed)"),
+        ("drive / score / wall", f"{summary['drive_s']:.0f} s / {summary['score_s']:.0f} s / "
+                                 f"{summary['wall_s']:.0f} s"),
+    ]  # fmt: skip
+    for k, v in rows:
+        t.add_row(k, v)
+    return t
+
+
+@app.command("gen-teachers")
+def gen_teachers(
+    town: str = typer.Option(..., help="Town to drive, e.g. Town05."),
+    out: Path = typer.Option(..., help="Dataset directory (resumes when it exists)."),
+    routes: Path | None = typer.Option(None, help="Route XML; routes are generated when omitted."),
+    k: int = typer.Option(8, min=1, help="Teachers per scene."),
+    every: float = typer.Option(0.5, help="Scene spacing [s]."),
+    max_scenes: int | None = typer.Option(None, min=1, help="Stop after this many scenes."),
+    max_routes: int | None = typer.Option(None, min=1, help="Use only the first N routes."),
+    workers: int = typer.Option(1, min=1, help="Driving / scoring processes."),
+    threshold: float = typer.Option(0.95, help="Minimum EPDMS of a teacher."),
+    vocab_size: int = typer.Option(1024, min=1, max=8192, help="Trajectory vocabulary size."),
+    vocabulary: Path | None = typer.Option(None, help="Use this vocabulary .npz instead."),
+    agent: str = typer.Option(
+        "expert",
+        help="Driving agent; route_follower (or an agent that does not load) uses the RouteFollower.",
+    ),
+    seed: int = typer.Option(0, help="Seed for routes, traffic and k-means."),
+) -> None:
+    """Generate a PDMS / EPDMS teacher dataset for a town."""
+    from dataclasses import replace
+
+    from teachers.generate import GenerateConfig, generate
+    from teachers.selection import SelectionConfig
+
+    if every <= 0:
+        raise ConfigError(f"--every must be positive, got {every}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"--threshold must be in [0, 1], got {threshold}")
+    cfg = GenerateConfig(
+        town=town, out=out, routes_file=routes, every_s=every, max_scenes=max_scenes, max_routes=max_routes,
+        workers=workers, vocabulary_size=vocab_size, vocabulary_file=vocabulary, agent=agent,
+        seed=seed, command_line=tuple(sys.argv),
+    )  # fmt: skip
+    cfg = replace(cfg, selection=SelectionConfig(k=k, threshold=threshold))
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("scenes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("scenes", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = generate(cfg, progress)
+    Console().print(summary_table(summary))
+
+
+@teachers_app.command("show")
+def show(
+    dataset: Path = typer.Argument(..., help="Dataset directory written by gen-teachers."),
+    scene: str = typer.Option(..., "--scene", help="scene_id to draw."),
+    out: Path = typer.Option(..., help="PNG file to write."),
+) -> None:
+    """Draw a scene: lanes, agents (t=0 boxes and 4 s tracks) and the teachers by EPDMS."""
+    from teachers.show import draw_scene
+
+    typer.echo(str(draw_scene(dataset, scene, out)))

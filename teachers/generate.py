@@ -1,0 +1,418 @@
+"""`harness gen-teachers`: drive a town's routes with the expert, cut scenes from the recordings,
+score every candidate (vocabulary, lattice, expert) with PDMS / EPDMS, keep K diverse teachers per
+scene and write the dataset (see ``teachers.dataset`` and docs/TEACHERS.md).
+
+Work is split into parts (up to SCENES_PER_PART scenes of one route); each part is written with a
+completion marker, so an interrupted run resumes with the unfinished parts, and the final tables
+are merged from the parts. ``workers > 1`` scores parts in a process pool (fork; the town and the
+vocabulary are loaded once per worker).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+import harness
+from harness.errors import ConfigError
+from harness.maps import load_town
+from harness.maps.town import Town
+from harness.routes.generate import generate_routes
+from harness.routes.model import RouteConfig
+from harness.routes.xml_io import read_route_file
+from harness.sim.state import ActorKind, LightState
+from teachers.candidates import CandidateConfig, Source, build_candidates
+from teachers.dataset import (
+    SUB_SCORES,
+    finished_parts,
+    merge_parts,
+    table_from_columns,
+    write_part,
+)
+from teachers.drive import drive_routes
+from teachers.scenes import (
+    FUTURE_TICKS,
+    TICKS_PER_STEP,
+    Episode,
+    SceneRecord,
+    extract_scene,
+    light_indices,
+    load_episode,
+    scene_rows,
+)
+from teachers.scoring import Metric, score_candidates
+from teachers.selection import SelectionConfig, adjust_scores, select_teachers
+from teachers.vocabulary import (
+    Vocabulary,
+    build_vocabulary,
+    futures_to_local,
+    load_vocabulary,
+    save_vocabulary,
+)
+
+log = logging.getLogger(__name__)
+
+SCENES_PER_PART = 16  # scenes per resumable unit of work
+DEFAULT_VOCABULARY_SIZE = 1024  # k-means centres (Drive-JEPA uses 8,192)
+DEFAULT_EVERY_S = 0.5  # scene spacing [s]
+GENERATED_ROUTES = 4  # routes generated on a town when no route file is given
+GENERATED_ROUTE_M = 300.0  # their length [m]
+DT_S = 0.1  # teacher pose spacing [s]
+HORIZON_S = 4.0  # teacher horizon [s]
+KIND_NAMES = {ActorKind.VEHICLE: "vehicle", ActorKind.PEDESTRIAN: "pedestrian",
+              ActorKind.BICYCLE: "bicycle", ActorKind.STATIC: "static",
+              ActorKind.EMERGENCY: "vehicle"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything one gen-teachers run needs (the CLI builds it)."""
+
+    town: str
+    out: Path
+    routes_file: Path | None = None
+    every_s: float = DEFAULT_EVERY_S
+    max_scenes: int | None = None
+    max_routes: int | None = None
+    workers: int = 1
+    vocabulary_size: int = DEFAULT_VOCABULARY_SIZE
+    vocabulary_file: Path | None = None
+    agent: str = "expert"
+    generated_route_m: float = GENERATED_ROUTE_M
+    seed: int = 0
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    candidates: CandidateConfig = field(default_factory=CandidateConfig)
+    command_line: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PartTask:
+    """One unit of work: scenes at ``rows`` of the episode at ``episode``."""
+
+    name: str
+    episode: Path
+    rows: tuple[int, ...]
+
+
+def select_routes(town: Town, config: GenerateConfig) -> list[RouteConfig]:
+    """The route file's routes on this town, or routes generated on it."""
+    if config.routes_file is None:
+        n = GENERATED_ROUTES if config.max_routes is None else config.max_routes
+        return generate_routes(town, n, config.generated_route_m, seed=config.seed)
+    routes = [r for r in read_route_file(config.routes_file) if r.town == town.name]
+    if not routes:
+        raise ConfigError(
+            f"{config.routes_file} has no route on {town.name}; pick a file with {town.name} "
+            "routes or leave out --routes to generate some"
+        )
+    return routes[: config.max_routes]
+
+
+def expert_futures(episodes: list[Episode]) -> NDArray[np.float64]:
+    """The expert's 4 s futures (N, 40, 3) at every 0.1 s of every episode, in its own frame."""
+    out = []
+    for ep in episodes:
+        a = ep.recording.actors
+        rows = np.arange(0, len(ep.recording) - FUTURE_TICKS, TICKS_PER_STEP)
+        if rows.size == 0:
+            continue
+        fut = rows[:, None] + TICKS_PER_STEP * np.arange(1, 41)[None]
+        world = np.stack([a.x[fut, 0], a.y[fut, 0], a.yaw[fut, 0]], axis=-1)
+        origin = np.stack([a.x[rows, 0], a.y[rows, 0], a.yaw[rows, 0]], axis=-1)
+        out.append(futures_to_local(world, origin))
+    return np.concatenate(out) if out else np.zeros((0, 40, 3))
+
+
+def plan_parts(episodes: list[Episode], every_s: float, max_scenes: int | None) -> list[PartTask]:
+    """Scene rows per episode split into parts; with ``max_scenes`` the budget is shared
+    round-robin over routes and each route's share is spread evenly along its drive."""
+    rows = [scene_rows(ep, every_s) for ep in episodes]
+    take = [0] * len(rows)
+    budget = sum(len(r) for r in rows) if max_scenes is None else max_scenes
+    while budget > 0 and any(t < len(r) for t, r in zip(take, rows, strict=True)):
+        for i, r in enumerate(rows):
+            if budget > 0 and take[i] < len(r):
+                take[i] += 1
+                budget -= 1
+    tasks = []
+    for ep, r, n in zip(episodes, rows, take, strict=True):
+        picked = (
+            r[np.unique(np.linspace(0, len(r) - 1, n).round().astype(np.int64))] if n else r[:0]
+        )
+        for c, lo in enumerate(range(0, len(picked), SCENES_PER_PART)):
+            chunk = tuple(int(v) for v in picked[lo : lo + SCENES_PER_PART])
+            tasks.append(PartTask(f"{ep.path.stem}-{c:03d}", ep.path, chunk))
+    return tasks
+
+
+def scene_columns(
+    rec: SceneRecord, town: Town, vocab: Vocabulary | None, config: GenerateConfig
+) -> tuple[dict[str, dict[str, list[Any]]], dict[str, int]]:
+    """Score one scene; its rows for each table (as column lists) and its counts."""
+    scene = rec.scene
+    cands = build_candidates(rec, town, vocab, config.candidates)
+    raw, states = score_candidates(scene, town, cands.poses)
+    scores = adjust_scores(raw, int(np.flatnonzero(cands.source == Source.EXPERT)[0]))
+    poses = states[:, 1:, :3]
+    sel = select_teachers(scene, town, poses, scores, config.selection)
+    reactive: list[bool | None] = [None] * len(sel.index)  # the reactive check is not built yet
+    sid = rec.scene_id
+    cols: dict[str, dict[str, list[Any]]] = {
+        t: {} for t in ("scenes", "teachers", "agents", "lights")
+    }
+    past = scene.ego_past
+    cols["scenes"] = {
+        "scene_id": [sid], "town": [town.name], "route_id": [rec.route_id], "frame": [rec.frame],
+        "time_s": [rec.time_s], "ego_x": [scene.ego_pose[0]], "ego_y": [scene.ego_pose[1]],
+        "ego_yaw": [scene.ego_pose[2]], "ego_speed": [scene.ego_speed_mps],
+        "ego_accel": [scene.ego_accel_mps2], "ego_yaw_rate": [scene.ego_yaw_rate_radps],
+        "command": [rec.command], "command_name": [_command_name(rec.command)],
+        "past_poses": [past[:, :3]], "past_speed": [past[:, 3]],
+        "expert_future": [rec.expert_future], "n_agents": [scene.num_agents],
+        "n_lights": [int(scene.light_state.shape[0])], "n_candidates": [cands.size],
+        "n_vocabulary": [cands.count(Source.VOCABULARY)], "n_lattice": [cands.count(Source.LATTICE)],
+        "n_expert": [cands.count(Source.EXPERT)], "n_passed": [int(sel.passed.sum())],
+        "n_teachers": [len(sel.index)], "coverage": [sel.coverage], "max_gap_m": [sel.max_gap_m],
+    }  # fmt: skip
+    k = len(sel.index)
+    t = cols["teachers"] = {
+        "scene_id": [sid] * k,
+        "rank": list(range(k)),
+        "source": [Source(int(s)).label for s in cands.source[sel.index]],
+        "poses": list(poses[sel.index]),
+        "progress_m": scores.progress_m[sel.index].tolist(),
+        "reactive": reactive,
+    }
+    for name, metric in zip(SUB_SCORES, Metric, strict=True):
+        t[name] = scores.values[metric, sel.index].tolist()
+    ai, ti = np.nonzero(scene.agent_valid)
+    b = scene.agent_boxes[ai, ti]
+    cols["agents"] = {
+        "scene_id": [sid] * len(ai), "agent_id": rec.agent_ids[ai].tolist(),
+        "kind": [KIND_NAMES[ActorKind(int(v))] for v in scene.agent_kind[ai]],
+        "t_index": ti.tolist(), "x": b[:, 0].tolist(), "y": b[:, 1].tolist(),
+        "yaw": b[:, 2].tolist(), "length": b[:, 3].tolist(), "width": b[:, 4].tolist(),
+        "speed": scene.agent_speed_mps[ai, ti].tolist(),
+    }  # fmt: skip
+    lights = light_indices(town, scene.ego_pose)
+    sig = town.signals
+    areas = [_stop_area_wkt(town, int(i)) for i in lights]
+    nt = scene.light_state.shape[1]
+    cols["lights"] = {
+        "scene_id": [sid] * (len(lights) * nt),
+        "light_id": [str(sig.light_id[i]) for i in lights for _ in range(nt)],
+        "light_index": [int(i) for i in lights for _ in range(nt)],
+        "t_index": [j for _ in lights for j in range(nt)],
+        "state": [LightState(int(v)).name.lower() for v in scene.light_state.reshape(-1)],
+        "stop_area": [w for w in areas for _ in range(nt)],
+    }
+    stats = {"scenes": 1, "candidates": cands.size, "passed": int(sel.passed.sum()), "teachers": k,
+             "vocabulary": cands.count(Source.VOCABULARY), "lattice": cands.count(Source.LATTICE),
+             "expert": cands.count(Source.EXPERT), "full": int(k >= config.selection.k)}  # fmt: skip
+    return cols, stats
+
+
+def _command_name(code: int) -> str:
+    from harness.routes.planner import RoadOption
+
+    return RoadOption(code).name.lower()
+
+
+def _stop_area_wkt(town: Town, light: int) -> str:
+    """WKT of the union of the stop areas of a light's stop lines (empty polygon when none)."""
+    from shapely import union_all
+
+    sig = town.signals
+    lines = np.flatnonzero((sig.stop_kind == 0) & (sig.stop_owner == light))
+    geom = union_all([sig.stop_area(int(i)) for i in lines])
+    return str(geom.wkt)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(town_name: str, vocab_path: Path | None, config: GenerateConfig) -> None:
+    _WORKER["town"] = load_town(town_name)
+    _WORKER["vocab"] = load_vocabulary(vocab_path) if vocab_path is not None else None
+    _WORKER["config"] = config
+    _WORKER["episodes"] = {}
+
+
+def run_part(task: PartTask) -> tuple[str, dict[str, Any]]:
+    """Score one part's scenes and write its files (in a worker or inline)."""
+    town: Town = _WORKER["town"]
+    config: GenerateConfig = _WORKER["config"]
+    episodes: dict[Path, Episode] = _WORKER["episodes"]
+    if task.episode not in episodes:
+        episodes.clear()
+        episodes[task.episode] = load_episode(task.episode, town)
+    ep = episodes[task.episode]
+    t0 = time.perf_counter()
+    tables: dict[str, dict[str, list[Any]]] = {}
+    totals: dict[str, int] = {}
+    for row in task.rows:
+        cols, stats = scene_columns(extract_scene(ep, town, row), town, _WORKER["vocab"], config)
+        for name, c in cols.items():
+            acc = tables.setdefault(name, {})
+            for key, values in c.items():
+                acc.setdefault(key, []).extend(values)
+        for key, v in stats.items():
+            totals[key] = totals.get(key, 0) + v
+    from teachers.dataset import SCHEMAS, empty_table
+
+    arrow = {
+        name: table_from_columns(name, tables[name]) if tables.get(name) else empty_table(name)
+        for name in SCHEMAS
+    }
+    result: dict[str, Any] = {**totals, "seconds": time.perf_counter() - t0}
+    write_part(config.out, task.name, arrow, result)
+    return task.name, result
+
+
+def code_version() -> dict[str, str]:
+    """The harness version and, when run from a git checkout, its commit."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()  # fmt: skip
+    except OSError:
+        rev = ""
+    return {"harness": harness.__version__, "git": rev or "unknown"}
+
+
+def generate(
+    config: GenerateConfig, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Run the whole pipeline; returns the summary (also stored in the manifest).
+    ``progress(done_scenes, total_scenes)`` is called as parts finish."""
+    t_start = time.perf_counter()
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    town = load_town(config.town)
+    routes = select_routes(town, config)
+    paths = drive_routes(town, routes, config.agent, out / "episodes", config.seed, config.workers)
+    episodes = [load_episode(p, town) for p in paths]
+    t_drive = time.perf_counter() - t_start
+
+    vocab_path = out / "vocabulary.npz"
+    if config.vocabulary_file is not None:
+        vocab_path = config.vocabulary_file
+    elif not vocab_path.is_file():
+        futures = expert_futures(episodes)
+        prov = {"town": town.name, "routes": [r.id for r in routes],
+                "episodes": [p.name for p in paths], "stride_s": DT_S}  # fmt: skip
+        save_vocabulary(
+            build_vocabulary(futures, config.vocabulary_size, config.seed, prov), vocab_path
+        )
+    vocab = load_vocabulary(vocab_path)
+
+    tasks = plan_parts(episodes, config.every_s, config.max_scenes)
+    done = finished_parts(out)
+    todo = [t for t in tasks if t.name not in done]
+    total = sum(len(t.rows) for t in tasks)
+    finished = sum(len(t.rows) for t in tasks if t.name in done)
+    if progress:
+        progress(finished, total)
+    t_score = time.perf_counter()
+    if config.workers > 1 and len(todo) > 1:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(
+            config.workers, ctx, _init_worker, (town.name, vocab_path, config)
+        ) as pool:
+            futs = {pool.submit(run_part, t): t for t in todo}
+            for f in as_completed(futs):
+                name, stats = f.result()
+                done[name] = stats
+                finished += len(futs[f].rows)
+                if progress:
+                    progress(finished, total)
+    else:
+        _init_worker(town.name, vocab_path, config)
+        for t in todo:
+            name, stats = run_part(t)
+            done[name] = stats
+            finished += len(t.rows)
+            if progress:
+                progress(finished, total)
+    score_s = time.perf_counter() - t_score
+
+    names = [t.name for t in tasks]
+    sums = {k: sum(int(done[n].get(k, 0)) for n in names)
+            for k in ("scenes", "candidates", "passed", "teachers", "vocabulary", "lattice",
+                      "expert", "full")}  # fmt: skip
+    scenes = max(sums["scenes"], 1)
+    summary = {
+        "scenes": sums["scenes"],
+        "candidates_scored": sums["candidates"],
+        "pass_rate": sums["passed"] / max(sums["candidates"], 1),
+        "teachers": sums["teachers"],
+        "teachers_per_scene": sums["teachers"] / scenes,
+        "scenes_with_k": sums["full"],
+        "scenes_without_teacher": _count_empty(out, names),
+        "drive_s": round(t_drive, 2),
+        "score_s": round(score_s, 2),
+        "wall_s": round(time.perf_counter() - t_start, 2),
+        "candidates_per_s": sums["candidates"] / max(score_s, 1e-9) if todo else None,
+    }
+    lead = episodes[0].recording.actors if episodes else None
+    manifest = {
+        "town": town.name,
+        "map_file": Path(town.path).name if town.path else f"{town.name} ({town.origin})",
+        "map_sha256": town.sha256,
+        "ego_length": float(lead.length[0, 0]) if lead is not None else None,
+        "ego_width": float(lead.width[0, 0]) if lead is not None else None,
+        "ego_wheelbase": _wheelbase(),
+        "dt_s": DT_S,
+        "horizon_s": HORIZON_S,
+        "k": config.selection.k,
+        "threshold": config.selection.threshold,
+        "every_s": config.every_s,
+        "candidate_counts": {
+            "vocabulary_size": vocab.size,
+            "vocabulary_scored": sums["vocabulary"],
+            "lattice_scored": sums["lattice"],
+            "expert_scored": sums["expert"],
+            "total_scored": sums["candidates"],
+            "per_scene_mean": sums["candidates"] / scenes,
+        },  # fmt: skip
+        "vocabulary": {"path": vocab_path.name, "provenance": vocab.provenance},
+        "routes": {
+            "file": str(config.routes_file) if config.routes_file else None,
+            "ids": [r.id for r in routes],
+        },  # fmt: skip
+        "driver": episodes[0].recording.meta.get("driver") if episodes else None,
+        "reactive_checked": False,
+        "code_version": code_version(),
+        "command_line": list(config.command_line) or sys.argv,
+        "summary": summary,
+    }
+    merge_parts(out, names, manifest)
+    return summary
+
+
+def _wheelbase() -> float:
+    from harness.dynamics.vehicle import LINCOLN_MKZ_2017
+
+    return float(LINCOLN_MKZ_2017.wheelbase_m)
+
+
+def _count_empty(out: Path, names: list[str]) -> int:
+    import pyarrow.parquet as pq
+
+    n = 0
+    for p in names:
+        t = pq.read_table(out / "parts" / f"{p}.scenes.parquet", columns=["n_teachers"])
+        n += int(np.count_nonzero(t.column("n_teachers").to_numpy() == 0))
+    return n

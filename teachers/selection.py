@@ -1,0 +1,150 @@
+"""Teacher selection: keep the candidates that pass every gate and the hard safety checks, then
+choose up to K diverse ones by farthest-point sampling in trajectory space (mean pose distance),
+always starting from the best; report how well the K cover the passing set.
+
+Gates on the scored matrix: NC = DAC = DDC = TLC = 1, C = 1 and EPDMS >= threshold. Hard checks
+on the poses the dataset stores (the rolled-out ego centres, t = 0.1 .. 4.0 s), stricter than the
+metrics and checked exactly as an outside reader would: no overlap with any valid agent box at
+the same step (NC forgives not-at-fault contacts; a teacher may not have any), every box corner
+inside the town's driving lanes, and the comfort bounds on finite-difference states of the poses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from harness.boxes import box_corners, boxes_overlap, make_boxes
+from harness.maps.town import Town
+from teachers.scene import Scene, states_from_poses
+from teachers.scoring import Metric, ScoreMatrix
+from teachers.scoring.aggregate import with_aggregates
+from teachers.scoring.comfort import comfort_signals, within_bounds
+from teachers.scoring.progress import ego_progress
+
+DEFAULT_K = 8  # teachers per scene
+DEFAULT_THRESHOLD = 0.95  # minimum EPDMS of a teacher
+MIN_SEPARATION_M = 0.3  # teachers differ by at least this mean pose distance [m]
+COVERAGE_RADIUS_M = 1.0  # a passing candidate is covered within this mean distance [m]
+MIN_SPEED_MPS = -0.05  # no reversing teachers [m/s]
+
+Float = NDArray[np.float64]
+Bool = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """K teachers, the EPDMS threshold and the diversity / coverage distances [m]."""
+
+    k: int = DEFAULT_K
+    threshold: float = DEFAULT_THRESHOLD
+    min_separation_m: float = MIN_SEPARATION_M
+    coverage_radius_m: float = COVERAGE_RADIUS_M
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """``index`` (K',) chosen candidates, best first; ``passed`` (B,) gate + hard-check mask;
+    ``coverage`` share of passing candidates within the coverage radius of a teacher (1.0 when
+    none pass); ``max_gap_m`` the largest distance of a passing candidate to its nearest teacher."""
+
+    index: NDArray[np.int64]
+    passed: Bool
+    coverage: float
+    max_gap_m: float
+
+
+def gates(scores: ScoreMatrix, threshold: float) -> Bool:
+    """Candidates (B,) with NC = DAC = DDC = TLC = C = 1 and EPDMS >= threshold."""
+    v = scores.values
+    ok = np.ones(v.shape[1], dtype=bool)
+    for m in (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC, Metric.C):
+        ok &= v[m] == 1.0
+    return ok & (v[Metric.EPDMS] >= threshold)
+
+
+HUMAN_FILTERED = (Metric.TTC, Metric.LK, Metric.HC, Metric.EC)  # weighted terms only, no gates
+
+
+def adjust_scores(scores: ScoreMatrix, expert_row: int) -> ScoreMatrix:
+    """NAVSIM's normalisation and human filter on a scene's matrix: EP relative to the best
+    progress among candidates passing NC, DAC, DDC and TLC (not among all, which would let an
+    unsafe fast candidate set the bar), and each of TTC, LK, HC, EC set to 1 for every candidate
+    when the expert's real trajectory (row ``expert_row``) also fails it (e.g. EC when the
+    expert's own plans are not consistent across 0.5 s). Gates are never filtered."""
+    v = scores.values.copy()
+    safe = np.ones(v.shape[1], dtype=bool)
+    for m in (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC):
+        safe &= v[m] == 1.0
+    if safe.any():
+        v[Metric.EP] = ego_progress(scores.progress_m, float(scores.progress_m[safe].max()))
+    for m in HUMAN_FILTERED:
+        if v[m, expert_row] < 1.0:
+            v[m] = 1.0
+    return ScoreMatrix(values=with_aggregates(v), progress_m=scores.progress_m)
+
+
+def hard_checks(scene: Scene, town: Town, poses: Float) -> Bool:
+    """The dataset's guarantees (B,) for poses (B, 40, 3) at t = 0.1 .. 4.0 s (see module doc)."""
+    b = len(poses)
+    if b == 0:
+        return np.zeros(0, dtype=bool)
+    ego = make_boxes(
+        poses[..., 0], poses[..., 1], poses[..., 2], scene.ego_length_m, scene.ego_width_m
+    )
+    agents = scene.agent_boxes[:, 1:]  # (A, 40, 5)
+    valid = scene.agent_valid[:, 1:]
+    if len(agents):
+        hit = boxes_overlap(ego[:, None], agents[None]) & valid[None]  # (B, A, 40)
+        clear = ~hit.any(axis=(1, 2))
+    else:
+        clear = np.ones(b, dtype=bool)
+    corners = box_corners(
+        poses[..., 0], poses[..., 1], poses[..., 2], scene.ego_length_m, scene.ego_width_m
+    )
+    on_lane = town.area.contains(corners).all(axis=(1, 2))
+    full = np.concatenate([np.broadcast_to(scene.ego_pose, (b, 1, 3)), poses], axis=1)
+    states = states_from_poses(full, wheelbase_m=scene.ego_wheelbase_m)
+    comfy = within_bounds(comfort_signals(states))
+    forward = (states[..., 3] >= MIN_SPEED_MPS).all(axis=1)
+    return np.asarray(clear & on_lane & comfy & forward)
+
+
+def mean_distance(a: Float, b: Float) -> Float:
+    """Mean Euclidean distance over the poses between trajectories a (..., T, 3), b (..., T, 3)."""
+    return np.asarray(np.hypot(a[..., 0] - b[..., 0], a[..., 1] - b[..., 1]).mean(axis=-1))
+
+
+def farthest_point(poses: Float, first: int, k: int, min_separation_m: float) -> NDArray[np.int64]:
+    """Up to k indices into poses (B, T, 3): ``first``, then repeatedly the trajectory farthest
+    from those chosen, stopping when the farthest is closer than ``min_separation_m``."""
+    chosen = [first]
+    gap = mean_distance(poses, poses[first][None])
+    while len(chosen) < k:
+        j = int(np.argmax(gap))
+        if gap[j] < min_separation_m:
+            break
+        chosen.append(j)
+        gap = np.minimum(gap, mean_distance(poses, poses[j][None]))
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def select_teachers(
+    scene: Scene, town: Town, poses: Float, scores: ScoreMatrix, config: SelectionConfig
+) -> Selection:
+    """Choose teachers among candidates whose stored poses are ``poses`` (B, 40, 3)."""
+    passed = gates(scores, config.threshold)
+    cand = np.flatnonzero(passed)
+    passed[cand] = hard_checks(scene, town, poses[cand])
+    cand = np.flatnonzero(passed)
+    if cand.size == 0:
+        return Selection(np.zeros(0, dtype=np.int64), passed, 1.0, 0.0)
+    v = scores.values
+    best = int(np.lexsort((-scores.progress_m[cand], -v[Metric.EPDMS, cand]))[0])
+    local = farthest_point(poses[cand], best, config.k, config.min_separation_m)
+    chosen = cand[local]
+    d = mean_distance(poses[cand][:, None], poses[chosen][None]).min(axis=1)
+    coverage = float(np.mean(d <= config.coverage_radius_m))
+    return Selection(chosen, passed, coverage, float(d.max()))
