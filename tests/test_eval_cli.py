@@ -91,3 +91,20 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
     assert res.returncode == 0
     for opt in ("--agent", "--routes-subset", "--resume", "--penalties", "--mode", "--record"):
         assert opt in res.stdout
+
+
+def test_penalty_table_follows_the_mode_unless_given(tmp_path: Path) -> None:
+    """Bench2Drive's statistics manager marks the min-speed penalty 'unused'; the leaderboard's
+    2.0 table applies it. --penalties overrides either."""
+    from harness.cli.eval_cmd import build_config
+
+    def table(mode: str, penalties: str | None) -> str:
+        return build_config(
+            agent="do_nothing", routes=ROUTES, subset=None, out=tmp_path, agent_config="",
+            resume=False, rerun_crashed=False, seed=0, traffic=0, pedestrians=0, record=False,
+            penalties=penalties, mode=mode, blocked_time_s=None,
+        ).penalties.name  # fmt: skip
+
+    assert table("bench2drive", None) == "bench2drive"
+    assert table("leaderboard", None) == "leaderboard-2.0"
+    assert table("bench2drive", "2.0") == "leaderboard-2.0"

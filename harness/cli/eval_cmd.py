@@ -50,11 +50,15 @@ def build_config(
     traffic: int,
     pedestrians: int,
     record: bool,
-    penalties: str,
+    penalties: str | None,
     mode: str,
     blocked_time_s: float | None,
 ) -> RunConfig:
-    """The RunConfig of the command-line options (the only place defaults are overridden)."""
+    """The RunConfig of the command-line options (the only place defaults are overridden).
+    Without --penalties the table follows the mode: Bench2Drive's own table in bench2drive mode
+    (its statistics manager marks the min-speed penalty 'unused'), the 2.0 table otherwise."""
+    if penalties is None:
+        penalties = DEFAULT_PENALTIES_BY_MODE.get(mode, "2.0")
     if penalties not in PENALTY_TABLES:
         raise ConfigError(
             f"--penalties must be one of {', '.join(PENALTY_TABLES)}, got {penalties!r}"
@@ -75,6 +79,10 @@ def build_config(
         traffic=TrafficConfig(vehicles=traffic, pedestrians=pedestrians), seed=seed,
         record=record, resume=resume, rerun_crashed=rerun_crashed,
     )  # fmt: skip
+
+
+DEFAULT_PENALTIES_BY_MODE = {"bench2drive": "bench2drive", "leaderboard": "2.0"}
+"""The penalty table each --mode uses when --penalties is not given."""
 
 
 def _infraction_text(rec: RouteRecord) -> str:
@@ -144,8 +152,10 @@ def eval_command(
     traffic: int = typer.Option(30, "--traffic", min=0, help="Background vehicles per route."),
     pedestrians: int = typer.Option(20, "--pedestrians", min=0, help="Background pedestrians."),
     record: bool = typer.Option(False, "--record", help="Write a full recording per route."),
-    penalties: str = typer.Option(
-        "2.0", "--penalties", help="Penalty table: 2.0, 2.1 or bench2drive (no min-speed)."
+    penalties: str | None = typer.Option(
+        None, "--penalties",
+        help="Penalty table: 2.0, 2.1 or bench2drive (no min-speed). Default: bench2drive in "
+        "bench2drive mode, 2.0 in leaderboard mode.",
     ),
     mode: str = typer.Option(
         "bench2drive", "--mode", help="bench2drive (60 s blocked, 4000 ticks) or leaderboard."
