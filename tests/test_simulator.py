@@ -153,15 +153,46 @@ def test_sensor_data_in_leaderboard_form(route: np.ndarray) -> None:
 
 def test_clear_area_moves_background_out_of_the_circle(route: np.ndarray) -> None:
     sim = EmbeddedSimulator()
-    state = sim.reset(_spec(route, traffic=TrafficConfig(vehicles=30, pedestrians=20, spawn_radius_m=80.0)))
+    state = sim.reset(
+        _spec(route, traffic=TrafficConfig(vehicles=30, pedestrians=20, spawn_radius_m=80.0))
+    )
     a = state.actors
     centre = (float(a.x[0]), float(a.y[0]))
     radius = 60.0
     bg = a.role != 0
-    inside_before = int(np.count_nonzero(bg & (np.hypot(a.x - centre[0], a.y - centre[1]) <= radius)))
+    inside_before = int(
+        np.count_nonzero(bg & (np.hypot(a.x - centre[0], a.y - centre[1]) <= radius))
+    )
     assert inside_before > 0
     moved = sim.clear_area(centre, radius)
     b = sim.state.actors
-    inside_after = np.count_nonzero((b.role != 0) & (np.hypot(b.x - centre[0], b.y - centre[1]) <= radius))
+    inside_after = np.count_nonzero(
+        (b.role != 0) & (np.hypot(b.x - centre[0], b.y - centre[1]) <= radius)
+    )
     assert moved == inside_before and inside_after == 0
     assert b.n == a.n  # nobody removed, only moved
+
+
+def test_flow_actor_keeps_its_gap_behind_the_ego(route: np.ndarray) -> None:
+    """A scenario actor commanded with ignore_others=False (a flow vehicle) brakes for the ego
+    standing on its path instead of driving into it."""
+    sim = EmbeddedSimulator()
+    state = sim.reset(_spec(route, traffic=TrafficConfig(vehicles=0, pedestrians=0)))
+    x, y, yaw = state.actors.x[0], state.actors.y[0], state.actors.yaw[0]
+    heading = np.array([np.cos(yaw), np.sin(yaw)])
+    start = np.array([x, y]) - 30.0 * heading
+    path = start + np.outer(np.linspace(0.0, 60.0, 61), heading)
+    aid = sim.spawn_actor(
+        ActorSpec(ActorKind.VEHICLE, float(start[0]), float(start[1]), float(yaw), 4.5, 2.0)
+    )
+    sim.command_actor(aid, ActorCommand(path_xy=path, target_speed_mps=8.0, ignore_others=False))
+    events = []
+    for _ in range(200):
+        state = sim.tick(VehicleControl(brake=1.0))
+        events.extend(state.events)
+    row = int(np.flatnonzero(state.actors.actor_id == aid)[0])
+    gap = float(np.hypot(state.actors.x[row] - x, state.actors.y[row] - y)) - 0.5 * (
+        4.5 + state.actors.length[0]
+    )
+    assert not [e for e in events if e.kind == EventKind.COLLISION_VEHICLE]
+    assert 0.5 < gap < 6.0 and state.actors.speed[row] < 0.1

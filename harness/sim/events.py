@@ -8,6 +8,11 @@ beyond ``prev``; it lives in :class:`StopSignMemory`, reset whenever ``prev`` is
 conditions of the state just evaluated are cached (keyed by its frame and ActorArrays object, which
 ``dataclasses.replace(state, events=...)`` keeps), so the next tick's ``prev`` costs nothing.
 
+Cost per tick is kept to a few dozen small operations by exact broad phases: circumscribed circles
+before the box test, the drivable-area test only when the ego's box moved, the route distance
+only when its 1-Lipschitz bound cannot decide the deviation, and stop lines / stop areas only
+from a subset near the ego, refreshed when the ego drifts NEAR_MOVE_M from where it was built.
+
 Stop-sign rule (after ScenarioRunner's RunningStopTest: speed threshold 0.1 m/s while the actor
 is affected by the stop's trigger volume): the ego's box entering the stop line's stop area
 (``town.signals.stop_area(i)``) starts a visit; a tick inside the area with ``|speed| <
@@ -17,6 +22,7 @@ completed stop in the current (or last) visit is one STOP_SIGN event.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +30,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from harness.boxes import Corner, box_corners, boxes_overlap
+from harness.boxes import Corner, boxes_overlap
 from harness.sim.state import (
     EGO_INDEX,
     ActorArrays,
@@ -37,6 +43,11 @@ from harness.sim.state import (
 
 STOP_KIND_LIGHT = 0  # town.signals.stop_kind for a traffic-light stop line
 STOP_KIND_SIGN = 1  # town.signals.stop_kind for a stop-sign stop line
+NEAR_MOVE_M = (
+    25.0  # [m] the near stop-line subset stays valid while the ego is this close to its centre
+)
+NEAR_MARGIN_M = 1.0  # [m] slack on the near-subset bounds (rounding)
+ROUTE_BOUND_MARGIN_M = 1e-6  # [m] slack on the route-distance Lipschitz bound (GEOS rounding)
 
 COLLISION_KIND = {
     ActorKind.VEHICLE: EventKind.COLLISION_VEHICLE,
@@ -45,6 +56,7 @@ COLLISION_KIND = {
     ActorKind.PEDESTRIAN: EventKind.COLLISION_PEDESTRIAN,
     ActorKind.STATIC: EventKind.COLLISION_STATIC,
 }
+_CORNER_SIGNS = ((1.0, 1.0), (1.0, -1.0), (-1.0, -1.0), (-1.0, 1.0))  # harness.boxes Corner order
 _KIND_TO_EVENT = np.array(
     [COLLISION_KIND[ActorKind(k)] for k in range(len(ActorKind))], dtype=np.int64
 )
@@ -113,6 +125,20 @@ class _TickFlags:
 _NO_FLAGS = _TickFlags(frozenset(), np.zeros(4, dtype=bool), False, np.zeros((4, 2)), np.zeros(2))
 
 
+def _ego_corners(
+    x: float, y: float, yaw: float, length: float, width: float
+) -> NDArray[np.float64]:
+    """(4, 2) corners [m] in harness.boxes.Corner order, as harness.boxes.box_corners computes
+    them (same operations, so the same bits) without its broadcasting overhead."""
+    c, s = float(np.cos(yaw)), float(np.sin(yaw))
+    hl, hw = 0.5 * length, 0.5 * width
+    out = [
+        (x + c * (sl * hl) - s * (sw * hw), y + s * (sl * hl) + c * (sw * hw))
+        for sl, sw in _CORNER_SIGNS
+    ]
+    return np.array(out, dtype=np.float64)
+
+
 def _front_midpoint(state: WorldState) -> NDArray[np.float64]:
     """(2,) front-bumper midpoint of the ego [m]."""
     a, i = state.actors, EGO_INDEX
@@ -152,6 +178,16 @@ class EventDetector:
         shapely.prepare(self.sign_areas)
         self.stop_memory = StopSignMemory.fresh(self.stop_a.shape[0])
         self._cache: tuple[int, ActorArrays, _TickFlags] | None = None  # frame, actors, flags
+        mid = 0.5 * (self.stop_a + self.stop_b)
+        self._line_mid = mid  # (S, 2) [m]
+        self._line_half = 0.5 * np.hypot(*(self.stop_b - self.stop_a).T)  # (S,) [m]
+        bounds = shapely.bounds(self.sign_areas).reshape(-1, 4)
+        self._sign_bounds = bounds  # (G, 4) [m] minx, miny, maxx, maxy of the stop areas
+        self._near: tuple[float, float, NDArray[np.int64], NDArray[np.int64]] | None = None
+        self._pose_cache: (
+            tuple[tuple[float, ...], NDArray[np.float64], NDArray[np.bool_]] | None
+        ) = None
+        self._route_anchor: tuple[float, float, float] | None = None  # x, y, distance [m]
 
     def _stop_normals(self, stop_lane: NDArray[np.int64]) -> NDArray[np.float64]:
         """Unit normals of the stop lines pointing the way their lane drives (past the line)."""
@@ -181,6 +217,7 @@ class EventDetector:
         """Forget the stop-sign visits and cached flags (a new episode)."""
         self.stop_memory = StopSignMemory.fresh(self.stop_a.shape[0])
         self._cache = None
+        self._near = None
 
     def _flags(self, state: WorldState) -> _TickFlags:
         """Collision ids, off-drivable and deviation of one state (cached for the next tick)."""
@@ -189,43 +226,137 @@ class EventDetector:
         )  # keyed on the actors object: dataclasses.replace(state, events=...) keeps it
         if c is not None and c[0] == state.frame and c[1] is state.actors:
             return c[2]
-        a = state.actors
-        boxes = a.boxes
-        others = np.flatnonzero(a.valid)
-        others = others[others != EGO_INDEX]
-        hit = boxes_overlap(boxes[EGO_INDEX], boxes[others])
-        ids = frozenset(int(v) for v in a.actor_id[others[hit]])
-        ex, ey = float(a.x[EGO_INDEX]), float(a.y[EGO_INDEX])
-        corners = box_corners(ex, ey, a.yaw[EGO_INDEX], a.length[EGO_INDEX], a.width[EGO_INDEX])
-        outside = ~np.asarray(self.town.area.contains(corners), dtype=bool)
-        deviated = self.route_distance(ex, ey) > self.config.route_deviation_m
-        flags = _TickFlags(ids, outside, deviated, corners, _front_midpoint(state))
+        a, i = state.actors, EGO_INDEX
+        ex, ey, eyaw = float(a.x[i]), float(a.y[i]), float(a.yaw[i])
+        el, ew = float(a.length[i]), float(a.width[i])
+        # circumscribed-circle broad phase (the same test boxes_overlap starts with)
+        dx, dy = a.x - ex, a.y - ey
+        reach = 0.5 * math.hypot(el, ew) + 0.5 * np.hypot(a.length, a.width)
+        near = (dx * dx + dy * dy <= reach * reach) & a.valid
+        near[i] = False
+        ids: frozenset[int] = frozenset()
+        if near.any():
+            others = np.flatnonzero(near)
+            hit = boxes_overlap(a.boxes[i], a.boxes[others])
+            ids = frozenset(int(v) for v in a.actor_id[others[hit]])
+        pose = (ex, ey, eyaw, el, ew)
+        pc = self._pose_cache
+        if pc is not None and pc[0] == pose:  # the ego's box did not move: same corners, same area
+            corners, outside = pc[1], pc[2]
+        else:
+            corners = _ego_corners(ex, ey, eyaw, el, ew)
+            outside = ~np.asarray(self.town.area.contains(corners), dtype=bool)
+            self._pose_cache = (pose, corners, outside)
+        flags = _TickFlags(ids, outside, self._deviated(ex, ey), corners, _front_midpoint(state))
         self._cache = (state.frame, a, flags)
         return flags
 
-    def _crossed(self, p0: NDArray[np.float64], p1: NDArray[np.float64]) -> NDArray[np.bool_]:
+    def _deviated(self, x: float, y: float) -> bool:
+        """Route distance > route_deviation_m, decided from the last computed distance when the
+        move since then cannot change the answer (distance to a fixed set is 1-Lipschitz)."""
+        if self._route is None:
+            return False
+        limit = self.config.route_deviation_m
+        anchor = self._route_anchor
+        if anchor is not None:
+            moved = math.hypot(x - anchor[0], y - anchor[1]) + ROUTE_BOUND_MARGIN_M
+            if anchor[2] + moved < limit:
+                return False
+            if anchor[2] - moved > limit:
+                return True
+        d = self.route_distance(x, y)
+        self._route_anchor = (x, y, d)
+        return d > limit
+
+    def _near_items(
+        self,
+        p0: NDArray[np.float64] | None,
+        p1: NDArray[np.float64],
+        ego: tuple[float, float, float],
+    ) -> tuple[NDArray[np.int64] | None, NDArray[np.int64] | None]:
+        """(stop lines, stop-sign areas) that the front path p0 -> p1 or the ego's box (centre x, y
+        and circumscribed radius) may reach: the items within NEAR_MOVE_M of a centre, rebuilt at
+        the ego when it strays farther. None = every item (the ego jumped too far to bound)."""
+
+        def reach(c: tuple[float, float]) -> float:
+            r = math.hypot(ego[0] - c[0], ego[1] - c[1]) + ego[2]
+            r = max(r, math.hypot(float(p1[0]) - c[0], float(p1[1]) - c[1]))
+            if p0 is not None:
+                r = max(r, math.hypot(float(p0[0]) - c[0], float(p0[1]) - c[1]))
+            return r
+
+        near = self._near
+        if near is None or reach((near[0], near[1])) > NEAR_MOVE_M:
+            cx, cy = ego[0], ego[1]
+            bound = NEAR_MOVE_M + NEAR_MARGIN_M
+            lines = np.flatnonzero(
+                np.hypot(self._line_mid[:, 0] - cx, self._line_mid[:, 1] - cy) - self._line_half
+                <= bound
+            )
+            b = self._sign_bounds
+            gx = np.maximum(np.maximum(b[:, 0] - cx, cx - b[:, 2]), 0.0)
+            gy = np.maximum(np.maximum(b[:, 1] - cy, cy - b[:, 3]), 0.0)
+            signs = np.flatnonzero(np.hypot(gx, gy) <= bound)
+            near = self._near = (cx, cy, lines, signs)
+            if reach((cx, cy)) > NEAR_MOVE_M:
+                return None, None
+        return near[2], near[3]
+
+    def _crossed(
+        self,
+        p0: NDArray[np.float64],
+        p1: NDArray[np.float64],
+        lines: NDArray[np.int64] | None = None,
+    ) -> NDArray[np.bool_]:
         """(S,) stop lines the segment p0 -> p1 crosses in the lane's direction (from behind the
-        line to on or past it, within the line's extent)."""
-        s0 = np.einsum("ij,ij->i", p0 - self.stop_a, self.stop_normal)
-        s1 = np.einsum("ij,ij->i", p1 - self.stop_a, self.stop_normal)
+        line to on or past it, within the line's extent); only ``lines`` are tested when given
+        (the others read False)."""
+        if lines is None:
+            a, b, normal = self.stop_a, self.stop_b, self.stop_normal
+        else:
+            a, b, normal = self.stop_a[lines], self.stop_b[lines], self.stop_normal[lines]
+        s0 = np.einsum("ij,ij->i", p0 - a, normal)
+        s1 = np.einsum("ij,ij->i", p1 - a, normal)
         forward = (s0 < 0.0) & (s1 >= 0.0)
+        if lines is not None and not forward.any():
+            return np.zeros(self.stop_a.shape[0], dtype=bool)
         t = np.where(forward, s0 / np.where(forward, s0 - s1, 1.0), 0.0)  # along p0 -> p1
         hit = p0 + t[:, None] * (p1 - p0)  # (S, 2) where the path meets the line
-        ab = self.stop_b - self.stop_a
-        u = np.einsum("ij,ij->i", hit - self.stop_a, ab) / np.maximum(
-            np.einsum("ij,ij->i", ab, ab), 1e-12
-        )
+        ab = b - a
+        u = np.einsum("ij,ij->i", hit - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12)
         out: NDArray[np.bool_] = forward & (u >= 0.0) & (u <= 1.0)
-        return out
+        if lines is None:
+            return out
+        full = np.zeros(self.stop_a.shape[0], dtype=bool)
+        full[lines] = out
+        return full
 
-    def _update_stop_memory(self, cur: WorldState, ego_corners: NDArray[np.float64]) -> None:
-        """Visits to stop-sign areas: entering restarts the visit; slow ticks inside complete it."""
+    def _update_stop_memory(
+        self,
+        cur: WorldState,
+        ego_corners: NDArray[np.float64],
+        near_signs: NDArray[np.int64] | None = None,
+    ) -> None:
+        """Visits to stop-sign areas: entering restarts the visit; slow ticks inside complete it.
+        Only the areas ``near_signs`` (indices into sign_lines) can hold the ego when given; an
+        area is tested with GEOS only when its bounding box meets the ego's."""
         if self.sign_lines.size == 0:
             return
         a, i = cur.actors, EGO_INDEX
-        ego = shapely.Polygon(ego_corners)
-        inside = shapely.intersects(self.sign_areas, ego).astype(bool)
         m, idx = self.stop_memory, self.sign_lines
+        inside = np.zeros(idx.shape[0], dtype=bool)
+        cand = np.arange(idx.shape[0]) if near_signs is None else near_signs
+        if cand.size:
+            b = self._sign_bounds[cand]
+            lo, hi = ego_corners.min(axis=0), ego_corners.max(axis=0)
+            cand = cand[
+                (b[:, 0] <= hi[0]) & (b[:, 2] >= lo[0]) & (b[:, 1] <= hi[1]) & (b[:, 3] >= lo[1])
+            ]
+        if cand.size:
+            ego = shapely.Polygon(ego_corners)
+            inside[cand] = shapely.intersects(self.sign_areas[cand], ego).astype(bool)
+        elif not m.in_area[idx].any():
+            return  # outside every area, before and now: nothing changes
         entered = inside & ~m.in_area[idx]
         m.stopped[idx[entered]] = False
         m.min_speed_mps[idx[entered]] = np.inf
@@ -272,9 +403,12 @@ class EventDetector:
                 )
             )
 
-        self._update_stop_memory(cur, now.ego_corners)
-        if prev is not None and self.stop_a.shape[0]:
-            crossed = self._crossed(before.front_xy, now.front_xy)
+        ego_r = 0.5 * math.hypot(float(a.length[i]), float(a.width[i]))
+        p0 = before.front_xy if prev is not None else None
+        lines, signs = self._near_items(p0, now.front_xy, (ex, ey, ego_r))
+        self._update_stop_memory(cur, now.ego_corners, signs)
+        if p0 is not None and self.stop_a.shape[0] and (lines is None or lines.size):
+            crossed = self._crossed(p0, now.front_xy, lines)
             for s in np.flatnonzero(crossed):
                 owner, m = int(self.stop_owner[s]), self.stop_memory
                 if (

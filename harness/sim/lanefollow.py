@@ -4,13 +4,13 @@ baseline agent."""
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from harness.dynamics.control import VehicleControl
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
-from harness.geometry import to_local
 from harness.maps.town import Town
 from harness.routes.planner import PlannedRoute
 from harness.sim.embedded.idm import IDMParams, idm_accel
@@ -25,6 +25,12 @@ STOP_MARGIN_M = 1.0  # [m] the front bumper stops this far before a stop line
 YELLOW_DECEL_MPS2 = 3.0  # [m/s2] stop for yellow only when this deceleration suffices
 STOP_SERVED_SPEED_MPS = 0.1  # [m/s] a stop sign is honoured by dropping below this ...
 STOP_SERVED_DIST_M = 4.0  # [m] ... within this distance of its line
+RED, YELLOW, GREEN = (
+    int(LightState.RED),
+    int(LightState.YELLOW),
+    int(LightState.GREEN),
+)  # plain ints
+_PLAN_STEPS = np.arange(1, PLAN_STEPS + 1)  # [-] pose numbers of the plan
 
 
 @dataclass
@@ -65,8 +71,14 @@ class RouteFollower:
         self.route_xy = np.asarray(self.route_xy, dtype=np.float64).reshape(-1, 2)
         seg = np.hypot(*np.diff(self.route_xy, axis=0).T)
         self._s = np.concatenate([[0.0], np.cumsum(seg)])
+        self._s_end = float(self._s[-1])
+        # stop lines by route position, so each tick only looks at the few within reach
+        self._stop_order = np.argsort(np.asarray(self.stop_s_m, dtype=np.float64), kind="stable")
+        self._stop_sorted = np.asarray(self.stop_s_m, dtype=np.float64)[self._stop_order].tolist()
 
     def control(self, state: WorldState, dt_s: float) -> VehicleControl:
+        """One tick: progress along the route (searched in a window ahead), the target speed from
+        the corridor and the stop lines, and the tracker's control toward a 3 s plan."""
         a = state.actors
         ego_xy = np.array([a.x[0], a.y[0]])
         lo, hi = self.index, min(self.index + 60, len(self.route_xy))
@@ -75,17 +87,20 @@ class RouteFollower:
         target = min(self.cruise_mps, self._gap_speed(state), self._stop_speed(state))
         s0 = self._s[self.index]
         # poses keep a minimum spacing so the path ahead stays defined when the target speed is 0
-        s = s0 + max(target, MIN_PLAN_SPACING_MPS) * PLAN_DT_S * np.arange(1, PLAN_STEPS + 1)
-        s = np.minimum(s, self._s[-1])
-        px = np.interp(s, self._s, self.route_xy[:, 0])
-        py = np.interp(s, self._s, self.route_xy[:, 1])
-        yaw = np.arctan2(np.gradient(py), np.gradient(px)) if len(s) > 1 else np.zeros_like(px)
-        if self._s[-1] - s0 < 2.0:
+        s = s0 + max(target, MIN_PLAN_SPACING_MPS) * PLAN_DT_S * _PLAN_STEPS
+        s = np.minimum(s, self._s_end)
+        poses = np.empty((PLAN_STEPS, 3))
+        poses[:, 0] = np.interp(s, self._s, self.route_xy[:, 0])
+        poses[:, 1] = np.interp(s, self._s, self.route_xy[:, 1])
+        # np.gradient of x and y (unit spacing) in one pass: same operations, same bits
+        xy, grad = poses[:, :2], np.empty((PLAN_STEPS, 2))
+        grad[1:-1] = (xy[2:] - xy[:-2]) / 2.0
+        grad[0], grad[-1] = xy[1] - xy[0], xy[-1] - xy[-2]
+        poses[:, 2] = np.arctan2(grad[:, 1], grad[:, 0])
+        if self._s_end - s0 < 2.0:
             target = 0.0
         plan = PlannedTrajectory(
-            poses=np.column_stack([px, py, yaw]),
-            dt_s=PLAN_DT_S,
-            speeds_mps=np.full(PLAN_STEPS, target),
+            poses=poses, dt_s=PLAN_DT_S, speeds_mps=np.full(PLAN_STEPS, target)
         )
         return self.tracker.control(
             self.pid, [a.x[0], a.y[0], a.yaw[0]], float(a.speed[0]), plan, dt_s
@@ -98,21 +113,29 @@ class RouteFollower:
         a = state.actors
         v = float(a.speed[0])
         front = self._s[self.index] + 0.5 * float(a.length[0])
-        gap = self.stop_s_m - front - STOP_MARGIN_M
+        # only lines that can be ``ahead`` below (1 m slack on the bounds for rounding)
+        lo = bisect.bisect_left(self._stop_sorted, front + STOP_MARGIN_M - 2.0)
+        hi = bisect.bisect_right(self._stop_sorted, front + STOP_MARGIN_M + LOOKAHEAD_M + 21.0)
+        if lo >= hi:
+            return self.cruise_mps
+        idx = self._stop_order[lo:hi]
+        kind, owner = self.stop_kind[idx], self.stop_owner[idx]
+        gap = self.stop_s_m[idx] - front - STOP_MARGIN_M
         ahead = (gap > -1.0) & (gap < LOOKAHEAD_M + 20.0)
-        light = np.full(self.stop_kind.shape, int(LightState.GREEN))
-        is_light = (self.stop_kind == 0) & (state.light_state.size > 0)
-        light[is_light] = state.light_state[self.stop_owner[is_light]]
-        must = ahead & (self.stop_kind == 0) & (light == LightState.RED)
+        light = np.full(kind.shape, GREEN)
+        is_light = (kind == 0) & (state.light_state.size > 0)
+        light[is_light] = state.light_state[owner[is_light]]
+        must = ahead & (kind == 0) & (light == RED)
         can_stop = gap > v * v / (2.0 * YELLOW_DECEL_MPS2)
-        must |= ahead & (self.stop_kind == 0) & (light == LightState.YELLOW) & can_stop
-        for i in np.flatnonzero(ahead & (self.stop_kind == 1)).tolist():
+        must |= ahead & (kind == 0) & (light == YELLOW) & can_stop
+        for k in np.flatnonzero(ahead & (kind == 1)).tolist():
+            i = int(idx[k])
             if i in self.served:
                 continue
-            if v < STOP_SERVED_SPEED_MPS and gap[i] < STOP_SERVED_DIST_M:
+            if v < STOP_SERVED_SPEED_MPS and gap[k] < STOP_SERVED_DIST_M:
                 self.served.add(i)
             else:
-                must[i] = True
+                must[k] = True
         if not must.any():
             return self.cruise_mps
         g = max(float(gap[must].min()), 0.0)
@@ -131,8 +154,10 @@ class RouteFollower:
         path = self.route_xy[i0:i1]
         if len(path) < 2:
             return self.cruise_mps
-        rel = to_local(np.column_stack([a.x[others], a.y[others]]), [a.x[0], a.y[0]], a.yaw[0])
-        near = others[(rel[:, 0] > 0.0) & (rel[:, 0] < LOOKAHEAD_M + 5.0)]
+        # x of harness.geometry.to_local (same operations), for the other actors only
+        c, s = np.cos(a.yaw[0]), np.sin(a.yaw[0])
+        ahead = c * (a.x[others] - a.x[0]) + s * (a.y[others] - a.y[0])
+        near = others[(ahead > 0.0) & (ahead < LOOKAHEAD_M + 5.0)]
         if near.size == 0:
             return self.cruise_mps
         pts = np.column_stack([a.x[near], a.y[near]])

@@ -157,6 +157,7 @@ class PedestrianModel:
             d, _ = cKDTree(self.paths.xy).query(self.crosswalks.reshape(-1, 2))
             self.crosswalks = self.crosswalks[(d.reshape(-1, 2) <= CROSS_END_MAX_M).all(axis=1)]
         self._next_id = first_id
+        self.generation = 0  # bumped whenever the walker set or an id changes (cache key)
         self._near: NDArray[np.float64] | None = None
         self._radius = np.inf
         z = np.zeros(0)
@@ -223,6 +224,7 @@ class PedestrianModel:
     def _place(self, rows: NDArray[np.int64], pts: NDArray[np.int64]) -> None:
         """Put walkers ``rows`` at path points ``pts`` with new ids, speeds and directions."""
         k = rows.size
+        self.generation += 1
         self.ids[rows] = np.arange(self._next_id, self._next_id + k)
         self._next_id += k
         self.ring[rows] = np.searchsorted(self.paths.start, pts, side="right") - 1
@@ -248,6 +250,7 @@ class PedestrianModel:
         if pts.size < n:
             log.info("spawned %d of %d pedestrians (no more free sidewalk)", pts.size, n)
         first, k = self.n, pts.size
+        self.generation += 1
         grow_i = np.zeros(k, dtype=np.int64)
         grow_f = np.zeros(k)
         self.ids, self.ring = (
@@ -291,7 +294,11 @@ class PedestrianModel:
         return far[: pts.size]
 
     def evict(
-        self, center_xy: NDArray[np.float64], radius_m: float, ego_xy: NDArray[np.float64], reach_m: float
+        self,
+        center_xy: NDArray[np.float64],
+        radius_m: float,
+        ego_xy: NDArray[np.float64],
+        reach_m: float,
     ) -> int:
         """Re-place the walkers within radius_m of center_xy on sidewalks within reach_m of the ego
         but outside the circle; returns how many moved."""

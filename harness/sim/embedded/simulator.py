@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 TRAFFIC_FIRST_ID = 1_000  # background vehicle ids start here (respawns take fresh ids)
 PEDESTRIAN_FIRST_ID = 1_000_000  # background pedestrian ids
 SCENARIO_FIRST_ID = 2_000_000  # scenario actor ids
+FLOAT_FIELDS = (
+    "x", "y", "z", "yaw", "speed", "accel", "yaw_rate", "length", "width", "height"
+)  # fmt: skip  # float rows of the assembled ActorArrays, in recording order
+F_X, F_Y, F_Z, F_YAW, F_SPEED, F_ACCEL, F_YAW_RATE, F_LENGTH, F_WIDTH, F_HEIGHT = range(10)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,20 @@ class EmbeddedConfig:
     despawn_radius_m: float = 250.0  # background actors farther than this from the ego respawn [m]
     recycle_every_ticks: int = 20  # how often far actors are recycled [ticks]
     privileged_sensors: bool = False  # allow the BEV raster sensor (teachers, debugging)
+
+
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    """Cached constant rows of the assembled state for one actor set (see _assemble): float rows
+    (len(FLOAT_FIELDS), N) with the dims of the ego and walkers and zero z, and the id, kind, role
+    and valid columns. ``key`` = (traffic n, walker n, scenario n, traffic and walker generations)."""
+
+    key: tuple[int, ...]
+    floats: NDArray[np.float64]
+    actor_id: NDArray[np.int64]
+    kind: NDArray[np.int8]
+    role: NDArray[np.int8]
+    valid: NDArray[np.bool_]
 
 
 @dataclass
@@ -71,6 +89,9 @@ class _Episode:
     recorder: EpisodeRecorder | None
     frame: int = 0
     state: WorldState | None = None
+    layout: _Layout | None = None
+    lights_frame: int = -1
+    lights_now: tuple[NDArray[np.int8], NDArray[np.float64]] | None = None
 
 
 class EmbeddedSimulator:
@@ -147,19 +168,28 @@ class EmbeddedSimulator:
         )  # fmt: skip
         ep.ego = bicycle_step(ep.ego, accel, steer, p, SIM_DT_S, reverse=control.reverse)
         ep.frame += 1
-        time_s = ep.frame * SIM_DT_S
-        light_state, _ = ep.lights.states_at(time_s)
+        light_state, _ = self._lights(ep, ep.frame)
         ego_box = np.array(
             [[ep.ego.x, ep.ego.y, ep.ego.yaw, p.length_m, p.width_m]], dtype=np.float64
         )
-        others = np.concatenate([ego_box, ep.scripted.boxes(), ep.pedestrians.boxes], axis=0)
-        other_speed = np.concatenate(
-            [np.atleast_1d(ep.ego.speed), ep.scripted.speed(), ep.pedestrians.speed]
-        )
+        scripted_boxes = ep.scripted.boxes()
+        if ep.pedestrians.n or scripted_boxes.shape[0]:
+            others = np.concatenate([ego_box, scripted_boxes, ep.pedestrians.boxes], axis=0)
+            other_speed = np.concatenate(
+                [np.atleast_1d(ep.ego.speed), ep.scripted.speed(), ep.pedestrians.speed]
+            )
+        else:  # the common case: the ego is the only obstacle
+            others, other_speed = ego_box, np.array([float(ep.ego.speed)])
         ep.traffic.step(SIM_DT_S, others, other_speed, light_state)
-        vehicles = np.concatenate([ego_box, ep.traffic.boxes, ep.scripted.boxes()], axis=0)
-        ep.pedestrians.step(SIM_DT_S, vehicles)
-        ep.scripted.step(SIM_DT_S)
+        if ep.pedestrians.n:  # walkers read the vehicles only to decide on crossings
+            vehicles = np.concatenate([ego_box, ep.traffic.boxes, scripted_boxes], axis=0)
+            ep.pedestrians.step(SIM_DT_S, vehicles)
+        if scripted_boxes.shape[0]:  # scenario actors that keep gaps see the ego and traffic
+            ep.scripted.step(
+                SIM_DT_S,
+                np.concatenate([ego_box, ep.traffic.boxes], axis=0),
+                np.concatenate([np.atleast_1d(ep.ego.speed), ep.traffic.speed]),
+            )
         if ep.frame % self.config.recycle_every_ticks == 0:
             centre = np.array([float(ep.ego.x), float(ep.ego.y)])
             ep.traffic.recycle(centre, self.config.despawn_radius_m)
@@ -231,42 +261,75 @@ class EmbeddedSimulator:
             ep.recorder.append(state)
         return state
 
+    def _lights(self, ep: _Episode, frame: int) -> tuple[NDArray[np.int8], NDArray[np.float64]]:
+        """Light states and elapsed times of a frame, computed once per frame (a pure function of
+        time; the tick and the assembled state both read them)."""
+        if ep.lights_frame != frame or ep.lights_now is None:
+            ep.lights_now = ep.lights.states_at(frame * SIM_DT_S)
+            ep.lights_frame = frame
+        return ep.lights_now
+
+    def _layout(self, ep: _Episode, ns: int) -> _Layout:
+        """The per-episode constant part of the assembled arrays; rebuilt only when the actor set
+        changes (spawns, respawns, recycling, scenario actors)."""
+        t, w = ep.traffic, ep.pedestrians
+        key = (t.n, w.n, ns, t.generation, w.generation)
+        lay = ep.layout
+        if lay is not None and lay.key == key:
+            return lay
+        p = self.config.ego
+        nt, nw = t.n, w.n
+        n = 1 + nt + nw + ns
+        floats = np.zeros((len(FLOAT_FIELDS), n))
+        floats[[F_LENGTH, F_WIDTH, F_HEIGHT], 0] = (p.length_m, p.width_m, p.height_m)
+        wk = slice(1 + nt, 1 + nt + nw)
+        floats[F_LENGTH, wk], floats[F_WIDTH, wk] = WALKER.length_m, WALKER.width_m
+        floats[F_HEIGHT, wk] = WALKER.height_m
+        ids = np.concatenate([[0], t.ids, w.ids, np.zeros(ns)]).astype(np.int64)
+        kind = np.full(n, int(ActorKind.VEHICLE), dtype=np.int8)
+        kind[wk] = int(ActorKind.PEDESTRIAN)
+        role = np.full(n, int(ActorRole.BACKGROUND), dtype=np.int8)
+        role[0], role[wk] = int(ActorRole.EGO), int(ActorRole.PEDESTRIAN)
+        ep.layout = _Layout(key, floats, ids, kind, role, np.ones(n, dtype=np.bool_))
+        return ep.layout
+
     def _assemble(self, frame: int) -> WorldState:
-        """Pack ego, traffic, pedestrians and scenario actors into one ActorArrays (ego row 0)."""
+        """Pack ego, traffic, pedestrians and scenario actors into one ActorArrays (ego row 0).
+
+        Every tick gets fresh arrays (consumers keep earlier states), filled by slices into a copy
+        of the cached per-episode layout: a few dozen small copies instead of per-field concatenates.
+        """
         ep = self._episode()
         p = self.config.ego
-        e, t, w, s = ep.ego, ep.traffic, ep.pedestrians, ep.scripted
+        e, t, w = ep.ego, ep.traffic, ep.pedestrians
         nt, nw = t.n, w.n
-        sa = s.arrays()
-        ns = sa["x"].shape[0]
-
-        def cat(
-            ego_v: Any, traffic_v: Any, walker_v: Any, key: str, dtype: Any = np.float64
-        ) -> NDArray[Any]:
-            return np.concatenate([
-                np.atleast_1d(np.asarray(ego_v, dtype=dtype)),
-                np.broadcast_to(np.asarray(traffic_v, dtype=dtype), (nt,)),
-                np.broadcast_to(np.asarray(walker_v, dtype=dtype), (nw,)),
-                sa[key].astype(dtype, copy=False),
-            ])  # fmt: skip
-
+        sa = ep.scripted.arrays()
+        ns = int(sa["x"].shape[0])
+        lay = self._layout(ep, ns)
+        f = lay.floats.copy()
+        actor_id, kind, role = lay.actor_id.copy(), lay.kind.copy(), lay.role.copy()
+        f[[F_X, F_Y, F_YAW, F_SPEED, F_ACCEL, F_YAW_RATE], 0] = (
+            float(e.x), float(e.y), float(e.yaw), float(e.speed), float(e.accel),
+            float(e.yaw_rate(p)),
+        )  # fmt: skip
+        tr = slice(1, 1 + nt)
+        f[F_X, tr], f[F_Y, tr], f[F_YAW, tr] = t.x, t.y, t.yaw
+        f[F_SPEED, tr], f[F_ACCEL, tr], f[F_YAW_RATE, tr] = t.speed, t.accel, t.yaw_rate
+        f[F_LENGTH, tr], f[F_WIDTH, tr], f[F_HEIGHT, tr] = t.length, t.width, t.height
+        if nw:
+            wk = slice(1 + nt, 1 + nt + nw)
+            f[F_X, wk], f[F_Y, wk], f[F_YAW, wk], f[F_SPEED, wk] = w.x, w.y, w.yaw, w.speed
+        if ns:
+            sc = slice(1 + nt + nw, None)
+            for k, name in enumerate(FLOAT_FIELDS):
+                f[k, sc] = sa[name]
+            actor_id[sc], kind[sc], role[sc] = sa["actor_id"], sa["kind"], sa["role"]
         actors = ActorArrays(
-            actor_id=cat(0, t.ids, w.ids, "actor_id", np.int64),
-            kind=cat(ActorKind.VEHICLE, ActorKind.VEHICLE, ActorKind.PEDESTRIAN, "kind", np.int8),
-            role=cat(ActorRole.EGO, ActorRole.BACKGROUND, ActorRole.PEDESTRIAN, "role", np.int8),
-            valid=np.ones(1 + nt + nw + ns, dtype=np.bool_),
-            x=cat(e.x, t.x, w.x, "x"),
-            y=cat(e.y, t.y, w.y, "y"),
-            z=cat(0.0, 0.0, 0.0, "z"),
-            yaw=cat(e.yaw, t.yaw, w.yaw, "yaw"),
-            speed=cat(e.speed, t.speed, w.speed, "speed"),
-            accel=cat(e.accel, t.accel, 0.0, "accel"),
-            yaw_rate=cat(e.yaw_rate(p), t.yaw_rate, 0.0, "yaw_rate"),
-            length=cat(p.length_m, t.length, WALKER.length_m, "length"),
-            width=cat(p.width_m, t.width, WALKER.width_m, "width"),
-            height=cat(p.height_m, t.height, WALKER.height_m, "height"),
-        )
-        light_state, elapsed = ep.lights.states_at(frame * SIM_DT_S)
+            actor_id=actor_id, kind=kind, role=role, valid=lay.valid.copy(),
+            x=f[F_X], y=f[F_Y], z=f[F_Z], yaw=f[F_YAW], speed=f[F_SPEED], accel=f[F_ACCEL],
+            yaw_rate=f[F_YAW_RATE], length=f[F_LENGTH], width=f[F_WIDTH], height=f[F_HEIGHT],
+        )  # fmt: skip
+        light_state, elapsed = self._lights(ep, frame)
         return WorldState(
             frame=frame, time_s=frame * SIM_DT_S, actors=actors,
             light_state=light_state, light_elapsed_s=elapsed,

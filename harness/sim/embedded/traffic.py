@@ -1,7 +1,8 @@
 """Background traffic on the lane graph: IDM car following along each vehicle's planned lane
 sequence, traffic lights, stop signs and first-come-first-served junction reservations over
 conflicting connector lanes. Vectorised over vehicles; only lane transitions, plan extensions and
-the few vehicles asking to enter a junction are handled one by one."""
+the few vehicles asking to enter a junction are handled one by one. Lane tables (lanetables.py),
+leader search (leaders.py) and right-of-way rules (rules.py) live in their own modules."""
 
 from __future__ import annotations
 
@@ -10,29 +11,38 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import shapely
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from harness.dynamics.vehicle import CARLA_DEFAULT_CAR
 from harness.geometry import wrap_angle
 from harness.sim.embedded.idm import IDMParams, idm_accel
-from harness.sim.state import LightState
+from harness.sim.embedded.lanetables import (
+    CONFLICT_AREA_M2,
+    NARROW_LANE_M,
+    STOP_LIGHT,
+    STOP_SIGN,
+    LaneTables,
+    conflict_matrix,
+)
+from harness.sim.embedded.leaders import ObstacleMatcher, obstacle_leaders, vehicle_leaders
+from harness.sim.embedded.rules import (
+    CLAIM_SLOTS,
+    OFF,
+    SEQ_SLOTS,
+    STOPPED_MPS,
+    junction_control,
+    stop_gaps,
+)
 
 log = logging.getLogger(__name__)
 
-SEQ_SLOTS = 8  # lanes in a planned sequence, current lane first [-]
-CLAIM_SLOTS = 3  # consecutive junction lanes one entry claims [-]
-STOP_LIGHT, STOP_SIGN = 0, 1  # SignalSet.stop_kind values
-RED, YELLOW, GREEN, OFF = (int(v) for v in LightState)  # plain ints: no enum lookups per tick
-CONFLICT_AREA_M2 = 0.2  # connector polygons overlapping by more than this conflict [m2]
 RESPAWN_MIN_DIST_M = 40.0  # recycled vehicles reappear at least this far from the ego [m]
-NARROW_LANE_M = 2.5  # lanes narrower than this somewhere are not driven into or spawned on [m]
-SAME_LEVEL_M = 3.0  # an obstacle this close in height to a lane is on it (else bridge level) [m]
-OBSTACLE_REACH_M = 3.0  # centerline samples this much beyond an obstacle's radius are searched [m]
-OBSTACLE_NEIGHBOURS = 32  # nearest centerline samples searched per obstacle [-]
-STOPPED_MPS = 0.1  # below this a vehicle counts as stopped (the leaderboard's stop-sign test) [m/s]
 INF = np.inf
+__all__ = [  # the lane tables moved to lanetables.py; re-exported for existing imports
+    "CLAIM_SLOTS", "CONFLICT_AREA_M2", "SEQ_SLOTS", "STOP_LIGHT", "STOP_SIGN", "STOPPED_MPS",
+    "LaneTables", "TrafficModel", "TrafficParams", "conflict_matrix",
+]  # fmt: skip
 STATE_FIELDS = (
     "ids", "lane", "prev_lane", "s", "speed", "accel", "x", "y", "z", "yaw", "yaw_rate", "v0",
     "length", "width", "height", "seq", "seq_off", "req_since", "granted_entry", "stop_done_lane",
@@ -60,79 +70,36 @@ class TrafficParams:
     height_m: float = CARLA_DEFAULT_CAR.height_m
 
 
-def conflict_matrix(
-    polygons: list[Any], junction_id: NDArray[np.int64], connectors: NDArray[np.int64]
-) -> NDArray[np.bool_]:
-    """(C, C) connector pairs of the same junction whose lane polygons overlap by more than
-    CONFLICT_AREA_M2; diverging and merging pairs are included, they share road at their ends."""
-    c = connectors.shape[0]
-    out = np.zeros((c, c), dtype=bool)
-    if c == 0:
-        return out
-    polys = np.array([polygons[k] for k in connectors.tolist()], dtype=object)
-    a, b = shapely.STRtree(polys).query(polys, predicate="intersects")
-    keep = (a < b) & (junction_id[connectors[a]] == junction_id[connectors[b]])
-    a, b = a[keep], b[keep]
-    if a.size:
-        hit = shapely.area(shapely.intersection(polys[a], polys[b])) > CONFLICT_AREA_M2
-        out[a[hit], b[hit]] = out[b[hit], a[hit]] = True
-    return out
-
-
 @dataclass(frozen=True, eq=False)
-class LaneTables:
-    """Per-lane tables read every tick, shape (L + 1,): the extra last row is a neutral sentinel,
-    so a padding lane index -1 reads length 0, no stop line, no junction, no successor."""
+class _PoseTables:
+    """LaneSet.position's lookup tables, precomputed: ``global_s`` (P,) [m] the strictly increasing
+    lane offset + s used for searchsorted, ``lane_offset`` (L,) [m], ``lane_int`` (L, 4) first
+    sample, last segment start, samples - 1, unused; per sample (the segment it starts) ``seg_ds``
+    (P,) [m], ``seg_dxy`` (P, 2) [m], ``seg_dyaw`` (P,) [rad] (wrapped), zero past a lane's end."""
 
-    length_m: NDArray[np.float64]  # [m]
-    in_junction: NDArray[np.bool_]
-    ok: NDArray[np.bool_]  # wide enough everywhere and not a dead end: fit to drive into
-    is_entry: NDArray[np.bool_]  # outside a junction and leads into one
-    dead_end: NDArray[np.bool_]  # no successor
-    stop_s_m: NDArray[np.float64]  # [m] last stop line on the lane, nan if none
-    stop_kind: NDArray[np.int64]  # STOP_LIGHT / STOP_SIGN / -1
-    stop_light: NDArray[np.int64]  # light index of a STOP_LIGHT line, else -1
-    conn: NDArray[np.int64]  # connector index into ``conflict`` or -1
-    succ: NDArray[np.int64]  # (L + 1, S) successors, -1 padded
-    conflict: NDArray[np.bool_]  # (C, C) conflicting connectors, see conflict_matrix
+    global_s: NDArray[np.float64]
+    lane_offset: NDArray[np.float64]
+    lane_int: NDArray[np.int64]
+    seg_ds: NDArray[np.float64]
+    seg_dxy: NDArray[np.float64]
+    seg_dyaw: NDArray[np.float64]
 
     @staticmethod
-    def build(town: Any) -> LaneTables:
-        lanes, n = town.lanes, int(town.lanes.length_m.shape[0])
-        succ = [town.graph.successors(k) for k in range(n)] + [[]]
-        succ_arr = np.full((n + 1, max(1, max(len(s) for s in succ))), -1, dtype=np.int64)
-        for k, ss in enumerate(succ):
-            succ_arr[k, : len(ss)] = ss
-        jid = np.append(np.asarray(lanes.junction_id), -1)
-        in_j = jid >= 0
-        dead = succ_arr[:, 0] < 0
-        width = np.append(
-            np.minimum.reduceat(np.asarray(lanes.width_m), np.asarray(lanes.start)), 0.0
+    def build(lanes: Any) -> _PoseTables:
+        start, count = np.asarray(lanes.start), np.asarray(lanes.count)
+        offset = np.concatenate([[0.0], np.cumsum(lanes.length_m + 1.0)[:-1]])  # as LaneSet's
+        lane_int = np.stack([start, start + count - 2, count - 1, np.zeros_like(start)], axis=1)
+        s_m, xy, yaw = lanes.s_m, lanes.xy, lanes.yaw_rad
+        ds, dxy, dyaw = np.zeros(s_m.shape), np.zeros(xy.shape), np.zeros(s_m.shape)
+        ds[:-1], dxy[:-1], dyaw[:-1] = (
+            s_m[1:] - s_m[:-1],
+            xy[1:] - xy[:-1],
+            wrap_angle(yaw[1:] - yaw[:-1]),
         )
-        sig = town.signals
-        stop_s = np.full(n + 1, np.nan)
-        kind = np.full(n + 1, -1, dtype=np.int64)
-        light = np.full(n + 1, -1, dtype=np.int64)
-        for i in np.argsort(sig.stop_s_m, kind="stable").tolist():  # the last line on a lane wins
-            lane = int(sig.stop_lane[i])
-            stop_s[lane], kind[lane] = float(sig.stop_s_m[i]), int(sig.stop_kind[i])
-            light[lane] = int(sig.stop_owner[i]) if kind[lane] == STOP_LIGHT else -1
-        connectors = np.flatnonzero(in_j)
-        conn = np.full(n + 1, -1, dtype=np.int64)
-        conn[connectors] = np.arange(connectors.size)
-        return LaneTables(
-            length_m=np.append(np.asarray(lanes.length_m, dtype=np.float64), 0.0),
-            in_junction=in_j,
-            ok=(width >= NARROW_LANE_M) & ~dead,
-            is_entry=~in_j & in_j[succ_arr].any(axis=1) & ~dead,
-            dead_end=dead & (np.arange(n + 1) < n),
-            stop_s_m=stop_s,
-            stop_kind=kind,
-            stop_light=light,
-            conn=conn,
-            succ=succ_arr,
-            conflict=conflict_matrix(list(town.area.lane_polygons), jid, connectors),
-        )
+        return _PoseTables(
+            global_s=s_m + offset[lanes.lane_of_point], lane_offset=offset,
+            lane_int=lane_int.astype(np.int64), seg_ds=ds, seg_dxy=dxy, seg_dyaw=dyaw,
+        )  # fmt: skip
 
 
 class TrafficModel:
@@ -162,7 +129,10 @@ class TrafficModel:
         self._spawn_near: NDArray[np.float64] | None = None
         self._spawn_radius = INF
         self._keep_clear = np.zeros((0, 5))
-        self._tick = 0
+        self._pose_tables = _PoseTables.build(town.lanes)
+        self._matcher = ObstacleMatcher(town.lanes, self._tree, int(self.tables.length_m.shape[0]))
+        self.tick_count = 0
+        self.generation = 0  # bumped whenever the vehicle set or an id changes (cache key)
         self._resize(0)
         log.debug(
             "traffic: %d connectors, %d conflicting pairs",
@@ -173,6 +143,7 @@ class TrafficModel:
     # ---------------------------------------------------------------- state
     def _resize(self, n: int) -> None:
         """Grow (or create) the state arrays to n rows, keeping existing rows."""
+        self.generation += 1
         old = {k: getattr(self, k) for k in STATE_FIELDS} if hasattr(self, "ids") else {}
         f = np.zeros(n)
         self.ids, self.lane, self.prev_lane = (np.full(n, -1, dtype=np.int64) for _ in range(3))
@@ -216,10 +187,18 @@ class TrafficModel:
         if near_xy is None or not len(near_xy):
             return ok
         hits = self._tree.query_ball_point(near_xy, radius_m, return_sorted=True)
-        idx = np.unique(np.concatenate([np.asarray(h, dtype=np.int64) for h in hits]))
+        if len(hits) == 1:  # one centre: already sorted and unique
+            idx = np.asarray(hits[0], dtype=np.int64)
+        else:  # sorted unique (np.unique's hashing is slow on many ints)
+            idx = np.sort(np.concatenate([np.asarray(h, dtype=np.int64) for h in hits]))
+            idx = idx[np.concatenate(([True], idx[1:] != idx[:-1]))]
         idx = idx[self._placeable_mask[idx]]
         if min_dist_m > 0.0 and idx.size:
-            d, _ = cKDTree(near_xy).query(self.town.lanes.xy[idx])
+            if near_xy.shape[0] == 1:  # the distance as cKDTree computes it, without a tree
+                rel = self.town.lanes.xy[idx] - near_xy[0]
+                d = np.sqrt(rel[:, 0] * rel[:, 0] + rel[:, 1] * rel[:, 1])
+            else:
+                d, _ = cKDTree(near_xy).query(self.town.lanes.xy[idx])
             idx = idx[d >= min_dist_m]
         return idx
 
@@ -296,6 +275,7 @@ class TrafficModel:
         """Put vehicle i at (lane, s) with a new id, a fresh desired speed and a fresh plan."""
         self.ids[i] = self._next_id
         self._next_id += 1
+        self.generation += 1
         self.lane[i], self.s[i], self.speed[i], self.accel[i] = lane, s_m, speed, 0.0
         sampled = self.rng.uniform(*self.params.speed_range_mps)
         self.v0[i] = sampled if v0 is None else v0
@@ -326,15 +306,26 @@ class TrafficModel:
             k += 1
 
     def _pose(self, idx: NDArray[np.int64]) -> None:
-        """Pose from (lane, s); z [m] of the nearest centerline sample (samples are ~1 m apart)."""
-        lanes, lane = self.town.lanes, self.lane[idx]
-        xy, yaw = lanes.position(lane, self.s[idx])
-        self.x[idx], self.y[idx], self.yaw[idx] = xy[..., 0], xy[..., 1], yaw
-        last = lanes.count[lane] - 1
-        k = np.clip(
-            np.rint(self.s[idx] / np.maximum(self.tables.length_m[lane], 1e-6) * last), 0, last
-        )
-        self.z[idx] = lanes.z_m[lanes.start[lane] + k.astype(np.int64)]
+        """Pose from (lane, s) as LaneSet.position computes it (same operations, so the same bits,
+        from tables precomputed per lane and per sample); z [m] of the nearest centerline sample
+        (samples are ~1 m apart)."""
+        pt, lanes = self._pose_tables, self.town.lanes
+        lane, s_raw = self.lane[idx], self.s[idx]
+        per_lane = pt.lane_int[lane]  # (n, 4) start, last segment, last sample, -
+        length = self.tables.length_m[lane]
+        s = np.clip(s_raw, 0.0, length)
+        i = np.searchsorted(pt.global_s, pt.lane_offset[lane] + s, side="right") - 1
+        i = np.clip(i, per_lane[:, 0], per_lane[:, 1])
+        s0 = lanes.s_m[i]
+        ds = pt.seg_ds[i]
+        t = np.where(ds > 0.0, (s - s0) / np.where(ds > 0.0, ds, 1.0), 0.0)
+        t = np.clip(t, 0.0, 1.0)
+        xy = lanes.xy[i] + t[..., None] * pt.seg_dxy[i]
+        self.x[idx], self.y[idx] = xy[..., 0], xy[..., 1]
+        self.yaw[idx] = wrap_angle(lanes.yaw_rad[i] + t * pt.seg_dyaw[i])
+        last = per_lane[:, 2]
+        k = np.clip(np.rint(s_raw / np.maximum(length, 1e-6) * last), 0, last)
+        self.z[idx] = lanes.z_m[per_lane[:, 0] + k.astype(np.int64)]
 
     def _respawn(self, i: int) -> None:
         """Re-place vehicle i (new id) at a free spot of the spawn area; kept where it is if none."""
@@ -370,7 +361,11 @@ class TrafficModel:
         return far[: pts.size]
 
     def evict(
-        self, center_xy: NDArray[np.float64], radius_m: float, ego_xy: NDArray[np.float64], reach_m: float
+        self,
+        center_xy: NDArray[np.float64],
+        radius_m: float,
+        ego_xy: NDArray[np.float64],
+        reach_m: float,
     ) -> int:
         """Re-place the vehicles within radius_m of center_xy at free spots within reach_m of the
         ego but outside the circle (a scenario clears its area); returns how many moved."""
@@ -398,188 +393,20 @@ class TrafficModel:
 
     # ---------------------------------------------------------------- leaders
     def _vehicle_leaders(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Gap [m] and speed of the nearest vehicle ahead along each plan (inf / 0 when none).
-
-        Vehicles sorted by (lane, s): on the own lane the leader is the next entry; on a later
-        planned lane it is that lane's rearmost vehicle. A vehicle whose rear is still on its
-        previous lane is listed there too (at s + that lane's length). O(N log N + N K).
-        """
-        n, t = self.n, self.tables
-        ghost = np.flatnonzero((self.prev_lane >= 0) & (self.s < 0.5 * self.length))
-        who = np.concatenate([np.arange(n), ghost])
-        lane = np.concatenate([self.lane, self.prev_lane[ghost]])
-        pos = np.concatenate([self.s, self.s[ghost] + t.length_m[self.prev_lane[ghost]]])
-        order = np.lexsort((pos, lane))
-        lane_o, pos_o, who_o = lane[order], pos[order], who[order]
-        same_next = np.append(lane_o[1:] == lane_o[:-1], False)
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        r = rank[:n]
-        nxt = np.minimum(r + 1, order.size - 1)
-        d = np.where(same_next[r], pos_o[nxt] - self.s, INF)
-        j = who_o[nxt]
-        first = np.full(t.length_m.shape[0], -1, dtype=np.int64)
-        heads = np.flatnonzero(np.concatenate(([True], ~same_next[:-1])))
-        first[lane_o[heads]] = heads
-        fr = first[self.seq[:, 1:]]  # (N, K-1) rank of the rearmost vehicle per planned lane
-        wj = who_o[fr]
-        dk = np.where(
-            (fr >= 0) & (wj != np.arange(n)[:, None]),
-            self.seq_off[:, 1:] + pos_o[fr] - self.s[:, None],
-            INF,
-        )
-        k = np.argmin(dk, axis=1)
-        rows = np.arange(n)
-        use_k = dk[rows, k] < d
-        d = np.where(use_k, dk[rows, k], d)
-        j = np.where(use_k, wj[rows, k], j)
-        gap = d - 0.5 * (self.length + self.length[j])
-        return gap, np.where(d < INF, self.speed[j], 0.0)
+        """Gap [m] and speed of the nearest vehicle ahead along each plan (see vehicle_leaders)."""
+        return vehicle_leaders(
+            self.lane, self.prev_lane, self.s, self.length, self.speed, self.seq, self.seq_off,
+            self.tables.length_m,
+        )  # fmt: skip
 
     def _obstacle_leaders(
         self, boxes: NDArray[np.float64], speed: NDArray[np.float64], z: NDArray[np.float64] | None
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Gap [m] and along-lane speed of the nearest external obstacle in each plan's corridor.
-
-        Each obstacle is matched to the lanes among its OBSTACLE_NEIGHBOURS nearest centerline
-        samples; it is on such a lane when its box reaches within the lane's half width of the
-        centerline (and, with z, on the same level)."""
-        n, lanes = self.n, self.town.lanes
-        gap, vel = np.full(n, INF), np.zeros(n)
-        reach = 0.5 * np.hypot(boxes[:, 3], boxes[:, 4]) + OBSTACLE_REACH_M
-        dist, pts = self._tree.query(
-            boxes[:, :2], k=OBSTACLE_NEIGHBOURS, distance_upper_bound=float(reach.max())
-        )
-        o_all, slot = np.nonzero(dist <= reach[:, None])
-        if o_all.size == 0:
-            return gap, vel
-        p_all = pts[o_all, slot]
-        _, first = np.unique(
-            o_all * self.tables.length_m.shape[0] + lanes.lane_of_point[p_all], return_index=True
-        )
-        o, p = o_all[first], p_all[first]  # nearest sample per (obstacle, lane); query is sorted
-        rel = boxes[o, :2] - lanes.xy[p]
-        c, sn = np.cos(lanes.yaw_rad[p]), np.sin(lanes.yaw_rad[p])
-        along, lateral = rel[:, 0] * c + rel[:, 1] * sn, -rel[:, 0] * sn + rel[:, 1] * c
-        dyaw = wrap_angle(boxes[o, 2] - lanes.yaw_rad[p])
-        cd, sd = np.abs(np.cos(dyaw)), np.abs(np.sin(dyaw))
-        inside = np.abs(lateral) < 0.5 * (lanes.width_m[p] + sd * boxes[o, 3] + cd * boxes[o, 4])
-        if z is not None:  # bridges: a lane far above or below is another level
-            inside &= np.abs(lanes.z_m[p] - z[o]) < SAME_LEVEL_M
-        if not inside.any():
-            return gap, vel
-        o, p, cd, sd, dyaw = o[inside], p[inside], cd[inside], sd[inside], dyaw[inside]
-        half_long = 0.5 * (cd * boxes[o, 3] + sd * boxes[o, 4])
-        s_o = lanes.s_m[p] + along[inside]
-        m = self.seq[:, :, None] == lanes.lane_of_point[p][None, None, :]  # (N, K, Q)
-        d = np.where(
-            m, self.seq_off[:, :, None] + (s_o[None, :] - self.s[:, None])[:, None, :], INF
-        )
-        d = np.where(d > 0.0, d, INF).min(axis=1)  # (N, Q)
-        q = np.argmin(d, axis=1)
-        rows = np.arange(n)
-        gap = d[rows, q] - 0.5 * self.length - half_long[q]
-        vel = np.where(d[rows, q] < INF, speed[o[q]] * np.cos(dyaw[q]), 0.0)
-        return gap, vel
+        """Gap [m] and along-lane speed of the nearest external obstacle in each plan's corridor."""
+        match = self._matcher.match(boxes, z)
+        return obstacle_leaders(match, speed, self.s, self.length, self.seq, self.seq_off)
 
     # ---------------------------------------------------------------- rules
-    def _junction_control(
-        self, end_d: NDArray[np.float64], line_d: NDArray[np.float64], state: NDArray[np.int64],
-        gap_ahead: NDArray[np.float64], v_ahead: NDArray[np.float64], dt_s: float,
-    ) -> None:  # fmt: skip
-        """Update junction grants. Vehicles on, or committed to, connectors hold them; vehicles near
-        an entry whose light / stop sign lets them go and whose exit has room ask, oldest request
-        first, and are granted when no held or earlier-asked connector conflicts with theirs."""
-        p, t, n, v = self.params, self.tables, self.n, self.speed
-        rows = np.arange(n)
-        ke = np.argmax(t.is_entry[self.seq], axis=1)
-        entry = self.seq[rows, ke]
-        has_e = t.is_entry[entry]
-        entry_d = np.where(has_e, end_d[rows, ke], INF)
-        slot = ke[:, None] + 1 + np.arange(CLAIM_SLOTS)
-        cl = np.where(
-            slot < SEQ_SLOTS, self.seq[rows[:, None], np.minimum(slot, SEQ_SLOTS - 1)], -1
-        )
-        cl_ok = np.logical_and.accumulate(t.in_junction[cl], axis=1) & has_e[:, None]
-        claims = np.where(cl_ok, t.conn[cl], -1)  # (N, CLAIM_SLOTS) connector indices
-        cur = self.seq[:, :CLAIM_SLOTS]
-        cur_held = np.where(np.logical_and.accumulate(t.in_junction[cur], axis=1), t.conn[cur], -1)
-        committed = has_e & (
-            (entry_d <= 0.0)
-            | (
-                (self.granted_entry == entry)
-                & (entry_d < v * v / (2.0 * p.commit_brake_mps2) + v * dt_s + 1.0)
-            )
-        )
-        held = np.zeros(t.conflict.shape[0] + 1, dtype=bool)  # last cell absorbs -1 padding
-        held[cur_held] = True
-        held[np.where(self.s < 0.5 * self.length + 1.0, t.conn[self.prev_lane], -1)] = True
-        held[claims[committed]] = True
-        line_e = line_d[rows, ke]
-        line_e = np.where(np.isnan(line_e), entry_d, line_e)
-        st = state[rows, ke]
-        go = (
-            (st == GREEN)
-            | (st == OFF)
-            | ((st == YELLOW) & (line_e < v * v / (2.0 * p.yellow_brake_mps2)))
-            | (line_e < 0.0)
-        )
-        go &= (t.stop_kind[entry] != STOP_SIGN) | (self.stop_done_lane == entry) | (line_e < 0.0)
-        n_claim = cl_ok.sum(axis=1)
-        exit_slot = ke + 1 + n_claim
-        exit_d = np.where(
-            exit_slot < SEQ_SLOTS,
-            self.seq_off[rows, np.minimum(exit_slot, SEQ_SLOTS - 1)] - (self.s + 0.5 * self.length),
-            INF,
-        )
-        room = (
-            (gap_ahead > exit_d + self.length + 1.0)
-            | (v_ahead > p.exit_free_speed_mps)
-            | (exit_d == INF)
-        )
-        asking = has_e & ~committed & (entry_d < p.request_m) & go & room & (n_claim > 0)
-        self.req_since = np.where(asking, np.minimum(self.req_since, self._tick), INF)
-        self.granted_entry = np.where(committed, entry, -1)
-        if not asking.any():
-            return
-        conflict = t.conflict
-        for r in np.flatnonzero(asking)[
-            np.lexsort((self.ids[asking], self.req_since[asking]))
-        ].tolist():
-            c = claims[r][claims[r] >= 0]
-            if not (conflict[c] & held[:-1]).any():
-                self.granted_entry[r] = entry[r]
-            held[c] = True
-
-    def _stop_gaps(
-        self,
-        end_d: NDArray[np.float64],
-        line_d: NDArray[np.float64],
-        state: NDArray[np.int64],
-        dt_s: float,
-    ) -> NDArray[np.float64]:
-        """IDM gap [m] to the nearest place each vehicle must stop at (a stopped virtual leader):
-        red or stoppable yellow lights, stop signs not yet honoured, junction entries without a
-        grant, dead ends. Also counts the full stop held at a stop sign."""
-        p, t, seq = self.params, self.tables, self.seq
-        v2 = (self.speed * self.speed)[:, None]
-        kind = t.stop_kind[seq]
-        red = (state == RED) & (line_d > -1.0)
-        yellow = (state == YELLOW) & (line_d > v2 / (2.0 * p.yellow_brake_mps2))
-        sign = (kind == STOP_SIGN) & (self.stop_done_lane[:, None] != seq) & (line_d > -1.0)
-        d = np.where(red | yellow | sign, line_d, INF)
-        ungranted = t.is_entry[seq] & (self.granted_entry[:, None] != seq) & (end_d > 0.0)
-        d = np.minimum(d, np.where(ungranted | t.dead_end[seq], end_d, INF)).min(axis=1)
-        if sign.any():
-            rows = np.arange(self.n)
-            first = np.argmax(sign, axis=1)
-            near = sign[rows, first] & (line_d[rows, first] < 3.0) & (self.speed < STOPPED_MPS)
-            self.stop_timer = np.where(near, self.stop_timer + dt_s, 0.0)
-            done = self.stop_timer >= p.stop_sign_hold_s
-            self.stop_done_lane[done] = seq[rows, first][done]
-            self.stop_timer[done] = 0.0
-        return d - p.stop_margin_m + p.idm.s0_m
-
     # ---------------------------------------------------------------- tick
     def step(
         self,
@@ -592,7 +419,7 @@ class TrafficModel:
         """Advance every vehicle by dt_s [s]. ``obstacle_boxes`` (K, 5) / ``obstacle_speed`` (K,)
         [m/s] are actors the traffic must not hit (ego, scenario actors); ``light_state`` (T,)
         LightState per light of town.signals; ``obstacle_z`` (K,) [m] when known (bridges)."""
-        self._tick += 1
+        self.tick_count += 1
         if self.n == 0:
             return
         p, t = self.params, self.tables
@@ -621,10 +448,16 @@ class TrafficModel:
         else:
             gap_o, v_o = np.full(self.n, INF), np.zeros(self.n)
         closer = gap_o < gap_v
-        self._junction_control(
-            end_d, line_d, state, np.where(closer, gap_o, gap_v), np.where(closer, v_o, v_v), dt_s
+        junction_control(
+            self,
+            end_d,
+            line_d,
+            state,
+            np.where(closer, gap_o, gap_v),
+            np.where(closer, v_o, v_v),
+            dt_s,
         )
-        gap_s = self._stop_gaps(end_d, line_d, state, dt_s)
+        gap_s = stop_gaps(self, end_d, line_d, state, dt_s)
         v = self.speed
         a = idm_accel(
             v, self.v0, np.stack([gap_v, gap_o, gap_s]), np.stack([v - v_v, v - v_o, v]), p.idm
@@ -640,8 +473,9 @@ class TrafficModel:
             self._advance_lane(i)
         rows = np.arange(self.n)
         last = np.count_nonzero(self.seq >= 0, axis=1) - 1
-        last_lane = self.seq[rows, last]
-        cover = self.seq_off[rows, last] + t.length_m[last_lane] - self.s
+        at_last = rows * SEQ_SLOTS + last  # flat index of the last planned lane
+        last_lane = np.take(self.seq, at_last)
+        cover = np.take(self.seq_off, at_last) + t.length_m[last_lane] - self.s
         for i in np.flatnonzero(
             (cover < p.lookahead_m) & (last < SEQ_SLOTS - 1) & ~t.dead_end[last_lane]
         ).tolist():
