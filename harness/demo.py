@@ -1,8 +1,12 @@
 """`harness demo`: the main job end to end on the embedded default (built-in town and routes).
 
-Steps: list towns; check the built-in route file; drive its routes closed loop with background
-traffic and the privileged route follower; record each episode to Parquet and render a replay.
-Later stages (teachers, evaluation) append their steps here as they land.
+1. the built-in town and a check of its route file (leaderboard rules);
+2. closed-loop evaluation of the privileged expert on the built-in routes, with their scenarios
+   and background traffic, scored like Bench2Drive: ``results.json`` in the leaderboard format
+   and per-step Parquet (``harness eval``'s code path);
+3. a top-down replay (GIF) of the first route's recording;
+4. a small teacher dataset (``harness gen-teachers``'s code path): scenes from expert drives,
+   candidates scored with PDMS/EPDMS, K diverse teachers per scene.
 """
 
 from __future__ import annotations
@@ -20,20 +24,17 @@ from rich.table import Table
 
 from harness.maps import load_town
 from harness.routes.check import check_route_file
-from harness.routes.planner import plan_route
-from harness.routes.xml_io import read_routes
-from harness.sim.backend import EpisodeSpec, TrafficConfig
-from harness.sim.embedded.simulator import EmbeddedSimulator
-from harness.sim.lanefollow import RouteFollower
+from harness.runner.config import Mode, RunConfig
+from harness.runner.evaluation import run_evaluation
+from harness.sim.backend import TrafficConfig
 from harness.sim.recording import load_recording
 from harness.sim.replay import render_topdown
-from harness.sim.state import SIM_DT_S
 
 log = logging.getLogger(__name__)
 
 BUILTIN_TOWN = "Harness01"
-MAX_TICKS = 4000  # [ticks] 200 s per demo episode at most (the Bench2Drive tick limit)
-END_DISTANCE_M = 3.0  # [m] an episode ends when the ego is this close to the route's end
+DEMO_TEACHER_SCENES = 24  # scenes in the demo's teacher dataset
+DEMO_VOCABULARY_SIZE = 128  # k-means centres of the demo's vocabulary
 
 
 def builtin_route_file() -> Path:
@@ -46,66 +47,62 @@ def run_demo(out_dir: Path, routes: int = 2, vehicles: int = 30, pedestrians: in
     """Run the demo into out_dir and return its summary (also written to out_dir/summary.json)."""
     console = console or Console()
     out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
     route_file = builtin_route_file()
     town = load_town(BUILTIN_TOWN)
-    console.rule("[bold]1. town")
+    console.rule("[bold]1. town and routes")
     console.print(f"{town.name}: {town.road_count} roads, {town.lanes.n_lanes} lanes, "
                   f"{len(town.junctions)} junctions, {town.signals.lights_count} traffic lights")  # fmt: skip
-    console.rule("[bold]2. routes check")
     report = check_route_file(route_file)
     console.print(
         f"{route_file.name}: {len(report.routes)} routes, {len(report.problems)} problems"
     )
     for p in report.problems:
         console.print(f"  route {p.route_id} {p.where}: {p.message}")
-    console.rule("[bold]3. closed-loop episodes")
-    episodes = []
-    table = Table(
-        "route", "length m", "ticks", "sim s", "wall s", "x real time", "events", "replay"
-    )
-    for route in read_routes(route_file)[:routes]:
-        planned = plan_route(town, route.keypoints, route.id)
-        ep = _drive(planned, town, out_dir, vehicles, pedestrians, seed)
-        episodes.append(ep)
-        table.add_row(route.id, f"{planned.length_m:.0f}", str(ep["ticks"]), f"{ep['sim_s']:.1f}",
-                      f"{ep['wall_s']:.1f}", f"{ep['sim_s'] / ep['wall_s']:.0f}",
-                      ", ".join(f"{k}:{v}" for k, v in ep["events"].items()) or "-", ep["replay"])  # fmt: skip
+
+    console.rule("[bold]2. closed-loop evaluation (expert, Bench2Drive rules)")
+    config = RunConfig.for_mode(
+        Mode.BENCH2DRIVE, agent="expert", routes_file=route_file, out_dir=out_dir / "eval",
+        subset=f"0-{routes - 1}", traffic=TrafficConfig(vehicles=vehicles, pedestrians=pedestrians),
+        seed=seed, record=True, resume=False,
+    )  # fmt: skip
+    result = run_evaluation(config, progress=True)
+    table = Table("route", "scenarios", "status", "RC", "IP", "DS")
+    for rec in result.records:
+        s = rec.scores
+        table.add_row(str(rec.route_id), str(rec.scenario_name or "-"), rec.status,
+                      f"{s.score_route:.1f}", f"{s.score_penalty:.3f}", f"{s.score_composed:.1f}")  # fmt: skip
     console.print(table)
-    summary = {"town": town.name, "route_file": str(route_file), "route_problems": len(report.problems),
-               "episodes": episodes}  # fmt: skip
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out_dir / "summary.json")
-    console.print(f"wrote {out_dir}/summary.json")
-    return summary
+    g = result.global_record["scores_mean"]
+    console.print(f"driving score {g['score_composed']:.1f}, route completion {g['score_route']:.1f}, "
+                  f"results: {result.results_path}")  # fmt: skip
 
+    console.rule("[bold]3. replay")
+    recordings = sorted((out_dir / "eval").rglob("*.parquet"))
+    episodes = [p for p in recordings if "recordings" in p.parts] or recordings
+    replay = out_dir / "route_0.gif"
+    if episodes:
+        render_topdown(load_recording(episodes[0]), town, replay, fps=10.0, every=4, size_px=384)
+        console.print(f"wrote {replay}")
 
-def _drive(
-    planned: Any, town: Any, out_dir: Path, vehicles: int, pedestrians: int, seed: int
-) -> dict[str, Any]:
-    sim = EmbeddedSimulator()
-    start = planned.xy[0]
-    state = sim.reset(EpisodeSpec(
-        town=town.name, ego_start=(float(start[0]), float(start[1]), 0.0, float(planned.yaw_rad[0])),
-        route_xy=planned.xy, traffic=TrafficConfig(vehicles=vehicles, pedestrians=pedestrians, seed=seed),
-        seed=seed, record=True,
+    console.rule("[bold]4. teachers (PDMS/EPDMS, K diverse per scene)")
+    from teachers.generate import GenerateConfig, generate
+
+    summary_t = generate(GenerateConfig(
+        town=BUILTIN_TOWN, out=out_dir / "teachers", routes_file=route_file, max_routes=1,
+        max_scenes=DEMO_TEACHER_SCENES, vocabulary_size=DEMO_VOCABULARY_SIZE, seed=seed,
+        command_line=("harness", "demo"),
     ))  # fmt: skip
-    ego = RouteFollower.for_route(planned, town)
-    events: dict[str, int] = {}
-    t0 = time.perf_counter()
-    ticks = 0
-    while ticks < MAX_TICKS:
-        state = sim.tick(ego.control(state, SIM_DT_S))
-        ticks += 1
-        for e in state.events:
-            events[e.kind.name] = events.get(e.kind.name, 0) + 1
-        if planned.length_m - ego._s[ego.index] < END_DISTANCE_M:
-            break
-    wall = time.perf_counter() - t0
-    episode = out_dir / f"route_{planned.route_id}.parquet"
-    sim.write_recording(episode, {"route_id": planned.route_id})
-    replay = out_dir / f"route_{planned.route_id}.gif"
-    render_topdown(load_recording(episode), town, replay, fps=10.0, every=4, size_px=384)
-    return {"route_id": planned.route_id, "ticks": ticks, "sim_s": ticks * SIM_DT_S, "wall_s": wall,
-            "completed_m": float(ego._s[ego.index]), "route_m": planned.length_m, "events": events,
-            "episode": str(episode), "replay": str(replay)}  # fmt: skip
+    console.print({k: v for k, v in summary_t.items() if isinstance(v, int | float | str)})
+
+    summary = {
+        "town": town.name, "route_file": str(route_file), "route_problems": len(report.problems),
+        "evaluation": {"results": str(result.results_path), "global": result.global_record["scores_mean"]},
+        "replay": str(replay) if episodes else None, "teachers": str(out_dir / "teachers"),
+        "wall_s": round(time.perf_counter() - t_start, 1),
+    }  # fmt: skip
+    tmp = out_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    os.replace(tmp, out_dir / "summary.json")
+    console.print(f"wrote {out_dir}/summary.json in {summary['wall_s']} s")
+    return summary

@@ -98,9 +98,11 @@ class RunConfig:
 
     @staticmethod
     def for_mode(mode: Mode, **kwargs: Any) -> RunConfig:
-        """A config with the criteria and global-plan spacing of ``mode`` (``kwargs`` may still
-        override ``criteria`` or ``plan_spacing_m``)."""
+        """A config with the criteria, penalty table and global-plan spacing of ``mode``
+        (``kwargs`` may still override any of them)."""
         kwargs.setdefault("criteria", mode.criteria())
+        # Bench2Drive's statistics manager marks the min-speed penalty 'unused'
+        kwargs.setdefault("penalties", BENCH2DRIVE if mode == Mode.BENCH2DRIVE else LEADERBOARD_2_0)
         kwargs.setdefault("plan_spacing_m", mode.plan_spacing_m)
         return RunConfig(mode=mode, **kwargs)
 
