@@ -32,7 +32,8 @@ from harness.routes.generate import generate_routes
 from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file
 from harness.sim.state import ActorKind, LightState
-from teachers.candidates import CandidateConfig, Source, build_candidates
+from teachers.candidates import CandidateConfig, Source
+from teachers.core import TeacherConfig, teachers_for_scene
 from teachers.dataset import (
     SUB_SCORES,
     finished_parts,
@@ -51,8 +52,8 @@ from teachers.scenes import (
     load_episode,
     scene_rows,
 )
-from teachers.scoring import Metric, score_candidates
-from teachers.selection import SelectionConfig, adjust_scores, select_teachers
+from teachers.scoring import Metric
+from teachers.selection import SelectionConfig
 from teachers.vocabulary import (
     Vocabulary,
     build_vocabulary,
@@ -159,13 +160,13 @@ def plan_parts(episodes: list[Episode], every_s: float, max_scenes: int | None) 
 def scene_columns(
     rec: SceneRecord, town: Town, vocab: Vocabulary | None, config: GenerateConfig
 ) -> tuple[dict[str, dict[str, list[Any]]], dict[str, int]]:
-    """Score one scene; its rows for each table (as column lists) and its counts."""
+    """Score one scene (:func:`teachers.core.teachers_for_scene`); its rows for each table (as
+    column lists) and its counts."""
     scene = rec.scene
-    cands = build_candidates(rec, town, vocab, config.candidates)
-    raw, states = score_candidates(scene, town, cands.poses)
-    scores = adjust_scores(raw, int(np.flatnonzero(cands.source == Source.EXPERT)[0]))
-    poses = states[:, 1:, :3]
-    sel = select_teachers(scene, town, poses, scores, config.selection)
+    result = teachers_for_scene(
+        rec, town, vocab, TeacherConfig(config.candidates, config.selection)
+    )
+    cands, scores, poses, sel = result.candidates, result.scores, result.poses, result.selection
     reactive: list[bool | None] = [None] * len(sel.index)  # the reactive check is not built yet
     sid = rec.scene_id
     cols: dict[str, dict[str, list[Any]]] = {

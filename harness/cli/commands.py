@@ -5,6 +5,7 @@ from harness.cli import (
     eval_cmd,  # noqa: F401
     replay_cmd,  # noqa: F401
     routes_cmd,  # noqa: F401
+    serve_cmd,  # noqa: F401,E402
     sim_cmd,  # noqa: F401
     teachers_cmd,  # noqa: F401,E402
     towns_cmd,  # noqa: F401

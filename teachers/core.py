@@ -1,0 +1,159 @@
+"""The per-scene teacher step shared by ``harness gen-teachers`` and ``harness serve``: candidates
+built, scored (PDMS / EPDMS), normalised, selected, with their counts. One implementation, so a
+scene sent to the service gets exactly the teachers the dataset generator would give it.
+
+A scene may come without a reference trajectory (a live planner has no logged future): the
+record's ``expert_future`` is then an empty (0, 3) array, no expert candidate is scored and the
+NAVSIM human filter (which needs the reference) is not applied; EP is still normalised by the best
+progress among candidates passing the safety gates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from harness.dynamics.lqr import NUM_POSES
+from harness.maps.town import Town
+from teachers.candidates import (
+    CandidateConfig,
+    CandidateSet,
+    Source,
+    build_candidates,
+    vocabulary_candidates,
+)
+from teachers.lattice import lattice_candidates
+from teachers.scenes import SceneRecord
+from teachers.scoring import Metric, ScoreMatrix, score_candidates
+from teachers.scoring.aggregate import with_aggregates
+from teachers.scoring.progress import ego_progress
+from teachers.selection import Selection, SelectionConfig, adjust_scores, select_teachers
+from teachers.vocabulary import Vocabulary
+
+Float = NDArray[np.float64]
+HORIZON_STEPS = NUM_POSES - 1  # poses per trajectory (t = 0.1 .. 4.0 s)
+SAFETY_GATES = (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC)  # define "safe" for EP's maximum
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """What a scene's teachers depend on besides the scene: the candidate sources and the
+    selection (K, EPDMS threshold, diversity)."""
+
+    candidates: CandidateConfig = field(default_factory=CandidateConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+
+@dataclass(frozen=True, eq=False)
+class SceneTeachers:
+    """A scored scene: ``candidates`` (B), their adjusted ``scores`` (NUM_METRICS, B), the
+    simulated ego ``poses`` (B, 40, 3) [x, y, yaw] box centres at t = 0.1 .. 4.0 s (what a teacher
+    row stores), the ``selection`` (teacher indices best first, pass mask, coverage) and
+    ``expert_row`` (index of the reference trajectory, None when the scene had none)."""
+
+    candidates: CandidateSet
+    scores: ScoreMatrix
+    poses: Float
+    selection: Selection
+    expert_row: int | None
+
+    @property
+    def teacher_index(self) -> NDArray[np.int64]:
+        """Candidate indices of the teachers (K',), rank order."""
+        return self.selection.index
+
+    @property
+    def n_passed(self) -> int:
+        """Candidates passing the gates and the hard checks."""
+        return int(self.selection.passed.sum())
+
+    def counts(self) -> dict[str, int]:
+        """Candidates scored (total and by source), passed and kept."""
+        c = self.candidates
+        return {
+            "candidates": c.size,
+            "vocabulary": c.count(Source.VOCABULARY),
+            "lattice": c.count(Source.LATTICE),
+            "expert": c.count(Source.EXPERT),
+            "passed": self.n_passed,
+            "teachers": len(self.selection.index),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class TrajectoryScores:
+    """Scores of caller-given trajectories: ``scores`` (NUM_METRICS, N) and the simulated
+    ``poses`` (N, 40, 3) after the LQR + bicycle rollout."""
+
+    scores: ScoreMatrix
+    poses: Float
+
+
+def has_reference(record: SceneRecord) -> bool:
+    """Whether the scene carries a reference (expert / logged) future of 40 poses."""
+    return bool(record.expert_future.shape[0] == HORIZON_STEPS)
+
+
+def scene_candidates(
+    record: SceneRecord, town: Town, vocab: Vocabulary | None, config: CandidateConfig
+) -> CandidateSet:
+    """The scene's candidates: :func:`build_candidates` when it has a reference trajectory, else
+    the same vocabulary and lattice sources without the expert rows."""
+    if has_reference(record):
+        return build_candidates(record, town, vocab, config)
+    parts: list[Float] = []
+    tags: list[NDArray[np.int8]] = []
+    if vocab is not None:
+        v = vocabulary_candidates(vocab, record, config.vocab_speed_tolerance_mps)
+        parts.append(v)
+        tags.append(np.full(len(v), Source.VOCABULARY, dtype=np.int8))
+    lat = lattice_candidates(town, record.scene, record.route_lane_seq, config.lattice)
+    parts.append(lat)
+    tags.append(np.full(len(lat), Source.LATTICE, dtype=np.int8))
+    return CandidateSet(poses=np.concatenate(parts, axis=0), source=np.concatenate(tags))
+
+
+def normalise_scores(raw: ScoreMatrix, expert_row: int | None) -> ScoreMatrix:
+    """:func:`adjust_scores` (EP over the safe candidates and the human filter) when there is a
+    reference row; without one only the EP normalisation, as adjust_scores does it."""
+    if expert_row is not None:
+        return adjust_scores(raw, expert_row)
+    v = raw.values.copy()
+    safe = np.ones(v.shape[1], dtype=bool)
+    for m in SAFETY_GATES:
+        safe &= v[m] == 1.0
+    if safe.any():
+        v[Metric.EP] = ego_progress(raw.progress_m, float(raw.progress_m[safe].max()))
+    return ScoreMatrix(values=with_aggregates(v), progress_m=raw.progress_m)
+
+
+def teachers_for_scene(
+    record: SceneRecord, town: Town, vocab: Vocabulary | None, config: TeacherConfig
+) -> SceneTeachers:
+    """Build, score, normalise and select one scene's candidates (the gen-teachers step)."""
+    cands = scene_candidates(record, town, vocab, config.candidates)
+    raw, states = score_candidates(record.scene, town, cands.poses)
+    experts = np.flatnonzero(cands.source == Source.EXPERT)
+    expert_row = int(experts[0]) if experts.size else None
+    scores = normalise_scores(raw, expert_row)
+    poses = states[:, 1:, :3]
+    sel = select_teachers(record.scene, town, poses, scores, config.selection)
+    return SceneTeachers(cands, scores, poses, sel, expert_row)
+
+
+def score_trajectories(record: SceneRecord, town: Town, trajectories: Float) -> TrajectoryScores:
+    """Score trajectories (N, 40, 3) in the scene. EP is relative to the best safe one among them
+    and, when the scene has a reference future, the reference (scored alongside, not returned),
+    which also drives the human filter exactly as for teacher candidates."""
+    n = int(trajectories.shape[0])
+    poses = trajectories
+    expert_row = None
+    if has_reference(record):
+        poses = np.concatenate([trajectories, record.expert_future[None]], axis=0)
+        expert_row = n
+    raw, states = score_candidates(record.scene, town, poses)
+    scores = normalise_scores(raw, expert_row)
+    kept = ScoreMatrix(values=scores.values[:, :n], progress_m=scores.progress_m[:n])
+    return TrajectoryScores(kept, states[:n, 1:, :3])

@@ -1,0 +1,145 @@
+"""The service's work, without HTTP: towns (loaded once per process, one load at a time per town),
+the vocabulary, and the two operations, teachers and scores for a scene, as blocking functions the
+app runs in its worker threads. Both go through :mod:`teachers.core`, as gen-teachers does."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import UnknownTownError
+from harness.maps import available_towns, load_town
+from harness.maps.town import Town
+from teachers.candidates import Source
+from teachers.core import TeacherConfig, score_trajectories, teachers_for_scene
+from teachers.dataset import SUB_SCORES
+from teachers.scoring import Metric, ScoreMatrix
+from teachers.service import schemas
+from teachers.service.convert import scene_record, trajectories_array
+from teachers.vocabulary import Vocabulary, load_vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The vocabulary file (None: lattice and reference candidates only), towns to load at
+    start-up, and the teacher settings a request's k and options override."""
+
+    vocabulary: Path | None = None
+    preload: tuple[str, ...] = ()
+    teachers: TeacherConfig = field(default_factory=TeacherConfig)
+
+
+def sub_scores(scores: ScoreMatrix, j: int) -> schemas.SubScores:
+    """Column j of a score matrix as the response's named sub-scores."""
+    values = {name: float(scores.values[m, j]) for name, m in zip(SUB_SCORES, Metric, strict=True)}
+    return schemas.SubScores(**values)
+
+
+def _poses(a: np.ndarray) -> list[tuple[float, float, float]]:
+    return [(float(x), float(y), float(w)) for x, y, w in a]
+
+
+class Engine:
+    """Towns, vocabulary and the blocking operations; safe to call from several threads."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.vocab: Vocabulary | None = (
+            load_vocabulary(config.vocabulary) if config.vocabulary is not None else None
+        )
+        self._names = {t.name: t.origin for t in available_towns()}
+        self._towns: dict[str, Town] = {}
+        self._locks: dict[str, threading.Lock] = {n: threading.Lock() for n in self._names}
+        for name in config.preload:
+            self.town(name)
+
+    def town_names(self) -> dict[str, str]:
+        """Resolvable town name -> origin (HARNESS_MAPS, CARLA_ROOT, builtin)."""
+        return dict(self._names)
+
+    def loaded(self, name: str) -> bool:
+        """Whether the town is already in memory."""
+        return name in self._towns
+
+    def town(self, name: str) -> Town:
+        """The town by name, loaded on first use (only names found at start-up: a request never
+        names a file)."""
+        if name not in self._names:
+            raise UnknownTownError(
+                f"unknown town {name!r}; available: {', '.join(sorted(self._names))}"
+            )
+        got = self._towns.get(name)
+        if got is not None:
+            return got
+        with self._locks[name]:
+            if name not in self._towns:
+                t0 = time.perf_counter()
+                self._towns[name] = load_town(name)
+                log.info("loaded %s in %.1f s", name, time.perf_counter() - t0)
+        return self._towns[name]
+
+    def teachers(self, req: schemas.TeachersRequest) -> schemas.TeachersResponse:
+        """K teachers for the request's scene."""
+        t0 = time.perf_counter()
+        town = self.town(req.scene.town)
+        record = scene_record(req.scene, town)
+        base = self.config.teachers
+        selection = replace(
+            base.selection,
+            k=req.k,
+            threshold=req.options.threshold,
+            min_separation_m=req.options.min_separation_m,
+        )
+        cfg = TeacherConfig(candidates=base.candidates, selection=selection)
+        vocab = self.vocab if req.options.use_vocabulary else None
+        result = teachers_for_scene(record, town, vocab, cfg)
+        teachers = [
+            schemas.Teacher(
+                rank=rank,
+                source=Source(int(result.candidates.source[j])).label,
+                poses=_poses(result.poses[j]),
+                scores=sub_scores(result.scores, int(j)),
+                progress_m=float(result.scores.progress_m[j]),
+            )
+            for rank, j in enumerate(result.teacher_index)
+        ]
+        return schemas.TeachersResponse(
+            scene_id=req.scene.scene_id,
+            town=town.name,
+            k=req.k,
+            counts=schemas.Counts(**result.counts()),
+            coverage=result.selection.coverage,
+            max_gap_m=result.selection.max_gap_m,
+            teachers=teachers,
+            seconds=time.perf_counter() - t0,
+        )
+
+    def score(self, req: schemas.ScoreRequest) -> schemas.ScoreResponse:
+        """Sub-scores of the caller's trajectories in the request's scene."""
+        t0 = time.perf_counter()
+        town = self.town(req.scene.town)
+        record = scene_record(req.scene, town)
+        traj = trajectories_array(req.trajectories, record.scene.ego_pose[:2])
+        out = score_trajectories(record, town, traj)
+        results = [
+            schemas.ScoredTrajectory(
+                index=i,
+                scores=sub_scores(out.scores, i),
+                progress_m=float(out.scores.progress_m[i]),
+                poses=_poses(out.poses[i]),
+            )
+            for i in range(len(traj))
+        ]
+        return schemas.ScoreResponse(
+            scene_id=req.scene.scene_id,
+            town=town.name,
+            results=results,
+            seconds=time.perf_counter() - t0,
+        )
