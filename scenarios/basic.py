@@ -4,6 +4,7 @@ its global data provider). The tree is
     Sequence[ trigger (the ego reaches the trigger point along the route),
               Parallel(SuccessOnOne)[ Sequence[behaviour, Idle], end condition (the ego passed
                                       the scenario area), scenario timeout, criteria... ],
+              closing behaviours (e.g. criteria switched back on),
               ActorDestroy (the scenario's actors) ]
 
 so the scenario ends when the ego gets through or when the timeout (reported as
@@ -122,6 +123,11 @@ class BasicScenario:
         """Scenario criteria run beside the behaviour (override; e.g. the yield criterion)."""
         return []
 
+    def closing(self) -> list[Behaviour]:
+        """Behaviours run once the scenario ended, before its actors are removed (override;
+        e.g. switching a criterion back on)."""
+        return []
+
     def end_s_m(self) -> float:
         """Route arc length the ego must pass for the scenario to end."""
         return self.trigger_s_m + self.end_distance_m
@@ -159,7 +165,7 @@ class BasicScenario:
             ],
         )
         self.tree = py_trees.composites.Sequence(
-            name, True, [self.trigger, main, ActorDestroy(self.ctx, self.pool)]
+            name, True, [self.trigger, main, *self.closing(), ActorDestroy(self.ctx, self.pool)]
         )
         self.built = True
 

@@ -357,6 +357,20 @@ class ScenarioTimeout(ScenarioBehaviour):
         return Status.SUCCESS
 
 
+class SwitchWrongDirectionTest(ScenarioBehaviour):
+    """Leaderboard 2.0's SwitchWrongDirectionTest: switch the wrong-direction part of the
+    outside-route-lanes criterion off (``active=False``, scenarios whose way around an obstacle
+    is the opposite lane) or back on; SUCCESS at once."""
+
+    def __init__(self, ctx: ScenarioContext, active: bool) -> None:
+        super().__init__(ctx, "SwitchWrongDirectionTest")
+        self.active = active
+
+    def update(self) -> Status:
+        self.ctx.criteria.set_wrong_direction_active(self.active)
+        return Status.SUCCESS
+
+
 class InTimeToArrivalAlongRoute(ScenarioBehaviour):
     """SUCCESS once the ego would reach route arc length ``route_s_m`` within ``time_s`` at its
     current speed, or is closer than ``min_m`` (ScenarioRunner's time-to-arrival triggers)."""

@@ -24,9 +24,11 @@ from scenarios.behaviours import (
 )
 from scenarios.context import ScenarioContext
 from scenarios.placement import (
+    lane_backward,
     lane_s,
     lane_width,
     parked_lateral,
+    path_yaw,
     right_normal,
     route_pose,
     route_slice,
@@ -177,12 +179,26 @@ class ParkingExit(BasicScenario):
         return (float(self.start_xy[0]), float(self.start_xy[1]), z, float(self.start_yaw))
 
     def setup_actors(self) -> None:
-        fwd = np.array([np.cos(self.start_yaw), np.sin(self.start_yaw)])
         self.clear(self.start_xy, 20.0)
         self.parked = [
-            _spawn_car(self, self.start_xy + fwd * self.front_m, self.start_yaw, ActorKind.STATIC),
-            _spawn_car(self, self.start_xy - fwd * self.behind_m, self.start_yaw, ActorKind.STATIC),
+            _spawn_car(self, *self._parked_pose(self.front_m), ActorKind.STATIC),
+            _spawn_car(self, *self._parked_pose(-self.behind_m), ActorKind.STATIC),
         ]
+
+    def _parked_pose(self, along_m: float) -> tuple[np.ndarray, float]:
+        """Pose of a car parked ``along_m`` from the ego's spot along the road edge (negative:
+        behind): the same lateral offset as the ego from the lane centre ``along_m`` ahead,
+        following the lane's curvature (ScenarioRunner places them with waypoint.next /
+        previous along the parking lane)."""
+        town = self.ctx.town
+        if along_m >= 0.0:
+            xy, yaw, _ = route_pose(self.ctx.planned, along_m)
+        else:
+            lane = int(self.ctx.planned.lane[0])
+            back = lane_backward(town, lane, lane_s(town, lane, self.ctx.planned.xy[0]), -along_m)
+            xy, yaw = back[0], float(path_yaw(back)[0])
+        n = right_normal(yaw) * self.direction_sign()
+        return np.asarray(xy) + self.lateral_m * n, yaw
 
     def behaviour(self) -> Behaviour:
         return Parallel(

@@ -16,15 +16,16 @@ from abc import ABC, abstractmethod
 import numpy as np
 from py_trees.behaviour import Behaviour
 from py_trees.common import ParallelPolicy
-from py_trees.composites import Parallel
+from py_trees.composites import Parallel, Sequence
 
 from harness.routes.model import ScenarioConfig
 from harness.sim.backend import ActorSpec
 from harness.sim.state import ActorKind
 from scenarios.basic import BasicScenario
-from scenarios.behaviours import FollowPath, HoldSetup, Idle
+from scenarios.behaviours import FollowPath, HoldSetup, Idle, SwitchWrongDirectionTest
 from scenarios.context import ScenarioContext
 from scenarios.placement import (
+    PATH_STEP_M,
     lane_backward,
     lane_forward,
     lane_s,
@@ -37,7 +38,9 @@ from scenarios.traffic_behaviours import CAR_LENGTH_M, CAR_WIDTH_M, ActorFlow
 
 log = logging.getLogger(__name__)
 
-LATERAL_FRACTION = 0.75  # [-] obstacle displacement: this fraction of half the lane width (ScenarioRunner's offset)
+LATERAL_FRACTION = 0.75  # [-] obstacle displacement: this fraction of half the lane width
+ACCIDENT_LATERAL_FRACTION = 0.6  # [-] ... ScenarioRunner's Accident offset
+PARKED_LATERAL_FRACTION = 0.7  # [-] ... ScenarioRunner's ParkedObstacle offset
 ACCIDENT_GAPS_M = (
     0.0,
     10.0,
@@ -58,6 +61,7 @@ class _LaneObstacle(BasicScenario, ABC):
     """Shared set-up: boxes at (along, lateral) offsets from the obstacle point; holds them."""
 
     default_distance_m = 40.0
+    lateral_fraction = LATERAL_FRACTION
 
     def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:
         super().__init__(ctx, config)
@@ -89,12 +93,34 @@ class _LaneObstacle(BasicScenario, ABC):
         return self.trigger_s_m + self.distance_m + self.layout_length_m + PASS_MARGIN_M
 
     def displacement(self) -> float:
-        return self.side * LATERAL_FRACTION * 0.5 * self.width_m
+        return self.side * self.lateral_fraction * 0.5 * self.width_m
 
 
 class _TwoWays(_LaneObstacle):
     """Base of the TwoWays variants: an oncoming flow in the opposite lane next to the obstacle
-    (``frequency`` spacing)."""
+    (``frequency`` spacing). As leaderboard 2.0's TwoWays scenarios, the wrong-direction check
+    of the outside-route-lanes criterion is off from the trigger until the scenario ends (the
+    way around is the opposite lane)."""
+
+    default_frequency_m: tuple[float, float] = (20.0, 100.0)
+
+    def behaviour(self) -> Behaviour:
+        flow = self.oncoming_flow(self.param_interval("frequency", self.default_frequency_m))
+        return Sequence(
+            f"{type(self).__name__}",
+            True,
+            [
+                SwitchWrongDirectionTest(self.ctx, False),
+                Parallel(
+                    "obstacle and oncoming flow",
+                    ParallelPolicy.SuccessOnAll(),
+                    [super().behaviour(), flow],
+                ),
+            ],
+        )
+
+    def closing(self) -> list[Behaviour]:
+        return [SwitchWrongDirectionTest(self.ctx, True)]
 
     def oncoming_flow(self, spacing: tuple[float, float]) -> Behaviour:
         opp = int(self.ctx.town.graph.left_opposite[self.lane])
@@ -126,6 +152,8 @@ class Accident(_LaneObstacle):
     (to the side opposite ``direction``) and pass. ScenarioRunner also puts a warning-lights
     police car and accident props; here they are plain boxes (police = VEHICLE, cars = STATIC)."""
 
+    lateral_fraction = ACCIDENT_LATERAL_FRACTION
+
     def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
         d = self.displacement()
         along = np.cumsum(ACCIDENT_GAPS_M).tolist()
@@ -137,14 +165,6 @@ class AccidentTwoWays(_TwoWays, Accident):
     """Accident in the ego's lane, displaced to the right; the way around is the opposite lane,
     where vehicles come towards the ego at ONCOMING_SPEED_MPS spaced by U(``frequency``) m. No
     opposite lane: a warning, and the accident alone."""
-
-    def behaviour(self) -> Behaviour:
-        flow = self.oncoming_flow(self.param_interval("frequency", (20.0, 100.0)))
-        return Parallel(
-            "AccidentTwoWays",
-            ParallelPolicy.SuccessOnAll(),
-            [HoldSetup(self.ctx, self.static_ids), flow],
-        )
 
 
 class ConstructionObstacle(_LaneObstacle):
@@ -162,18 +182,12 @@ class ConstructionObstacle(_LaneObstacle):
 class ConstructionObstacleTwoWays(_TwoWays, ConstructionObstacle):
     """ConstructionObstacle with an oncoming flow spaced by U(``frequency``) m."""
 
-    def behaviour(self) -> Behaviour:
-        flow = self.oncoming_flow(self.param_interval("frequency", (20.0, 100.0)))
-        return Parallel(
-            "ConstructionTwoWays",
-            ParallelPolicy.SuccessOnAll(),
-            [HoldSetup(self.ctx, self.static_ids), flow],
-        )
-
 
 class ParkedObstacle(_LaneObstacle):
     """A vehicle parked ``distance`` m ahead, half in the ego's lane on the ``direction`` side
     (STATIC: it never moves). The ego must pass on the other side."""
+
+    lateral_fraction = PARKED_LATERAL_FRACTION
 
     def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
         return [(0.0, self.displacement(), ActorKind.STATIC, CAR_LENGTH_M, CAR_WIDTH_M)]
@@ -181,14 +195,6 @@ class ParkedObstacle(_LaneObstacle):
 
 class ParkedObstacleTwoWays(_TwoWays, ParkedObstacle):
     """ParkedObstacle (to the right) with an oncoming flow spaced by U(``frequency``) m."""
-
-    def behaviour(self) -> Behaviour:
-        flow = self.oncoming_flow(self.param_interval("frequency", (20.0, 100.0)))
-        return Parallel(
-            "ParkedTwoWays",
-            ParallelPolicy.SuccessOnAll(),
-            [HoldSetup(self.ctx, self.static_ids), flow],
-        )
 
 
 class HazardAtSideLane(_LaneObstacle):
@@ -214,11 +220,19 @@ class HazardAtSideLane(_LaneObstacle):
 
     def ride(self) -> Behaviour:
         rides: list[Behaviour] = []
+        planned, town = self.ctx.planned, self.ctx.town
+        last = int(planned.lane[-1])
+        # past the route's end the ride goes on along the lanes (a clamped path would stop
+        # every bicycle at the route's end, on top of each other)
+        run_out = lane_forward(town, last, lane_s(town, last, planned.xy[-1]), self.bike_drive_m)
         for i, aid in enumerate(self.static_ids):
             s0 = self.trigger_s_m + self.distance_m + i * BICYCLE_GAP_M
-            path = offset_path(
-                route_slice(self.ctx.planned, s0, s0 + self.bike_drive_m), self.lateral()
-            )
+            s1 = s0 + self.bike_drive_m
+            centre = route_slice(planned, s0, s1)
+            over = s1 - planned.length_m
+            if over > 1.0 and len(run_out) > 1:
+                centre = np.concatenate([centre, run_out[1 : int(over / PATH_STEP_M) + 1]])
+            path = offset_path(centre, self.lateral())
             rides.append(
                 FollowPath(self.ctx, aid, path, self.bike_speed_mps, accel_mps2=1.0, wait=True)
             )
@@ -235,6 +249,4 @@ class HazardAtSideLaneTwoWays(_TwoWays, HazardAtSideLane):
     """HazardAtSideLane with an oncoming flow spaced by ``frequency`` m: the ego may overtake the
     bicycles only through gaps in the oncoming traffic."""
 
-    def behaviour(self) -> Behaviour:
-        flow = self.oncoming_flow(self.param_interval("frequency", (100.0, 100.0)))
-        return Parallel("HazardTwoWays", ParallelPolicy.SuccessOnAll(), [self.ride(), flow])
+    default_frequency_m = (100.0, 100.0)

@@ -64,6 +64,8 @@ def test_parking_exit_ego_starts_between_parked_cars(bench2drive_xml: Path) -> N
         float(np.hypot(run.actors[0][c][1] - start[0], run.actors[0][c][2] - start[1]))
         for c in cars
     )
-    assert d == pytest.approx(sorted([front, behind]), abs=0.1)
+    # placed along the road (ScenarioRunner's waypoint.next / previous), so on a bend the
+    # straight-line distance differs a little from the distance along the lane
+    assert d == pytest.approx(sorted([front, behind]), abs=0.5)
     for c in cars:
         assert np.all(run.track(c)[:, 4] == 0.0)

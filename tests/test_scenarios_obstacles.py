@@ -101,3 +101,16 @@ def test_side_lane_bicycles_ride_at_the_right_edge_after_the_trigger(
         assert tr[-1, 4] == pytest.approx(speed, abs=0.2)
         s_end, lat_end = run.route_frame(tr[-1, 1], tr[-1, 2])
         assert s_end > s + 5.0 and 0.3 < lat_end < 2.0
+
+
+def test_two_ways_switch_the_wrong_direction_test_off_after_the_trigger(
+    bench2drive_xml: Path,
+) -> None:
+    """As leaderboard 2.0's TwoWays scenarios: the way around is the opposite lane, so the
+    wrong-direction check is off once the scenario triggered (and on again when it ends)."""
+    run = drive(bench2drive_xml, "25896", 160)
+    assert any(run.triggered)
+    assert run.ctx.criteria.outside_lanes.wrong_direction_active is False
+    for behaviour in run.scenario.closing():  # the scenario's end switches it back on
+        behaviour.tick_once()
+    assert run.ctx.criteria.outside_lanes.wrong_direction_active is True

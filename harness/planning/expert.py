@@ -72,11 +72,14 @@ QUEUE_CLEARANCE_M = 20.0  # [m] a stopped vehicle this close before a stop / jun
 BLOCKER_STOPPED_S = 3.0  # [s] a vehicle must have stood this long to be passed (not a braking lead)
 BLOCKER_STANDOFF_M = 5.0  # [m] extra standstill gap behind a blocker (room to pull out)
 BLOCKER_CHAIN_M = 30.0  # [m] slow objects within this of the first belong to the same blockage
-PASS_CLEAR_M = 8.0  # [m] the pass ends this far beyond the blockage
-ONCOMING_MARGIN_M = 10.0  # [m] spare distance to oncoming traffic after the whole pass
+PASS_CLEAR_M = 3.0  # [m] the ego's rear clears the blockage by this much before it returns
+PASS_RETURN_FRACTION = 0.75  # [-] the ego's body leaves the opposite lane this far into its
+# return ramp (a smoothstep back from a full lane width)
+ONCOMING_MARGIN_S = 1.0  # [s] spare time to oncoming traffic after the whole pass
 ONCOMING_SEARCH_M = 250  # [stations] oncoming vehicles are searched this far ahead
 OPPOSITE_START_MPS = 3.0  # [m/s] a pass through the opposite lane starts from (near) standstill
-PASS_SPEED_MPS = 7.0  # [m/s] speed assumed while passing through the opposite lane
+PASS_NUDGE_OVER_M = 0.3  # [m] a pass nudge lets the ego's side cross its lane line by this ...
+PASS_NUDGE_MAX_M = 0.95  # [m] ... with its centre at most this far off (within OFF_LANE_M)
 EV_BEHIND_M = 60.0  # [m] an emergency vehicle this close behind triggers making room
 EV_NUDGE_M = 0.8  # [m] in-lane move to the right for an emergency vehicle
 EMERGENCY_TTC_S = 2.0  # [s] brake fully when the best proposal collides this soon
@@ -189,6 +192,9 @@ class ExpertPlanner:
         opposite_ok = False
         if blockage is not None or abs(d0) > OFF_LANE_M or self._emergency_behind(state):
             extra_t, extra_k = self._lane_targets(idx)
+            if blockage is not None:
+                extra_t = np.concatenate([extra_t, self._pass_nudge(idx)[None]])
+                extra_k = np.append(extra_k, int(PathKind.NUDGE_LEFT))
             if extra_k.size:
                 targets = np.concatenate([base_t, extra_t])
                 kinds = np.concatenate([base_k, extra_k])
@@ -268,6 +274,13 @@ class ExpertPlanner:
             return np.zeros((0, idx.size)), np.zeros(0, dtype=np.int64)
         return np.stack(out_t), np.asarray(out_k, dtype=np.int64)
 
+    def _pass_nudge(self, idx: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Offsets (K,) [m] of the widest in-lane pass to the left: the ego's left side crosses
+        its lane line by at most PASS_NUDGE_OVER_M (narrow obstacles at the lane edge, such as
+        bicycles, are passed without taking the opposite lane; oncoming traffic keeps room)."""
+        half_free = 0.5 * self.ctx.width[idx] - 0.5 * self.config.ego.width_m + PASS_NUDGE_OVER_M
+        return -np.clip(half_free, NUDGE_M, PASS_NUDGE_MAX_M)
+
     def _blockage(
         self, state: WorldState, fc: Forecast, leads: CorridorLeads, origin: int, s_ego: float
     ) -> _Blockage | None:
@@ -318,15 +331,20 @@ class ExpertPlanner:
         return CorridorLeads(leads.station - shift, leads.speed, leads.row)
 
     def _opposite_clear(self, state: WorldState, s_ego: float, v: float, b: _Blockage) -> bool:
-        """Whether the opposite lane stays free of oncoming traffic for the whole pass: every
-        oncoming vehicle must be farther than the pass distance plus what it covers while the
-        ego passes plus ONCOMING_MARGIN_M."""
-        ctx, a = self.ctx, state.actors
+        """Whether the opposite lane stays free of oncoming traffic for the whole pass: the ego
+        occupies it until its rear cleared the blockage by PASS_CLEAR_M and it is
+        PASS_RETURN_FRACTION into its return ramp, driving at the route's speed limit after
+        accelerating with the proposals' IDM; every oncoming vehicle must reach that point no
+        sooner than ONCOMING_MARGIN_S after the ego left it."""
+        ctx, a, ego = self.ctx, state.actors, self.config.ego
         rows = np.flatnonzero(a.valid & np.isin(a.kind, [ActorKind.VEHICLE, ActorKind.EMERGENCY,
                                                            ActorKind.BICYCLE]))  # fmt: skip
         rows = rows[rows != 0]
-        pass_m = b.front_m + PASS_CLEAR_M + LANE_CHANGE_RAMP_M[1] - s_ego
-        t_pass = time_to_cover(pass_m, v, PASS_SPEED_MPS, self.config.proposals.idm.a_max_mps2)
+        k_b = int(np.clip(b.front_m, 0, ctx.n - 1))
+        v_pass = float(ctx.speed_limit[int(np.clip(s_ego, 0, ctx.n - 1)) : k_b + 1].min())
+        ramp = float(np.clip(v_pass * LANE_CHANGE_RAMP_S, *LANE_CHANGE_RAMP_M))
+        pass_m = b.front_m - s_ego + 0.5 * ego.length_m + PASS_CLEAR_M + PASS_RETURN_FRACTION * ramp
+        t_pass = time_to_cover(pass_m, v, v_pass, self.config.proposals.idm.a_max_mps2)
         if rows.size == 0:
             return True
         lo = int(s_ego) - 5
@@ -337,9 +355,9 @@ class ExpertPlanner:
         left = np.where(np.isfinite(ctx.left_offset[k]), ctx.left_offset[k], -ctx.width[k])
         in_opp = np.abs(lat - left) < 0.5 * ctx.width[k] + 0.5 * a.width[rows]
         oncoming = np.cos(a.yaw[rows] - ctx.yaw[k]) < 0.0
-        ahead = st - s_ego
+        ahead = st - s_ego - 0.5 * a.length[rows]  # to the oncoming front bumper
         relevant = in_opp & oncoming & (ahead > -2.0) & (ahead < ONCOMING_SEARCH_M - 10)
-        need = pass_m + np.maximum(a.speed[rows], 0.0) * t_pass + ONCOMING_MARGIN_M
+        need = pass_m + np.maximum(a.speed[rows], 0.0) * (t_pass + ONCOMING_MARGIN_S)
         return bool(np.all(ahead[relevant] > need[relevant]))
 
     def _emergency_behind(self, state: WorldState) -> bool:

@@ -140,10 +140,14 @@ def corridor_leads(
 @dataclass(frozen=True)
 class Arrivals:
     """Per actor (N,): first time [s] its constant-velocity box reaches the route corridor
-    between two stations (inf: never within YIELD_HORIZON_S) and its speed [m/s]."""
+    between two stations (inf: never within YIELD_HORIZON_S), its speed [m/s], the route
+    station [m] where it enters (NaN: never) and the cosine of its heading against the route's
+    there (near 1: it merges into the ego's lane rather than crossing it)."""
 
     enter_s: NDArray[np.float64]
     speed: NDArray[np.float64]
+    station_m: NDArray[np.float64]
+    heading_cos: NDArray[np.float64]
 
 
 def corridor_arrivals(
@@ -155,7 +159,8 @@ def corridor_arrivals(
     a = state.actors
     lo, hi = max(lo, 0), min(hi, ctx.n)
     if rows.size == 0 or hi <= lo:
-        return Arrivals(np.full(rows.size, np.inf), np.zeros(rows.size))
+        nan = np.full(rows.size, np.nan)
+        return Arrivals(np.full(rows.size, np.inf), np.zeros(rows.size), nan, nan)
     t = np.arange(0.0, YIELD_HORIZON_S + 1e-9, YIELD_DT_S)
     v = a.speed[rows]
     yaw = a.yaw[rows]
@@ -169,5 +174,10 @@ def corridor_arrivals(
         yaw[:, None], a.length[rows][:, None], a.width[rows][:, None], ctx.yaw[lo + k]
     )
     inside = dist < ego_half_width_m + lat + CORRIDOR_MARGIN_M
-    first = np.where(inside.any(axis=1), t[np.argmax(inside, axis=1)], np.inf)
-    return Arrivals(first, v)
+    hit = inside.any(axis=1)
+    j = np.argmax(inside, axis=1)
+    first = np.where(hit, t[j], np.inf)
+    k_in = lo + k[np.arange(rows.size), j]
+    station = np.where(hit, k_in * STATION_STEP_M, np.nan)
+    heading = np.where(hit, np.cos(yaw - ctx.yaw[k_in]), np.nan)
+    return Arrivals(first, v, station, heading)

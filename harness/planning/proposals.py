@@ -45,6 +45,9 @@ SAME_HEADING_COS = 0.7  # [-] cos of the heading difference under which an actor
 # corridor counts as travelling with the ego (a lead or follower, not a conflict)
 RED_RUNNER_DECEL_MPS2 = 3.5  # [m/s2] at green, yield only to actors that could not stop anymore
 LIGHT_NEAR_JUNCTION_M = 15.0  # [m] a route stop line this close before a junction controls it
+MERGE_MARGIN_S = 1.0  # [s] a vehicle merging into the ego's lane behind it must arrive this long
+# after the ego's rear passed its merge point (it then follows the ego: a gap, not a crossing)
+MERGE_AHEAD_S = 1.0  # [s] ... or this long before the ego's front gets there (it leads)
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,19 @@ def yield_stop(
     t_clear = time_to_cover(clear, v_ego, v_max, PDM_IDM.a_max_mps2)
     margin = YIELD_MARGIN_S if waited_s < YIELD_PATIENCE_S else YIELD_MARGIN_IMPATIENT_S
     conflict = arr.enter_s < t_clear + margin
+    # merging traffic (it joins the ego's lane heading its way) needs a gap, not a clear
+    # junction: the ego's rear must pass its merge point MERGE_MARGIN_S before it arrives, or
+    # it arrives MERGE_AHEAD_S before the ego's front and leads
+    merging = np.nan_to_num(arr.heading_cos, nan=-1.0) > SAME_HEADING_COS
+    if merging.any():
+        to_merge = np.nan_to_num(arr.station_m, nan=front_m) - front_m
+        t_front = np.array([time_to_cover(d, v_ego, v_max, PDM_IDM.a_max_mps2) for d in to_merge])
+        t_rear = np.array([time_to_cover(d + ego_length_m, v_ego, v_max, PDM_IDM.a_max_mps2)
+                           for d in to_merge])  # fmt: skip
+        gap_conflict = (arr.enter_s > t_front - MERGE_AHEAD_S) & (
+            arr.enter_s < t_rear + MERGE_MARGIN_S
+        )
+        conflict = np.where(merging, gap_conflict, conflict)
     if junction.green:
         conflict &= arr.enter_s < arr.speed / (2.0 * RED_RUNNER_DECEL_MPS2)
     return junction.entry_m - JUNCTION_ENTRY_MARGIN_M if conflict.any() else np.inf
