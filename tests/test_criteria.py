@@ -275,3 +275,27 @@ def test_infraction_keys_are_the_leaderboards() -> None:
         "yield_emergency_vehicle_infractions", "scenario_timeouts", "route_dev",
         "vehicle_blocked", "route_timeout",
     ]  # fmt: skip
+
+
+def test_parking_lanes_are_not_outside_the_route_lanes(shared_maps) -> None:
+    """The leaderboard's OutsideRouteLanesTest accepts parking lanes (ParkingExit starts there)."""
+    import carla
+
+    from harness.leaderboard.criteria import town_lane_check
+    from harness.maps import load_town
+
+    town = load_town("Town03")
+    parking = None
+    for wp in town.cmap.generate_waypoints(2.0):
+        side = wp.get_right_lane()
+        if side is not None and side.lane_type == carla.LaneType.Parking and wp.junction_id < 0:
+            parking = side
+            break
+    assert parking is not None
+    loc, yaw = parking.transform.location, np.radians(parking.transform.rotation.yaw)
+    check = town_lane_check(town)
+    assert check(loc.x, loc.y, yaw) == (False, False)
+    off = np.array([loc.x, loc.y]) + 25.0 * np.array(
+        [-np.sin(yaw), np.cos(yaw)]
+    )  # 25 m to its right
+    assert check(float(off[0]), float(off[1]), yaw)[0] is True

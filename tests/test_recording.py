@@ -122,8 +122,11 @@ def test_recorder_rejects_bad_input(tmp_path: Path) -> None:
     rec.append(s[1])
     with pytest.raises(ValueError, match="in order"):
         rec.append(s[0])
-    with pytest.raises(ValueError, match="capacity"):
-        rec.append(_states(capacity=6)[2])
+    other = _states()[2]
+    with pytest.raises(ValueError, match="lights"):  # a town's lights are fixed for an episode
+        rec.append(WorldState(other.frame, other.time_s, other.actors,
+                              np.zeros(other.light_state.shape[0] + 1, np.int8),
+                              np.zeros(other.light_state.shape[0] + 1)))  # fmt: skip
     assert not (tmp_path / "x.parquet").exists()
 
 
@@ -224,3 +227,31 @@ def test_cli_replay(
         main()
     assert failed.value.code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _tick(frame: int, n: int) -> WorldState:
+    """A tick with n actors (ego + n - 1) at distinct, frame-dependent poses."""
+    k = np.arange(n, dtype=np.float64)
+    a = ActorArrays(
+        actor_id=np.arange(n, dtype=np.int64) * 10, kind=np.zeros(n, np.int8),
+        role=np.minimum(np.arange(n), 1).astype(np.int8), valid=np.ones(n, np.bool_),
+        x=k + frame, y=2 * k, z=np.zeros(n), yaw=0.1 * k, speed=k, accel=np.zeros(n),
+        yaw_rate=np.zeros(n), length=np.full(n, 4.5), width=np.full(n, 2.0), height=np.full(n, 1.5),
+    )  # fmt: skip
+    return WorldState(frame=frame, time_s=0.05 * frame, actors=a, light_state=np.zeros(2, np.int8),
+                      light_elapsed_s=np.zeros(2))  # fmt: skip
+
+
+def test_actor_count_may_grow_and_shrink_during_an_episode(tmp_path: Path) -> None:
+    """Scenarios spawn and destroy actors mid-episode: every tick round-trips exactly, the rows
+    beyond a tick's own actors load back as invalid padding."""
+    counts = [3, 3, 7, 12, 5, 12, 2]
+    rec = EpisodeRecorder({"town": "Harness01"})
+    for f, n in enumerate(counts):
+        rec.append(_tick(f, n))
+    loaded = load_recording(rec.write(tmp_path / "ep.parquet"))
+    for f, n in enumerate(counts):
+        got, want = loaded.state(f).actors, _tick(f, n).actors
+        assert int(got.valid.sum()) == n and not got.valid[n:].any()
+        for name in ("actor_id", "x", "y", "yaw", "speed", "length"):
+            np.testing.assert_array_equal(getattr(got, name)[:n], getattr(want, name), err_msg=name)

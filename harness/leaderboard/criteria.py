@@ -199,14 +199,15 @@ def town_lane_check(town: object, allowed_out_m: float = OUTSIDE_ALLOWED_M) -> L
     """OutsideRouteLanesTest's two tests on a harness Town's driving lanes.
 
     Outside: the ego centre lies farther than half the lane width + ``allowed_out_m`` from the
-    nearest driving-lane centerline (the leaderboard also accepts parking lanes; our LaneSet
-    holds driving lanes only). Wrong direction: outside junctions, the nearest lane's heading
+    nearest driving-lane centerline and is not on a parking lane (the leaderboard accepts
+    parking lanes too; asked of the town's map only when the driving-lane test fails). Wrong direction: outside junctions, the nearest lane's heading
     differs from the ego's by more than 120 deg (the leaderboard tracks lane changes with a
     flip on > 150 deg jumps; a stateless heading test gives the same answer on a lane of the
     opposite direction). Same-direction lanes off the route are not penalised, as in the
     leaderboard.
     """
     lanes = getattr(town, "lanes")  # noqa: B009
+    on_parking = getattr(town, "on_parking_lane", None)
 
     def check(x: float, y: float, yaw_rad: float) -> tuple[bool, bool]:
         proj = lanes.project(np.array([[x, y]]))
@@ -214,6 +215,8 @@ def town_lane_check(town: object, allowed_out_m: float = OUTSIDE_ALLOWED_M) -> L
         sl = lanes.lane_points(lane)
         width = float(np.interp(s, lanes.s_m[sl], lanes.width_m[sl]))
         outside = float(proj.distance_m[0]) > width / 2.0 + allowed_out_m
+        if outside and on_parking is not None:
+            outside = not on_parking(x, y, allowed_out_m)
         _, lane_yaw = lanes.position(lane, s)
         err = abs(float(wrap_angle(yaw_rad - float(lane_yaw))))
         wrong = int(lanes.junction_id[lane]) < 0 and err > math.radians(WRONG_DIRECTION_DEG)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.errors import MapLoadError
 from harness.maps.area import DrivableArea, build_area
 from harness.maps.geo import GeoReference
@@ -94,6 +96,20 @@ class Town:
     def road_count(self) -> int:
         """Number of OpenDRIVE <road> elements (junction connecting roads included)."""
         return len(lane_sections(self.xodr))
+
+    def on_parking_lane(self, x: float, y: float, margin_m: float = 0.0) -> bool:
+        """Whether the point (x, y) [m] lies on a parking lane (within half its width plus
+        margin_m of its centre line); the leaderboard's lane tests accept parking lanes."""
+        import carla
+
+        wp = self.cmap.get_waypoint(
+            carla.Location(x=float(x), y=float(y), z=0.0), project_to_road=True,
+            lane_type=carla.LaneType.Parking,
+        )  # fmt: skip
+        if wp is None or wp.lane_type != carla.LaneType.Parking:
+            return False
+        loc = wp.transform.location
+        return bool(np.hypot(loc.x - x, loc.y - y) <= 0.5 * wp.lane_width + margin_m)
 
     @classmethod
     def from_xodr(cls, name: str, xodr_text: str, origin: str, path: Path | None = None) -> Town:

@@ -133,6 +133,9 @@ def _event_from_json(d: dict[str, Any]) -> Event:
     )
 
 
+GROW_FACTOR = 1.25  # [-] the actor axis widens by at least this factor when it must grow
+
+
 class EpisodeRecorder:
     """Keeps every appended tick in preallocated chunk buffers (a few array copies per tick) and
     writes the episode as one Parquet file. ``meta`` must name the ``town``."""
@@ -168,15 +171,17 @@ class EpisodeRecorder:
         a = state.actors
         if self._n == 0:
             self._cap, self._t = a.n, int(state.light_state.shape[0])
-        elif a.n != self._cap or state.light_state.shape[0] != self._t:
+        elif state.light_state.shape[0] != self._t:
             raise ValueError(
-                f"tick {state.frame}: actor capacity {a.n} / lights {state.light_state.shape[0]} "
-                f"differ from the episode's {self._cap} / {self._t}; backends pad to a fixed capacity"
+                f"tick {state.frame}: {state.light_state.shape[0]} lights differ from the "
+                f"episode's {self._t}; a town's lights are fixed for an episode"
             )
         elif state.frame <= self._last_frame:
             raise ValueError(
                 f"frame {state.frame} after frame {self._last_frame}: record ticks in order"
             )
+        if a.n > self._cap:  # scenarios spawned actors: widen every buffer (rare)
+            self._grow(a.n)
         self._last_frame = state.frame
         i = self._n % CHUNK_TICKS
         if i == 0:
@@ -184,18 +189,43 @@ class EpisodeRecorder:
         frame, time_s, fl, it, valid, ls, le = self._chunks[-1]
         frame[i] = state.frame
         time_s[i] = state.time_s
-        # one concatenate per block into the (contiguous) buffer row: cheapest copy measured
-        np.concatenate(
-            [a.x, a.y, a.z, a.yaw, a.speed, a.accel, a.yaw_rate, a.length, a.width, a.height],
-            out=fl[i].reshape(-1),
-        )
-        np.concatenate([a.actor_id, a.kind, a.role], out=it[i].reshape(-1))
-        valid[i] = a.valid
+        if a.n == self._cap:
+            # one concatenate per block into the (contiguous) buffer row: cheapest copy measured
+            np.concatenate(
+                [a.x, a.y, a.z, a.yaw, a.speed, a.accel, a.yaw_rate, a.length, a.width, a.height],
+                out=fl[i].reshape(-1),
+            )
+            np.concatenate([a.actor_id, a.kind, a.role], out=it[i].reshape(-1))
+            valid[i] = a.valid
+        else:  # fewer actors than the widest tick so far: the rest of the row is padding
+            for k, name in enumerate(FLOAT_FIELDS):
+                fl[i, k, : a.n] = getattr(a, name)
+            for k, name in enumerate(("actor_id", "kind", "role")):
+                it[i, k, : a.n] = getattr(a, name)
+            fl[i, :, a.n :] = 0.0
+            it[i, :, a.n :] = 0
+            valid[i, : a.n] = a.valid
+            valid[i, a.n :] = False
         ls[i] = state.light_state
         le[i] = state.light_elapsed_s
         for ev in state.events:
             self._events.append((ev, state.frame))
         self._n += 1
+
+    def _grow(self, n: int) -> None:
+        """Widen the actor axis of every buffer to at least n slots (new slots invalid)."""
+        cap = max(n, int(self._cap * GROW_FACTOR) + 1)
+        grown: list[tuple[NDArray[Any], ...]] = []
+        for frame, time_s, fl, it, valid, ls, le in self._chunks:
+            pad = cap - self._cap
+            grown.append((
+                frame, time_s,
+                np.pad(fl, ((0, 0), (0, 0), (0, pad))),
+                np.pad(it, ((0, 0), (0, 0), (0, pad))),
+                np.pad(valid, ((0, 0), (0, pad))),
+                ls, le,
+            ))  # fmt: skip
+        self._chunks, self._cap = grown, cap
 
     def _stacked(self) -> tuple[NDArray[Any], ...]:
         """The buffers concatenated and trimmed to the recorded ticks."""
