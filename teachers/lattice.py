@@ -5,8 +5,9 @@ lanes of the ego's lane (continued along the route where they can be) and every 
 the route's next junction. Each path is offset laterally (a smooth blend from the ego's current
 offset to the target over LATERAL_BLEND_S) and driven with every speed profile: IDM towards
 target speeds (free road; leaders and lights are left to the scorer), constant accelerations
-(floored at a stop) and comfortable stops at given distances. 40 poses at 0.1 .. 4.0 s, box
-centres, yaw from the direction of motion.
+(floored at a stop) and comfortable stops at given distances, all started from the ego's current
+speed and acceleration with a bounded jerk (see :func:`speed_profiles`). 40 poses at
+0.1 .. 4.0 s, box centres, yaw from the direction of motion.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ IDM_MAX_ACCEL_MPS2 = 1.5  # PDM-Closed's IDM a_max [m/s2]
 IDM_COMFORT_DECEL_MPS2 = 3.0  # PDM-Closed's IDM b, also the IDM profile's decel floor [m/s2]
 IDM_EXPONENT = 4.0  # IDM delta
 MAX_STOP_DECEL_MPS2 = 4.0  # stops needing more than this deceleration are not proposed [m/s2]
+PROFILE_JERK_MPS3 = 2.0  # acceleration changes at most this fast in a speed profile [m/s3]
 MIN_MOTION_M = 0.05  # steps shorter than this take the path heading as yaw [m]
 JUNCTION_SEARCH_LANES = 6  # route lanes searched for the next junction
 
@@ -40,7 +42,7 @@ class LatticeConfig:
 
     lateral_offsets_m: tuple[float, ...] = (-0.6, 0.0, 0.6)
     idm_speeds_mps: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 10.0, 12.0)
-    accels_mps2: tuple[float, ...] = (-3.0, -1.5, -0.5, 0.5, 1.0)
+    accels_mps2: tuple[float, ...] = (-3.0, -1.5, -0.5, 0.0, 0.5, 1.0, 2.0)
     stop_distances_m: tuple[float, ...] = (6.0, 12.0, 24.0)
     neighbours: bool = True
     branches: bool = True
@@ -101,35 +103,53 @@ def lattice_paths(
     return [p for p in paths if len(p) >= 2]
 
 
-def speed_profiles(v0_mps: float, config: LatticeConfig) -> Float:
-    """Travelled distance (S, 40) [m] at t = 0.1 .. 4.0 s of every distinct speed profile."""
+def speed_profiles(v0_mps: float, config: LatticeConfig, a0_mps2: float = 0.0) -> Float:
+    """Travelled distance (S, 40) [m] at t = 0.1 .. 4.0 s of every distinct speed profile.
+
+    Each profile is a desired acceleration law - IDM free road towards a target speed, a
+    constant acceleration (floored at a stop), a stop at a given distance (the constant
+    deceleration that ends there, re-evaluated every step) - integrated at 0.1 s from the ego's
+    speed ``v0_mps`` AND its current acceleration ``a0_mps2``, the acceleration changing by at
+    most PROFILE_JERK_MPS3 per second. Without the jerk limit a profile that brakes while the
+    ego accelerates (or launches from rest at once) asks the tracker for a step in acceleration,
+    which the comfort metric (longitudinal jerk < 4.13 m/s3) rejects."""
     n = NUM_POSES - 1
-    t = np.arange(1, NUM_POSES) * PDM_DT_S
+    dt = PDM_DT_S
     v0 = max(v0_mps, 0.0)
-    rows: list[Float] = []
     targets = np.asarray(config.idm_speeds_mps, dtype=np.float64)
-    if targets.size:  # IDM free-road towards each target, integrated at 0.1 s
-        v = np.full(targets.size, v0)
-        s = np.zeros(targets.size)
-        out = np.zeros((targets.size, n))
-        for k in range(n):
-            a = IDM_MAX_ACCEL_MPS2 * (1.0 - (v / np.maximum(targets, 0.1)) ** IDM_EXPONENT)
-            a = np.clip(a, -IDM_COMFORT_DECEL_MPS2, IDM_MAX_ACCEL_MPS2)
-            v_new = np.maximum(v + a * PDM_DT_S, 0.0)
-            s = s + 0.5 * (v + v_new) * PDM_DT_S
-            v = v_new
-            out[:, k] = s
-        rows.extend(out)
     acc = np.asarray(config.accels_mps2, dtype=np.float64)
     stops = np.asarray(config.stop_distances_m, dtype=np.float64)
-    if stops.size and v0 > 0:
-        decel = v0 * v0 / (2.0 * stops)
-        acc = np.concatenate([acc, -decel[decel <= MAX_STOP_DECEL_MPS2]])
-    if acc.size:
-        t_stop = np.where(acc < 0, v0 / np.maximum(-acc, 1e-9), np.inf)
-        te = np.minimum(t[None], t_stop[:, None])
-        rows.extend(v0 * te + 0.5 * acc[:, None] * te * te)
-    prof = np.maximum(np.asarray(rows), 0.0)
+    if v0 > 0 and stops.size:
+        stops = stops[v0 * v0 / (2.0 * stops) <= MAX_STOP_DECEL_MPS2]
+    else:
+        stops = stops[:0]
+    m = targets.size + acc.size + stops.size
+    if m == 0:
+        return np.zeros((0, n))
+    is_idm = np.arange(m) < targets.size
+    is_stop = np.arange(m) >= targets.size + acc.size
+    target = np.concatenate([targets, np.zeros(acc.size + stops.size)])
+    const = np.concatenate([np.zeros(targets.size), acc, np.zeros(stops.size)])
+    stop_at = np.concatenate([np.zeros(targets.size + acc.size), stops])
+    step = PROFILE_JERK_MPS3 * dt
+    v = np.full(m, v0)
+    a = np.full(m, float(a0_mps2))
+    s = np.zeros(m)
+    out = np.zeros((m, n))
+    for k in range(n):
+        idm = IDM_MAX_ACCEL_MPS2 * (1.0 - (v / np.maximum(target, 0.1)) ** IDM_EXPONENT)
+        idm = np.maximum(idm, -IDM_COMFORT_DECEL_MPS2)
+        rest = np.maximum(stop_at - s, 0.05)
+        stop = np.where(v > 0.0, -v * v / (2.0 * rest), 0.0)
+        want = np.where(is_idm, idm, np.where(is_stop, stop, const))
+        a = np.clip(want, a - step, a + step)
+        v_new = np.maximum(v + a * dt, 0.0)
+        a = np.where(v_new <= 0.0, np.maximum(a, 0.0), a)  # at rest: no braking to carry over
+        s = s + 0.5 * (v + v_new) * dt
+        s = np.where(is_stop, np.minimum(s, stop_at), s)  # never past the stop point
+        v = v_new
+        out[:, k] = s
+    prof = np.maximum(out, 0.0)
     _, keep = np.unique(np.round(prof, 2), axis=0, return_index=True)
     return prof[np.sort(keep)]
 
@@ -147,10 +167,17 @@ def _sample(path: Float, s_path: Float, s: Float) -> tuple[Float, Float]:
 def path_candidates(scene: Scene, path: Float, profiles: Float, offsets_m: Float) -> Float:
     """Poses (O * S, 40, 3) for one path: every lateral offset x every speed profile."""
     ego = scene.ego_pose
-    s_path = polyline_arclength(path)
     start = to_local(ego[None, :2], path[0], np.arctan2(*(path[1] - path[0])[::-1]))[0]
+    # Paths start at the lane / route sample nearest the ego, often a little AHEAD of it; extend
+    # the path straight back past the ego so the ego's own station is on it. (Clamping that
+    # station at the first sample made every plan's first step jump by the gap - up to half a
+    # sample, i.e. several m/s at 0.1 s - and the tracker's answer failed the jerk bound.)
+    back = max(-float(start[0]), 0.0) + 1.0  # [m]
+    d0 = (path[1] - path[0]) / max(float(np.hypot(*(path[1] - path[0]))), 1e-9)
+    path = np.vstack([path[0] - back * d0, path])
+    s_path = polyline_arclength(path)
     l0 = float(start[1])
-    s = np.concatenate([np.zeros((len(profiles), 1)), profiles], axis=1) + max(float(start[0]), 0.0)
+    s = np.concatenate([np.zeros((len(profiles), 1)), profiles], axis=1) + float(start[0]) + back
     t = np.arange(NUM_POSES) * PDM_DT_S
     u = np.clip(t / LATERAL_BLEND_S, 0.0, 1.0)
     blend = u * u * (3.0 - 2.0 * u)  # smoothstep: zero slope at both ends
@@ -174,7 +201,7 @@ def lattice_candidates(
     town: Town, scene: Scene, route_lane_seq: NDArray[np.int64], config: LatticeConfig
 ) -> Float:
     """All lattice plans (B, 40, 3) for a scene."""
-    profiles = speed_profiles(scene.ego_speed_mps, config)
+    profiles = speed_profiles(scene.ego_speed_mps, config, scene.ego_accel_mps2)
     offsets = np.asarray(config.lateral_offsets_m, dtype=np.float64)
     out = [
         path_candidates(scene, p, profiles, offsets)

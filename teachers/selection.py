@@ -11,6 +11,7 @@ inside the town's driving lanes, and the comfort bounds on finite-difference sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from teachers.scene import Scene, states_from_poses
 from teachers.scoring import Metric, ScoreMatrix
 from teachers.scoring.aggregate import with_aggregates
 from teachers.scoring.comfort import comfort_signals, within_bounds
-from teachers.scoring.progress import ego_progress
+from teachers.scoring.progress import EP_MIN_PROGRESS_M
 
 DEFAULT_K = 8  # teachers per scene
 DEFAULT_THRESHOLD = 0.95  # minimum EPDMS of a teacher
@@ -66,20 +67,50 @@ def gates(scores: ScoreMatrix, threshold: float) -> Bool:
 
 
 HUMAN_FILTERED = (Metric.TTC, Metric.LK, Metric.HC, Metric.EC)  # weighted terms only, no gates
+SAFETY_GATES = (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC)  # NAVSIM's EP multipliers
 
 
-def adjust_scores(scores: ScoreMatrix, expert_row: int) -> ScoreMatrix:
-    """NAVSIM's normalisation and human filter on a scene's matrix: EP relative to the best
-    progress among candidates passing NC, DAC, DDC and TLC (not among all, which would let an
-    unsafe fast candidate set the bar), and each of TTC, LK, HC, EC set to 1 for every candidate
-    when the expert's real trajectory (row ``expert_row``) also fails it (e.g. EC when the
-    expert's own plans are not consistent across 0.5 s). Gates are never filtered."""
+def safe_mask(values: Float) -> Bool:
+    """Candidates (B,) passing NC, DAC, DDC and TLC: those whose progress may set EP's bar."""
+    ok = np.ones(values.shape[1], dtype=bool)
+    for m in SAFETY_GATES:
+        ok &= values[m] == 1.0
+    return ok
+
+
+def pairwise_progress(progress_m: Float, safe: Bool, reference_m: float) -> Float:
+    """EP (B,) of each candidate scored as NAVSIM scores a submission: in a pair with the
+    reference planner (PDM-Closed there), EP = progress / max(reference, own progress if safe),
+    clipped to [0, 1], and 1 where that maximum is <= EP_MIN_PROGRESS_M. ``reference_m`` is 0
+    when the reference itself is not safe (NAVSIM multiplies its progress by its gates)."""
+    best = np.maximum(reference_m, np.where(safe, progress_m, 0.0))
+    ep = np.clip(progress_m / np.maximum(best, 1e-9), 0.0, 1.0)
+    return np.where(best <= EP_MIN_PROGRESS_M, 1.0, ep)
+
+
+def adjust_scores(
+    scores: ScoreMatrix, expert_row: int, reference_rows: Sequence[int] | None = None
+) -> ScoreMatrix:
+    """NAVSIM's EP normalisation and human filter on a scene's matrix.
+
+    EP: NAVSIM scores each submitted trajectory in a pair with PDM-Closed's and normalises its
+    progress by the larger of the two (counting only a pair member that passes the multiplier
+    metrics), so a trajectory as fast as the reference planner gets EP = 1 and a stopped scene
+    (best <= 5 m) gives EP = 1 to all. Our reference planner is the expert (a PDM-Closed-style
+    planner): ``reference_rows`` (default: ``expert_row``, its real future) - pass the rows of
+    its real future and its recorded plan to use the better of the two that passes NC, DAC,
+    DDC and TLC. (Deviation fixed here: EP used to be relative to the best of all ~500
+    candidates, a bar set by the most aggressive safe vocabulary entry, which failed the
+    EPDMS threshold for the expert itself in 300 of 432 Town05 scenes.)
+    Human filter: each of TTC, LK, HC, EC is set to 1 for every candidate when the expert's
+    real trajectory (row ``expert_row``) also fails it (e.g. EC when the expert's own plans are
+    not consistent across 0.5 s). Gates are never filtered."""
     v = scores.values.copy()
-    safe = np.ones(v.shape[1], dtype=bool)
-    for m in (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC):
-        safe &= v[m] == 1.0
-    if safe.any():
-        v[Metric.EP] = ego_progress(scores.progress_m, float(scores.progress_m[safe].max()))
+    safe = safe_mask(v)
+    rows = np.asarray([expert_row] if reference_rows is None else list(reference_rows), np.int64)
+    ref_ok = rows[safe[rows]]
+    reference_m = float(scores.progress_m[ref_ok].max()) if ref_ok.size else 0.0
+    v[Metric.EP] = pairwise_progress(scores.progress_m, safe, reference_m)
     for m in HUMAN_FILTERED:
         if v[m, expert_row] < 1.0:
             v[m] = 1.0

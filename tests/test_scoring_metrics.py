@@ -164,3 +164,37 @@ def test_rollout_path_scores_a_clean_cruise_perfectly() -> None:
     assert states.shape == (1, NUM_POSES, 7)
     assert s[Metric.PDMS][0] == pytest.approx(1.0)
     assert s[Metric.EPDMS][0] == pytest.approx(1.0)
+
+
+def launch_poses(x0: float, y: float, accel_mps2: float, jerk_mps3: float) -> np.ndarray:
+    """(41, 3) poses heading +x starting from rest: the acceleration ramps from 0 to accel_mps2
+    at jerk_mps3 and then holds (closed form of the ramp + constant phases)."""
+    t = np.arange(NUM_POSES) * 0.1
+    t1 = accel_mps2 / jerk_mps3  # end of the ramp [s]
+    ramp = jerk_mps3 * t**3 / 6.0
+    x1, v1 = jerk_mps3 * t1**3 / 6.0, 0.5 * jerk_mps3 * t1**2
+    hold = x1 + v1 * (t - t1) + 0.5 * accel_mps2 * (t - t1) ** 2
+    x = x0 + np.where(t < t1, ramp, hold)
+    return np.column_stack([x, np.full(NUM_POSES, y), np.zeros(NUM_POSES)])
+
+
+def test_smooth_launch_from_rest_passes_history_comfort() -> None:
+    # ego stood still for the whole 1.5 s past; a launch ramping to 1.5 m/s2 at 2 m/s3 stays
+    # within every bound (lon. accel 1.5 < 2.4, jerk 2 < 4.13 even before filtering), so C = HC = 1
+    # (a standing start is not a comfort violation); an instant 3 m/s2 launch breaks the 2.4
+    # m/s2 bound (C = HC = 0).
+    scene = make_scene(speed_mps=0.0)
+    smooth = launch_poses(0.0, 1.75, 1.5, 2.0)
+    harsh = straight_poses(0.0, 1.75, 0.0, 3.0)
+    s = score(scene, [smooth, harsh])
+    assert s[Metric.C].tolist() == [1.0, 0.0]
+    assert s[Metric.HC].tolist() == [1.0, 0.0]
+
+
+def test_standing_still_is_comfortable_and_scores_full_progress() -> None:
+    # stopped ego, stopped plan: every comfort signal is 0 -> C = HC = 1; the best progress of
+    # the batch is 0 m <= 5 m, so EP = 1 (NAVSIM) and EPDMS = 1 with no agents around
+    scene = make_scene(speed_mps=0.0)
+    s = score(scene, [straight_poses(0.0, 1.75, 0.0)])
+    assert s[Metric.C][0] == s[Metric.HC][0] == s[Metric.EP][0] == 1.0
+    assert s[Metric.EPDMS][0] == pytest.approx(1.0)

@@ -119,3 +119,24 @@ def test_show_writes_png(dataset_dir: Path, tmp_path: Path) -> None:
     sid = load_dataset(dataset_dir).scenes.scene_id.iloc[0]
     png = draw_scene(dataset_dir, sid, tmp_path / "s.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_reactive_option_fills_the_column(dataset_dir: Path, tmp_path: Path) -> None:
+    # same recorded drive and vocabulary, scored again with the reactive check on
+    import shutil
+
+    out = tmp_path / "reactive"
+    out.mkdir()
+    shutil.copytree(dataset_dir / "episodes", out / "episodes")
+    shutil.copy(dataset_dir / "vocabulary.npz", out / "vocabulary.npz")
+    cfg = GenerateConfig(
+        town="Harness01", out=out, max_routes=1, every_s=3.0, vocabulary_size=32,
+        agent="route_follower", generated_route_m=120.0, selection=SelectionConfig(k=4),
+        reactive=True, command_line=("test",),
+    )  # fmt: skip
+    summary = generate(cfg)
+    ds = load_dataset(out)
+    assert ds.manifest["reactive_checked"] is True
+    assert ds.teachers.reactive.notna().all() and len(ds.teachers) == summary["teachers"]
+    assert summary["reactive_collision_free"] == int(ds.teachers.reactive.sum())
+    assert load_dataset(dataset_dir).manifest["reactive_checked"] is False

@@ -72,18 +72,38 @@ def test_vocabulary_in_world_rotates_and_translates() -> None:
 
 
 def test_speed_profiles_closed_forms() -> None:
-    cfg = LatticeConfig(idm_speeds_mps=(), accels_mps2=(1.0,), stop_distances_m=(10.0,))
-    prof = speed_profiles(5.0, cfg)
-    assert prof.shape == (2, 40)
-    accel = prof[np.argmax(prof[:, -1])]
-    assert np.allclose(accel, 5.0 * T + 0.5 * T * T)
-    stop = prof[np.argmin(prof[:, -1])]
-    assert stop[-1] == pytest.approx(10.0)  # stops exactly at its distance (5 m/s, 1.25 m/s2)
+    # with the ego already at the profile's acceleration the jerk limit never acts: constant
+    # accel and the constant-deceleration stop are exact closed forms
+    cfg = LatticeConfig(idm_speeds_mps=(), accels_mps2=(1.0,), stop_distances_m=())
+    accel = speed_profiles(5.0, cfg, a0_mps2=1.0)
+    assert accel.shape == (1, 40) and np.allclose(accel[0], 5.0 * T + 0.5 * T * T)
+    cfg = LatticeConfig(idm_speeds_mps=(), accels_mps2=(), stop_distances_m=(10.0,))
+    stop = speed_profiles(5.0, cfg, a0_mps2=-1.25)[0]  # 5 m/s, 1.25 m/s2: 10 m in 4 s
+    assert np.allclose(stop, 5.0 * T - 0.625 * T * T, atol=0.01)  # last steps: 5 cm floor
+    assert stop[-1] == pytest.approx(10.0)  # and never past it
     idm = speed_profiles(
         0.0, LatticeConfig(idm_speeds_mps=(6.0,), accels_mps2=(), stop_distances_m=())
     )
     v_end = (idm[0, -1] - idm[0, -2]) / 0.1
     assert 0.0 < v_end < 6.0 and np.all(np.diff(idm[0]) > 0)
+
+
+def test_speed_profiles_start_from_the_current_acceleration() -> None:
+    # ego at 8 m/s accelerating at +1 m/s2; the -3 m/s2 profile ramps down at 2 m/s3 (0.2 m/s2
+    # per 0.1 s step): step accelerations 0.8, 0.6, ..., reaching -3 after 20 steps
+    cfg = LatticeConfig(idm_speeds_mps=(), accels_mps2=(-3.0,), stop_distances_m=())
+    prof = speed_profiles(8.0, cfg, a0_mps2=1.0)[0]
+    a = np.maximum(1.0 - 0.2 * np.arange(1, 41), -3.0)
+    v = np.maximum(8.0 + np.cumsum(a * 0.1), 0.0)  # stops in the last step
+    expected = np.cumsum(0.5 * (np.concatenate([[8.0], v[:-1]]) + v) * 0.1)
+    assert np.allclose(prof, expected)
+    # launching from rest (IDM towards 6 m/s): the first step's acceleration is 0.2 m/s2
+    launch = speed_profiles(
+        0.0, LatticeConfig(idm_speeds_mps=(6.0,), accels_mps2=(), stop_distances_m=())
+    )[0]
+    assert launch[0] == pytest.approx(0.5 * 0.02 * 0.1)
+    speed = np.diff(np.concatenate([[0.0], launch])) / 0.1
+    assert np.all(np.abs(np.diff(np.diff(speed) / 0.1)) <= 2.0 * 0.1 + 1e-9)
 
 
 class _Ego:
@@ -149,15 +169,52 @@ def test_dataset_parts_merge_and_load(tmp_path) -> None:
         load_dataset(tmp_path)
 
 
-def test_adjust_scores_normalises_progress_among_safe_and_filters_by_expert() -> None:
+def test_adjust_scores_normalises_progress_against_the_expert_and_filters() -> None:
     from teachers.scoring import Metric, ScoreMatrix
     from teachers.selection import adjust_scores
 
-    v = np.ones((12, 3))
-    v[Metric.NC, 2] = 0.0  # candidate 2 collides but drives farthest
-    v[Metric.EC] = [0.0, 0.0, 1.0]  # the expert (row 0) fails EC too -> EC filtered to 1
-    out = adjust_scores(ScoreMatrix(values=v, progress_m=np.array([10.0, 20.0, 40.0])), 0).values
-    assert np.allclose(out[Metric.EP], [0.5, 1.0, 1.0])
+    # NAVSIM pairs every candidate with the reference planner (here the expert, row 0, 20 m):
+    # EP = progress / max(reference, own progress if safe). Candidate 1 (10 m) -> 0.5;
+    # candidate 2 (40 m, safe) -> 1; candidate 3 (60 m) collides, so its own progress does not
+    # raise its bar -> min(60 / 20, 1) = 1 (its EPDMS is 0 anyway).
+    v = np.ones((12, 4))
+    v[Metric.NC, 3] = 0.0
+    v[Metric.EC] = [0.0, 0.0, 1.0, 1.0]  # the expert fails EC too -> EC filtered to 1
+    progress = np.array([20.0, 10.0, 40.0, 60.0])
+    out = adjust_scores(ScoreMatrix(values=v, progress_m=progress), 0).values
+    assert np.allclose(out[Metric.EP], [1.0, 0.5, 1.0, 1.0])
     assert np.allclose(out[Metric.EC], 1.0)
-    assert out[Metric.EPDMS, 1] == pytest.approx(1.0) and out[Metric.EPDMS, 2] == 0.0
-    assert out[Metric.EPDMS, 0] == pytest.approx((5 * 0.5 + 5 + 2 + 2 + 2) / 16)
+    assert out[Metric.EPDMS, 2] == pytest.approx(1.0) and out[Metric.EPDMS, 3] == 0.0
+    assert out[Metric.EPDMS, 1] == pytest.approx((5 * 0.5 + 5 + 2 + 2 + 2) / 16)
+
+
+def test_adjust_scores_stopped_expert_gives_full_progress() -> None:
+    from teachers.scoring import Metric, ScoreMatrix
+    from teachers.selection import adjust_scores
+
+    # the expert queues (0.5 m in 4 s): a candidate creeping 3 m has a bar of max(0.5, 3) <= 5 m
+    # -> EP 1 (NAVSIM's 5 m rule); one driving 12 m safely sets its own bar -> EP 1
+    v = np.ones((12, 3))
+    out = adjust_scores(ScoreMatrix(values=v, progress_m=np.array([0.5, 3.0, 12.0])), 0).values
+    assert np.allclose(out[Metric.EP], 1.0)
+    # an unsafe expert (DAC 0) is no reference: each safe candidate is judged on its own
+    v[Metric.DAC, 0] = 0.0
+    out = adjust_scores(
+        ScoreMatrix(values=v, progress_m=np.array([30.0, 3.0, 12.0])), 0, reference_rows=[0]
+    ).values
+    assert np.allclose(out[Metric.EP, 1:], 1.0)
+    # with the plan (row 2, 12 m, safe) as a second reference row, row 1 gets 3 / 12
+    v[Metric.DAC, 0] = 1.0
+    out = adjust_scores(
+        ScoreMatrix(values=v, progress_m=np.array([8.0, 3.0, 12.0])), 0, reference_rows=[0, 2]
+    ).values
+    assert out[Metric.EP, 1] == pytest.approx(0.25)
+
+
+def test_path_starting_ahead_of_the_ego_keeps_the_profile_speed() -> None:
+    # the path's first sample lies 0.3 m ahead of the ego (the nearest route point): at 5 m/s
+    # the first pose must be 0.5 m ahead of the ego, not 0.8 m (which read as 8 m/s to the tracker)
+    path = np.column_stack([np.linspace(0.3, 100.3, 101), np.zeros(101)])
+    ego: Any = _Ego(np.array([0.0, 0.0, 0.0]))
+    poses = path_candidates(ego, path, np.asarray((5.0 * T)[None], dtype=np.float64), np.zeros(1))
+    assert np.allclose(poses[0, :, 0], 5.0 * T) and np.allclose(poses[0, :, 1], 0.0)

@@ -33,6 +33,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("scenes with K teachers", f"{summary['scenes_with_k']}"),
         ("scenes without a teacher", f"{summary['scenes_without_teacher']}"),
         ("throughput", f"{rate:.0f} candidates/s" if rate else "- (all parts resumed)"),
+        *(
+            [("reactive collision-free", f"{summary['reactive_collision_free']} of "
+                                         f"{summary['teachers']}")]
+            if "reactive_collision_free" in summary else []
+        ),
         ("drive / score / wall", f"{summary['drive_s']:.0f} s / {summary['score_s']:.0f} s / "
                                  f"{summary['wall_s']:.0f} s"),
     ]  # fmt: skip
@@ -59,6 +64,11 @@ def gen_teachers(
         help="Driving agent; route_follower (or an agent that does not load) uses the RouteFollower.",
     ),
     seed: int = typer.Option(0, help="Seed for routes, traffic and k-means."),
+    reactive: bool = typer.Option(
+        False,
+        "--reactive",
+        help="Re-simulate each teacher with reactive traffic (fills `reactive`).",
+    ),
 ) -> None:
     """Generate a PDMS / EPDMS teacher dataset for a town."""
     from dataclasses import replace
@@ -73,7 +83,7 @@ def gen_teachers(
     cfg = GenerateConfig(
         town=town, out=out, routes_file=routes, every_s=every, max_scenes=max_scenes, max_routes=max_routes,
         workers=workers, vocabulary_size=vocab_size, vocabulary_file=vocabulary, agent=agent,
-        seed=seed, command_line=tuple(sys.argv),
+        seed=seed, reactive=reactive, command_line=tuple(sys.argv),
     )  # fmt: skip
     cfg = replace(cfg, selection=SelectionConfig(k=k, threshold=threshold))
     console = Console(stderr=True)

@@ -27,8 +27,9 @@ class TrafficConfig:
 
 @dataclass(frozen=True)
 class EpisodeSpec:
-    """What a reset needs: the town, where the ego starts, the route it should follow (for the
-    deviation event), the sensors the agent declared, and traffic settings."""
+    """What a reset needs: the town, where the ego starts (at rest unless ``ego_speed_mps`` /
+    ``ego_accel_mps2`` say otherwise), the route it should follow (for the deviation event), the
+    sensors the agent declared, and traffic settings."""
 
     town: str
     ego_start: tuple[float, float, float, float]  # x [m], y [m], z [m], yaw [rad]
@@ -37,6 +38,9 @@ class EpisodeSpec:
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     seed: int = 0
     record: bool = False  # keep every tick's state for writing to Parquet
+    ego_speed_mps: float = 0.0  # initial ego speed along its heading (re-simulating a scene)
+    ego_accel_mps2: float = 0.0  # initial realised ego acceleration
+    start_frame: int = 0  # first frame; lights follow frame time, so replays see recorded lights
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ progress = station(ego centre at 4 s) - station(ego centre at t=0) along the rou
 EP = clip(progress / max_progress, 0, 1), or 1 when max_progress <= EP_MIN_PROGRESS_M. The
 maximum is over the scored batch unless ``reference_progress_m`` (e.g. PDM-Closed's progress in
 the same scene) is given. As in NAVSIM v2, EP is not zeroed for proposals with infractions
-(NAVSIM v1 takes the maximum over proposals without multiplier infractions only)."""
+(NAVSIM v1 takes the maximum over proposals without multiplier infractions only).
+The teacher pipeline re-normalises EP per candidate against a reference planner, as NAVSIM
+pairs a submission with PDM-Closed (``teachers.selection.pairwise_progress``)."""
 
 from __future__ import annotations
 

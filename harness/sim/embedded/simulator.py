@@ -9,6 +9,7 @@ generator per episode, so the same spec and controls give the same episode.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -101,6 +102,7 @@ class EmbeddedSimulator:
         self.config = config or EmbeddedConfig()
         self._town: Town | None = None
         self._ep: _Episode | None = None
+        self._templates: dict[str, tuple[TrafficModel, PedestrianModel]] = {}
 
     # ------------------------------------------------------------------ protocol
     @property
@@ -110,12 +112,19 @@ class EmbeddedSimulator:
         return self._town
 
     def reset(self, spec: EpisodeSpec) -> WorldState:
-        """Load the town (cached per process), place the ego at rest, spawn traffic."""
+        """Load the town (cached per process), place the ego (at rest unless the spec gives an
+        initial speed), spawn traffic; the episode starts at ``spec.start_frame``."""
         town = load_town(spec.town)
         self._town = town
         rng = np.random.default_rng(spec.seed)
         x, y, _, yaw = spec.ego_start
         ego = BicycleState.at_rest(x, y, yaw)
+        if spec.ego_speed_mps or spec.ego_accel_mps2:
+            ego = replace(
+                ego,
+                speed=np.asarray(spec.ego_speed_mps, dtype=np.float64),
+                accel=np.asarray(spec.ego_accel_mps2, dtype=np.float64),
+            )
         p = self.config.ego
         ego_box = np.array([[x, y, yaw, p.length_m, p.width_m]])
         near = np.array([[x, y]])
@@ -124,9 +133,8 @@ class EmbeddedSimulator:
             near = np.concatenate(
                 [near, r[np.hypot(r[:, 0] - x, r[:, 1] - y) < self.config.despawn_radius_m]]
             )
-        traffic = TrafficModel(town, self.config.traffic, _child(rng), first_id=TRAFFIC_FIRST_ID)
+        traffic, pedestrians = self._fresh_models(town, rng)
         traffic.spawn(spec.traffic.vehicles, near, spec.traffic.spawn_radius_m, ego_box)
-        pedestrians = PedestrianModel(town, _child(rng), first_id=PEDESTRIAN_FIRST_ID)
         pedestrians.spawn(spec.traffic.pedestrians, near, spec.traffic.spawn_radius_m)
         sensors = SensorSuite.from_sensor_dicts(
             town,
@@ -155,7 +163,8 @@ class EmbeddedSimulator:
             sensors=sensors,
             recorder=recorder,
         )
-        state = self._assemble(0)
+        self._ep.frame = spec.start_frame
+        state = self._assemble(spec.start_frame)
         return self._commit(None, state)
 
     def tick(self, control: VehicleControl) -> WorldState:
@@ -230,6 +239,12 @@ class EmbeddedSimulator:
 
     # ------------------------------------------------------------------ extras
     @property
+    def traffic(self) -> TrafficModel:
+        """The episode's background traffic (set-ups that place vehicles themselves, e.g. the
+        teachers' reactive re-simulation, use :meth:`TrafficModel.add_vehicle`)."""
+        return self._episode().traffic
+
+    @property
     def state(self) -> WorldState:
         """The current tick's state."""
         ep = self._episode()
@@ -260,6 +275,27 @@ class EmbeddedSimulator:
         if ep.recorder is not None:
             ep.recorder.append(state)
         return state
+
+    def _fresh_models(
+        self, town: Town, rng: np.random.Generator
+    ) -> tuple[TrafficModel, PedestrianModel]:
+        """Empty traffic and pedestrian models for a new episode. Their static tables (lane
+        tables, sidewalk paths, KD-trees) take ~0.35 s each to build on a CARLA town, so a pristine
+        pair is built once per town and deep-copied (sharing only the town, ~5 ms) at every reset;
+        the copies get the episode's child generators in the order fresh models got them."""
+        tpl = self._templates.get(town.name)
+        if tpl is None or tpl[0].town is not town:
+            unused = np.random.default_rng(0)  # replaced in every copy
+            tpl = (
+                TrafficModel(town, self.config.traffic, unused, first_id=TRAFFIC_FIRST_ID),
+                PedestrianModel(town, unused, first_id=PEDESTRIAN_FIRST_ID),
+            )
+            self._templates[town.name] = tpl
+        traffic = copy.deepcopy(tpl[0], {id(town): town})
+        traffic.rng = _child(rng)
+        pedestrians = copy.deepcopy(tpl[1], {id(town): town})
+        pedestrians.rng = _child(rng)
+        return traffic, pedestrians
 
     def _lights(self, ep: _Episode, frame: int) -> tuple[NDArray[np.int8], NDArray[np.float64]]:
         """Light states and elapsed times of a frame, computed once per frame (a pure function of
