@@ -143,17 +143,21 @@ def teachers_for_scene(
     return SceneTeachers(cands, scores, poses, sel, expert_row)
 
 
-def score_trajectories(record: SceneRecord, town: Town, trajectories: Float) -> TrajectoryScores:
+def score_trajectories(
+    record: SceneRecord, town: Town, trajectories: Float, simulate: bool = True
+) -> TrajectoryScores:
     """Score trajectories (N, 40, 3) in the scene. EP is relative to the best safe one among them
     and, when the scene has a reference future, the reference (scored alongside, not returned),
-    which also drives the human filter exactly as for teacher candidates."""
+    which also drives the human filter exactly as for teacher candidates. ``simulate`` tracks
+    them with the LQR + bicycle rollout first; without it the poses are scored as given (their
+    speeds and accelerations by finite differences), e.g. already simulated teacher poses."""
     n = int(trajectories.shape[0])
     poses = trajectories
     expert_row = None
     if has_reference(record):
         poses = np.concatenate([trajectories, record.expert_future[None]], axis=0)
         expert_row = n
-    raw, states = score_candidates(record.scene, town, poses)
+    raw, states = score_candidates(record.scene, town, poses, rollout=simulate)
     scores = normalise_scores(raw, expert_row)
     kept = ScoreMatrix(values=scores.values[:, :n], progress_m=scores.progress_m[:n])
     return TrajectoryScores(kept, states[:n, 1:, :3])

@@ -111,12 +111,13 @@ def test_exported_scenes_reproduce_the_dataset(server: LiveServer, dataset_dir: 
 
 
 def test_score_matches_teacher_scores(server: LiveServer, dataset_dir: Path) -> None:
-    """A teacher's simulated poses scored with /v1/score keep the gates (NC, DAC, DDC, TLC, C)."""
+    """A dataset teacher's (already simulated) poses scored as given with /v1/score keep the
+    gates NC, DAC, DDC and TLC; re-simulating them would track them a second time."""
     ds = load_dataset(dataset_dir)
     sid = ds.scenes[ds.scenes.n_teachers > 0].scene_id.iloc[0]
     body = export_scene(dataset_dir, sid)
     traj = poses_array(ds.teachers[ds.teachers.scene_id == sid].poses).tolist()
-    r = post(server.url, "/v1/score", {"scene": body["scene"], "trajectories": traj})
+    r = post(server.url, "/v1/score", {"scene": body["scene"], "trajectories": traj, "simulate": False})
     assert r.status_code == 200, r.text
     res = r.json()["results"]
     assert [x["index"] for x in res] == list(range(len(traj)))

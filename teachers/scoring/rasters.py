@@ -23,6 +23,7 @@ tests check both agree on random candidates.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -233,9 +234,14 @@ class SceneRasters:
         resolution_m: float = RASTER_RESOLUTION_M,
     ) -> SceneRasters:
         """Rasterise the map inside ``bounds`` (xmin, ymin, xmax, ymax) [m] grown by
-        WINDOW_MARGIN_M."""
-        x0, y0 = bounds[0] - WINDOW_MARGIN_M, bounds[1] - WINDOW_MARGIN_M
-        x1, y1 = bounds[2] + WINDOW_MARGIN_M, bounds[3] + WINDOW_MARGIN_M
+        WINDOW_MARGIN_M. The window snaps outwards to a world-aligned grid of the coarse cell
+        size, so a point always falls in the same cells whatever batch set the window (scores
+        of a trajectory do not depend on which other trajectories it was scored with)."""
+        snap = max(NEAREST_RESOLUTION_M, resolution_m)
+        x0 = math.floor((bounds[0] - WINDOW_MARGIN_M) / snap) * snap
+        y0 = math.floor((bounds[1] - WINDOW_MARGIN_M) / snap) * snap
+        x1 = math.ceil((bounds[2] + WINDOW_MARGIN_M) / snap) * snap
+        y1 = math.ceil((bounds[3] + WINDOW_MARGIN_M) / snap) * snap
         origin = np.array([x0, y0])
         fine = Grid(origin, resolution_m, _shape(x1 - x0, y1 - y0, resolution_m))
         coarse = Grid(origin, NEAREST_RESOLUTION_M, _shape(x1 - x0, y1 - y0, NEAREST_RESOLUTION_M))

@@ -127,7 +127,7 @@ class Engine:
         town = self.town(req.scene.town)
         record = scene_record(req.scene, town)
         traj = trajectories_array(req.trajectories, record.scene.ego_pose[:2])
-        out = score_trajectories(record, town, traj)
+        out = score_trajectories(record, town, traj, simulate=req.simulate)
         results = [
             schemas.ScoredTrajectory(
                 index=i,

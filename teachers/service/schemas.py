@@ -203,6 +203,11 @@ class ScoreRequest(Strict):
 
     scene: Scene
     trajectories: Annotated[list[Trajectory], Field(min_length=1, max_length=MAX_TRAJECTORIES)]
+    simulate: bool = Field(
+        True,
+        description="Track the trajectories with the LQR + bicycle rollout before scoring (NAVSIM); "
+        "false scores the poses as given, e.g. a dataset's already simulated teacher poses.",
+    )
 
 
 class SubScores(BaseModel):
