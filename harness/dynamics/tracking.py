@@ -17,6 +17,7 @@ from harness.dynamics.control import MIN_POWER_SPEED_MPS, VehicleControl
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017, VehicleParams
 from harness.errors import ConfigError
 from harness.geometry import heading_vector, to_local
+from harness.jit import njit
 
 MIN_LOOKAHEAD_DIST_M = 1e-3  # [m] a target closer than this gives zero steer
 
@@ -102,13 +103,49 @@ class PurePursuitPID:
         ego = np.asarray(pose, dtype=np.float64)
         steer = self._steer(ego, speed_mps, plan)
         target = self._target_speed(ego, plan)
+        return self._speed_control(pid, steer, target, speed_mps, dt_s)
+
+    def control_one(
+        self,
+        pid: PIDState,
+        x: float,
+        y: float,
+        yaw: float,
+        speed_mps: float,
+        poses: NDArray[np.float64],
+        target_mps: float,
+        dt_s: float,
+    ) -> VehicleControl:
+        """:meth:`control` for a plan whose target speed is already known (``target_mps``, e.g.
+        a plan with constant speeds) on plain floats: compiled steering, no plan validation.
+        ``poses`` (T, 3) float64 [x, y, yaw], finite (the caller's contract). Equal to
+        :meth:`control` to rounding (tested)."""
+        p = self.params
+        steer = float(
+            pursuit_steer(
+                poses, p.rear_axle_to_center_m, x, y, yaw, self.lookahead_m_fast(speed_mps),
+                p.wheelbase_m, p.max_steer_rad, MIN_LOOKAHEAD_DIST_M,
+            )
+        )  # fmt: skip
+        return self._speed_control(pid, steer, target_mps, speed_mps, dt_s)
+
+    def lookahead_m_fast(self, speed_mps: float) -> float:
+        """:meth:`lookahead_m` with math instead of numpy."""
+        cfg = self.config
+        look = cfg.lookahead_min_m + cfg.lookahead_time_s * abs(speed_mps)
+        return min(max(look, cfg.lookahead_min_m), cfg.lookahead_max_m)
+
+    def _speed_control(
+        self, pid: PIDState, steer: float, target: float, speed_mps: float, dt_s: float
+    ) -> VehicleControl:
+        """The PID speed loop and the throttle / brake mapping (shared by both paths)."""
         cfg, p = self.config, self.params
         if target < cfg.stop_speed_mps:
             pid.reset()
             return VehicleControl(throttle=0.0, steer=steer, brake=1.0)
         error = target - speed_mps
-        pid.integral_m = float(
-            np.clip(pid.integral_m + error * dt_s, -cfg.integral_limit_m, cfg.integral_limit_m)
+        pid.integral_m = min(
+            max(pid.integral_m + error * dt_s, -cfg.integral_limit_m), cfg.integral_limit_m
         )
         deriv = 0.0 if pid.prev_error_mps is None else (error - pid.prev_error_mps) / dt_s
         pid.prev_error_mps = error
@@ -183,3 +220,68 @@ def _point_ahead(
     return np.array(
         [np.interp(s_target, s_cum, path[:, 0]), np.interp(s_target, s_cum, path[:, 1])]
     )
+
+
+@njit
+def pursuit_steer(
+    poses: NDArray[np.float64], rear_d: float, x: float, y: float, yaw: float, ahead_m: float,
+    wheelbase_m: float, max_steer_rad: float, min_dist_m: float,
+) -> float:  # fmt: skip
+    """PurePursuitPID._steer + _point_ahead compiled: normalised steer toward the rear-axle path
+    point ``ahead_m`` past the projection of the rear axle (straight on past the plan's end)."""
+    n = poses.shape[0]
+    px, py = np.empty(n), np.empty(n)
+    for k in range(n):
+        px[k] = poses[k, 0] - rear_d * np.cos(poses[k, 2])
+        py[k] = poses[k, 1] - rear_d * np.sin(poses[k, 2])
+    rx, ry = x - rear_d * np.cos(yaw), y - rear_d * np.sin(yaw)
+    end_yaw = poses[n - 1, 2]
+    if n == 1:
+        tx, ty = px[0] + ahead_m * np.cos(end_yaw), py[0] + ahead_m * np.sin(end_yaw)
+    else:
+        s_cum = np.empty(n)
+        s_cum[0] = 0.0
+        best, bi, bu = np.inf, 0, 0.0
+        for k in range(n - 1):
+            sx, sy = px[k + 1] - px[k], py[k + 1] - py[k]
+            seg_len = np.sqrt(sx * sx + sy * sy)
+            s_cum[k + 1] = s_cum[k] + seg_len
+            safe = max(seg_len, 1e-9)
+            u = min(max(((rx - px[k]) * sx + (ry - py[k]) * sy) / (safe * safe), 0.0), 1.0)
+            fx, fy = px[k] + u * sx - rx, py[k] + u * sy - ry
+            d = np.sqrt(fx * fx + fy * fy)
+            if d < best:
+                best, bi, bu = d, k, u
+        s_target = s_cum[bi] + bu * (s_cum[bi + 1] - s_cum[bi]) + ahead_m
+        if s_target >= s_cum[n - 1]:
+            over = s_target - s_cum[n - 1]
+            tx, ty = px[n - 1] + over * np.cos(end_yaw), py[n - 1] + over * np.sin(end_yaw)
+        else:
+            tx, ty = interp1(s_target, s_cum, px), interp1(s_target, s_cum, py)
+    c, sn = np.cos(yaw), np.sin(yaw)
+    dx, dy = tx - rx, ty - ry
+    lx, ly = c * dx + sn * dy, -sn * dx + c * dy
+    dist2 = lx * lx + ly * ly
+    if dist2 < min_dist_m * min_dist_m:
+        return 0.0
+    wheel = np.arctan(wheelbase_m * (2.0 * ly / dist2))
+    return min(max(wheel / max_steer_rad, -1.0), 1.0)
+
+
+@njit
+def interp1(x: float, xp: NDArray[np.float64], fp: NDArray[np.float64]) -> float:
+    """np.interp for one x over non-decreasing xp (ends held), cheaper for numba to compile."""
+    n = xp.shape[0]
+    lo, hi = 0, n
+    while lo < hi:  # first index with xp > x
+        mid = (lo + hi) // 2
+        if xp[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    j = lo - 1
+    if j < 0:
+        return fp[0]
+    if j >= n - 1:
+        return fp[n - 1]
+    return fp[j] + (x - xp[j]) * (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])

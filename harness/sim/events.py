@@ -31,6 +31,7 @@ import shapely
 from numpy.typing import NDArray
 
 from harness.boxes import Corner, boxes_overlap
+from harness.jit import njit
 from harness.sim.state import (
     EGO_INDEX,
     ActorArrays,
@@ -139,13 +140,6 @@ def _ego_corners(
     return np.array(out, dtype=np.float64)
 
 
-def _front_midpoint(state: WorldState) -> NDArray[np.float64]:
-    """(2,) front-bumper midpoint of the ego [m]."""
-    a, i = state.actors, EGO_INDEX
-    half = 0.5 * a.length[i]
-    return np.array([a.x[i] + half * np.cos(a.yaw[i]), a.y[i] + half * np.sin(a.yaw[i])])
-
-
 class EventDetector:
     """Ego (row 0) events of one episode. Construct once per episode; call :meth:`detect` every
     tick with the previous and current states (``prev`` None on the first tick)."""
@@ -229,14 +223,10 @@ class EventDetector:
         a, i = state.actors, EGO_INDEX
         ex, ey, eyaw = float(a.x[i]), float(a.y[i]), float(a.yaw[i])
         el, ew = float(a.length[i]), float(a.width[i])
-        # circumscribed-circle broad phase (the same test boxes_overlap starts with)
-        dx, dy = a.x - ex, a.y - ey
-        reach = 0.5 * math.hypot(el, ew) + 0.5 * np.hypot(a.length, a.width)
-        near = (dx * dx + dy * dy <= reach * reach) & a.valid
-        near[i] = False
+        # circumscribed-circle broad phase (the same test boxes_overlap starts with), compiled
         ids: frozenset[int] = frozenset()
-        if near.any():
-            others = np.flatnonzero(near)
+        others = _near_rows(a.x, a.y, a.length, a.width, a.valid, i)
+        if others.size:
             hit = boxes_overlap(a.boxes[i], a.boxes[others])
             ids = frozenset(int(v) for v in a.actor_id[others[hit]])
         pose = (ex, ey, eyaw, el, ew)
@@ -247,7 +237,9 @@ class EventDetector:
             corners = _ego_corners(ex, ey, eyaw, el, ew)
             outside = ~np.asarray(self.town.area.contains(corners), dtype=bool)
             self._pose_cache = (pose, corners, outside)
-        flags = _TickFlags(ids, outside, self._deviated(ex, ey), corners, _front_midpoint(state))
+        half = 0.5 * el
+        front = np.array([ex + half * math.cos(eyaw), ey + half * math.sin(eyaw)])
+        flags = _TickFlags(ids, outside, self._deviated(ex, ey), corners, front)
         self._cache = (state.frame, a, flags)
         return flags
 
@@ -311,25 +303,11 @@ class EventDetector:
         """(S,) stop lines the segment p0 -> p1 crosses in the lane's direction (from behind the
         line to on or past it, within the line's extent); only ``lines`` are tested when given
         (the others read False)."""
-        if lines is None:
-            a, b, normal = self.stop_a, self.stop_b, self.stop_normal
-        else:
-            a, b, normal = self.stop_a[lines], self.stop_b[lines], self.stop_normal[lines]
-        s0 = np.einsum("ij,ij->i", p0 - a, normal)
-        s1 = np.einsum("ij,ij->i", p1 - a, normal)
-        forward = (s0 < 0.0) & (s1 >= 0.0)
-        if lines is not None and not forward.any():
-            return np.zeros(self.stop_a.shape[0], dtype=bool)
-        t = np.where(forward, s0 / np.where(forward, s0 - s1, 1.0), 0.0)  # along p0 -> p1
-        hit = p0 + t[:, None] * (p1 - p0)  # (S, 2) where the path meets the line
-        ab = b - a
-        u = np.einsum("ij,ij->i", hit - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12)
-        out: NDArray[np.bool_] = forward & (u >= 0.0) & (u <= 1.0)
-        if lines is None:
-            return out
-        full = np.zeros(self.stop_a.shape[0], dtype=bool)
-        full[lines] = out
-        return full
+        return _crossed_kernel(
+            float(p0[0]), float(p0[1]), float(p1[0]), float(p1[1]), self.stop_a, self.stop_b,
+            self.stop_normal,
+            np.arange(self.stop_a.shape[0]) if lines is None else np.asarray(lines, dtype=np.int64),
+        )  # fmt: skip
 
     def _update_stop_memory(
         self,
@@ -446,3 +424,47 @@ class EventDetector:
                 )
             )
         return tuple(events)
+
+
+@njit
+def _near_rows(
+    x: NDArray[np.float64], y: NDArray[np.float64], length: NDArray[np.float64],
+    width: NDArray[np.float64], valid: NDArray[np.bool_], ego: int,
+) -> NDArray[np.int64]:  # fmt: skip
+    """Valid rows (other than ``ego``) whose circumscribed circle meets the ego's."""
+    ex, ey = x[ego], y[ego]
+    r_ego = 0.5 * np.hypot(length[ego], width[ego])
+    out = np.empty(x.shape[0], dtype=np.int64)
+    m = 0
+    for j in range(x.shape[0]):
+        if j == ego or not valid[j]:
+            continue
+        dx, dy = x[j] - ex, y[j] - ey
+        reach = r_ego + 0.5 * np.hypot(length[j], width[j])
+        if dx * dx + dy * dy <= reach * reach:
+            out[m] = j
+            m += 1
+    return out[:m]
+
+
+@njit
+def _crossed_kernel(
+    p0x: float, p0y: float, p1x: float, p1y: float, stop_a: NDArray[np.float64],
+    stop_b: NDArray[np.float64], normal: NDArray[np.float64], lines: NDArray[np.int64],
+) -> NDArray[np.bool_]:  # fmt: skip
+    """EventDetector._crossed over ``lines``: (S,) True where p0 -> p1 crosses the line forward
+    (from behind to on or past it) within its extent."""
+    out = np.zeros(stop_a.shape[0], dtype=np.bool_)
+    for s in lines:
+        ax, ay = stop_a[s, 0], stop_a[s, 1]
+        nx, ny = normal[s, 0], normal[s, 1]
+        s0 = (p0x - ax) * nx + (p0y - ay) * ny
+        s1 = (p1x - ax) * nx + (p1y - ay) * ny
+        if not (s0 < 0.0 and s1 >= 0.0):
+            continue
+        t = s0 / (s0 - s1)
+        hx, hy = p0x + t * (p1x - p0x), p0y + t * (p1y - p0y)
+        bx, by = stop_b[s, 0] - ax, stop_b[s, 1] - ay
+        u = ((hx - ax) * bx + (hy - ay) * by) / max(bx * bx + by * by, 1e-12)
+        out[s] = 0.0 <= u <= 1.0
+    return out

@@ -8,12 +8,14 @@ import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from harness.dynamics.control import VehicleControl
-from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
+from harness.dynamics.tracking import PIDState, PurePursuitPID, interp1
+from harness.jit import njit
 from harness.maps.town import Town
 from harness.routes.planner import PlannedRoute
-from harness.sim.embedded.idm import IDMParams, idm_accel
+from harness.sim.embedded.idm import IDMParams, idm_accel_scalar
 from harness.sim.state import LightState, WorldState
 
 PLAN_DT_S = 0.1  # [s] spacing of the poses handed to the tracker
@@ -30,7 +32,6 @@ RED, YELLOW, GREEN = (
     int(LightState.YELLOW),
     int(LightState.GREEN),
 )  # plain ints
-_PLAN_STEPS = np.arange(1, PLAN_STEPS + 1)  # [-] pose numbers of the plan
 
 
 @dataclass
@@ -75,36 +76,27 @@ class RouteFollower:
         # stop lines by route position, so each tick only looks at the few within reach
         self._stop_order = np.argsort(np.asarray(self.stop_s_m, dtype=np.float64), kind="stable")
         self._stop_sorted = np.asarray(self.stop_s_m, dtype=np.float64)[self._stop_order].tolist()
+        self._stop_order_list: list[int] = self._stop_order.tolist()
+        self._stop_s_list: list[float] = np.asarray(self.stop_s_m, dtype=np.float64).tolist()
+        self._stop_kind_list: list[int] = np.asarray(self.stop_kind, dtype=np.int64).tolist()
+        self._stop_owner_list: list[int] = np.asarray(self.stop_owner, dtype=np.int64).tolist()
 
     def control(self, state: WorldState, dt_s: float) -> VehicleControl:
         """One tick: progress along the route (searched in a window ahead), the target speed from
-        the corridor and the stop lines, and the tracker's control toward a 3 s plan."""
+        the corridor and the stop lines, and the tracker's control toward a 3 s plan. The array
+        work (progress, corridor, plan) runs in compiled kernels on the ego's floats."""
         a = state.actors
-        ego_xy = np.array([a.x[0], a.y[0]])
-        lo, hi = self.index, min(self.index + 60, len(self.route_xy))
-        d = np.hypot(*(self.route_xy[lo:hi] - ego_xy).T)
-        self.index = lo + int(np.argmin(d))
+        x, y, yaw, v = float(a.x[0]), float(a.y[0]), float(a.yaw[0]), float(a.speed[0])
+        self.index = _progress(self.route_xy, self.index, x, y)
         target = min(self.cruise_mps, self._gap_speed(state), self._stop_speed(state))
-        s0 = self._s[self.index]
+        s0 = float(self._s[self.index])
         # poses keep a minimum spacing so the path ahead stays defined when the target speed is 0
-        s = s0 + max(target, MIN_PLAN_SPACING_MPS) * PLAN_DT_S * _PLAN_STEPS
-        s = np.minimum(s, self._s_end)
-        poses = np.empty((PLAN_STEPS, 3))
-        poses[:, 0] = np.interp(s, self._s, self.route_xy[:, 0])
-        poses[:, 1] = np.interp(s, self._s, self.route_xy[:, 1])
-        # np.gradient of x and y (unit spacing) in one pass: same operations, same bits
-        xy, grad = poses[:, :2], np.empty((PLAN_STEPS, 2))
-        grad[1:-1] = (xy[2:] - xy[:-2]) / 2.0
-        grad[0], grad[-1] = xy[1] - xy[0], xy[-1] - xy[-2]
-        poses[:, 2] = np.arctan2(grad[:, 1], grad[:, 0])
+        poses = _plan_poses(
+            self.route_xy, self._s, s0, max(target, MIN_PLAN_SPACING_MPS) * PLAN_DT_S, PLAN_STEPS
+        )
         if self._s_end - s0 < 2.0:
             target = 0.0
-        plan = PlannedTrajectory(
-            poses=poses, dt_s=PLAN_DT_S, speeds_mps=np.full(PLAN_STEPS, target)
-        )
-        return self.tracker.control(
-            self.pid, [a.x[0], a.y[0], a.yaw[0]], float(a.speed[0]), plan, dt_s
-        )
+        return self.tracker.control_one(self.pid, x, y, yaw, v, poses, target, dt_s)
 
     def _stop_speed(self, state: WorldState) -> float:
         """Speed IDM allows one second from now given red/yellow lights and stop signs ahead."""
@@ -112,70 +104,123 @@ class RouteFollower:
             return self.cruise_mps
         a = state.actors
         v = float(a.speed[0])
-        front = self._s[self.index] + 0.5 * float(a.length[0])
+        front = float(self._s[self.index]) + 0.5 * float(a.length[0])
         # only lines that can be ``ahead`` below (1 m slack on the bounds for rounding)
         lo = bisect.bisect_left(self._stop_sorted, front + STOP_MARGIN_M - 2.0)
         hi = bisect.bisect_right(self._stop_sorted, front + STOP_MARGIN_M + LOOKAHEAD_M + 21.0)
         if lo >= hi:
             return self.cruise_mps
-        idx = self._stop_order[lo:hi]
-        kind, owner = self.stop_kind[idx], self.stop_owner[idx]
-        gap = self.stop_s_m[idx] - front - STOP_MARGIN_M
-        ahead = (gap > -1.0) & (gap < LOOKAHEAD_M + 20.0)
-        light = np.full(kind.shape, GREEN)
-        is_light = (kind == 0) & (state.light_state.size > 0)
-        light[is_light] = state.light_state[owner[is_light]]
-        must = ahead & (kind == 0) & (light == RED)
-        can_stop = gap > v * v / (2.0 * YELLOW_DECEL_MPS2)
-        must |= ahead & (kind == 0) & (light == YELLOW) & can_stop
-        for k in np.flatnonzero(ahead & (kind == 1)).tolist():
-            i = int(idx[k])
-            if i in self.served:
+        lights = state.light_state
+        has_lights = lights.size > 0
+        g = np.inf  # nearest line the ego must stop at [m]
+        for i in self._stop_order_list[lo:hi]:  # a few lines: plain Python on floats
+            gap = self._stop_s_list[i] - front - STOP_MARGIN_M
+            if not -1.0 < gap < LOOKAHEAD_M + 20.0:
                 continue
-            if v < STOP_SERVED_SPEED_MPS and gap[k] < STOP_SERVED_DIST_M:
-                self.served.add(i)
+            if self._stop_kind_list[i] == 0:
+                light = int(lights[self._stop_owner_list[i]]) if has_lights else GREEN
+                must = light == RED or (light == YELLOW and gap > v * v / (2.0 * YELLOW_DECEL_MPS2))
+            elif self._stop_kind_list[i] == 1:
+                if i in self.served:
+                    continue
+                must = not (v < STOP_SERVED_SPEED_MPS and gap < STOP_SERVED_DIST_M)
+                if not must:
+                    self.served.add(i)
             else:
-                must[k] = True
-        if not must.any():
+                continue
+            if must:
+                g = min(g, gap)
+        if g == np.inf:
             return self.cruise_mps
-        g = max(float(gap[must].min()), 0.0)
-        acc = float(idm_accel(v, self.cruise_mps, g + self.idm.s0_m, v, self.idm))
+        g = max(g, 0.0)
+        p = self.idm
+        acc = idm_accel_scalar(
+            v, self.cruise_mps, g + p.s0_m, v, p.a_max_mps2, p.b_comf_mps2, p.s0_m, p.headway_s,
+            p.delta,
+        )  # fmt: skip
         return max(v + acc * 1.0, 0.0) if g > 0.3 else 0.0
 
     def _gap_speed(self, state: WorldState) -> float:
         """Speed IDM allows one second from now given the nearest actor in the path corridor."""
         a = state.actors
-        others = np.flatnonzero(a.valid)[1:]
         v = float(a.speed[0])
-        if others.size == 0:
+        found, gap, v_other = _corridor_leader(
+            self.route_xy, self._s, self.index, a.x, a.y, a.yaw, a.valid, a.length, a.width,
+            a.speed,
+        )  # fmt: skip
+        if not found:
             return self.cruise_mps
-        i0 = self.index
-        i1 = min(i0 + int(LOOKAHEAD_M) + 1, len(self.route_xy))
-        path = self.route_xy[i0:i1]
-        if len(path) < 2:
-            return self.cruise_mps
-        # x of harness.geometry.to_local (same operations), for the other actors only
-        c, s = np.cos(a.yaw[0]), np.sin(a.yaw[0])
-        ahead = c * (a.x[others] - a.x[0]) + s * (a.y[others] - a.y[0])
-        near = others[(ahead > 0.0) & (ahead < LOOKAHEAD_M + 5.0)]
-        if near.size == 0:
-            return self.cruise_mps
-        pts = np.column_stack([a.x[near], a.y[near]])
-        dist = np.hypot(pts[:, None, 0] - path[None, :, 0], pts[:, None, 1] - path[None, :, 1])
-        k = np.argmin(dist, axis=1)
-        blocking = dist[np.arange(near.size), k] < CORRIDOR_HALF_WIDTH_M + 0.5 * a.width[near]
-        if not blocking.any():
-            return self.cruise_mps
-        s_path = self._s[i0 + k[blocking]] - self._s[i0]
-        gap = s_path - 0.5 * (a.length[0] + a.length[near][blocking])
-        j = int(np.argmin(gap))
-        acc = float(
-            idm_accel(
-                v,
-                self.cruise_mps,
-                max(float(gap[j]), 0.0),
-                v - float(a.speed[near][blocking][j]),
-                self.idm,
-            )
-        )
+        i = self.idm
+        acc = idm_accel_scalar(
+            v, self.cruise_mps, max(gap, 0.0), v - v_other, i.a_max_mps2, i.b_comf_mps2, i.s0_m,
+            i.headway_s, i.delta,
+        )  # fmt: skip
         return max(v + acc * 1.0, 0.0)
+
+
+@njit
+def _progress(route_xy: NDArray[np.float64], index: int, x: float, y: float) -> int:
+    """Route index nearest (x, y) among the 60 from ``index`` on (progress is monotone)."""
+    hi = min(index + 60, route_xy.shape[0])
+    best, bi = np.inf, index
+    for k in range(index, hi):
+        d = np.hypot(route_xy[k, 0] - x, route_xy[k, 1] - y)
+        if d < best:
+            best, bi = d, k
+    return bi
+
+
+@njit
+def _plan_poses(
+    route_xy: NDArray[np.float64], route_s: NDArray[np.float64], s0: float, spacing_m: float,
+    steps: int,
+) -> NDArray[np.float64]:  # fmt: skip
+    """(steps, 3) poses every ``spacing_m`` from route arc length s0 (clamped at the end), the
+    yaw from np.gradient of x and y (central differences inside, one-sided at the ends)."""
+    poses = np.empty((steps, 3))
+    s_end = route_s[route_s.shape[0] - 1]
+    for k in range(steps):
+        s = min(s0 + spacing_m * (k + 1), s_end)
+        poses[k, 0] = interp1(s, route_s, route_xy[:, 0])
+        poses[k, 1] = interp1(s, route_s, route_xy[:, 1])
+    for k in range(steps):
+        lo, hi = max(k - 1, 0), min(k + 1, steps - 1)
+        div = 2.0 if 0 < k < steps - 1 else 1.0
+        gx = (poses[hi, 0] - poses[lo, 0]) / div
+        gy = (poses[hi, 1] - poses[lo, 1]) / div
+        poses[k, 2] = np.arctan2(gy, gx)
+    return poses
+
+
+@njit
+def _corridor_leader(
+    route_xy: NDArray[np.float64], route_s: NDArray[np.float64], i0: int,
+    x: NDArray[np.float64], y: NDArray[np.float64], yaw: NDArray[np.float64],
+    valid: NDArray[np.bool_], length: NDArray[np.float64], width: NDArray[np.float64],
+    speed: NDArray[np.float64],
+) -> tuple[bool, float, float]:  # fmt: skip
+    """(found, gap [m], speed [m/s]) of the nearest actor (rows 1..) ahead of the ego (row 0)
+    whose centre lies within CORRIDOR_HALF_WIDTH_M + half its width of the route's next
+    LOOKAHEAD_M samples; the gap is along the route, bumper to bumper."""
+    i1 = min(i0 + int(LOOKAHEAD_M) + 1, route_xy.shape[0])
+    if i1 - i0 < 2:
+        return False, np.inf, 0.0
+    c, s = np.cos(yaw[0]), np.sin(yaw[0])
+    best, bv, found = np.inf, 0.0, False
+    for j in range(1, x.shape[0]):
+        if not valid[j]:
+            continue
+        ahead = c * (x[j] - x[0]) + s * (y[j] - y[0])
+        if not (0.0 < ahead < LOOKAHEAD_M + 5.0):
+            continue
+        dmin, kmin = np.inf, i0
+        for k in range(i0, i1):
+            d = np.hypot(x[j] - route_xy[k, 0], y[j] - route_xy[k, 1])
+            if d < dmin:
+                dmin, kmin = d, k
+        if dmin >= CORRIDOR_HALF_WIDTH_M + 0.5 * width[j]:
+            continue
+        gap = route_s[kmin] - route_s[i0] - 0.5 * (length[0] + length[j])
+        if gap < best:
+            best, bv, found = gap, speed[j], True
+    return found, best, bv

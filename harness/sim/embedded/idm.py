@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from harness.jit import njit
+
 MIN_GAP_M = 1e-3  # [m] gaps are floored here so a touching leader gives a finite, huge braking
 
 
@@ -45,6 +47,19 @@ def idm_accel(
     free = 1.0 - (np.maximum(v, 0.0) / v0) ** params.delta
     interaction = (idm_desired_gap(v, dv, params) / gap) ** 2  # 0 where gap is inf
     return params.a_max_mps2 * (free - interaction)
+
+
+@njit
+def idm_accel_scalar(
+    v: float, v0: float, gap: float, dv: float, a_max: float, b_comf: float, s0: float,
+    headway: float, delta: float,
+) -> float:  # fmt: skip
+    """:func:`idm_accel` for one vehicle, compiled (the traffic step's kernel calls it)."""
+    v0c = max(v0, 1e-3)
+    g = max(gap, MIN_GAP_M)
+    free = 1.0 - (max(v, 0.0) / v0c) ** delta
+    s_star = s0 + max(v * headway + v * dv / (2.0 * np.sqrt(a_max * b_comf)), 0.0)
+    return a_max * (free - (s_star / g) ** 2)
 
 
 def idm_equilibrium_gap(v: ArrayLike, v0: ArrayLike, params: IDMParams) -> NDArray[np.float64]:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.jit import njit
 from harness.sim.state import LightState
 
 GOLDEN_FRACTION = 0.6180339887498949  # [-] spreads junction offsets evenly over the cycle
@@ -86,28 +87,46 @@ class LightSchedule:
                 self.phase[idx] = p
                 self.n_phases[idx] = len(phases)
                 self.offset_s[idx] = junction_offset_s(jid, cycle)
-        self.cycle_s = self.n_phases * self.timings.phase_s  # (T,) [s]
+        self.cycle_s = (self.n_phases * self.timings.phase_s).astype(np.float64)  # (T,) [s]
 
     @property
     def n_lights(self) -> int:
         return int(self.phase.shape[0])
 
     def states_at(self, time_s: float) -> tuple[NDArray[np.int8], NDArray[np.float64]]:
-        """(state (T,) int8 LightState, elapsed (T,) [s] in that state) at ``time_s``; pure."""
+        """(state (T,) int8 LightState, elapsed (T,) [s] in that state) at ``time_s``; pure.
+        Fresh arrays per call (callers keep them); one compiled pass over the lights."""
         t = self.timings
-        on = self.n_phases > 0
-        cycle = np.where(on, self.cycle_s, 1.0)
-        # time since this light's own green began, in [0, cycle)
-        tau = np.mod(time_s + self.offset_s - self.phase * t.phase_s, cycle)
-        green = tau < t.green_s
-        yellow = ~green & (tau < t.green_s + t.yellow_s)
-        state = np.full(self.n_lights, LightState.RED, dtype=np.int8)
-        state[yellow] = LightState.YELLOW
-        state[green] = LightState.GREEN
-        state[~on] = LightState.OFF
-        elapsed = np.where(
-            green, tau, np.where(yellow, tau - t.green_s, tau - t.green_s - t.yellow_s)
-        )
-        # the RED state continues from the end of this light's yellow until its next green
-        elapsed = np.where(on, elapsed, time_s)
-        return state, elapsed
+        return _states_kernel(
+            float(time_s), self.phase, self.n_phases, self.offset_s, self.cycle_s,
+            float(t.phase_s), float(t.green_s), float(t.yellow_s),
+        )  # fmt: skip
+
+
+_RED, _YELLOW, _GREEN, _OFF = (int(v) for v in LightState)
+
+
+@njit
+def _states_kernel(
+    time_s: float, phase: NDArray[np.int64], n_phases: NDArray[np.int64],
+    offset_s: NDArray[np.float64], cycle_s: NDArray[np.float64], phase_s: float, green_s: float,
+    yellow_s: float,
+) -> tuple[NDArray[np.int8], NDArray[np.float64]]:  # fmt: skip
+    """LightSchedule.states_at per light: the time since the light's own green began, in [0,
+    cycle), gives green / yellow / red and the time spent in it; lights in no group are OFF with
+    elapsed = time_s. The RED state continues from the end of yellow until the next green."""
+    n = phase.shape[0]
+    state = np.empty(n, dtype=np.int8)
+    elapsed = np.empty(n)
+    for i in range(n):
+        if n_phases[i] <= 0:
+            state[i], elapsed[i] = _OFF, time_s
+            continue
+        tau = (time_s + offset_s[i] - phase[i] * phase_s) % cycle_s[i]
+        if tau < green_s:
+            state[i], elapsed[i] = _GREEN, tau
+        elif tau < green_s + yellow_s:
+            state[i], elapsed[i] = _YELLOW, tau - green_s
+        else:
+            state[i], elapsed[i] = _RED, tau - green_s - yellow_s
+    return state, elapsed

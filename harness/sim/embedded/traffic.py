@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 
 from harness.dynamics.vehicle import CARLA_DEFAULT_CAR
 from harness.geometry import wrap_angle
-from harness.sim.embedded.idm import IDMParams, idm_accel
+from harness.sim.embedded.idm import IDMParams
 from harness.sim.embedded.lanetables import (
     CONFLICT_AREA_M2,
     NARROW_LANE_M,
@@ -25,19 +25,15 @@ from harness.sim.embedded.lanetables import (
     LaneTables,
     conflict_matrix,
 )
-from harness.sim.embedded.leaders import ObstacleMatcher, obstacle_leaders, vehicle_leaders
-from harness.sim.embedded.rules import (
-    CLAIM_SLOTS,
-    OFF,
-    SEQ_SLOTS,
-    STOPPED_MPS,
-    junction_control,
-    stop_gaps,
-)
+from harness.sim.embedded.leaders import ObstacleMatcher
+from harness.sim.embedded.rules import CLAIM_SLOTS, SEQ_SLOTS, STOPPED_MPS
+from harness.sim.embedded.stepkernel import FLAG_RESPAWN, N_PARAMS, pose_kernel, step_kernel
 
 log = logging.getLogger(__name__)
 
 RESPAWN_MIN_DIST_M = 40.0  # recycled vehicles reappear at least this far from the ego [m]
+PERMUTE_MAX = 256  # [-] recycling: more candidate places than this are drawn, not shuffled ...
+DRAWS_PER_PLACE = 8  # [-] ... with this many draws per wanted place before the full shuffle
 INF = np.inf
 __all__ = [  # the lane tables moved to lanetables.py; re-exported for existing imports
     "CLAIM_SLOTS", "CONFLICT_AREA_M2", "SEQ_SLOTS", "STOP_LIGHT", "STOP_SIGN", "STOPPED_MPS",
@@ -72,34 +68,28 @@ class TrafficParams:
 
 @dataclass(frozen=True, eq=False)
 class _PoseTables:
-    """LaneSet.position's lookup tables, precomputed: ``global_s`` (P,) [m] the strictly increasing
-    lane offset + s used for searchsorted, ``lane_offset`` (L,) [m], ``lane_int`` (L, 4) first
-    sample, last segment start, samples - 1, unused; per sample (the segment it starts) ``seg_ds``
-    (P,) [m], ``seg_dxy`` (P, 2) [m], ``seg_dyaw`` (P,) [rad] (wrapped), zero past a lane's end."""
+    """LaneSet.position's lookup tables for the pose kernel: ``lane_start``, ``lane_count``
+    (L + 1,) first sample and samples per lane (a neutral sentinel row last); per sample (the
+    segment it starts) ``seg_dxy`` (P, 2) [m] and ``seg_dyaw`` (P,) [rad] (wrapped), zero past
+    the last sample."""
 
-    global_s: NDArray[np.float64]
-    lane_offset: NDArray[np.float64]
-    lane_int: NDArray[np.int64]
-    seg_ds: NDArray[np.float64]
+    lane_start: NDArray[np.int64]
+    lane_count: NDArray[np.int64]
     seg_dxy: NDArray[np.float64]
     seg_dyaw: NDArray[np.float64]
 
     @staticmethod
     def build(lanes: Any) -> _PoseTables:
         start, count = np.asarray(lanes.start), np.asarray(lanes.count)
-        offset = np.concatenate([[0.0], np.cumsum(lanes.length_m + 1.0)[:-1]])  # as LaneSet's
-        lane_int = np.stack([start, start + count - 2, count - 1, np.zeros_like(start)], axis=1)
-        s_m, xy, yaw = lanes.s_m, lanes.xy, lanes.yaw_rad
-        ds, dxy, dyaw = np.zeros(s_m.shape), np.zeros(xy.shape), np.zeros(s_m.shape)
-        ds[:-1], dxy[:-1], dyaw[:-1] = (
-            s_m[1:] - s_m[:-1],
-            xy[1:] - xy[:-1],
-            wrap_angle(yaw[1:] - yaw[:-1]),
-        )
+        xy, yaw = np.asarray(lanes.xy), np.asarray(lanes.yaw_rad)
+        dxy, dyaw = np.zeros(xy.shape), np.zeros(yaw.shape)
+        dxy[:-1], dyaw[:-1] = xy[1:] - xy[:-1], wrap_angle(yaw[1:] - yaw[:-1])
         return _PoseTables(
-            global_s=s_m + offset[lanes.lane_of_point], lane_offset=offset,
-            lane_int=lane_int.astype(np.int64), seg_ds=ds, seg_dxy=dxy, seg_dyaw=dyaw,
-        )  # fmt: skip
+            lane_start=np.append(start, 0).astype(np.int64),
+            lane_count=np.append(count, 2).astype(np.int64),
+            seg_dxy=dxy,
+            seg_dyaw=dyaw,
+        )
 
 
 class TrafficModel:
@@ -125,12 +115,24 @@ class TrafficModel:
             & (lanes.width_m >= NARROW_LANE_M)
         )  # fmt: skip
         self._placeable = np.flatnonzero(self._placeable_mask)
+        self._placeable_xy = np.asarray(lanes.xy, dtype=np.float64)[self._placeable]
+        self._area_cache: tuple[tuple[bytes, float, float], NDArray[np.int64]] | None = None
         self._next_id = first_id
         self._spawn_near: NDArray[np.float64] | None = None
         self._spawn_radius = INF
         self._keep_clear = np.zeros((0, 5))
         self._pose_tables = _PoseTables.build(town.lanes)
         self._matcher = ObstacleMatcher(town.lanes, self._tree, int(self.tables.length_m.shape[0]))
+        self._params_vec = _param_vector(params)
+        self._lane_arrays = (
+            np.asarray(lanes.s_m, dtype=np.float64), np.asarray(lanes.xy, dtype=np.float64),
+            np.asarray(lanes.yaw_rad, dtype=np.float64), np.asarray(lanes.z_m, dtype=np.float64),
+        )  # fmt: skip
+        self._no_lights = np.zeros(0, dtype=np.int8)
+        self._no_match: tuple[NDArray[Any], ...] = (
+            np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0),
+            np.zeros(0),
+        )  # fmt: skip
         self.tick_count = 0
         self.generation = 0  # bumped whenever the vehicle set or an id changes (cache key)
         self._resize(0)
@@ -164,6 +166,8 @@ class TrafficModel:
         self.granted_entry = np.full(n, -1, dtype=np.int64)  # entry lane it may drive through
         self.stop_done_lane = np.full(n, -1, dtype=np.int64)  # stop-sign lane already honoured
         self.stop_timer = f.copy()  # [s] full stop held at a stop sign so far
+        self._flags = np.zeros(n, dtype=np.int8)  # step kernel output (FLAG_*)
+        self._at_end = np.zeros(n, dtype=np.int8)  # pose kernel output
         for k, v in old.items():
             getattr(self, k)[: v.shape[0]] = v
 
@@ -186,19 +190,33 @@ class TrafficModel:
         ok = self._placeable
         if near_xy is None or not len(near_xy):
             return ok
+        if near_xy.shape[0] == 1:  # one centre (recycling, evictions): distances to every
+            # placeable point beat a ball query returning thousands of them (sorted, as before)
+            rel = self._placeable_xy - near_xy[0]
+            d = np.sqrt(rel[:, 0] * rel[:, 0] + rel[:, 1] * rel[:, 1])
+            keep = d <= radius_m
+            if min_dist_m > 0.0:
+                keep &= d >= min_dist_m
+            return ok[keep]
+        key = (near_xy.tobytes(), float(radius_m), float(min_dist_m))
+        if self._area_cache is not None and self._area_cache[0] == key:  # the spawn area again
+            return self._area_cache[1]  # (respawns): the same set, without the ball queries
+        idx = self._candidates_multi(near_xy, radius_m, min_dist_m)
+        idx.flags.writeable = False  # shared by later calls
+        self._area_cache = (key, idx)
+        return idx
+
+    def _candidates_multi(
+        self, near_xy: NDArray[np.float64], radius_m: float, min_dist_m: float
+    ) -> NDArray[np.int64]:
+        """:meth:`_candidates` for several centres (M, 2): ball queries on the sample tree."""
         hits = self._tree.query_ball_point(near_xy, radius_m, return_sorted=True)
-        if len(hits) == 1:  # one centre: already sorted and unique
-            idx = np.asarray(hits[0], dtype=np.int64)
-        else:  # sorted unique (np.unique's hashing is slow on many ints)
-            idx = np.sort(np.concatenate([np.asarray(h, dtype=np.int64) for h in hits]))
-            idx = idx[np.concatenate(([True], idx[1:] != idx[:-1]))]
+        # sorted unique (np.unique's hashing is slow on many ints)
+        idx = np.sort(np.concatenate([np.asarray(h, dtype=np.int64) for h in hits]))
+        idx = idx[np.concatenate(([True], idx[1:] != idx[:-1]))]
         idx = idx[self._placeable_mask[idx]]
         if min_dist_m > 0.0 and idx.size:
-            if near_xy.shape[0] == 1:  # the distance as cKDTree computes it, without a tree
-                rel = self.town.lanes.xy[idx] - near_xy[0]
-                d = np.sqrt(rel[:, 0] * rel[:, 0] + rel[:, 1] * rel[:, 1])
-            else:
-                d, _ = cKDTree(near_xy).query(self.town.lanes.xy[idx])
+            d, _ = cKDTree(near_xy).query(self.town.lanes.xy[idx])
             idx = idx[d >= min_dist_m]
         return idx
 
@@ -209,9 +227,12 @@ class TrafficModel:
         near_xy: NDArray[np.float64] | None = None,
         radius_m: float = INF,
         min_dist_m: float = 0.0,
+        draw: bool = False,
     ) -> NDArray[np.int64]:
         """Up to ``want`` seeded candidate points spaced from taken_xy (M, 2) and the keep-clear
-        boxes, within radius_m of near_xy (default: the spawn area) and min_dist_m away from it."""
+        boxes, within radius_m of near_xy (default: the spawn area) and min_dist_m away from it.
+        Candidates are tried in a seeded shuffle; with ``draw`` (recycling, every few ticks) and
+        many candidates, first by seeded random draws, which skip shuffling thousands."""
         if near_xy is None:
             near_xy, radius_m = self._spawn_near, self._spawn_radius
         xy = self.town.lanes.xy
@@ -220,17 +241,30 @@ class TrafficModel:
         clear_r = 0.5 * np.hypot(keep[:, 3], keep[:, 4]) + spacing
         placed = [np.asarray(taken_xy, dtype=np.float64).reshape(-1, 2)]
         chosen: list[int] = []
-        for p in self.rng.permutation(self._candidates(near_xy, radius_m, min_dist_m)).tolist():
-            if len(chosen) >= want:
-                break
+
+        def fits(p: int) -> bool:
             q = xy[p]
             others = np.concatenate(placed)
             if others.size and np.min(np.hypot(others[:, 0] - q[0], others[:, 1] - q[1])) < spacing:
-                continue
-            if keep.size and np.any(np.hypot(keep[:, 0] - q[0], keep[:, 1] - q[1]) < clear_r):
-                continue
-            chosen.append(p)
-            placed.append(q[None])
+                return False
+            return not (
+                keep.size and np.any(np.hypot(keep[:, 0] - q[0], keep[:, 1] - q[1]) < clear_r)
+            )
+
+        cand = self._candidates(near_xy, radius_m, min_dist_m)
+        if draw and cand.size > PERMUTE_MAX:  # many places: seeded draws, no full shuffle
+            for j in self.rng.integers(cand.size, size=DRAWS_PER_PLACE * want + 8).tolist():
+                if len(chosen) >= want:
+                    return np.asarray(chosen, dtype=np.int64)
+                if cand[j] not in chosen and fits(int(cand[j])):
+                    chosen.append(int(cand[j]))
+                    placed.append(xy[cand[j]][None])
+        for p in self.rng.permutation(cand).tolist():  # exhaustive: every candidate once
+            if len(chosen) >= want:
+                break
+            if p not in chosen and fits(p):
+                chosen.append(p)
+                placed.append(xy[p][None])
         return np.asarray(chosen, dtype=np.int64)
 
     def spawn(
@@ -305,27 +339,19 @@ class TrafficModel:
             seq[k + 1] = int(pick[self.rng.integers(pick.size)]) if pick.size > 1 else int(pick[0])
             k += 1
 
-    def _pose(self, idx: NDArray[np.int64]) -> None:
-        """Pose from (lane, s) as LaneSet.position computes it (same operations, so the same bits,
-        from tables precomputed per lane and per sample); z [m] of the nearest centerline sample
-        (samples are ~1 m apart)."""
-        pt, lanes = self._pose_tables, self.town.lanes
-        lane, s_raw = self.lane[idx], self.s[idx]
-        per_lane = pt.lane_int[lane]  # (n, 4) start, last segment, last sample, -
-        length = self.tables.length_m[lane]
-        s = np.clip(s_raw, 0.0, length)
-        i = np.searchsorted(pt.global_s, pt.lane_offset[lane] + s, side="right") - 1
-        i = np.clip(i, per_lane[:, 0], per_lane[:, 1])
-        s0 = lanes.s_m[i]
-        ds = pt.seg_ds[i]
-        t = np.where(ds > 0.0, (s - s0) / np.where(ds > 0.0, ds, 1.0), 0.0)
-        t = np.clip(t, 0.0, 1.0)
-        xy = lanes.xy[i] + t[..., None] * pt.seg_dxy[i]
-        self.x[idx], self.y[idx] = xy[..., 0], xy[..., 1]
-        self.yaw[idx] = wrap_angle(lanes.yaw_rad[i] + t * pt.seg_dyaw[i])
-        last = per_lane[:, 2]
-        k = np.clip(np.rint(s_raw / np.maximum(length, 1e-6) * last), 0, last)
-        self.z[idx] = lanes.z_m[per_lane[:, 0] + k.astype(np.int64)]
+    def _pose(self, idx: NDArray[np.int64], dt_s: float = 0.0) -> int:
+        """Pose of vehicles idx from (lane, s) as LaneSet.position computes it, from tables
+        precomputed per lane and per sample; z [m] of the nearest centerline sample (samples are
+        ~1 m apart). With dt_s > 0 (the step) also yaw_rate, and ``self._at_end`` flags the
+        vehicles stopped at the end of a dead end; returns their count (see pose_kernel)."""
+        pt = self._pose_tables
+        s_m, xy, yaw_pts, z_m = self._lane_arrays
+        return int(pose_kernel(
+            np.asarray(idx, dtype=np.int64), self.lane, self.s, self.tables.length_m,
+            pt.lane_start, pt.lane_count, s_m, xy, yaw_pts, z_m, pt.seg_dxy, pt.seg_dyaw,
+            self.x, self.y, self.z, self.yaw, self.yaw_rate, dt_s, self.speed, self.length,
+            self.tables.dead_end, self._at_end,
+        ))  # fmt: skip
 
     def _respawn(self, i: int) -> None:
         """Re-place vehicle i (new id) at a free spot of the spawn area; kept where it is if none."""
@@ -354,6 +380,7 @@ class TrafficModel:
             c,
             despawn_radius_m,
             min_dist_m,
+            draw=True,
         )
         lanes = self.town.lanes
         for i, p in zip(far[: pts.size].tolist(), pts.tolist(), strict=True):
@@ -391,22 +418,6 @@ class TrafficModel:
                 break
         return placed
 
-    # ---------------------------------------------------------------- leaders
-    def _vehicle_leaders(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Gap [m] and speed of the nearest vehicle ahead along each plan (see vehicle_leaders)."""
-        return vehicle_leaders(
-            self.lane, self.prev_lane, self.s, self.length, self.speed, self.seq, self.seq_off,
-            self.tables.length_m,
-        )  # fmt: skip
-
-    def _obstacle_leaders(
-        self, boxes: NDArray[np.float64], speed: NDArray[np.float64], z: NDArray[np.float64] | None
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Gap [m] and along-lane speed of the nearest external obstacle in each plan's corridor."""
-        match = self._matcher.match(boxes, z)
-        return obstacle_leaders(match, speed, self.s, self.length, self.seq, self.seq_off)
-
-    # ---------------------------------------------------------------- rules
     # ---------------------------------------------------------------- tick
     def step(
         self,
@@ -418,96 +429,63 @@ class TrafficModel:
     ) -> None:
         """Advance every vehicle by dt_s [s]. ``obstacle_boxes`` (K, 5) / ``obstacle_speed`` (K,)
         [m/s] are actors the traffic must not hit (ego, scenario actors); ``light_state`` (T,)
-        LightState per light of town.signals; ``obstacle_z`` (K,) [m] when known (bridges)."""
+        LightState per light of town.signals; ``obstacle_z`` (K,) [m] when known (bridges).
+
+        Leaders (leaders.py), junction grants and stop gaps (rules.py), IDM and the lane advance
+        run in one compiled kernel (stepkernel.py); plan extensions and respawns, which draw from
+        the seeded generator, run here in Python for the few vehicles the kernel flags."""
         self.tick_count += 1
         if self.n == 0:
             return
-        p, t = self.params, self.tables
-        if light_state is None:  # no light information: every light OFF
-            lights = np.full(int(t.stop_light.max()) + 2, OFF)
-        else:
-            lights = np.append(light_state, OFF)  # index -1 (no light) reads OFF
-        front = self.s + 0.5 * self.length
-        rel = self.seq_off - front[:, None]  # planned lane starts ahead of the front bumper [m]
-        end_d, line_d = rel + t.length_m[self.seq], rel + t.stop_s_m[self.seq]
-        state = lights[t.stop_light[self.seq]]
-        gap_v, v_v = self._vehicle_leaders()
+        t = self.tables
+        lights = (
+            self._no_lights if light_state is None else np.asarray(light_state, dtype=np.int8)
+        )  # no light information: every light OFF
+        match: tuple[NDArray[Any], ...] | None = None
+        ospeed = np.zeros(0)
         if obstacle_boxes is not None and len(obstacle_boxes):
             boxes = np.asarray(obstacle_boxes, dtype=np.float64).reshape(-1, 5)
-            ospeed = (
-                np.zeros(len(boxes))
-                if obstacle_speed is None
-                else np.asarray(obstacle_speed, dtype=np.float64)
-            )
+            if obstacle_speed is not None:
+                ospeed = np.asarray(obstacle_speed, dtype=np.float64)
+            else:
+                ospeed = np.zeros(boxes.shape[0])
             self._keep_clear = boxes
-            gap_o, v_o = self._obstacle_leaders(
-                boxes,
-                ospeed,
-                None if obstacle_z is None else np.asarray(obstacle_z, dtype=np.float64),
-            )
-        else:
-            gap_o, v_o = np.full(self.n, INF), np.zeros(self.n)
-        closer = gap_o < gap_v
-        junction_control(
-            self,
-            end_d,
-            line_d,
-            state,
-            np.where(closer, gap_o, gap_v),
-            np.where(closer, v_o, v_v),
-            dt_s,
-        )
-        gap_s = stop_gaps(self, end_d, line_d, state, dt_s)
-        v = self.speed
-        a = idm_accel(
-            v, self.v0, np.stack([gap_v, gap_o, gap_s]), np.stack([v - v_v, v - v_o, v]), p.idm
-        ).min(axis=0)
-        v_new = np.maximum(v + np.clip(a, -p.max_brake_mps2, p.idm.a_max_mps2) * dt_s, 0.0)
-        ds = np.minimum(
-            v_new * dt_s, np.maximum(np.minimum(gap_v, gap_o) - 0.05, 0.0)
-        )  # never into a leader
-        self.speed = ds / dt_s
-        self.accel = (self.speed - v) / dt_s
-        self.s = self.s + ds
-        for i in np.flatnonzero(self.s >= t.length_m[self.lane]).tolist():
-            self._advance_lane(i)
-        rows = np.arange(self.n)
-        last = np.count_nonzero(self.seq >= 0, axis=1) - 1
-        at_last = rows * SEQ_SLOTS + last  # flat index of the last planned lane
-        last_lane = np.take(self.seq, at_last)
-        cover = np.take(self.seq_off, at_last) + t.length_m[last_lane] - self.s
-        for i in np.flatnonzero(
-            (cover < p.lookahead_m) & (last < SEQ_SLOTS - 1) & ~t.dead_end[last_lane]
-        ).tolist():
-            self._extend(i)
-        yaw_old = self.yaw.copy()
-        self._pose(rows)
-        self.yaw_rate = wrap_angle(self.yaw - yaw_old) / dt_s
-        at_end = (
-            t.dead_end[self.lane]
-            & (self.s + 0.5 * self.length > t.length_m[self.lane] - 3.0)
-            & (self.speed < 0.1)
-        )
-        for i in np.flatnonzero(at_end).tolist():
-            self._respawn(i)
-
-    def _advance_lane(self, i: int) -> None:
-        """Move vehicle i onto the next lane(s) of its plan once it passed the end of its lane;
-        a vehicle driven into a lane unfit to drive (too narrow) is respawned."""
-        t = self.tables
-        while self.s[i] >= t.length_m[self.lane[i]]:
-            nxt = int(self.seq[i, 1])
-            if nxt < 0:
-                self.s[i], self.speed[i] = t.length_m[self.lane[i]], 0.0
-                return
-            shift = t.length_m[self.lane[i]]
-            self.s[i] -= shift
-            self.prev_lane[i], self.lane[i] = self.lane[i], nxt
-            self.seq[i, :-1], self.seq[i, -1] = self.seq[i, 1:], -1
-            self.seq_off[i, :-1], self.seq_off[i, -1] = self.seq_off[i, 1:] - shift, 0.0
-            if t.in_junction[nxt]:
-                self.stop_done_lane[i] = -1
-            if not t.ok[nxt] and not t.dead_end[nxt]:
+            z = None if obstacle_z is None else np.asarray(obstacle_z, dtype=np.float64)
+            match = self._matcher.match(boxes, z)
+        m = self._no_match if match is None else match
+        flagged = step_kernel(
+            self.lane, self.prev_lane, self.s, self.speed, self.accel, self.v0, self.length,
+            self.seq, self.seq_off, self.req_since, self.granted_entry, self.stop_done_lane,
+            self.stop_timer, self.ids, t.length_m, t.in_junction, t.ok, t.is_entry, t.dead_end,
+            t.stop_s_m, t.stop_kind, t.stop_light, t.conn, t.conflict, lights,
+            m[0], m[1], m[2], m[3], m[4], ospeed, self._params_vec, float(self.tick_count), dt_s,
+            self._flags,
+        )  # fmt: skip
+        if flagged:
+            flags = self._flags
+            for i in np.flatnonzero(flags).tolist():
+                if flags[i] == FLAG_RESPAWN:
+                    self._respawn(i)
+                else:
+                    self._extend(i)
+        if self._pose(self._all_rows(), dt_s):
+            for i in np.flatnonzero(self._at_end).tolist():
                 self._respawn(i)
-                return
-        self._extend(i)
+
+    def _all_rows(self) -> NDArray[np.int64]:
+        """arange(n), cached per size."""
+        rows = getattr(self, "_rows", None)
+        if rows is None or rows.shape[0] != self.n:
+            rows = self._rows = np.arange(self.n, dtype=np.int64)
+        return rows
+
+
+def _param_vector(p: TrafficParams) -> NDArray[np.float64]:
+    """TrafficParams packed in stepkernel's P_* column order (the kernel takes plain floats)."""
+    vec = np.array([
+        p.idm.a_max_mps2, p.idm.b_comf_mps2, p.idm.s0_m, p.idm.headway_s, p.idm.delta,
+        p.max_brake_mps2, p.yellow_brake_mps2, p.commit_brake_mps2, p.request_m, p.stop_margin_m,
+        p.stop_sign_hold_s, p.exit_free_speed_mps, p.lookahead_m,
+    ], dtype=np.float64)  # fmt: skip
+    assert vec.shape == (N_PARAMS,)
+    return vec

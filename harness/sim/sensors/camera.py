@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw
 
+from harness.jit import njit
 from harness.sim.sensors.raster import GroundClass, SignalsLike, TownRaster
 from harness.sim.sensors.spec import SensorSpec
 from harness.sim.state import EGO_INDEX, ActorKind, LightState, WorldState
@@ -168,21 +168,6 @@ def light_boxes(signals: SignalsLike | None, light_state: NDArray[np.int8]) -> B
     return Boxes.concat([pole, head])
 
 
-def _clip_near(poly: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Sutherland-Hodgman clip of a camera-frame polygon (K, 3) to depth x >= NEAR_PLANE_M."""
-    out = []
-    k = len(poly)
-    for i in range(k):
-        p, q = poly[i], poly[(i + 1) % k]
-        pin, qin = p[0] >= NEAR_PLANE_M, q[0] >= NEAR_PLANE_M
-        if pin:
-            out.append(p)
-        if pin != qin:
-            t = (NEAR_PLANE_M - p[0]) / (q[0] - p[0])
-            out.append(p + t * (q - p))
-    return np.array(out, dtype=np.float64).reshape(-1, 3)
-
-
 class CameraRenderer:
     """Renders one camera spec mounted on the ego. Flat ground at z = 0; everything precomputable
     from the mount (pixel rays, their ground hits, the sky gradient) is done once here."""
@@ -196,6 +181,8 @@ class CameraRenderer:
         self.cx, self.cy = w / 2.0, h / 2.0
         self.rotation = spec.rotation  # camera -> ego
         self.position = spec.position  # camera origin in the ego frame
+        self._rotation = np.ascontiguousarray(self.rotation, dtype=np.float64)  # kernel inputs
+        self._position = np.ascontiguousarray(self.position, dtype=np.float64)
         half_h = np.arctan(w / 2.0 / self.focal_px)  # [rad] horizontal half field of view
         half_v = np.arctan(h / 2.0 / self.focal_px)  # [rad] vertical half field of view
         self._cos_h, self._sin_h = float(np.cos(half_h)), float(np.sin(half_h))
@@ -264,22 +251,20 @@ class CameraRenderer:
         return uv, depth
 
     def _ground(self, idx: NDArray[np.uint8], ex: float, ey: float, eyaw: float) -> None:
+        """Ground classes under the precomputed ground rays for the ego at (ex, ey, eyaw)."""
         r = self.raster
         res = r.resolution_m
-        c, s = np.float32(np.cos(eyaw) / res), np.float32(np.sin(eyaw) / res)
-        col0, row0 = np.float32((ex - r.x0) / res), np.float32((ey - r.y0) / res)
-        gx, gy = self._ground_x, self._ground_y
-        col = (c * gx - s * gy + col0).astype(np.int32)
-        row = (s * gx + c * gy + row0).astype(np.int32)
-        hgt, wid = r.shape
-        np.minimum(np.maximum(col, 0, out=col), wid - 1, out=col)  # ufuncs: np.clip is slower here
-        np.minimum(np.maximum(row, 0, out=row), hgt - 1, out=row)
-        row *= wid
-        row += col
-        idx.ravel()[self._ground_flat] = self._classes_flat.take(row)
+        _ground_kernel(
+            idx.reshape(-1), self._ground_flat, self._ground_x, self._ground_y,
+            np.cos(eyaw) / res, np.sin(eyaw) / res, (ex - r.x0) / res, (ey - r.y0) / res,
+            r.classes,
+        )  # fmt: skip
 
-    def _boxes(self, img: Image.Image, boxes: Boxes, ex: float, ey: float, eyaw: float) -> None:
-        """Paint boxes far to near with back-face culling and near-plane clipping."""
+    def _boxes(
+        self, idx: NDArray[np.uint8], boxes: Boxes, ex: float, ey: float, eyaw: float
+    ) -> None:
+        """Paint boxes into ``idx`` far to near with back-face culling and near-plane clipping
+        (a bounding-sphere frustum test first; the faces are filled by a compiled kernel)."""
         c, s = np.cos(eyaw), np.sin(eyaw)
         dx, dy = boxes.x - ex, boxes.y - ey
         lx, ly = c * dx + s * dy, -s * dx + c * dy  # box centres in the ego frame
@@ -294,51 +279,11 @@ class CameraRenderer:
             return
         order = np.flatnonzero(keep)
         order = order[np.argsort(-np.einsum("ij,ij->i", cc[order], cc[order]), kind="stable")]
-        rel_yaw = boxes.yaw[order] - eyaw
-        cy, sy = np.cos(rel_yaw)[:, None], np.sin(rel_yaw)[:, None]
-        ox = (0.5 * boxes.length[order])[:, None] * BOX_SIGN_X  # (B, 8)
-        oy = (0.5 * boxes.width[order])[:, None] * BOX_SIGN_Y
-        z = np.where(BOX_TOP, boxes.z1[order][:, None], boxes.z0[order][:, None])
-        corners = np.stack(
-            [lx[order][:, None] + cy * ox - sy * oy, ly[order][:, None] + sy * ox + cy * oy, z], -1
-        )
-        cam = (corners - self.position) @ self.rotation  # (B, 8, 3) camera frame
-        face_pts = cam[:, BOX_FACES]  # (B, 6, 4, 3)
-        # back-face culling: a face is seen when the camera is on the outer side of its plane;
-        # the outward normal is the direction from the box centre's corner mean to the face centre
-        face_centre = face_pts.mean(axis=2)
-        box_centre = cam.mean(axis=1)[:, None, :]
-        visible = np.einsum("bfk,bfk->bf", face_centre - box_centre, face_centre) < 0
-        in_front = face_pts[..., 0] >= NEAR_PLANE_M  # (B, 6, 4)
-        visible &= in_front.any(-1)
-        f, cx, cyy = self.focal_px, self.cx, self.cy
-        depth = np.maximum(cam[..., 0], NEAR_PLANE_M)
-        uv = np.stack(
-            [cx + f * cam[..., 1] / depth, cyy - f * cam[..., 2] / depth], -1
-        )  # (B, 8, 2)
-        colour = (
-            MATERIAL_BASE + FACE_SHADES * boxes.material[order][:, None] + BOX_FACE_SHADE
-        )  # (B, 6)
-        bi, fi = np.nonzero(visible)  # row-major: far boxes first
-        # PIL puts integer coordinates at pixel centres; ours are at +0.5
-        polys = (uv[bi[:, None], BOX_FACES[fi]].reshape(len(bi), 8) - 0.5).tolist()
-        whole = np.all(in_front, axis=-1)[bi, fi].tolist()
-        fills = colour[bi, fi].tolist()
-        draw = ImageDraw.Draw(img)
-        for k in range(len(polys)):
-            if whole[k]:
-                draw.polygon(polys[k], fill=fills[k])
-                continue
-            clipped = _clip_near(face_pts[bi[k], fi[k]])
-            if len(clipped) >= 3:
-                pts = np.stack(
-                    [
-                        cx + f * clipped[:, 1] / clipped[:, 0],
-                        cyy - f * clipped[:, 2] / clipped[:, 0],
-                    ],
-                    -1,
-                )
-                draw.polygon((pts.ravel() - 0.5).tolist(), fill=fills[k])
+        _paint_boxes_kernel(
+            idx, order, lx, ly, boxes.yaw - eyaw, 0.5 * boxes.length, 0.5 * boxes.width,
+            boxes.z0, boxes.z1, np.asarray(boxes.material, dtype=np.int64), self._position,
+            self._rotation, self.focal_px, self.cx, self.cy,
+        )  # fmt: skip
 
     def render_indices(self, state: WorldState) -> NDArray[np.uint8]:
         """(H, W) palette indices of one frame (ground classes, sky levels, box materials)."""
@@ -349,11 +294,118 @@ class CameraRenderer:
         boxes = Boxes.concat([actor_boxes(state), self._light_boxes(state.light_state)])
         if len(boxes.x) == 0:
             return idx
-        img = Image.fromarray(idx)
-        self._boxes(img, boxes, ex, ey, eyaw)
-        return np.asarray(img)
+        self._boxes(idx, boxes, ex, ey, eyaw)
+        return idx
 
     def render(self, state: WorldState) -> NDArray[np.uint8]:
         """One frame as CARLA delivers it to agents: uint8 (H, W, 4) BGRA, alpha 255."""
         idx = self.render_indices(state)
         return PALETTE.take(idx).view(np.uint8).reshape(idx.shape[0], idx.shape[1], 4)
+
+
+@njit
+def _ground_kernel(
+    idx_flat: NDArray[np.uint8], pix: NDArray[np.intp], gx: NDArray[np.float32],
+    gy: NDArray[np.float32], c: float, s: float, col0: float, row0: float,
+    classes: NDArray[np.uint8],
+) -> None:  # fmt: skip
+    """idx_flat[pix] = raster class under each ground hit (gx, gy) [m, ego frame], the ego's
+    rotation and offset given in raster cells (c, s, col0, row0); clamped at the raster edge."""
+    hgt, wid = classes.shape
+    cf, sf = np.float32(c), np.float32(s)
+    c0, r0 = np.float32(col0), np.float32(row0)
+    for k in range(pix.shape[0]):
+        col = int(cf * gx[k] - sf * gy[k] + c0)
+        row = int(sf * gx[k] + cf * gy[k] + r0)
+        col = min(max(col, 0), wid - 1)
+        row = min(max(row, 0), hgt - 1)
+        idx_flat[pix[k]] = classes[row, col]
+
+
+@njit
+def _fill_convex(
+    idx: NDArray[np.uint8], u: NDArray[np.float64], v: NDArray[np.float64], m: int, colour: int
+) -> None:
+    """Fill the convex polygon (u, v)[:m] [px]: every pixel whose centre lies inside or on it."""
+    hgt, wid = idx.shape
+    vmin, vmax = v[0], v[0]
+    for k in range(1, m):
+        vmin, vmax = min(vmin, v[k]), max(vmax, v[k])
+    r0 = max(int(np.ceil(vmin - 0.5)), 0)
+    r1 = min(int(np.floor(vmax - 0.5)), hgt - 1)
+    for row in range(r0, r1 + 1):
+        yc = row + 0.5
+        xl, xr = np.inf, -np.inf
+        for k in range(m):
+            u0, v0, u1, v1 = u[k], v[k], u[(k + 1) % m], v[(k + 1) % m]
+            if min(v0, v1) <= yc <= max(v0, v1):
+                if v1 != v0:
+                    xi = u0 + (yc - v0) * (u1 - u0) / (v1 - v0)
+                    xl, xr = min(xl, xi), max(xr, xi)
+                else:
+                    xl, xr = min(xl, u0, u1), max(xr, u0, u1)
+        if xl > xr:
+            continue
+        c0 = max(int(np.ceil(xl - 0.5)), 0)
+        c1 = min(int(np.floor(xr - 0.5)), wid - 1)
+        for col in range(c0, c1 + 1):
+            idx[row, col] = colour
+
+
+@njit
+def _paint_boxes_kernel(
+    idx: NDArray[np.uint8], order: NDArray[np.int64], lx: NDArray[np.float64],
+    ly: NDArray[np.float64], rel_yaw: NDArray[np.float64], half_len: NDArray[np.float64],
+    half_wid: NDArray[np.float64], z0: NDArray[np.float64], z1: NDArray[np.float64],
+    material: NDArray[np.int64], position: NDArray[np.float64], rotation: NDArray[np.float64],
+    f: float, cx: float, cy: float,
+) -> None:  # fmt: skip
+    """Paint boxes ``order`` (far to near) into ``idx``: corners in the camera frame (x depth,
+    y right, z up), faces seen from the camera (outward side) drawn with their material's shade,
+    faces crossing the near plane clipped to it (Sutherland-Hodgman) before projection."""
+    cam = np.empty((8, 3))
+    poly = np.empty((8, 3))
+    pu, pv = np.empty(8), np.empty(8)
+    for b in order:
+        c, s = np.cos(rel_yaw[b]), np.sin(rel_yaw[b])
+        mean = np.zeros(3)
+        for k in range(8):
+            ox = half_len[b] * BOX_SIGN_X[k]
+            oy = half_wid[b] * BOX_SIGN_Y[k]
+            px = lx[b] + c * ox - s * oy - position[0]
+            py = ly[b] + s * ox + c * oy - position[1]
+            pz = (z1[b] if BOX_TOP[k] else z0[b]) - position[2]
+            for j in range(3):
+                cam[k, j] = px * rotation[0, j] + py * rotation[1, j] + pz * rotation[2, j]
+                mean[j] += cam[k, j] / 8.0
+        for fi in range(6):
+            fc = np.zeros(3)
+            n_front = 0
+            for q in range(4):
+                k = BOX_FACES[fi, q]
+                for j in range(3):
+                    fc[j] += cam[k, j] / 4.0
+                n_front += cam[k, 0] >= NEAR_PLANE_M
+            dot = (fc[0] - mean[0]) * fc[0] + (fc[1] - mean[1]) * fc[1] + (fc[2] - mean[2]) * fc[2]
+            if not dot < 0.0 or n_front == 0:
+                continue
+            m = 0
+            for q in range(4):  # clip to depth >= NEAR_PLANE_M (a no-op when all are in front)
+                a, bq = BOX_FACES[fi, q], BOX_FACES[fi, (q + 1) % 4]
+                ain, bin_ = cam[a, 0] >= NEAR_PLANE_M, cam[bq, 0] >= NEAR_PLANE_M
+                if ain:
+                    poly[m] = cam[a]
+                    m += 1
+                if ain != bin_:
+                    t = (NEAR_PLANE_M - cam[a, 0]) / (cam[bq, 0] - cam[a, 0])
+                    for j in range(3):
+                        poly[m, j] = cam[a, j] + t * (cam[bq, j] - cam[a, j])
+                    m += 1
+            if m < 3:
+                continue
+            for q in range(m):
+                depth = max(poly[q, 0], NEAR_PLANE_M)
+                pu[q] = cx + f * poly[q, 1] / depth
+                pv[q] = cy - f * poly[q, 2] / depth
+            colour = MATERIAL_BASE + FACE_SHADES * material[b] + BOX_FACE_SHADE[fi]
+            _fill_convex(idx, pu, pv, m, colour)
