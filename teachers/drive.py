@@ -31,6 +31,7 @@ from harness.sim.backend import EpisodeSpec, TrafficConfig
 from harness.sim.embedded.simulator import EmbeddedSimulator
 from harness.sim.lanefollow import RouteFollower
 from harness.sim.state import SIM_DT_S, WorldState
+from harness.sim.warmup import warm_up_kernels
 from teachers.scenes import HORIZON_STEPS, plans_path, write_plans
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,7 @@ def drive_routes(
     if not todo:
         return paths
     if workers > 1 and len(todo) > 1:
+        warm_up_kernels()  # compile once here; forked workers inherit the compiled kernels
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(min(workers, len(todo)), ctx) as pool:
             futs = [

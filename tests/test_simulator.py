@@ -196,3 +196,13 @@ def test_flow_actor_keeps_its_gap_behind_the_ego(route: np.ndarray) -> None:
     )
     assert not [e for e in events if e.kind == EventKind.COLLISION_VEHICLE]
     assert 0.5 < gap < 6.0 and state.actors.speed[row] < 0.1
+
+
+def test_kernel_warm_up_runs_once_per_process() -> None:
+    """The warm-up (called before forking worker pools) drives a tiny episode, then is a no-op."""
+    from harness.sim.warmup import warm_up_kernels
+
+    warm_up_kernels()
+    assert warm_up_kernels.cache_info().currsize == 1
+    warm_up_kernels()
+    assert warm_up_kernels.cache_info().hits >= 1
