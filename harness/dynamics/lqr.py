@@ -7,8 +7,9 @@ one-tick update linearised at speed v; infinite-horizon gains are solved once pe
 batched doubling solution of the DARE) and interpolated linearly in speed per batch element.
 Longitudinal: feed-forward reference accel (read tau_accel ahead) + proportional feedback on the
 reference's finite-difference speed and on the station error (reference pose at the same time,
-measured along the ego heading), then the bicycle's accel lag. Vectorised over the batch; the only
-Python loop is over the 40 time steps. NumPy only (no torch path)."""
+measured along the ego heading), then the bicycle's accel lag. :func:`lqr_rollout` runs the 40
+steps x B in one numba kernel; :func:`lqr_rollout_numpy` is the same maths vectorised over the
+batch (the reference the kernel is tested against)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from harness.dynamics.bicycle import lag_factor
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017, VehicleParams
 from harness.errors import ConfigError
 from harness.geometry import wrap_angle
+from harness.jit import njit
 
 Array = NDArray[np.float64]
 
@@ -119,6 +121,289 @@ def solve_dare_batched(a: Array, b: Array, q: Array, r: float) -> Array:
 
 
 def lqr_rollout(
+    reference_poses: ArrayLike,
+    speed_mps: ArrayLike,
+    accel_mps2: ArrayLike = 0.0,
+    steer_rad: ArrayLike | None = None,
+    yaw_rate_radps: ArrayLike | None = None,
+    config: LQRConfig | None = None,
+) -> Array:
+    """Track ``reference_poses`` (B, 41, 3) [x, y, yaw] (box centres, world frame, 0.1 s apart,
+    index 0 = the initial pose) from initial speed / accel / steer (B,) and return the simulated
+    states (B, 41, N_STATE) indexed by :class:`StateIndex`. Without ``steer_rad``, the initial steer
+    follows from ``yaw_rate_radps`` (or is 0).
+
+    The reference path and gain table are prepared with NumPy; the 40 steps x B run in the numba
+    kernel :func:`_rollout_kernel` (the maths of :func:`lqr_rollout_numpy`, equal to ~1e-9). The
+    result is a view of an (N_STATE, B, 41) buffer, so every state column ``out[..., i]`` is a
+    C-contiguous (B, 41) plane (what :class:`EgoPose` and the metrics read without a copy); copy
+    it if a C-contiguous (B, 41, N_STATE) array is needed."""
+    cfg = config or LQRConfig()
+    p = cfg.params
+    ref = np.asarray(reference_poses, dtype=np.float64)
+    if ref.ndim != 3 or ref.shape[1:] != (NUM_POSES, 3) or not np.all(np.isfinite(ref)):
+        raise ConfigError(
+            f"reference poses must be finite with shape (B, {NUM_POSES}, 3), got {ref.shape}"
+        )
+    bsz = ref.shape[0]
+    v0 = np.broadcast_to(np.asarray(speed_mps, dtype=np.float64), (bsz,))
+    a0 = np.broadcast_to(np.asarray(accel_mps2, dtype=np.float64), (bsz,))
+    if not (np.all(np.isfinite(v0)) and np.all(np.isfinite(a0))):
+        raise ConfigError("initial speed and accel must be finite")
+    steer = np.array(_initial_steer(v0, steer_rad, yaw_rate_radps, p), dtype=np.float64)
+    gain_at = _GainTable.build(cfg)
+    dt = cfg.dt_s
+    a_lo, a_hi = cfg.accel_limits_mps2
+    consts = np.array(
+        [
+            dt,
+            p.wheelbase_m,
+            p.rear_axle_to_center_m,
+            dt / lag_factor(dt, p.tau_steer_s),
+            lag_factor(dt, p.tau_steer_s),
+            lag_factor(dt, p.tau_accel_s),
+            p.max_steer_rate_radps * dt,
+            min(p.tau_accel_s / dt, 1.0),
+            a_lo,
+            a_hi,
+            cfg.speed_gain_per_s,
+            cfg.station_gain_per_s2,
+            cfg.stop_speed_mps,
+            cfg.stop_gain_per_s,
+            p.max_steer_rad,
+            p.max_reverse_speed_mps,
+            p.top_speed_mps,
+        ]
+    )
+    out = np.empty((N_STATE, bsz, NUM_POSES))
+    d_rear = p.rear_axle_to_center_m
+    origin = (  # _Reference.build's float32 search origin [m]
+        np.array(
+            [
+                (ref[:, 0, 0] - d_rear * np.cos(ref[:, 0, 2])).mean(),
+                (ref[:, 0, 1] - d_rear * np.sin(ref[:, 0, 2])).mean(),
+            ]
+        )
+        if bsz
+        else np.zeros(2)
+    )
+    _rollout_kernel(
+        np.ascontiguousarray(ref),
+        np.ascontiguousarray(v0),
+        np.ascontiguousarray(a0),
+        steer,
+        origin,
+        gain_at.bins,
+        gain_at.gains,
+        gain_at.uniform,
+        consts,
+        out,
+    )
+    if not np.all(np.isfinite(out)):
+        raise ConfigError("LQR rollout produced non-finite states; check the reference poses")
+    return out.transpose(1, 2, 0)  # (B, 41, N_STATE) view: each state column is contiguous
+
+
+@njit
+def _wrap(a: float) -> float:
+    """:func:`harness.geometry.wrap_angle` of one angle [rad], bit for bit (the modulo, slow in
+    compiled code, is skipped where it is the identity)."""
+    r = a + math.pi
+    if 0.0 <= r < 2.0 * math.pi:
+        return r - math.pi
+    return r % (2.0 * math.pi) - math.pi
+
+
+@njit
+def _gain(bins: Array, g: Array, row: int, v: float, uniform: bool, pos: float, i: int) -> float:
+    """Gain ``row`` at speed ``v``: uniform bins use the precomputed ``pos``/``i``, else
+    ``np.interp``."""
+    if uniform:
+        return g[row, i] + (pos - i) * (g[row, i + 1] - g[row, i])
+    return np.interp(v, bins, g[row])
+
+
+@njit
+def _rollout_kernel(  # noqa: PLR0913, PLR0915
+    ref: Array,
+    v0: Array,
+    a0: Array,
+    steer0: Array,
+    origin: Array,
+    bins: Array,
+    gains: Array,
+    uniform: bool,
+    c: Array,
+    out: Array,
+) -> None:
+    """:func:`lqr_rollout_numpy` per batch element: the rear-axle reference of
+    :meth:`_Reference.build` for candidate ``b`` of ``ref`` (B, 41, 3) (kept in per-candidate
+    scratch rows, so one candidate's 40 steps stay in L1), then its 40 tracking steps, written to
+    the column-major states ``out`` (N_STATE, B, 41). ``origin`` (2,) is the float32 search origin
+    [m]; ``c`` holds the scalars in the order :func:`lqr_rollout` packs them."""
+    dt, wb, d_rear, steer_gain, steer_lag, accel_lag = c[0], c[1], c[2], c[3], c[4], c[5]
+    max_delta, lag_preview, a_lo, a_hi, k_speed, k_station = c[6], c[7], c[8], c[9], c[10], c[11]
+    stop_speed, stop_gain, max_steer, max_rev, top_speed = c[12], c[13], c[14], c[15], c[16]
+    limit_delta = math.isfinite(max_delta)
+    n_p = NUM_POSES
+    n_s = n_p - 1
+    n_bins = bins.shape[0]
+    last = n_bins - 1
+    bin_step = bins[1] - bins[0] if n_bins > 1 else 1.0
+    o0, o1 = origin[0], origin[1]
+    px, py = np.empty(n_p), np.empty(n_p)  # rear-axle points [m]
+    cx, cy, inv_len2 = np.empty(n_s), np.empty(n_s), np.empty(n_s)
+    seg, theta = np.empty(n_s), np.empty(n_s)
+    moving = np.empty(n_s, np.bool_)
+    path_yaw, path_kappa = np.empty(n_p), np.empty(n_p)
+    v_path, a_path = np.empty(n_p), np.empty(n_p)
+    turn, inner_kappa = np.empty(n_s - 1), np.empty(n_s - 1)
+    sx32, sy32 = np.empty(n_s, np.float32), np.empty(n_s, np.float32)
+    scx32, scy32 = np.empty(n_s, np.float32), np.empty(n_s, np.float32)
+    sinv32 = np.empty(n_s, np.float32)
+    dist32 = np.empty(n_s, np.float32)
+    for b in range(v0.shape[0]):
+        # reference (_Reference.build)
+        for k in range(n_p):
+            yaw_k = ref[b, k, 2]
+            px[k] = ref[b, k, 0] - d_rear * np.cos(yaw_k)
+            py[k] = ref[b, k, 1] - d_rear * np.sin(yaw_k)
+        for k in range(n_s):
+            cx[k] = px[k + 1] - px[k]
+            cy[k] = py[k + 1] - py[k]
+            seg[k] = np.hypot(cx[k], cy[k])
+            moving[k] = seg[k] > MIN_HEADING_SEGMENT_M
+            theta[k] = np.arctan2(cy[k], cx[k]) if moving[k] else ref[b, k, 2]
+            inv_len2[k] = 1.0 / max(seg[k] * seg[k], MIN_SEGMENT_M**2)
+            sx32[k] = np.float32(px[k] - o0)
+            sy32[k] = np.float32(py[k] - o1)
+            scx32[k] = np.float32(cx[k])
+            scy32[k] = np.float32(cy[k])
+            sinv32[k] = np.float32(inv_len2[k])
+        for k in range(n_s - 1):
+            turn[k] = _wrap(theta[k + 1] - theta[k])
+            if moving[k + 1] and moving[k]:
+                inner_kappa[k] = turn[k] / max(0.5 * (seg[k + 1] + seg[k]), MIN_HEADING_SEGMENT_M)
+            else:
+                inner_kappa[k] = 0.0
+            path_yaw[k + 1] = theta[k] + 0.5 * turn[k]
+            path_kappa[k + 1] = inner_kappa[k]
+        path_yaw[0] = theta[0] - 0.5 * turn[0]
+        path_yaw[n_p - 1] = theta[n_s - 1] + 0.5 * turn[n_s - 2]
+        path_kappa[0] = inner_kappa[0]
+        path_kappa[n_p - 1] = inner_kappa[n_s - 2]
+        v_path[0] = 1.5 * (seg[0] / dt) - 0.5 * (seg[1] / dt)
+        for k in range(1, n_s):
+            v_path[k] = 0.5 * (seg[k] / dt + seg[k - 1] / dt)
+        v_path[n_p - 1] = 1.5 * (seg[n_s - 1] / dt) - 0.5 * (seg[n_s - 2] / dt)
+        for k in range(n_p):
+            v_path[k] = max(v_path[k], 0.0)
+        a_path[0] = (v_path[1] - v_path[0]) / dt  # np.gradient: one-sided ends
+        for k in range(1, n_s):
+            a_path[k] = (v_path[k + 1] - v_path[k - 1]) / (2.0 * dt)
+        a_path[n_p - 1] = (v_path[n_p - 1] - v_path[n_p - 2]) / dt
+        # tracking
+        x, y, yaw = ref[b, 0, 0], ref[b, 0, 1], ref[b, 0, 2]
+        speed, accel, steer = v0[b], a0[b], steer0[b]
+        cos_yaw, sin_yaw = np.cos(yaw), np.sin(yaw)
+        tan_steer = np.tan(steer)
+        out[0, b, 0] = x
+        out[1, b, 0] = y
+        out[2, b, 0] = yaw
+        out[3, b, 0] = speed
+        out[4, b, 0] = accel
+        out[5, b, 0] = steer
+        out[6, b, 0] = speed * tan_steer / wb
+        for k in range(n_s):
+            rear_x = x - d_rear * cos_yaw
+            rear_y = y - d_rear * sin_yaw
+            # nearest segment: _Reference.nearest's float32 search, first minimum wins
+            lo = max(0, k - SEARCH_BEHIND)
+            hi = min(n_s, k + SEARCH_AHEAD)
+            qx = np.float32(rear_x - o0)
+            qy = np.float32(rear_y - o1)
+            for s in range(lo, hi):  # branch-free, so LLVM vectorises it
+                rx = qx - sx32[s]
+                ry = qy - sy32[s]
+                u = rx * scx32[s]
+                u += ry * scy32[s]
+                u *= sinv32[s]
+                u = min(max(u, np.float32(0.0)), np.float32(1.0))
+                rx -= u * scx32[s]
+                ry -= u * scy32[s]
+                d2 = rx * rx
+                d2 += ry * ry
+                dist32[s] = d2
+            j = lo
+            for s in range(lo + 1, hi):
+                if dist32[s] < dist32[j]:
+                    j = s
+            ox, oy = rear_x - px[j], rear_y - py[j]
+            uj = min(max((ox * cx[j] + oy * cy[j]) * inv_len2[j], 0.0), 1.0)
+            oxj, oyj = ox - uj * cx[j], oy - uj * cy[j]
+            ref_yaw = path_yaw[j] + uj * _wrap(path_yaw[j + 1] - path_yaw[j])
+            kappa = path_kappa[j] + uj * (path_kappa[j + 1] - path_kappa[j])
+            e_lat = -np.sin(ref_yaw) * oxj + np.cos(ref_yaw) * oyj
+            e_yaw = _wrap(yaw - ref_yaw)
+            e_station = cos_yaw * (px[k] - rear_x) + sin_yaw * (py[k] - rear_y)
+            # longitudinal
+            v_ref = v_path[k]
+            if v_ref < stop_speed:
+                a_cmd = -stop_gain * speed
+            else:
+                a_cmd = (
+                    a_path[k]
+                    + lag_preview * (a_path[k + 1] - a_path[k])
+                    + k_speed * (v_ref - speed)
+                    + k_station * e_station
+                )
+            a_cmd = min(max(a_cmd, a_lo), a_hi)
+            # lateral
+            v_abs = abs(speed)
+            pos = min(max((v_abs - bins[0]) / bin_step, 0.0), float(last))
+            i = min(int(pos), last - 1)
+            k_lat = _gain(bins, gains, 0, v_abs, uniform, pos, i)
+            k_yaw = _gain(bins, gains, 1, v_abs, uniform, pos, i)
+            k_steer = _gain(bins, gains, 2, v_abs, uniform, pos, i)
+            steer_ff = np.arctan(wb * kappa)
+            steer_rate = -(k_lat * e_lat + k_yaw * e_yaw + k_steer * (steer - steer_ff))
+            steer_cmd = min(max(steer + steer_rate * steer_gain, -max_steer), max_steer)
+            # bicycle step (bicycle.step with reverse=False)
+            accel = accel + accel_lag * (a_cmd - accel)
+            d_steer = steer_lag * (steer_cmd - steer)
+            if limit_delta:
+                d_steer = min(max(d_steer, -max_delta), max_delta)
+            steer = min(max(steer + d_steer, -max_steer), max_steer)
+            v1 = speed + accel * dt
+            held = (np.sign(v1) != np.sign(speed)) if speed != 0.0 else v1 < 0.0
+            if held:
+                v1 = 0.0
+                accel = 0.0
+            v1 = min(max(v1, -max_rev), top_speed)
+            ds = 0.5 * (speed + v1) * dt
+            tan_steer = np.tan(steer)
+            dyaw = ds * tan_steer / wb
+            # exact circular arc; the headings at mid-step and step end are rotations of the
+            # current one by half the turn (angle addition: 2 trig calls instead of 5, equal to
+            # the NumPy path's direct cos / sin to rounding)
+            half = 0.5 * dyaw
+            s_h, c_h = np.sin(half), np.cos(half)
+            chord = ds if half == 0.0 else ds * (s_h / half)
+            cos_mid, sin_mid = cos_yaw * c_h - sin_yaw * s_h, sin_yaw * c_h + cos_yaw * s_h
+            cos_new, sin_new = cos_mid * c_h - sin_mid * s_h, sin_mid * c_h + cos_mid * s_h
+            x = x + chord * cos_mid + d_rear * (cos_new - cos_yaw)
+            y = y + chord * sin_mid + d_rear * (sin_new - sin_yaw)
+            yaw, cos_yaw, sin_yaw, speed = _wrap(yaw + dyaw), cos_new, sin_new, v1
+            out[0, b, k + 1] = x
+            out[1, b, k + 1] = y
+            out[2, b, k + 1] = yaw
+            out[3, b, k + 1] = speed
+            out[4, b, k + 1] = accel
+            out[5, b, k + 1] = steer
+            out[6, b, k + 1] = speed * tan_steer / wb
+
+
+def lqr_rollout_numpy(
     reference_poses: ArrayLike,
     speed_mps: ArrayLike,
     accel_mps2: ArrayLike = 0.0,

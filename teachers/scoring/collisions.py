@@ -18,11 +18,14 @@ Deviations from NAVSIM: the agent-stopped threshold is the ego's (0.05 m/s; NAVS
 agents that NC already counted are not excluded from TTC; red lights are not collision objects
 (TLC scores them).
 
-Speed: agents are bucketed per time step into square cells at least two reach radii wide (a
-dense (time, cell) -> agent-list table, so every ego sample finds the agents of its own cell with
-two O(1) gathers); the narrow phase (circle test, then separating axes with the cosines and sines
-computed once per box) runs on that flat pair list. NC's pairs double as TTC's 0 s projection, and
-the 0.3 / 0.6 / 0.9 s projections share one broad phase.
+Speed: NC's contacts (:func:`_overlaps`) and TTC's 0.3 / 0.6 / 0.9 s projections
+(:func:`_projected_ttc`, a candidate stops at its first counted hit) run in numba kernels over a
+(time, cell) -> agent-list table (:class:`_AgentGrid`; cells at least two reach radii wide, so
+every ego sample meets the agents of its own cell only). :func:`contacts_numpy` and
+:func:`time_to_collision_numpy` keep the vectorised path as their reference: the same table
+read with two O(1) gathers per sample, then the narrow phase (circle test, separating axes with
+the cosines and sines computed once per box) on the flat pair list. NC's pairs double as TTC's
+0 s projection.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from numpy.typing import NDArray
 from harness.boxes import BoxField, box_corners
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
 from harness.geometry import wrap_angle
+from harness.jit import njit
 from harness.sim.state import ActorKind
 from teachers.scene import Scene
 from teachers.scoring.egopose import EgoPose
@@ -219,7 +223,112 @@ class Contacts:
 
 
 def contacts(scene: Scene, pose: EgoPose, ag: AgentTable) -> Contacts:
-    """All overlapping (candidate, step, agent) triples of the ego boxes with the agents."""
+    """All overlapping (candidate, step, agent) triples of the ego boxes with the agents, in
+    (candidate, step) order; the pairs come from the numba kernel :func:`_overlaps` (the same
+    set as :func:`contacts_numpy`)."""
+    bsz, n_t = pose.shape
+    start = np.zeros((bsz, scene.num_agents), dtype=bool)
+    if not ag.valid.any() or bsz == 0:
+        empty = np.zeros(0, np.intp)
+        return Contacts(b=empty, t=empty, a=empty, start=start)
+    ego_r = 0.5 * float(np.hypot(scene.ego_length_m, scene.ego_width_m))
+    grid = _AgentGrid.build(pose, 0, ego_r, ag)
+    ego = np.array([0.5 * scene.ego_length_m, 0.5 * scene.ego_width_m, ego_r])
+    args = (
+        pose.x,
+        pose.y,
+        pose.cos,
+        pose.sin,
+        ag.x,
+        ag.y,
+        ag.cos,
+        ag.sin,
+        ag.hl,
+        ag.hw,
+        ag.radius,
+        ag.num_steps,
+        grid.origin,
+        grid.cell_m,
+        grid.nx,
+        grid.ny,
+        grid.start,
+        grid.agents,
+        ego,
+    )
+    count = _overlaps(*args, np.zeros(0, np.int64))
+    sample = np.empty(count, np.int64)
+    _overlaps(*args, sample)
+    b, t = np.divmod(sample // ag.valid.size, n_t)
+    a = (sample % ag.valid.size) // ag.num_steps
+    b, t, a = b.astype(np.intp), t.astype(np.intp), a.astype(np.intp)
+    start[b[t == 0], a[t == 0]] = True
+    return Contacts(b=b, t=t, a=a, start=start)
+
+
+@njit
+def _overlaps(  # noqa: PLR0913
+    ex: Float,
+    ey: Float,
+    ecos: Float,
+    esin: Float,
+    ax: Float,
+    ay: Float,
+    acos: Float,
+    asin: Float,
+    ahl: Float,
+    ahw: Float,
+    aradius: Float,
+    n_ta: int,
+    origin: Float,
+    cell: float,
+    nx: int,
+    ny: int,
+    start: NDArray[np.int64],
+    agents: NDArray[np.int64],
+    ego: Float,
+    found: NDArray[np.int64],
+) -> int:
+    """Count the overlapping (ego sample, agent box) pairs at equal times and, when ``found`` is
+    large enough, store each as (b * T + t) * (A * T) + flat agent index; ego planes (B, T),
+    agents flat (A * T), ``ego`` = [half length, half width, circumradius] [m]."""
+    hle, hwe, ego_r = ego[0], ego[1], ego[2]
+    inv = 1.0 / cell
+    bsz, n_t = ex.shape
+    n_flat = ax.shape[0]
+    n = 0
+    store = found.shape[0] > 0
+    for b in range(bsz):
+        for t in range(min(n_t, n_ta)):
+            ca, sa = ecos[b, t], esin[b, t]
+            px, py = ex[b, t], ey[b, t]
+            q = (t * ny + int((py - origin[1]) * inv)) * nx + int((px - origin[0]) * inv)
+            for e in range(start[q], start[q + 1]):
+                j = agents[e]
+                dx = ax[j] - px
+                dy = ay[j] - py
+                reach = aradius[j] + ego_r
+                if dx * dx + dy * dy > reach * reach:
+                    continue
+                cb, sb = acos[j], asin[j]
+                hlb, hwb = ahl[j], ahw[j]
+                cd = abs(ca * cb + sa * sb)
+                sd = abs(ca * sb - sa * cb)
+                if abs(dx * ca + dy * sa) > hle + hlb * cd + hwb * sd:
+                    continue
+                if abs(-dx * sa + dy * ca) > hwe + hlb * sd + hwb * cd:
+                    continue
+                if abs(dx * cb + dy * sb) > hlb + hle * cd + hwe * sd:
+                    continue
+                if abs(-dx * sb + dy * cb) > hwb + hle * sd + hwe * cd:
+                    continue
+                if store:
+                    found[n] = (b * n_t + t) * n_flat + j
+                n += 1
+    return n
+
+
+def contacts_numpy(scene: Scene, pose: EgoPose, ag: AgentTable) -> Contacts:
+    """:func:`contacts` vectorised in NumPy (the kernel's reference)."""
     bsz, n_t = pose.shape
     ex, ey = pose.x.ravel(), pose.y.ravel()  # sample index = b * T + t
     ec, es = pose.cos.ravel(), pose.sin.ravel()
@@ -294,7 +403,7 @@ def no_at_fault_collision(
     return nc
 
 
-def time_to_collision(
+def time_to_collision_numpy(
     scene: Scene,
     states: Float,
     areas: EgoAreas,
@@ -356,3 +465,206 @@ def time_to_collision(
     s = sample[hit]
     fail(b[hit], t[hit], ex[s], ey[s], agents[a[hit], t[hit] + k_s[hit]])
     return ttc
+
+
+def time_to_collision(
+    scene: Scene,
+    states: Float,
+    areas: EgoAreas,
+    hits: Contacts | None = None,
+    pose: EgoPose | None = None,
+) -> Float:
+    """TTC (B,) in {0, 1} of simulated states (B, T, N_STATE); see module docstring. ``hits``
+    (NC's :func:`contacts`) serve as the 0 s projection; the later projections run in
+    :func:`_projected_ttc` (equal to :func:`time_to_collision_numpy`)."""
+    bsz, n_t = states.shape[:2]
+    ttc = np.ones(bsz)
+    if scene.num_agents == 0:
+        return ttc
+    pose = pose or EgoPose.of(states)
+    ag = AgentTable.of(scene)
+    if hits is None:
+        hits = contacts(scene, pose, ag)
+    moving = pose.speed > STOPPED_SPEED_MPS  # (B, T)
+    loose = areas.multiple_lanes | areas.off_drivable | areas.in_junction
+    rear = scene.ego_rear_axle_to_center_m
+    # 0 s: the equal-time contacts
+    keep = moving[hits.b, hits.t] & ~hits.start[hits.b, hits.a]
+    b, t, a = hits.b[keep], hits.t[keep], hits.a[keep]
+    if b.size:
+        e = np.stack([pose.x[b, t], pose.y[b, t], pose.yaw[b, t]], axis=-1)
+        ang = bearing(e, rear, scene.agent_boxes[a, t, :2])
+        counts = (ang < AHEAD_ANGLE_RAD) | (loose[b, t] & (ang <= BEHIND_ANGLE_RAD))
+        ttc[b[counts]] = 0.0
+    horizons = np.array([k for k in TTC_HORIZONS_STEPS if 0 < k < n_t], dtype=np.int64)
+    if horizons.size == 0 or not ag.valid.any():
+        return ttc
+    ego_r = 0.5 * float(np.hypot(scene.ego_length_m, scene.ego_width_m))
+    grid = _AgentGrid.build(pose, int(horizons.max()), ego_r, ag)
+    _projected_ttc(
+        pose.x,
+        pose.y,
+        pose.yaw,
+        pose.cos,
+        pose.sin,
+        pose.speed,
+        moving,
+        loose,
+        hits.start,
+        horizons,
+        ag.x,
+        ag.y,
+        ag.cos,
+        ag.sin,
+        ag.hl,
+        ag.hw,
+        ag.radius,
+        ag.num_steps,
+        grid.origin,
+        grid.cell_m,
+        grid.nx,
+        grid.ny,
+        grid.start,
+        grid.agents,
+        np.array([0.5 * scene.ego_length_m, 0.5 * scene.ego_width_m, ego_r, rear]),
+        ttc,
+    )
+    return ttc
+
+
+@dataclass(frozen=True, eq=False)
+class _AgentGrid:
+    """Valid agent boxes bucketed per (time step, square cell): the flat agent indices of bucket
+    ``q = (t * ny + cy) * nx + cx`` are ``agents[start[q]:start[q + 1]]``; every box is listed in
+    each cell its reach square (own circumradius + the ego's) touches, so an ego centre meets
+    every agent whose circles may touch through its own cell. ``origin`` (2,) [m], ``cell_m``
+    [m]; the grid covers the ego centres and their projections with a one-cell margin."""
+
+    origin: Float
+    cell_m: float
+    nx: int
+    ny: int
+    start: NDArray[np.int64]
+    agents: NDArray[np.int64]
+
+    @classmethod
+    def build(cls, pose: EgoPose, max_steps: int, ego_r: float, ag: AgentTable) -> _AgentGrid:
+        """The grid for the ego centres of ``pose`` projected up to ``max_steps`` steps ahead."""
+        a_idx = np.flatnonzero(ag.valid)
+        reach = ag.radius[a_idx] + ego_r
+        cell = max(BROAD_CELL_M, 2.0 * float(reach.max()))
+        shift = float(np.abs(pose.speed).max()) * max_steps * PDM_DT_S
+        x0 = float(pose.x.min()) - shift - cell
+        y0 = float(pose.y.min()) - shift - cell
+        nx = int((float(pose.x.max()) + shift + cell - x0) // cell) + 1
+        ny = int((float(pose.y.max()) + shift + cell - y0) // cell) + 1
+        n_t = ag.num_steps
+        ax, ay, t_a = ag.x[a_idx], ag.y[a_idx], a_idx % n_t
+        keys = []
+        for sx in (-1.0, 1.0):
+            cx = np.floor((ax + sx * reach - x0) / cell).astype(np.int64)
+            for sy in (-1.0, 1.0):
+                cy = np.floor((ay + sy * reach - y0) / cell).astype(np.int64)
+                inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny)
+                key = (t_a * ny + cy) * nx + cx
+                keys.append(np.where(inside, key * ag.valid.size + a_idx, -1))
+        entry = np.unique(np.concatenate(keys))
+        entry = entry[entry >= 0]
+        count = np.bincount(entry // ag.valid.size, minlength=n_t * ny * nx)
+        start = np.zeros(count.size + 1, np.int64)
+        np.cumsum(count, out=start[1:])
+        return cls(
+            origin=np.array([x0, y0]),
+            cell_m=cell,
+            nx=nx,
+            ny=ny,
+            start=start,
+            agents=(entry % ag.valid.size).astype(np.int64),
+        )
+
+
+@njit
+def _projected_ttc(  # noqa: PLR0913
+    ex: Float,
+    ey: Float,
+    eyaw: Float,
+    ecos: Float,
+    esin: Float,
+    espeed: Float,
+    moving: Bool,
+    loose: Bool,
+    start_hit: Bool,
+    horizons: NDArray[np.int64],
+    ax: Float,
+    ay: Float,
+    acos: Float,
+    asin: Float,
+    ahl: Float,
+    ahw: Float,
+    aradius: Float,
+    n_ta: int,
+    origin: Float,
+    cell: float,
+    nx: int,
+    ny: int,
+    start: NDArray[np.int64],
+    agents: NDArray[np.int64],
+    ego: Float,
+    ttc: Float,
+) -> None:
+    """Zero ``ttc[b]`` where a projection of candidate b's box (centre moved speed x k x 0.1 s
+    along its heading at step t, k in ``horizons``) overlaps an agent at step t + k that counts
+    (ahead, or not behind while ``loose``); ego planes (B, T), agents flat (A * T), ``ego`` =
+    [half length, half width, circumradius, rear-axle offset] [m]."""
+    hle, hwe, ego_r, rear = ego[0], ego[1], ego[2], ego[3]
+    inv = 1.0 / cell
+    bsz, n_t = ex.shape
+    for b in range(bsz):
+        if ttc[b] == 0.0:
+            continue
+        hit = False
+        for k in horizons:
+            lead = k * PDM_DT_S
+            for t in range(min(n_t, n_ta) - k):
+                if not moving[b, t]:
+                    continue
+                ca, sa = ecos[b, t], esin[b, t]
+                shift = espeed[b, t] * lead
+                px = ex[b, t] + shift * ca
+                py = ey[b, t] + shift * sa
+                q = ((t + k) * ny + int((py - origin[1]) * inv)) * nx + int((px - origin[0]) * inv)
+                for e in range(start[q], start[q + 1]):
+                    j = agents[e]
+                    if start_hit[b, j // n_ta]:
+                        continue
+                    dx = ax[j] - px
+                    dy = ay[j] - py
+                    reach = aradius[j] + ego_r
+                    if dx * dx + dy * dy > reach * reach:
+                        continue
+                    cb, sb = acos[j], asin[j]
+                    hlb, hwb = ahl[j], ahw[j]
+                    cd = abs(ca * cb + sa * sb)
+                    sd = abs(ca * sb - sa * cb)
+                    if abs(dx * ca + dy * sa) > hle + hlb * cd + hwb * sd:
+                        continue
+                    if abs(-dx * sa + dy * ca) > hwe + hlb * sd + hwb * cd:
+                        continue
+                    if abs(dx * cb + dy * sb) > hlb + hle * cd + hwe * sd:
+                        continue
+                    if abs(-dx * sb + dy * cb) > hwb + hle * sd + hwe * cd:
+                        continue
+                    yaw = eyaw[b, t]
+                    rx = px - rear * np.cos(yaw)
+                    ry = py - rear * np.sin(yaw)
+                    ang = np.arctan2(ay[j] - ry, ax[j] - rx) - yaw
+                    ang = abs((ang + np.pi) % (2.0 * np.pi) - np.pi)
+                    if ang < AHEAD_ANGLE_RAD or (loose[b, t] and ang <= BEHIND_ANGLE_RAD):
+                        hit = True
+                        break
+                if hit:
+                    break
+            if hit:
+                break
+        if hit:
+            ttc[b] = 0.0

@@ -25,6 +25,7 @@ from scipy.signal import savgol_filter
 
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
 from harness.geometry import wrap_angle
+from harness.jit import njit
 
 MIN_LON_ACCEL_MPS2 = -4.05  # [m/s2]
 MAX_LON_ACCEL_MPS2 = 2.40  # [m/s2]
@@ -56,12 +57,56 @@ def savgol_matrix(n: int, window: int, deriv: int, dt_s: float) -> Float:
     return np.ascontiguousarray(np.asarray(m).T)
 
 
+@functools.lru_cache(maxsize=32)
+def savgol_band(n: int, window: int, deriv: int, dt_s: float) -> tuple[NDArray[np.int64], Float]:
+    """:func:`savgol_matrix` as a band: output sample i = sum over m of
+    ``y[start[i] + m] * taps[i, m]`` with ``start`` (n,) and ``taps`` (n, w), w = min(window, n)
+    (the filter with mode 'interp' reads w consecutive samples for every output)."""
+    m = savgol_matrix(n, window, deriv, dt_s)
+    w = min(window, n)
+    nonzero = m.T != 0.0  # (output, input)
+    first = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), 0)
+    start = np.minimum(first, n - w).astype(np.int64)
+    cols = start[:, None] + np.arange(w)
+    taps = np.ascontiguousarray(m.T[np.arange(n)[:, None], cols])
+    if not np.allclose(np.abs(m).sum(axis=0), np.abs(taps).sum(axis=1), rtol=1e-12, atol=0.0):
+        raise AssertionError(f"Savitzky-Golay window {window} is not banded as expected")
+    return start, taps
+
+
 def _smooth(y: Float, window: int) -> Float:
-    return np.asarray(y @ savgol_matrix(y.shape[-1], window, 0, 1.0))
+    return _apply_band(y, *savgol_band(y.shape[-1], window, 0, 1.0))
 
 
 def _derivative(y: Float, window: int, dt_s: float) -> Float:
-    return np.asarray(y @ savgol_matrix(y.shape[-1], window, 1, dt_s))
+    return _apply_band(y, *savgol_band(y.shape[-1], window, 1, dt_s))
+
+
+def _apply_band(y: Float, start: NDArray[np.int64], taps: Float) -> Float:
+    """The banded filter (:func:`savgol_band`) along the last axis of ``y`` (..., n). Runs on a
+    time-major (n, R) copy (a free view when ``y`` is itself a transposed time-major result, as
+    the chained filters of :func:`comfort_signals` are) and returns a (..., n) view of the
+    time-major output."""
+    n = y.shape[-1]
+    time_major = np.ascontiguousarray(np.reshape(y, (-1, n)).T, dtype=np.float64)
+    out = np.empty(time_major.shape)
+    _band_kernel(time_major, start, taps, out)
+    return np.reshape(out.T, y.shape)
+
+
+@njit
+def _band_kernel(y: Float, start: NDArray[np.int64], taps: Float, out: Float) -> None:
+    """out[i, r] = sum over m (ascending) of y[start[i] + m, r] * taps[i, m] for time-major
+    signals y (n, R); the inner loop runs over the R signals (contiguous, vectorised)."""
+    n, rows = y.shape
+    for i in range(n):
+        s0 = start[i]
+        for r in range(rows):
+            out[i, r] = y[s0, r] * taps[i, 0]
+        for m in range(1, taps.shape[1]):
+            c = taps[i, m]
+            for r in range(rows):
+                out[i, r] += y[s0 + m, r] * c
 
 
 @dataclass(frozen=True)
@@ -80,12 +125,35 @@ class ComfortSignals:
 
 def unwrap_time(yaw: Float) -> Float:
     """Headings (B, T) [rad] made continuous along time: the first sample plus the cumulative
-    wrapped steps (``np.unwrap`` up to rounding, without its generic-axis overhead)."""
+    wrapped steps (``np.unwrap`` up to rounding, without its generic-axis overhead); numba kernel
+    :func:`_unwrap_kernel`, equal to :func:`unwrap_time_numpy`. Returns a (B, T) view of a
+    time-major (T, B) buffer (what the banded filters read without a copy)."""
+    yaw = np.ascontiguousarray(yaw, dtype=np.float64)
+    out = np.empty(yaw.shape[::-1])
+    _unwrap_kernel(yaw, out)
+    return out.T
+
+
+def unwrap_time_numpy(yaw: Float) -> Float:
+    """:func:`unwrap_time` vectorised in NumPy (the kernel's reference)."""
     out = np.empty(yaw.shape)
     out[:, 0] = yaw[:, 0]
     np.cumsum(wrap_angle(np.diff(yaw, axis=1)), axis=1, out=out[:, 1:])
     out[:, 1:] += yaw[:, :1]
     return out
+
+
+@njit
+def _unwrap_kernel(yaw: Float, out: Float) -> None:
+    """out (T, B) = :func:`unwrap_time_numpy` of yaw (B, T), same operation order."""
+    two_pi = 2.0 * np.pi
+    for b in range(yaw.shape[0]):
+        y0 = yaw[b, 0]
+        out[0, b] = y0
+        acc = 0.0
+        for t in range(1, yaw.shape[1]):
+            acc += (yaw[b, t] - yaw[b, t - 1] + np.pi) % two_pi - np.pi
+            out[t, b] = acc + y0
 
 
 def comfort_signals(states: Float, dt_s: float = PDM_DT_S) -> ComfortSignals:
@@ -125,8 +193,12 @@ def comfort(states: Float) -> Float:
 def history_comfort(states: Float, past: Float) -> Float:
     """HC (B,) in {0, 1}: C on the past states (16, N_STATE) (t-1.5 s .. t, the last = now)
     followed by the simulated states (B, 41, N_STATE) from t + 0.1 s."""
-    prefix = np.broadcast_to(past[None, :-1], (states.shape[0],) + past[:-1].shape)
-    return comfort(np.concatenate([prefix, states], axis=1))
+    n_past = past.shape[0] - 1
+    # column-major (N_STATE, B, T) buffer: each state column of the joined states is contiguous
+    joined = np.empty((states.shape[2], states.shape[0], n_past + states.shape[1]))
+    joined[:, :, :n_past] = past[:-1].T[:, None, :]
+    joined[:, :, n_past:] = states.transpose(2, 0, 1)
+    return comfort(joined.transpose(1, 2, 0))
 
 
 def extended_comfort(

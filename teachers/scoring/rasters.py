@@ -34,6 +34,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from harness.dynamics.lqr import StateIndex
+from harness.jit import njit
 from harness.maps.area import DrivableArea
 from harness.maps.junctions import Junction
 from harness.maps.lanes import LaneSet
@@ -155,6 +156,20 @@ class Grid:
 
     def fill(self, geoms: list[shapely.Geometry]) -> Bool:
         """Cells whose centres lie in the union of (multi)polygons, by PIL scan fill."""
+        return np.asarray(self._draw(geoms), dtype=bool)
+
+    def fill_crop(self, geoms: list[shapely.Geometry]) -> tuple[tuple[slice, slice], Bool]:
+        """:meth:`fill` as (rows, columns) slices of the filled cells' bounding box and the mask
+        inside it (empty slices when nothing is filled): only the box is converted, so callers
+        combining many small polygons touch only their boxes."""
+        img = self._draw(geoms)
+        box = img.getbbox()
+        if box is None:
+            return (slice(0, 0), slice(0, 0)), np.zeros((0, 0), dtype=bool)
+        left, upper, right, lower = box
+        return (slice(upper, lower), slice(left, right)), np.asarray(img.crop(box), dtype=bool)
+
+    def _draw(self, geoms: list[shapely.Geometry]) -> Image.Image:
         h, w = self.shape
         img = Image.new("1", (w, h), 0)
         draw = ImageDraw.Draw(img)
@@ -165,7 +180,7 @@ class Grid:
                 draw.polygon(self._pixels(poly.exterior.coords), fill=1)
                 for ring in poly.interiors:
                     draw.polygon(self._pixels(ring.coords), fill=0)
-        return np.asarray(img, dtype=bool)
+        return img
 
     def _pixels(self, coords: object) -> list[tuple[float, float]]:
         c = (np.asarray(coords)[:, :2] - self.origin_xy) / self.resolution_m - 0.5
@@ -253,9 +268,9 @@ class SceneRasters:
         lane_id = np.full(fine.shape, -1, dtype=np.int32)
         lane_count = np.zeros(fine.shape, dtype=np.uint8)
         for lane in lanes_in[::-1].tolist():  # descending: the lowest covering lane wins
-            m = fine.fill([polys[lane]])
-            lane_count += m
-            lane_id[m] = lane
+            box, m = fine.fill_crop([polys[lane]])
+            lane_count[box] += m
+            lane_id[box][m] = lane
         route = np.asarray(scene.route_lanes, dtype=np.int64)
         on_route = fine.fill([polys[k] for k in np.intersect1d(lanes_in, route).tolist()])
         jpolys = index.junction_polygons
@@ -316,7 +331,36 @@ class SceneRasters:
 
     def centerline_distance_xy(self, x: Float, y: Float) -> Float:
         """Distance (...) [m] from points ``x``, ``y`` (...) to the nearest lane centerline: exact
-        against the grid cell's nearest segment and its two neighbours along the lane."""
+        against the grid cell's nearest segment and its two neighbours along the lane (numba
+        kernel :func:`_centerline_distance`; :meth:`centerline_distance_xy_numpy` is the
+        reference)."""
+        c = self.coarse
+        xf = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        yf = np.ascontiguousarray(y, dtype=np.float64).ravel()
+        out = np.empty(xf.size)
+        ax, ay, dx, dy, inv = self.seg_params
+        found = _centerline_distance(
+            xf,
+            yf,
+            float(c.origin_xy[0]),
+            float(c.origin_xy[1]),
+            float(c.resolution_m),
+            np.ascontiguousarray(self.centerline_seg, dtype=np.int64),
+            self.seg_prev,
+            self.seg_next,
+            ax,
+            ay,
+            dx,
+            dy,
+            inv,
+            out,
+        )
+        if not found:
+            out[:] = np.inf
+        return out.reshape(np.shape(x))
+
+    def centerline_distance_xy_numpy(self, x: Float, y: Float) -> Float:
+        """:meth:`centerline_distance_xy` vectorised in NumPy (the kernel's reference)."""
         c = self.coarse
         h, w = c.shape
         i = np.clip(((y - c.origin_xy[1]) / c.resolution_m).astype(np.intp), 0, h - 1)
@@ -467,8 +511,112 @@ def ego_areas(
     width_m: float,
     pose: EgoPose | None = None,
 ) -> EgoAreas:
-    """:class:`EgoAreas` of simulated states (B, T, N_STATE) by raster gathers: one gather of the
-    flag bitfield and one of the lane ids per corner, one flag gather for the centre."""
+    """:class:`EgoAreas` of simulated states (B, T, N_STATE) by raster gathers: the flag bitfield
+    and the lane id at each corner and the flags at the centre, in one pass of the numba kernel
+    :func:`_box_facts` (equal to :func:`ego_areas_numpy`)."""
+    pose = pose or EgoPose.of(states)
+    fine = rasters.fine
+    shape = pose.x.shape
+    off, multiple, junction, oncoming = (np.empty(shape, dtype=bool) for _ in range(4))
+    _box_facts(
+        pose.x,
+        pose.y,
+        pose.cos,
+        pose.sin,
+        0.5 * length_m,
+        0.5 * width_m,
+        float(fine.origin_xy[0]),
+        float(fine.origin_xy[1]),
+        float(fine.resolution_m),
+        rasters.flags,
+        rasters.lane_id,
+        off,
+        multiple,
+        junction,
+        oncoming,
+    )
+    return EgoAreas(
+        off_drivable=off,
+        multiple_lanes=multiple,
+        in_junction=junction,
+        oncoming=oncoming,
+        red_light=red_light_hits(rasters, states, length_m, width_m),
+        centerline_m=rasters.centerline_distance_xy(pose.x, pose.y),
+    )
+
+
+@njit
+def _box_facts(  # noqa: PLR0913
+    x: Float,
+    y: Float,
+    cos: Float,
+    sin: Float,
+    hl: float,
+    hw: float,
+    x0: float,
+    y0: float,
+    res: float,
+    flags: NDArray[np.uint8],
+    lane_id: NDArray[np.int32],
+    off: Bool,
+    multiple: Bool,
+    junction: Bool,
+    oncoming: Bool,
+) -> None:
+    """Fill the (B, T) planes ``off`` (a corner off the drivable area), ``multiple`` (corners in
+    different lanes or in a multi-lane cell), ``junction`` and ``oncoming`` (centre facts) from
+    the rasters ``flags`` / ``lane_id`` (H, W) (outside the grid: flags 0, lane -1)."""
+    h, w = flags.shape
+    big = np.iinfo(np.int32).max
+    for b in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            xc, yc = x[b, t], y[b, t]
+            c_l, s_l = cos[b, t] * hl, sin[b, t] * hl
+            c_w, s_w = cos[b, t] * hw, sin[b, t] * hw
+            f_and = np.uint8(255)
+            f_or = np.uint8(0)
+            lane_max = -1
+            lane_min = big
+            for corner in range(4):
+                su = 1.0 if corner < 2 else -1.0  # CORNER_SIGNS order
+                sv = 1.0 if corner == 0 or corner == 3 else -1.0
+                qx = (xc + su * c_l - sv * s_w - x0) / res
+                qy = (yc + su * s_l + sv * c_w - y0) / res
+                f = np.uint8(0)
+                lane = -1
+                if qx >= 0.0 and qy >= 0.0 and qx < w and qy < h:
+                    i, j = int(qy), int(qx)
+                    f = flags[i, j]
+                    lane = lane_id[i, j]
+                f_and &= f
+                f_or |= f
+                lane_max = max(lane_max, lane)
+                if lane >= 0:
+                    lane_min = min(lane_min, lane)
+            off[b, t] = (f_and & FLAG_DRIVABLE) == 0
+            multiple[b, t] = (lane_max >= 0 and lane_min != lane_max) or (
+                f_or & FLAG_MULTI_LANE
+            ) > 0
+            qx = (xc - x0) / res
+            qy = (yc - y0) / res
+            centre = np.uint8(0)
+            if qx >= 0.0 and qy >= 0.0 and qx < w and qy < h:
+                centre = flags[int(qy), int(qx)]
+            junction[b, t] = (centre & FLAG_JUNCTION) > 0
+            oncoming[b, t] = (centre & (FLAG_DRIVABLE | FLAG_ON_ROUTE | FLAG_JUNCTION)) == (
+                FLAG_DRIVABLE
+            )
+
+
+def ego_areas_numpy(
+    rasters: SceneRasters,
+    states: Float,
+    length_m: float,
+    width_m: float,
+    pose: EgoPose | None = None,
+) -> EgoAreas:
+    """:func:`ego_areas` vectorised in NumPy (the kernels' reference): one gather of the flag
+    bitfield and one of the lane ids per corner, one flag gather for the centre."""
     pose = pose or EgoPose.of(states)
     x, y, c, s = pose.x, pose.y, pose.cos, pose.sin
     hl, hw = 0.5 * length_m, 0.5 * width_m
@@ -506,3 +654,48 @@ def ego_areas(
         red_light=red_light_hits(rasters, states, length_m, width_m),
         centerline_m=rasters.centerline_distance_xy(x, y),
     )
+
+
+@njit
+def _centerline_distance(  # noqa: PLR0913
+    x: Float,
+    y: Float,
+    x0: float,
+    y0: float,
+    res: float,
+    cell_seg: NDArray[np.int64],
+    seg_prev: NDArray[np.int64],
+    seg_next: NDArray[np.int64],
+    ax: Float,
+    ay: Float,
+    dx: Float,
+    dy: Float,
+    inv: Float,
+    out: Float,
+) -> bool:
+    """Fill ``out`` (N,) with the distances [m] of points ``x``, ``y`` (N,) to the nearest of the
+    coarse cell's segment (``cell_seg`` (H, W), -1 = none: segment 0 is used) and its lane
+    neighbours; returns whether any point's cell had a segment (else the caller sets inf)."""
+    h, w = cell_seg.shape
+    found = False
+    for n in range(x.shape[0]):
+        i = min(max(int((y[n] - y0) / res), 0), h - 1)
+        j = min(max(int((x[n] - x0) / res), 0), w - 1)
+        seg = cell_seg[i, j]
+        if seg >= 0:
+            found = True
+        else:
+            seg = 0
+        best = np.inf
+        for r in range(3):
+            s = seg if r == 0 else (seg_prev[seg] if r == 1 else seg_next[seg])
+            px = x[n] - ax[s]
+            py = y[n] - ay[s]
+            sx, sy = dx[s], dy[s]
+            u = min(max((px * sx + py * sy) * inv[s], 0.0), 1.0)
+            px -= u * sx
+            py -= u * sy
+            d2 = px * px + py * py
+            best = min(best, d2)
+        out[n] = np.sqrt(best)
+    return found

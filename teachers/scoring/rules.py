@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
+from harness.jit import njit
 from teachers.scoring.rasters import EgoAreas
 
 DDC_WINDOW_S = 1.0  # rolling window of oncoming progress [s]
@@ -40,7 +41,22 @@ def drivable_area_compliance(areas: EgoAreas) -> Float:
 
 
 def driving_direction_compliance(states: Float, areas: EgoAreas) -> Float:
-    """DDC (B,) in {0, 0.5, 1} of states (B, T, N_STATE)."""
+    """DDC (B,) in {0, 0.5, 1} of states (B, T, N_STATE); the worst window comes from the numba
+    kernel :func:`_worst_oncoming` (equal to :func:`driving_direction_compliance_numpy`)."""
+    bsz = states.shape[0]
+    worst = np.empty(bsz)
+    _worst_oncoming(
+        np.ascontiguousarray(states[..., StateIndex.X]),
+        np.ascontiguousarray(states[..., StateIndex.Y]),
+        np.ascontiguousarray(areas.oncoming),
+        DDC_WINDOW_STEPS,
+        worst,
+    )
+    return np.where(worst < DDC_FULL_M, 1.0, np.where(worst < DDC_HALF_M, 0.5, 0.0))
+
+
+def driving_direction_compliance_numpy(states: Float, areas: EgoAreas) -> Float:
+    """:func:`driving_direction_compliance` vectorised in NumPy (the kernel's reference)."""
     xy = states[..., [StateIndex.X, StateIndex.Y]]
     step = np.linalg.norm(np.diff(xy, axis=1), axis=-1)  # (B, T-1), displacement into step k+1
     counted = np.where(areas.oncoming[:, 1:], step, 0.0)
@@ -49,6 +65,27 @@ def driving_direction_compliance(states: Float, areas: EgoAreas) -> Float:
     window = c[:, w:] - c[:, :-w] if w > 0 else np.zeros((len(step), 1))
     worst = window.max(axis=1) if window.size else np.zeros(len(step))
     return np.where(worst < DDC_FULL_M, 1.0, np.where(worst < DDC_HALF_M, 0.5, 0.0))
+
+
+@njit
+def _worst_oncoming(x: Float, y: Float, oncoming: Bool, window: int, worst: Float) -> None:
+    """worst (B,) = max over time of the oncoming displacement [m] summed over the last
+    ``window`` steps, from centres ``x``, ``y`` (B, T) and the ``oncoming`` flags (B, T)."""
+    bsz, n_t = x.shape
+    w = min(window, n_t - 1)
+    c = np.empty(n_t)
+    for b in range(bsz):
+        c[0] = 0.0
+        for t in range(1, n_t):
+            dx = x[b, t] - x[b, t - 1]
+            dy = y[b, t] - y[b, t - 1]
+            c[t] = c[t - 1] + (np.sqrt(dx * dx + dy * dy) if oncoming[b, t] else 0.0)
+        best = 0.0
+        if w > 0:
+            best = c[w] - c[0]
+            for t in range(w + 1, n_t):
+                best = max(best, c[t] - c[t - w])
+        worst[b] = best
 
 
 def traffic_light_compliance(areas: EgoAreas) -> Float:
