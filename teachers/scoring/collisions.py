@@ -266,6 +266,32 @@ def contacts(scene: Scene, pose: EgoPose, ag: AgentTable) -> Contacts:
 
 
 @njit
+def _boxes_touch(  # noqa: PLR0913
+    dx: float,
+    dy: float,
+    ca: float,
+    sa: float,
+    hle: float,
+    hwe: float,
+    cb: float,
+    sb: float,
+    hlb: float,
+    hwb: float,
+) -> bool:
+    """Separating-axis test of two oriented rectangles in compiled kernels: B's centre is at
+    (dx, dy) [m] from A's; (ca, sa) / (cb, sb) their heading cos/sin; hle, hwe / hlb, hwb their
+    half length / width [m]. Touching counts as overlapping (as :func:`sat_overlap`)."""
+    cd = abs(ca * cb + sa * sb)
+    sd = abs(ca * sb - sa * cb)
+    return not (
+        abs(dx * ca + dy * sa) > hle + hlb * cd + hwb * sd
+        or abs(-dx * sa + dy * ca) > hwe + hlb * sd + hwb * cd
+        or abs(dx * cb + dy * sb) > hlb + hle * cd + hwe * sd
+        or abs(-dx * sb + dy * cb) > hwb + hle * sd + hwe * cd
+    )  # fmt: skip
+
+
+@njit
 def _overlaps(  # noqa: PLR0913
     ex: Float,
     ey: Float,
@@ -309,17 +335,7 @@ def _overlaps(  # noqa: PLR0913
                 reach = aradius[j] + ego_r
                 if dx * dx + dy * dy > reach * reach:
                     continue
-                cb, sb = acos[j], asin[j]
-                hlb, hwb = ahl[j], ahw[j]
-                cd = abs(ca * cb + sa * sb)
-                sd = abs(ca * sb - sa * cb)
-                if abs(dx * ca + dy * sa) > hle + hlb * cd + hwb * sd:
-                    continue
-                if abs(-dx * sa + dy * ca) > hwe + hlb * sd + hwb * cd:
-                    continue
-                if abs(dx * cb + dy * sb) > hlb + hle * cd + hwe * sd:
-                    continue
-                if abs(-dx * sb + dy * cb) > hwb + hle * sd + hwe * cd:
+                if not _boxes_touch(dx, dy, ca, sa, hle, hwe, acos[j], asin[j], ahl[j], ahw[j]):
                     continue
                 if store:
                     found[n] = (b * n_t + t) * n_flat + j
@@ -642,17 +658,7 @@ def _projected_ttc(  # noqa: PLR0913
                     reach = aradius[j] + ego_r
                     if dx * dx + dy * dy > reach * reach:
                         continue
-                    cb, sb = acos[j], asin[j]
-                    hlb, hwb = ahl[j], ahw[j]
-                    cd = abs(ca * cb + sa * sb)
-                    sd = abs(ca * sb - sa * cb)
-                    if abs(dx * ca + dy * sa) > hle + hlb * cd + hwb * sd:
-                        continue
-                    if abs(-dx * sa + dy * ca) > hwe + hlb * sd + hwb * cd:
-                        continue
-                    if abs(dx * cb + dy * sb) > hlb + hle * cd + hwe * sd:
-                        continue
-                    if abs(-dx * sb + dy * cb) > hwb + hle * sd + hwe * cd:
+                    if not _boxes_touch(dx, dy, ca, sa, hle, hwe, acos[j], asin[j], ahl[j], ahw[j]):
                         continue
                     yaw = eyaw[b, t]
                     rx = px - rear * np.cos(yaw)
