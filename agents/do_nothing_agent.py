@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.dynamics.control import VehicleControl
 from harness.leaderboard.agent import AutonomousAgent, Track
+from harness.world.control import VehicleControl
 
 
 def get_entry_point() -> str:

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.dynamics.control import VehicleControl
 from harness.leaderboard.agent import AgentControlError, PrivilegedAgent, Track
 from harness.planning import ExpertConfig, ExpertPlanner
 from harness.routes.planner import plan_route
+from harness.world.control import VehicleControl
 
 
 def get_entry_point() -> str:

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.dynamics.control import VehicleControl
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
 from harness.leaderboard.agent import PLAN_DT_S, AgentControlError, AutonomousAgent, Track
 from harness.maps.geo import EARTH_RADIUS_EQUA_M, GeoReference
+from harness.world.control import VehicleControl
 
 TARGET_SPEED_MPS = 6.0  # [m/s] cruise speed
 RUN_OUT_M = 30.0  # [m] the path continues straight this far past the last plan point

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.maps import load_town
 from harness.sim.sensors import BevRenderer, CameraRenderer, SensorSpec, town_raster
-from harness.sim.state import ActorArrays, ActorKind, WorldState
+from harness.world.state import ActorArrays, ActorKind, WorldState
 
 DEFAULT_MAPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "maps"
 VEHICLES = 50

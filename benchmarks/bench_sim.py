@@ -30,18 +30,19 @@ import numpy as np  # noqa: E402
 
 import harness.sim.embedded.simulator as simulator_mod  # noqa: E402
 from harness.maps import load_town  # noqa: E402
+from harness.planning.route_follower import RouteFollower  # noqa: E402
 from harness.routes.generate import generate_routes  # noqa: E402
 from harness.routes.planner import plan_route  # noqa: E402
-from harness.sim.backend import EpisodeSpec, TrafficConfig  # noqa: E402
 from harness.sim.bench import BENCH_ROUTE_M, camera_spec  # noqa: E402
 from harness.sim.embedded.lights import LightSchedule  # noqa: E402
 from harness.sim.embedded.pedestrians import PedestrianModel  # noqa: E402
 from harness.sim.embedded.simulator import EmbeddedSimulator  # noqa: E402
 from harness.sim.embedded.traffic import TrafficModel  # noqa: E402
 from harness.sim.events import EventDetector  # noqa: E402
-from harness.sim.lanefollow import RouteFollower  # noqa: E402
 from harness.sim.sensors.suite import SensorSuite  # noqa: E402
-from harness.sim.state import SIM_DT_S, WorldState  # noqa: E402
+from harness.world.backend import EpisodeSpec, TrafficConfig  # noqa: E402
+from harness.world.state import WorldState  # noqa: E402
+from harness.world.timing import SIM_DT_S  # noqa: E402
 
 SHARED_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "maps"
 TARGET_TICKS_PER_S = {None: 1000.0, "256x128": 200.0}  # [ticks/s] issue targets, one core

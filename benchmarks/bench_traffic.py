@@ -15,7 +15,7 @@ import numpy as np
 from harness.maps import load_town
 from harness.sim.embedded.lights import LightSchedule
 from harness.sim.embedded.traffic import TrafficModel, TrafficParams
-from harness.sim.state import SIM_DT_S
+from harness.world.timing import SIM_DT_S
 
 SHARED_MAPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "maps"
 WARMUP_TICKS = 200  # [-] ticks run before timing (let traffic reach a steady state)

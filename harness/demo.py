@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from importlib import resources
 from pathlib import Path
@@ -22,13 +20,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.io import atomic_write_json
 from harness.maps import load_town
 from harness.routes.check import check_route_file
 from harness.runner.config import Mode, RunConfig
 from harness.runner.evaluation import run_evaluation
-from harness.sim.backend import TrafficConfig
-from harness.sim.recording import load_recording
 from harness.sim.replay import render_topdown
+from harness.world.backend import TrafficConfig
+from harness.world.recording import load_recording
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +100,6 @@ def run_demo(out_dir: Path, routes: int = 2, vehicles: int = 30, pedestrians: in
         "replay": str(replay) if episodes else None, "teachers": str(out_dir / "teachers"),
         "wall_s": round(time.perf_counter() - t_start, 1),
     }  # fmt: skip
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    os.replace(tmp, out_dir / "summary.json")
+    atomic_write_json(out_dir / "summary.json", summary, indent=2, default=str)
     console.print(f"wrote {out_dir}/summary.json in {summary['wall_s']} s")
     return summary

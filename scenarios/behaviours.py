@@ -14,8 +14,8 @@ import py_trees
 from py_trees.common import Status
 
 from harness.leaderboard.route_criteria import ReportKind
-from harness.sim.backend import ActorCommand, ActorSpec
-from harness.sim.state import ActorKind
+from harness.world.backend import ActorCommand, ActorSpec
+from harness.world.state import ActorKind
 from scenarios.context import ScenarioContext
 from scenarios.placement import Path, blend_onto, path_s
 

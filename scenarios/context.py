@@ -13,8 +13,8 @@ from harness.leaderboard.route_criteria import RouteCriteria
 from harness.maps.town import Town
 from harness.routes.model import RouteConfig
 from harness.routes.planner import PlannedRoute
-from harness.sim.backend import SimulatorBackend
-from harness.sim.state import WorldState
+from harness.world.backend import SimulatorBackend
+from harness.world.state import WorldState
 
 PROGRESS_WINDOW = (
     80  # [route points] how far ahead (about 1 m each) the ego's progress may jump per tick

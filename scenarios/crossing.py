@@ -14,8 +14,8 @@ from py_trees.common import ParallelPolicy
 from py_trees.composites import Parallel, Sequence
 
 from harness.routes.model import ScenarioConfig
-from harness.sim.backend import ActorSpec
-from harness.sim.state import ActorKind
+from harness.world.backend import ActorSpec
+from harness.world.state import ActorKind
 from scenarios.basic import BasicScenario
 from scenarios.behaviours import (
     CrossRoad,

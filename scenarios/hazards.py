@@ -9,8 +9,8 @@ from py_trees.common import Status
 from py_trees.composites import Sequence
 
 from harness.routes.model import ScenarioConfig
-from harness.sim.backend import ActorCommand, ActorSpec
-from harness.sim.state import ActorKind
+from harness.world.backend import ActorCommand, ActorSpec
+from harness.world.state import ActorKind
 from scenarios.basic import BasicScenario
 from scenarios.behaviours import (
     HOLD,

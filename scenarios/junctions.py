@@ -19,8 +19,8 @@ from py_trees.composites import Parallel, Sequence
 
 from harness.geometry import wrap_angle
 from harness.routes.model import ScenarioConfig
-from harness.sim.backend import ActorSpec
-from harness.sim.state import ActorKind
+from harness.world.backend import ActorSpec
+from harness.world.state import ActorKind
 from scenarios.basic import BasicScenario
 from scenarios.behaviours import (
     EgoStandstill,

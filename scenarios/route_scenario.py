@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.dynamics.control import VehicleControl
 from harness.routes.model import Pose
-from harness.sim.state import WorldState
+from harness.world.control import VehicleControl
+from harness.world.state import WorldState
 from scenarios.basic import BasicScenario
 from scenarios.context import ScenarioContext
 from scenarios.registry import SCENARIO_CLASSES

@@ -9,10 +9,10 @@ import logging
 import numpy as np
 from py_trees.common import Status
 
+from harness.dynamics.idm import IDMParams, idm_accel
 from harness.leaderboard.route_criteria import ReportKind
-from harness.sim.backend import ActorCommand, ActorSpec
-from harness.sim.embedded.idm import IDMParams, idm_accel
-from harness.sim.state import ActorKind
+from harness.world.backend import ActorCommand, ActorSpec
+from harness.world.state import ActorKind
 from scenarios.behaviours import ActorPool, ScenarioBehaviour, actor_row
 from scenarios.context import ControlNoise, ScenarioContext
 from scenarios.placement import Path, path_s, path_yaw

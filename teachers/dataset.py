@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from harness.errors import ConfigError
-from harness.sim.recording import atomic_output
+from harness.io import atomic_output
 
 FORMAT_VERSION = 1
 HORIZON_STEPS = 40  # teacher poses per trajectory (t = 0.1 .. 4.0 s)

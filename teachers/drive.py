@@ -21,17 +21,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.dynamics.control import VehicleControl
 from harness.leaderboard.agent import LiveWorldView, checked_plan, is_privileged, run_agent_step
 from harness.leaderboard.loader import AgentLoadError, load_agent
 from harness.maps.town import Town
+from harness.planning.route_follower import RouteFollower
 from harness.routes.model import RouteConfig
 from harness.routes.planner import PlannedRoute, global_plan, plan_route
-from harness.sim.backend import EpisodeSpec, TrafficConfig
 from harness.sim.embedded.simulator import EmbeddedSimulator
-from harness.sim.lanefollow import RouteFollower
-from harness.sim.state import SIM_DT_S, WorldState
 from harness.sim.warmup import warm_up_kernels
+from harness.world.backend import EpisodeSpec, TrafficConfig
+from harness.world.control import VehicleControl
+from harness.world.state import WorldState
+from harness.world.timing import SIM_DT_S
 from teachers.scenes import HORIZON_STEPS, plans_path, write_plans
 
 log = logging.getLogger(__name__)

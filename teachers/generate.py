@@ -31,7 +31,7 @@ from harness.maps.town import Town
 from harness.routes.generate import generate_routes
 from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file
-from harness.sim.state import ActorKind, LightState
+from harness.world.state import ActorKind, LightState
 from teachers.candidates import CandidateConfig, Source
 from teachers.core import TeacherConfig, teachers_for_scene
 from teachers.dataset import (

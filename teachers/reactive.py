@@ -35,9 +35,10 @@ from harness.dynamics.tracking import (
 )
 from harness.maps import load_town
 from harness.maps.town import Town
-from harness.sim.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficConfig
 from harness.sim.embedded.simulator import EmbeddedConfig, EmbeddedSimulator
-from harness.sim.state import SIM_DT_S, ActorKind, EventKind
+from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficConfig
+from harness.world.state import ActorKind, EventKind
+from harness.world.timing import SIM_DT_S
 from teachers.scene import Scene
 from teachers.scenes import SceneRecord
 

@@ -1,7 +1,7 @@
 """Scoring scenes cut from recorded expert episodes (NAVSIM semantics: non-reactive agents whose
 futures are what really happened next in the recording).
 
-An episode is a recording (``harness.sim.recording``, 20 Hz) plus the planned route it drove and,
+An episode is a recording (``harness.world.recording``, 20 Hz) plus the planned route it drove and,
 when the driving agent exposed one, its planned trajectory per tick (``*.plans.parquet``). A scene
 at recorded row i takes the ego's state, its past 1.5 s and its real future 4 s at 0.1 s (every
 second tick), the other actors within AGENT_RADIUS_M tracked by actor id over the next 4 s, the
@@ -24,10 +24,11 @@ from harness.dynamics.lqr import NUM_POSES, PDM_DT_S, StateIndex
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017
 from harness.errors import ConfigError
 from harness.geometry import wrap_angle
+from harness.io import atomic_output
 from harness.maps.town import Town
 from harness.routes.planner import PlannedRoute, RoadOption, plan_route
-from harness.sim.recording import Recording, atomic_output, load_recording
-from harness.sim.state import SIM_DT_S
+from harness.world.recording import Recording, load_recording
+from harness.world.timing import SIM_DT_S
 from teachers.scene import PAST_POSES, PREVIOUS_PLAN_OFFSET_STEPS, Scene
 from teachers.scoring.rasters import expand_route_lanes
 

@@ -13,6 +13,7 @@ import shapely.wkt
 
 from harness.boxes import box_corners
 from harness.errors import ConfigError
+from harness.io import atomic_output
 from harness.maps import load_town
 from teachers.dataset import PAST_STEPS, load_dataset, poses_array
 
@@ -93,8 +94,7 @@ def draw_scene(dataset: str | os.PathLike[str], scene_id: str, out: str | os.Pat
     ax.legend(loc="upper right", fontsize=7)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp.png")
-    fig.savefig(tmp, dpi=DPI)
+    with atomic_output(target, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=DPI)
     plt.close(fig)
-    os.replace(tmp, target)
     return target

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from numpy.typing import NDArray
 
 from harness.errors import ConfigError
 from harness.geometry import to_local, to_world, wrap_angle
+from harness.io import atomic_output
 
 VOCABULARY_FORMAT_VERSION = 1
 MAX_VOCABULARY_SIZE = 8192  # Drive-JEPA's vocabulary size [trajectories]
@@ -160,19 +160,12 @@ def build_vocabulary(
 def save_vocabulary(vocab: Vocabulary, path: str | os.PathLike[str]) -> Path:
     """Write the vocabulary and its provenance to one ``.npz`` (temp file + os.replace)."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(
-                fh,
-                trajectories=vocab.trajectories,
-                provenance=np.array(json.dumps(vocab.provenance, sort_keys=True)),
-            )
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(out) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            trajectories=vocab.trajectories,
+            provenance=np.array(json.dumps(vocab.provenance, sort_keys=True)),
+        )
     return out
 
 

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from harness.dynamics.control import VehicleControl
 from harness.leaderboard.agent import (
     AgentControlError,
     AutonomousAgent,
@@ -25,10 +24,11 @@ from harness.leaderboard.agent import (
 from harness.leaderboard.loader import AGENTS_DIR_ENV, AgentLoadError, load_agent
 from harness.maps.geo import GeoReference
 from harness.sim.sensors.spec import validate_sensors
-from harness.sim.state import ActorArrays, WorldState
+from harness.world.control import VehicleControl
+from harness.world.state import ActorArrays, WorldState
 
 AGENT_SOURCE = """
-from harness.dynamics.control import VehicleControl
+from harness.world.control import VehicleControl
 from harness.leaderboard.agent import AutonomousAgent
 
 def get_entry_point():
@@ -192,8 +192,8 @@ def test_lane_follow_agent_completes_a_short_route_closed_loop() -> None:
     from harness.maps import load_town
     from harness.routes.generate import generate_routes
     from harness.routes.planner import global_plan, plan_route
-    from harness.sim.backend import EpisodeSpec, TrafficConfig
     from harness.sim.embedded.simulator import EmbeddedSimulator
+    from harness.world.backend import EpisodeSpec, TrafficConfig
 
     town = load_town("Harness01")
     route = generate_routes(town, 1, 60.0, seed=3)[0]

@@ -13,7 +13,7 @@ from harness.sim.sensors import camera as cam_mod
 from harness.sim.sensors.camera import CameraRenderer
 from harness.sim.sensors.raster import GroundClass, TownRaster
 from harness.sim.sensors.spec import SensorSpec
-from harness.sim.state import ActorArrays, ActorKind, LightState, WorldState
+from harness.world.state import ActorArrays, ActorKind, LightState, WorldState
 
 W, H, FOV = 200, 100, 90.0  # focal = W / (2 tan 45 deg) = 100 px
 

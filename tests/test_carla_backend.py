@@ -11,7 +11,6 @@ import carla
 import numpy as np
 import pytest
 
-from harness.dynamics.control import VehicleControl
 from harness.sim.carla_convert import (
     actor_transform_for_box,
     box_pose,
@@ -20,7 +19,8 @@ from harness.sim.carla_convert import (
     signed_speed,
     to_carla_control,
 )  # fmt: skip
-from harness.sim.state import ActorKind
+from harness.world.control import VehicleControl
+from harness.world.state import ActorKind
 
 
 def test_box_pose_applies_the_bounding_box_offset_in_the_actor_frame() -> None:
@@ -81,8 +81,8 @@ def test_live_server_episode_conforms_to_the_protocol() -> None:
         pytest.skip(
             "no CARLA server: set CARLA_HOST (and CARLA_PORT) to a running CarlaUE4 to run this"
         )
-    from harness.sim.backend import EpisodeSpec, TrafficConfig
     from harness.sim.carla_backend import CarlaBackend
+    from harness.world.backend import EpisodeSpec, TrafficConfig
 
     backend = CarlaBackend(*server)
     try:

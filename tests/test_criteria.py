@@ -12,7 +12,7 @@ from harness.leaderboard.criteria import RouteGeometry, town_lane_check
 from harness.leaderboard.outcome import FAILURE_SIMULATION, InfractionKey
 from harness.leaderboard.route_criteria import CriteriaConfig, ReportKind, RouteCriteria
 from harness.leaderboard.statistics import BENCH2DRIVE, route_scores
-from harness.sim.state import ActorArrays, ActorKind, ActorRole, Event, EventKind, WorldState
+from harness.world.state import ActorArrays, ActorKind, ActorRole, Event, EventKind, WorldState
 
 DT = 0.05
 

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from harness.maps import load_town
 from harness.sim.events import EventConfig, EventDetector
-from harness.sim.state import (
+from harness.world.state import (
     ActorArrays,
     ActorKind,
     ActorRole,

@@ -18,10 +18,11 @@ from harness.planning import ExpertPlanner
 from harness.planning.paths import STOP_KIND_LIGHT
 from harness.routes.generate import generate_routes
 from harness.routes.planner import PlannedRoute, global_plan, plan_route
-from harness.sim.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficConfig
 from harness.sim.embedded.lights import LightSchedule
 from harness.sim.embedded.simulator import EmbeddedSimulator
-from harness.sim.state import SIM_DT_S, ActorKind, EventKind, LightState, WorldState
+from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficConfig
+from harness.world.state import ActorKind, EventKind, LightState, WorldState
+from harness.world.timing import SIM_DT_S
 
 AGENT_FILE = Path(__file__).resolve().parents[1] / "agents" / "expert_agent.py"
 STRAIGHT_TWO_WAY = ("Town01", 88)  # 309 m straight lane; its left neighbour runs the other way

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.sim.embedded.idm import IDMParams, idm_accel, idm_equilibrium_gap
+from harness.dynamics.idm import IDMParams, idm_accel, idm_equilibrium_gap
 
 P = IDMParams()
 DT = 0.05

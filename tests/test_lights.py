@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.sim.embedded.lights import LightSchedule, LightTimings, junction_offset_s
-from harness.sim.state import LightState
+from harness.world.state import LightState
 
 
 @dataclass

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from harness.maps import Town, load_town
-from harness.sim.recording import EpisodeRecorder, RecordingError, load_recording
-from harness.sim.state import ActorArrays, ActorKind, ActorRole, Event, EventKind, WorldState
+from harness.world.recording import EpisodeRecorder, RecordingError, load_recording
+from harness.world.state import ActorArrays, ActorKind, ActorRole, Event, EventKind, WorldState
 
 DT = 0.05
 

@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.dynamics.control import VehicleControl
 from harness.errors import ConfigError, SensorConfigError
 from harness.leaderboard.route_criteria import CriteriaConfig
 from harness.routes import read_routes, write_routes
 from harness.runner import Mode, RunConfig, parse_subset, route_seed, run_evaluation
 from harness.runner.route_runner import embedded_backend
-from harness.sim.backend import SimulatorBackend, TrafficConfig
 from harness.sim.embedded.simulator import EmbeddedSimulator
-from harness.sim.recording import load_recording
+from harness.world.backend import SimulatorBackend, TrafficConfig
+from harness.world.control import VehicleControl
+from harness.world.recording import load_recording
 
 REPO = Path(__file__).resolve().parents[1]
 ROUTES = REPO / "scenarios" / "routes" / "harness01_routes.xml"
@@ -40,7 +40,7 @@ def _agent_file(tmp_path: Path, stem: str, body: str, base: str = "AutonomousAge
     overrides methods."""
     src = f"""
 import os
-from harness.dynamics.control import VehicleControl
+from harness.world.control import VehicleControl
 from harness.leaderboard.agent import AutonomousAgent, PrivilegedAgent
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness.leaderboard.outcome import InfractionKey
-from harness.sim.state import ActorKind
+from harness.world.state import ActorKind
 from tests.test_scenarios_support import drive
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.sim.state import ActorKind
+from harness.world.state import ActorKind
 from tests.test_scenarios_support import Run, drive
 
 STATIC_CASES = [

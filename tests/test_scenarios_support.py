@@ -11,17 +11,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.dynamics.control import VehicleControl
 from harness.leaderboard.criteria import RouteGeometry
 from harness.leaderboard.route_criteria import RouteCriteria
 from harness.maps import load_town
+from harness.planning.route_follower import RouteFollower
 from harness.routes.model import RouteConfig, ScenarioConfig
 from harness.routes.planner import plan_route
 from harness.routes.xml_io import read_routes
-from harness.sim.backend import EpisodeSpec, TrafficConfig
 from harness.sim.embedded.simulator import EmbeddedSimulator
-from harness.sim.lanefollow import RouteFollower
-from harness.sim.state import SIM_DT_S, ActorRole, WorldState
+from harness.world.backend import EpisodeSpec, TrafficConfig
+from harness.world.control import VehicleControl
+from harness.world.state import ActorRole, WorldState
+from harness.world.timing import SIM_DT_S
 from scenarios.context import ScenarioContext
 from scenarios.registry import SCENARIO_CLASSES
 from scenarios.route_scenario import RouteScenario

@@ -40,7 +40,7 @@ def test_raster_scores_match_reference_on_harness01(seed: int) -> None:
 
 
 def test_raster_scores_match_reference_on_straight_road() -> None:
-    from harness.sim.state import ActorKind, LightState
+    from harness.world.state import ActorKind, LightState
 
     town = straight_town()
     scene = make_scene(

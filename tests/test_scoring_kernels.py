@@ -13,7 +13,7 @@ import pytest
 
 from harness.dynamics.lqr import NUM_POSES, LQRConfig, lqr_rollout, lqr_rollout_numpy
 from harness.maps import load_town
-from harness.sim.state import ActorKind
+from harness.world.state import ActorKind
 from teachers.rollout import full_plan, rollout_candidates, scene_lqr_config
 from teachers.scene import Scene
 from teachers.scoring import comfort, rules

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.dynamics.lqr import NUM_POSES
-from harness.sim.state import ActorKind, LightState
+from harness.world.state import ActorKind, LightState
 from teachers.scoring import Metric, score_candidates
 from teachers.scoring.aggregate import NUM_METRICS, with_aggregates
 from tests.test_scoring_scenes import make_scene, straight_poses, straight_town

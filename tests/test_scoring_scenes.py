@@ -21,7 +21,7 @@ from harness.dynamics.lqr import NUM_POSES, PDM_DT_S
 from harness.maps.area import DrivableArea
 from harness.maps.junctions import Junction
 from harness.maps.lanes import LaneSet
-from harness.sim.state import ActorKind, LightState
+from harness.world.state import ActorKind, LightState
 from teachers.scene import PAST_POSES, Scene, states_from_poses
 
 LANE_W = 3.5

@@ -60,7 +60,7 @@ def test_torch_float32_agrees_with_numpy(device: str) -> None:
 
 
 def test_torch_matches_numpy_on_straight_road_scenes() -> None:
-    from harness.sim.state import ActorKind, LightState
+    from harness.world.state import ActorKind, LightState
 
     town = straight_town()
     scene = make_scene(

@@ -27,7 +27,7 @@ from harness.sim.sensors import (
     validate_sensors,
 )
 from harness.sim.sensors.spec import SensorSpec, rotation_matrix
-from harness.sim.state import ActorArrays, ActorKind, LightState, WorldState
+from harness.world.state import ActorArrays, ActorKind, LightState, WorldState
 
 
 def make_state(

@@ -6,16 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.dynamics.control import VehicleControl
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017
 from harness.maps import load_town
+from harness.planning.route_follower import RouteFollower
 from harness.routes.generate import generate_routes
 from harness.routes.planner import plan_route
-from harness.sim.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficConfig
 from harness.sim.embedded.simulator import EmbeddedSimulator
-from harness.sim.lanefollow import RouteFollower
-from harness.sim.recording import load_recording
-from harness.sim.state import SIM_DT_S, ActorKind, EventKind
+from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficConfig
+from harness.world.control import VehicleControl
+from harness.world.recording import load_recording
+from harness.world.state import ActorKind, EventKind
+from harness.world.timing import SIM_DT_S
 
 TOWN = "Harness01"  # built in: runs without ../shared/data
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from harness.boxes import boxes_overlap, make_boxes
-from harness.dynamics.control import VehicleControl
 from harness.dynamics.lqr import N_STATE, NUM_POSES, StateIndex
 from harness.maps import load_town
 from harness.maps.town import Town
-from harness.sim.backend import EpisodeSpec, TrafficConfig
 from harness.sim.embedded.lanetables import LaneTables
 from harness.sim.embedded.simulator import EmbeddedSimulator
-from harness.sim.state import ActorKind
+from harness.world.backend import EpisodeSpec, TrafficConfig
+from harness.world.control import VehicleControl
+from harness.world.state import ActorKind
 from teachers.reactive import ReactiveConfig, reactive_flags, reactive_setup
 from teachers.scene import PAST_POSES, Scene
 

@@ -10,8 +10,8 @@ import pytest
 from shapely.geometry import Polygon
 
 from harness.boxes import boxes_overlap
+from harness.dynamics.idm import IDMParams
 from harness.maps import load_town
-from harness.sim.embedded.idm import IDMParams
 from harness.sim.embedded.lights import LightSchedule
 from harness.sim.embedded.traffic import (
     STOP_SIGN,
@@ -20,7 +20,7 @@ from harness.sim.embedded.traffic import (
     TrafficParams,
     conflict_matrix,
 )
-from harness.sim.state import LightState
+from harness.world.state import LightState
 
 DT = 0.05  # [s]
 SAME_LEVEL_M = 2.0  # [m] boxes further apart in height are on a bridge above one another

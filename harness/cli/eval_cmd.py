@@ -23,7 +23,7 @@ from harness.leaderboard.route_criteria import CriteriaConfig
 from harness.leaderboard.statistics import bench2drive_summary
 from harness.runner.config import PENALTY_TABLES, Mode, RunConfig
 from harness.runner.evaluation import EvaluationResult, run_evaluation
-from harness.sim.backend import TrafficConfig
+from harness.world.backend import TrafficConfig
 
 INTERRUPTED_EXIT = 130  # shell convention for SIGINT
 WIDE_CONSOLE = 160  # [columns] table width when stdout is not a terminal

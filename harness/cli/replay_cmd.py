@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness.cli.main import app
 from harness.maps import load_town
-from harness.sim.recording import load_recording
 from harness.sim.replay import VIEW_M, check_output, render_topdown
+from harness.world.recording import load_recording
 
 
 @app.command("replay")

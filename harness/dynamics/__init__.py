@@ -1,7 +1,7 @@
 """Vehicle dynamics: parameters, driver controls, the batched kinematic bicycle and trackers."""
 
 from harness.dynamics.bicycle import BicycleState, step
-from harness.dynamics.control import VehicleControl, control_to_command
+from harness.dynamics.control import control_to_command
 from harness.dynamics.lqr import NAVSIM_BICYCLE, LQRConfig, StateIndex, lqr_rollout
 from harness.dynamics.tracking import (
     PIDState,
@@ -18,6 +18,7 @@ from harness.dynamics.vehicle import (
     BoxDims,
     VehicleParams,
 )
+from harness.world.control import VehicleControl
 
 __all__ = [
     "CARLA_DEFAULT_CAR",

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from harness.dynamics.control import MIN_POWER_SPEED_MPS, VehicleControl
+from harness.dynamics.control import MIN_POWER_SPEED_MPS
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017, VehicleParams
 from harness.errors import ConfigError
 from harness.geometry import heading_vector, to_local
 from harness.jit import njit
+from harness.world.control import VehicleControl
 
 MIN_LOOKAHEAD_DIST_M = 1e-3  # [m] a target closer than this gives zero steer
 

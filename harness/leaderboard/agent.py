@@ -23,9 +23,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.dynamics.control import VehicleControl
 from harness.errors import HarnessError
-from harness.sim.state import WorldState
+from harness.world.control import VehicleControl
+from harness.world.state import WorldState
 
 CONTROL_FIELDS = (
     "throttle",

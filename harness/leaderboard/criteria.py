@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from harness.geometry import wrap_angle
 from harness.leaderboard.outcome import Infraction, InfractionKey, location_text
-from harness.sim.state import EGO_INDEX, ActorKind, ActorRole, Event, EventKind, WorldState
+from harness.world.state import EGO_INDEX, ActorKind, ActorRole, Event, EventKind, WorldState
 
 COMPLETION_PCT = 99.0  # [%] RouteCompletionTest: completed above this ...
 COMPLETION_DIST_M = 10.0  # [m] ... and closer than this to the route's last point

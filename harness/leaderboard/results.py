@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, HarnessError
+from harness.io import atomic_write_json
 from harness.leaderboard.outcome import (
     ENTRY_STATUS_FOR_FAILURE,
     FAILURE_SIMULATION,
@@ -225,17 +225,7 @@ class ResultsFile:
 
     def write(self) -> None:
         """Write atomically (temp file beside it, then os.replace)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_json(), f, indent=2)
-                f.write("\n")
-            os.replace(tmp, self.path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write_json(self.path, self.to_json(), indent=2)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ResultsFile:

@@ -44,7 +44,7 @@ from harness.leaderboard.outcome import (
     RouteOutcome,
     failed_status,
 )
-from harness.sim.state import WorldState
+from harness.world.state import WorldState
 
 
 class ReportKind(StrEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -11,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from harness.errors import MapLoadError
 from harness.maps.area import DrivableArea, build_area
+from harness.maps.crosswalks import crosswalk_lines
 from harness.maps.geo import GeoReference
 from harness.maps.graph import LaneGraph, build_graph
 from harness.maps.junctions import Junction, build_junctions
@@ -91,6 +94,11 @@ class Town:
     junctions: tuple[Junction, ...]
     signals: SignalSet
     geo: GeoReference
+
+    @functools.cached_property
+    def crosswalks(self) -> NDArray[np.float64]:
+        """(C, 2, 2) [m] the two kerb-side ends of each crosswalk (empty when the town has none)."""
+        return crosswalk_lines(self.cmap)
 
     @property
     def road_count(self) -> int:

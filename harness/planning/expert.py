@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.dynamics.control import VehicleControl
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017, VehicleParams
 from harness.maps.town import Town
@@ -55,7 +54,9 @@ from harness.planning.proposals import (
 )
 from harness.planning.scoring import ScoreConfig, Scores, drivable_ok, score_proposals
 from harness.routes.planner import PlannedRoute
-from harness.sim.state import SIM_DT_S, ActorKind, WorldState
+from harness.world.control import VehicleControl
+from harness.world.state import ActorKind, WorldState
+from harness.world.timing import SIM_DT_S
 
 PATH_STATIONS = 72  # [-] stations per candidate path (72 m)
 LOCATE_BACK_M = 5  # [stations] the ego is searched for from this far behind its last station

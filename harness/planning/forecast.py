@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from harness.geometry import to_local
 from harness.planning.paths import STATION_STEP_M, PathSet, RouteContext
-from harness.sim.state import ActorKind, WorldState
+from harness.world.state import ActorKind, WorldState
 
 PLAN_DT_S = 0.1  # [s] forecast / plan step
 HORIZON_STEPS = 40  # [-] 4 s forecast

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.dynamics.idm import MIN_GAP_M, IDMParams
 from harness.planning.forecast import (
     PLAN_DT_S,
     VULNERABLE,
@@ -22,8 +23,7 @@ from harness.planning.forecast import (
     corridor_arrivals,
 )
 from harness.planning.paths import STOP_KIND_LIGHT, STOP_KIND_SIGN, PathSet, RouteContext
-from harness.sim.embedded.idm import MIN_GAP_M, IDMParams
-from harness.sim.state import ActorKind, LightState, WorldState
+from harness.world.state import ActorKind, LightState, WorldState
 
 PDM_IDM = IDMParams(a_max_mps2=1.5, b_comf_mps2=3.0, s0_m=1.0, headway_s=1.5, delta=4.0)
 SPEED_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)  # [-] IDM target speeds as fractions of the limit

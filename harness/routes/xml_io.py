@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from xml.parsers import expat
 import numpy as np
 
 from harness.errors import RouteFileError
+from harness.io import atomic_output
 from harness.routes.model import OtherActor, Pose, RouteConfig, ScenarioConfig, Weather
 from harness.routes.model import triggers_near_route as _triggers_near_route
 
@@ -238,15 +238,9 @@ def write_routes(routes: Iterable[RouteConfig], path: str | os.PathLike[str]) ->
             )
         root.append(_route_element(r))
     ET.indent(root, space="   ")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            ET.ElementTree(root).write(f, encoding="utf-8", xml_declaration=True)
-            f.write(b"\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(target) as tmp, open(tmp, "wb") as f:
+        ET.ElementTree(root).write(f, encoding="utf-8", xml_declaration=True)
+        f.write(b"\n")
 
 
 def read_routes_v1(

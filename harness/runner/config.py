@@ -17,7 +17,7 @@ from harness.leaderboard.statistics import (
     LEADERBOARD_2_1,
     PenaltyTable,
 )
-from harness.sim.backend import TrafficConfig
+from harness.world.backend import TrafficConfig
 
 BACKENDS = ("embedded",)  # simulator backends the runner can build
 BENCH2DRIVE_PLAN_SPACING_M = 50.0  # [m] global-plan downsampling of Bench2Drive

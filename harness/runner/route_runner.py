@@ -41,9 +41,9 @@ from harness.routes.model import RouteConfig
 from harness.routes.planner import global_plan, plan_route
 from harness.runner.config import RunConfig
 from harness.runner.steps import StepLog
-from harness.sim.backend import EpisodeSpec, SimulatorBackend
 from harness.sim.embedded.simulator import EmbeddedConfig, EmbeddedSimulator
 from harness.sim.sensors.spec import validate_sensors
+from harness.world.backend import EpisodeSpec, SimulatorBackend
 
 log = logging.getLogger(__name__)
 

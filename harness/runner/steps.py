@@ -16,7 +16,6 @@ when the agent gave none).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from harness.dynamics.control import VehicleControl
+from harness.io import atomic_output
 from harness.leaderboard.outcome import InfractionKey
 from harness.leaderboard.route_criteria import RouteCriteria
-from harness.sim.state import SIM_DT_S, WorldState
+from harness.world.control import VehicleControl
+from harness.world.state import WorldState
+from harness.world.timing import SIM_DT_S
 
 _COLLISION_KEYS = frozenset(
     {
@@ -123,17 +124,11 @@ class StepLog:
         """Write the rows to ``path`` atomically (temp file beside it, then os.replace);
         ``metadata`` goes into the Parquet schema metadata (route id, agent, seed, ...)."""
         out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
         table = self.table()
         if metadata:
             table = table.replace_schema_metadata(
                 {f"harness.{k}".encode(): v.encode() for k, v in metadata.items()}
             )
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        os.close(fd)
-        try:
+        with atomic_output(out) as tmp:
             pq.write_table(table, tmp)
-            os.replace(tmp, out)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
         return out

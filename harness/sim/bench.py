@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from harness.maps import load_town
+from harness.planning.route_follower import RouteFollower
 from harness.routes.generate import generate_routes
 from harness.routes.planner import plan_route
-from harness.sim.backend import EpisodeSpec, TrafficConfig
 from harness.sim.embedded.simulator import EmbeddedSimulator
-from harness.sim.lanefollow import RouteFollower
-from harness.sim.state import SIM_DT_S
+from harness.world.backend import EpisodeSpec, TrafficConfig
+from harness.world.timing import SIM_DT_S
 
 BENCH_ROUTE_M = 3000.0  # [m] long enough that the ego never runs out of route
 

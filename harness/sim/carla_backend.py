@@ -18,11 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.dynamics.control import VehicleControl
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
 from harness.errors import ConfigError, HarnessError
 from harness.maps.town import Town
-from harness.sim.backend import ActorCommand, ActorSpec, EpisodeSpec
 from harness.sim.carla_convert import (
     BLUEPRINT_BY_KIND,
     EGO_BLUEPRINT,
@@ -45,7 +43,10 @@ from harness.sim.sensors.spec import (
     SPEEDOMETER,
     validate_sensors,
 )
-from harness.sim.state import SIM_DT_S, ActorArrays, ActorKind, ActorRole, LightState, WorldState
+from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec
+from harness.world.control import VehicleControl
+from harness.world.state import ActorArrays, ActorKind, ActorRole, LightState, WorldState
+from harness.world.timing import SIM_DT_S
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.dynamics.control import VehicleControl
-from harness.sim.state import ActorKind, LightState
+from harness.world.control import VehicleControl
+from harness.world.state import ActorKind, LightState
 
 # Blueprint ids the backend spawns for each actor kind (CARLA 0.9.16 ids).
 EGO_BLUEPRINT = "vehicle.lincoln.mkz_2017"

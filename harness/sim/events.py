@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from harness.boxes import Corner, boxes_overlap
 from harness.jit import njit
-from harness.sim.state import (
+from harness.world.state import (
     EGO_INDEX,
     ActorArrays,
     ActorKind,

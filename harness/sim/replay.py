@@ -25,8 +25,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from harness.boxes import box_corners
 from harness.errors import ConfigError
-from harness.sim.recording import Recording, atomic_output, publish
-from harness.sim.state import EGO_INDEX, ActorKind, LightState
+from harness.io import atomic_output, publish
+from harness.world.recording import Recording
+from harness.world.state import EGO_INDEX, ActorKind, LightState
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from harness.boxes import BoxField, box_corners
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
 from harness.geometry import wrap_angle
 from harness.jit import njit
-from harness.sim.state import ActorKind
+from harness.world.state import ActorKind
 from teachers.scene import Scene
 from teachers.scoring.egopose import EgoPose
 from teachers.scoring.rasters import EgoAreas

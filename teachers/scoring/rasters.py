@@ -38,7 +38,7 @@ from harness.jit import njit
 from harness.maps.area import DrivableArea
 from harness.maps.junctions import Junction
 from harness.maps.lanes import LaneSet
-from harness.sim.state import LightState
+from harness.world.state import LightState
 from teachers.scene import Scene
 from teachers.scoring.egopose import EgoPose
 

@@ -17,7 +17,7 @@ from shapely.geometry import LineString, Point, Polygon
 
 from harness.boxes import box_corners
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
-from harness.sim.state import ActorKind, LightState
+from harness.world.state import ActorKind, LightState
 from teachers.rollout import rollout_previous_plan
 from teachers.scene import PREVIOUS_PLAN_OFFSET_STEPS, Scene
 from teachers.scoring.aggregate import NUM_METRICS, Metric, ScoreMatrix, with_aggregates

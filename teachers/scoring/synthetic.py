@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from harness.dynamics.lqr import NUM_POSES, PDM_DT_S
-from harness.sim.state import ActorKind, LightState
+from harness.world.state import ActorKind, LightState
 from teachers.scene import PAST_POSES, Scene, states_from_poses
 from teachers.scoring.rasters import expand_route_lanes
 

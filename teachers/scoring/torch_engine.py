@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 from torch import Tensor
 
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
-from harness.sim.state import ActorKind
+from harness.world.state import ActorKind
 from teachers.rollout import full_plan, scene_lqr_config
 from teachers.scene import PREVIOUS_PLAN_OFFSET_STEPS, Scene
 from teachers.scoring import collisions as col

@@ -20,7 +20,7 @@ import numpy as np
 from harness.dynamics.lqr import StateIndex
 from harness.errors import ConfigError
 from harness.maps import load_town
-from harness.sim.state import ActorKind, LightState
+from harness.world.state import ActorKind, LightState
 from teachers.dataset import load_dataset
 from teachers.scenes import extract_scene, light_indices, load_episode
 

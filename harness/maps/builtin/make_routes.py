@@ -10,9 +10,7 @@ Run as ``python -m harness.maps.builtin.make_routes [OUT.xml]``.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from numpy.typing import NDArray
 
 from harness.errors import RoutePlanningError
 from harness.geometry import wrap_angle
+from harness.io import atomic_write_text
 from harness.maps.builtin.harness01 import NAME
 from harness.maps.builtin.osm import layout_to_world
 from harness.maps.town import Town
@@ -390,15 +389,7 @@ def routes_xml(town: Town, specs: tuple[RouteSpec, ...] = ROUTES) -> str:
 
 def write_atomic(text: str, out: Path) -> None:
     """Write ``text`` to ``out`` through a temporary file in the same folder and a rename."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(out, text)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from harness.jit import njit
-from harness.sim.state import LightState
+from harness.world.state import LightState
 
 GOLDEN_FRACTION = 0.6180339887498949  # [-] spreads junction offsets evenly over the cycle
 

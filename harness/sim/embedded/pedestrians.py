@@ -109,25 +109,6 @@ class SidewalkPaths:
         return ring, self.s_m[p]
 
 
-def crosswalk_lines(cmap: Any) -> NDArray[np.float64]:
-    """(C, 2, 2) [m] the two ends of each crosswalk of a carla.Map (the long axis of each
-    crosswalk polygon from ``get_crosswalks``); empty when the map has none."""
-    pts = [(p.x, p.y) for p in cmap.get_crosswalks()]
-    out: list[NDArray[np.float64]] = []
-    i = 0
-    while i < len(pts):  # polygons are listed one after another, each closed by its first point
-        j = pts.index(pts[i], i + 1) if pts[i] in pts[i + 1 :] else len(pts) - 1
-        poly = Polygon(pts[i : j + 1])
-        i = j + 1
-        if poly.area <= 0.0:
-            continue
-        rect = np.asarray(poly.minimum_rotated_rectangle.exterior.coords)[:4]
-        e = np.diff(np.vstack([rect, rect[:1]]), axis=0)
-        k = int(np.argmin(np.hypot(e[:, 0], e[:, 1])))  # short edges are the two kerb-side ends
-        out.append(np.stack([rect[k] + 0.5 * e[k], rect[(k + 2) % 4] + 0.5 * e[(k + 2) % 4]]))
-    return np.asarray(out, dtype=np.float64).reshape(-1, 2, 2)
-
-
 class PedestrianModel:
     """Walkers, array state per walker: ``x, y`` [m], ``yaw`` [rad], ``speed`` [m/s] (own walking
     speed), ``ids``, dims ``length, width, height`` [m] (CARLA walker box, harness.dynamics WALKER:
@@ -144,7 +125,7 @@ class PedestrianModel:
         self.rng = rng
         self.paths = SidewalkPaths.from_geometry(town.area.sidewalks)
         self.crosswalks = (
-            crosswalk_lines(town.cmap)
+            town.crosswalks
             if crosswalks is None
             else np.asarray(crosswalks, dtype=np.float64).reshape(-1, 2, 2)
         )

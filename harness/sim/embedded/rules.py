@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from harness.jit import njit
 from harness.sim.embedded.lanetables import STOP_SIGN
-from harness.sim.state import LightState
+from harness.world.state import LightState
 
 if TYPE_CHECKING:
     from harness.sim.embedded.traffic import TrafficModel

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.dynamics.idm import IDMParams, idm_accel
 from harness.errors import ConfigError
-from harness.sim.backend import ActorCommand, ActorSpec
-from harness.sim.embedded.idm import IDMParams, idm_accel
-from harness.sim.state import ActorRole
+from harness.world.backend import ActorCommand, ActorSpec
+from harness.world.state import ActorRole
 
 GAP_LOOKAHEAD_M = 40.0  # [m] how far along its path a yielding actor looks for a leader
 GAP_CORRIDOR_M = 1.5  # [m] a box centre this close to the path ahead blocks it

@@ -21,20 +21,22 @@ from numpy.typing import NDArray
 from harness import __version__
 from harness.dynamics.bicycle import BicycleState
 from harness.dynamics.bicycle import step as bicycle_step
-from harness.dynamics.control import VehicleControl, control_to_command
+from harness.dynamics.control import control_to_command
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017, WALKER, VehicleParams
 from harness.errors import ConfigError
 from harness.maps import load_town
 from harness.maps.town import Town
-from harness.sim.backend import ActorCommand, ActorSpec, EpisodeSpec
 from harness.sim.embedded.lights import LightSchedule, LightTimings
 from harness.sim.embedded.pedestrians import PedestrianModel
 from harness.sim.embedded.scripted import ScriptedActors
 from harness.sim.embedded.traffic import TrafficModel, TrafficParams
 from harness.sim.events import EventConfig, EventDetector
-from harness.sim.recording import EpisodeRecorder
 from harness.sim.sensors.suite import SensorSuite
-from harness.sim.state import SIM_DT_S, ActorArrays, ActorKind, ActorRole, WorldState
+from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec
+from harness.world.control import VehicleControl
+from harness.world.recording import EpisodeRecorder
+from harness.world.state import ActorArrays, ActorKind, ActorRole, WorldState
+from harness.world.timing import SIM_DT_S
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ class _Episode:
 
 
 class EmbeddedSimulator:
-    """Implements :class:`harness.sim.backend.SimulatorBackend` without a CARLA server."""
+    """Implements :class:`harness.world.backend.SimulatorBackend` without a CARLA server."""
 
     def __init__(self, config: EmbeddedConfig | None = None) -> None:
         self.config = config or EmbeddedConfig()

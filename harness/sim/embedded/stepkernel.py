@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.dynamics.idm import idm_accel_scalar
 from harness.jit import njit
-from harness.sim.embedded.idm import idm_accel_scalar
 from harness.sim.embedded.leaders import (
     obstacle_leaders_kernel,
     upper_bound,

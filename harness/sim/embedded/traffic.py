@@ -14,9 +14,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from harness.dynamics.idm import IDMParams
 from harness.dynamics.vehicle import CARLA_DEFAULT_CAR
 from harness.geometry import wrap_angle
-from harness.sim.embedded.idm import IDMParams
 from harness.sim.embedded.lanetables import (
     CONFLICT_AREA_M2,
     NARROW_LANE_M,

@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from harness.geometry import TWO_PI
 from harness.sim.sensors.spec import SensorSpec
-from harness.sim.state import EGO_INDEX, WorldState
+from harness.world.state import EGO_INDEX, WorldState
 
 GRAVITY_MPS2 = 9.81  # [m/s2] CARLA's IMU adds +9.81 on the world z axis
 

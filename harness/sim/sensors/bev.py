@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 from harness.sim.sensors.raster import GroundClass, SignalsLike, TownRaster
-from harness.sim.state import EGO_INDEX, ActorKind, LightState, WorldState
+from harness.world.state import EGO_INDEX, ActorKind, LightState, WorldState
 
 STOP_LINE_WIDTH_M = 0.6  # [m] drawn width of stop lines in the light / stop channels
 ROUTE_WIDTH_M = 1.0  # [m] drawn width of the route polyline

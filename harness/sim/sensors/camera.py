@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from harness.jit import njit
 from harness.sim.sensors.raster import GroundClass, SignalsLike, TownRaster
 from harness.sim.sensors.spec import SensorSpec
-from harness.sim.state import EGO_INDEX, ActorKind, LightState, WorldState
+from harness.world.state import EGO_INDEX, ActorKind, LightState, WorldState
 
 NEAR_PLANE_M = 0.05  # [m] faces are clipped at this camera depth
 MAX_GROUND_RANGE_M = 400.0  # [m] ground beyond this horizontal distance is drawn as haze

@@ -34,7 +34,7 @@ from harness.sim.sensors.spec import (
     SensorSpec,
     validate_sensors,
 )
-from harness.sim.state import WorldState
+from harness.world.state import WorldState
 
 log = logging.getLogger(__name__)
 

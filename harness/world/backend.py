@@ -10,9 +10,9 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.dynamics.control import VehicleControl
 from harness.maps.town import Town
-from harness.sim.state import ActorKind, WorldState
+from harness.world.control import VehicleControl
+from harness.world.state import ActorKind, WorldState
 
 
 @dataclass(frozen=True)

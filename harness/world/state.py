@@ -10,7 +10,6 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import NDArray
 
-SIM_DT_S = 0.05  # [s] one tick, 20 Hz as the leaderboard's fixed_delta_seconds
 EGO_INDEX = 0  # row of the ego in ActorArrays
 
 

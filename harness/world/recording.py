@@ -23,9 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,8 @@ from numpy.typing import NDArray
 
 import harness
 from harness.errors import HarnessError
-from harness.sim.state import ActorArrays, Event, EventKind, WorldState
+from harness.io import atomic_output
+from harness.world.state import ActorArrays, Event, EventKind, WorldState
 
 log = logging.getLogger(__name__)
 
@@ -71,28 +70,6 @@ SCHEMA = pa.schema(
 
 class RecordingError(HarnessError):
     """A recording file that is missing, unreadable or not a harness episode recording."""
-
-
-@contextmanager
-def atomic_output(target: Path, suffix: str = ".tmp") -> Iterator[str]:
-    """Yield a temp path beside ``target``; on success it replaces ``target`` (with the usual
-    umask permissions), on error it is removed, so readers never see a half-written file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        publish(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def publish(tmp: str, target: Path) -> None:
-    """Give a finished temp file the usual umask permissions and move it onto ``target``."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, target)
 
 
 def _json_default(obj: Any) -> Any:

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.dynamics.control import VehicleControl
+from harness.dynamics.idm import IDMParams, idm_accel_scalar
 from harness.dynamics.tracking import PIDState, PurePursuitPID, interp1
 from harness.jit import njit
 from harness.maps.town import Town
 from harness.routes.planner import PlannedRoute
-from harness.sim.embedded.idm import IDMParams, idm_accel_scalar
-from harness.sim.state import LightState, WorldState
+from harness.world.control import VehicleControl
+from harness.world.state import LightState, WorldState
 
 PLAN_DT_S = 0.1  # [s] spacing of the poses handed to the tracker
 PLAN_STEPS = 30  # [-] 3 s of plan
