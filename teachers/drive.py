@@ -1,4 +1,5 @@
-"""Drive a town's routes with the expert in the embedded simulator and record the episodes.
+"""Drive a town's routes with the expert (by default in the embedded simulator) through the
+runner's episode loop and record the episodes.
 
 With a loadable leaderboard agent (``agent_name``, default the privileged ``expert``) each route
 runs the leaderboard lifecycle (global plan -> set_world for privileged agents -> setup ->
@@ -21,16 +22,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.leaderboard.agent import LiveWorldView, checked_plan, is_privileged, run_agent_step
+from harness.leaderboard.agent import is_privileged
 from harness.leaderboard.loader import AgentLoadError, load_agent
 from harness.maps.town import Town
 from harness.planning.route_follower import RouteFollower
 from harness.routes.model import RouteConfig
-from harness.routes.planner import PlannedRoute, global_plan, plan_route
-from harness.sim.embedded.simulator import EmbeddedSimulator
-from harness.sim.warmup import warm_up_kernels
+from harness.routes.planner import plan_route
+from harness.runner.backends import BackendSpec, make_backend, prepare_for_workers
+from harness.runner.drivers import AgentDriver, FollowerDriver
+from harness.runner.episode import Tick, after_ticks, any_of, ego_arrived, run_episode
+from harness.runner.observers import Recorder
 from harness.world.backend import EpisodeSpec, TrafficConfig
-from harness.world.control import VehicleControl
 from harness.world.state import WorldState
 from harness.world.timing import SIM_DT_S
 from teachers.scenes import HORIZON_STEPS, plans_path, write_plans
@@ -53,46 +55,21 @@ def episode_path(out_dir: Path, route_id: str) -> Path:
     return out_dir / f"route_{safe}.parquet"
 
 
-class _Driver:
-    """One route's controller: a leaderboard agent or the RouteFollower fallback."""
+class PlanLog:
+    """Observer: the driver's plan at every tick that had one of at least HORIZON_STEPS poses,
+    keyed by the frame the plan was made at (the state the driver saw)."""
 
-    def __init__(
-        self, agent_cls: type[Any] | None, planned: PlannedRoute, town: Town, sim: EmbeddedSimulator
-    ) -> None:
-        self.agent: Any = None
-        self.follower: RouteFollower | None = None
-        self._state: WorldState | None = None
-        if agent_cls is None:
-            self.follower = RouteFollower.for_route(planned, town)
-            return
-        self.agent = agent_cls()
-        gp = global_plan(planned, town, GLOBAL_PLAN_SPACING_M)
-        self.agent.set_global_plan(gp.gps, gp.world)
-        if is_privileged(self.agent):
-            self.agent.set_world(LiveWorldView(source=self._current, town=town))
-        self.agent.setup("")
+    def __init__(self) -> None:
+        self.frames: list[int] = []
+        self.plans: list[NDArray[np.float64]] = []
 
-    def _current(self) -> WorldState:
-        assert self._state is not None
-        return self._state
+    def on_start(self, state: WorldState) -> None:
+        pass
 
-    def sensors(self) -> tuple[dict[str, Any], ...]:
-        return tuple(self.agent.sensors()) if self.agent is not None else ()
-
-    def step(self, sim: EmbeddedSimulator, state: WorldState) -> tuple[VehicleControl, Any]:
-        """Control for this tick and the agent's plan (40, 3) or None."""
-        self._state = state
-        if self.follower is not None:
-            return self.follower.control(state, SIM_DT_S), None
-        control = run_agent_step(self.agent, sim.sensor_data(), state.time_s)
-        plan = checked_plan(getattr(self.agent, "planned_trajectory", lambda: None)())
-        if plan is not None and len(plan) >= HORIZON_STEPS:
-            return control, plan[:HORIZON_STEPS]
-        return control, None
-
-    def close(self) -> None:
-        if self.agent is not None:
-            self.agent.destroy()
+    def on_tick(self, tick: Tick) -> None:
+        if tick.plan is not None and len(tick.plan) >= HORIZON_STEPS:
+            self.frames.append(tick.before.frame)
+            self.plans.append(tick.plan[:HORIZON_STEPS])
 
 
 def resolve_driver(agent_name: str) -> type[Any] | None:
@@ -110,61 +87,69 @@ def resolve_driver(agent_name: str) -> type[Any] | None:
 
 
 def drive_route(
-    town: Town, route: RouteConfig, agent_cls: type[Any] | None, path: Path, seed: int
+    town: Town,
+    route: RouteConfig,
+    agent_cls: type[Any] | None,
+    path: Path,
+    seed: int,
+    backend: BackendSpec | None = None,
 ) -> Path:
     """Drive one route to its end (or its time limit) and write the recording (+ plans)."""
     planned = plan_route(town, route.keypoints, route.id)
-    sim = EmbeddedSimulator()
-    driver = _Driver(agent_cls, planned, town, sim)
+    sim = make_backend(backend or BackendSpec(), privileged=is_privileged(agent_cls))
+    driver: AgentDriver | FollowerDriver
+    if agent_cls is None:
+        driver = FollowerDriver(RouteFollower.for_route(planned, town))
+        sensors: tuple[dict[str, Any], ...] = ()
+    else:
+        driver = AgentDriver.set_up(
+            agent_cls, planned, town, plan_spacing_m=GLOBAL_PLAN_SPACING_M, agent_config="",
+            world_state=lambda: sim.state,
+        )  # fmt: skip
+        sensors = tuple(driver.sensors())
     start = planned.xy[0]
     spec = EpisodeSpec(
         town=town.name,
-        ego_start=(float(start[0]), float(start[1]), 0.0, float(planned.yaw_rad[0])),
+        ego_start=(float(start[0]), float(start[1]), float(planned.z[0]), float(planned.yaw_rad[0])),
         route_xy=planned.xy,
-        sensors=driver.sensors(),
+        sensors=sensors,
         traffic=TrafficConfig(
             vehicles=TRAFFIC_VEHICLES, pedestrians=TRAFFIC_PEDESTRIANS, seed=seed
         ),
         seed=seed,
-        record=True,
     )
-    state = sim.reset(spec)
     limit = int((planned.s_m[-1] / MIN_DRIVE_SPEED_MPS + EXTRA_DRIVE_S) / SIM_DT_S)
-    end = planned.xy[-1]
-    frames: list[int] = []
-    plans: list[NDArray[np.float64]] = []
+    stop = any_of(after_ticks(limit), ego_arrived(planned.xy[-1], END_RADIUS_M, STOPPED_MPS))
+    recorder, plans = Recorder.for_spec(spec), PlanLog()
     try:
-        for _ in range(limit):
-            control, plan = driver.step(sim, state)
-            if plan is not None:
-                frames.append(state.frame)
-                plans.append(plan)
-            state = sim.tick(control)
-            a = state.actors
-            if (
-                np.hypot(a.x[0] - end[0], a.y[0] - end[1]) < END_RADIUS_M
-                and a.speed[0] < STOPPED_MPS
-            ):
-                break
+        run_episode(sim, spec, driver, stop, observers=(recorder, plans))
     finally:
-        driver.close()
-    if plans:
-        write_plans(plans_path(path), frames, plans)
+        if isinstance(driver, AgentDriver):
+            driver.close()
+    if plans.plans:
+        write_plans(plans_path(path), plans.frames, plans.plans)
     meta = {
         "route_id": route.id,
         "route_keypoints": np.asarray(route.keypoints).tolist(),
         "driver": agent_cls.__name__ if agent_cls is not None else "RouteFollower",
     }
-    out = sim.write_recording(path, extra_meta=meta)
+    out = recorder.write(path, extra_meta=meta)
     sim.close()
     return out
 
 
-def _drive_task(town_name: str, route: RouteConfig, agent_name: str, path: Path, seed: int) -> Path:
+def _drive_task(
+    town_name: str,
+    route: RouteConfig,
+    agent_name: str,
+    path: Path,
+    seed: int,
+    backend: BackendSpec,
+) -> Path:
     """Pool entry: resolve the driver and drive one route in a worker process."""
     from harness.maps import load_town
 
-    return drive_route(load_town(town_name), route, resolve_driver(agent_name), path, seed)
+    return drive_route(load_town(town_name), route, resolve_driver(agent_name), path, seed, backend)
 
 
 def drive_routes(
@@ -174,22 +159,24 @@ def drive_routes(
     out_dir: str | Path,
     seed: int = 0,
     workers: int = 1,
+    backend: BackendSpec | None = None,
 ) -> list[Path]:
     """Record one episode per route under ``out_dir`` (existing recordings are kept; route k
     uses seed + k) and return their paths in route order; ``workers > 1`` drives routes in a
     process pool."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    spec = backend or BackendSpec()
     paths = [episode_path(out, r.id) for r in routes]
     todo = [(k, r) for k, r in enumerate(routes) if not paths[k].is_file()]
     if not todo:
         return paths
     if workers > 1 and len(todo) > 1:
-        warm_up_kernels()  # compile once here; forked workers inherit the compiled kernels
+        prepare_for_workers(spec)  # e.g. compile once here; forked workers inherit the kernels
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(min(workers, len(todo)), ctx) as pool:
             futs = [
-                pool.submit(_drive_task, town.name, r, agent_name, paths[k], seed + k)
+                pool.submit(_drive_task, town.name, r, agent_name, paths[k], seed + k, spec)
                 for k, r in todo
             ]
             for f in futs:
@@ -197,5 +184,5 @@ def drive_routes(
         return paths
     agent_cls = resolve_driver(agent_name)
     for k, route in todo:
-        drive_route(town, route, agent_cls, paths[k], seed + k)
+        drive_route(town, route, agent_cls, paths[k], seed + k, spec)
     return paths

@@ -31,6 +31,7 @@ from harness.maps.town import Town
 from harness.routes.generate import generate_routes
 from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file
+from harness.runner.backends import BackendSpec, make_backend
 from harness.world.state import ActorKind, LightState
 from teachers.candidates import CandidateConfig, Source
 from teachers.core import TeacherConfig, teachers_for_scene
@@ -95,6 +96,7 @@ class GenerateConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     reactive: bool = False  # re-simulate teachers with reactive traffic (teachers.reactive)
+    backend: BackendSpec = field(default_factory=BackendSpec)  # simulator of drives and re-checks
     command_line: tuple[str, ...] = ()
 
 
@@ -289,13 +291,13 @@ def reactive_column(rec: SceneRecord, town: Town, teachers: dict[str, list[Any]]
     """Fill a scene's teacher rows' ``reactive`` column in place with
     :func:`teachers.reactive.reactive_flags`; returns its counts (scenes checked, teachers
     collision-free, microseconds spent)."""
-    from harness.sim.embedded.simulator import EmbeddedSimulator
     from teachers.reactive import reactive_flags
 
     t0 = time.perf_counter()
     poses = np.asarray(teachers["poses"], dtype=np.float64).reshape(-1, 40, 3)
-    sim = _WORKER.setdefault("reactive_sim", EmbeddedSimulator())  # reused: per-town tables
-    flags = reactive_flags(rec, town, poses, simulator=sim)
+    if "reactive_sim" not in _WORKER:  # reused: per-town tables
+        _WORKER["reactive_sim"] = make_backend(_WORKER["config"].backend)
+    flags = reactive_flags(rec, town, poses, backend=_WORKER["reactive_sim"])
     teachers["reactive"] = flags.tolist()
     return {
         "reactive_scenes": 1,
@@ -326,7 +328,9 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     town = load_town(config.town)
     routes = select_routes(town, config)
-    paths = drive_routes(town, routes, config.agent, out / "episodes", config.seed, config.workers)
+    paths = drive_routes(
+        town, routes, config.agent, out / "episodes", config.seed, config.workers, config.backend
+    )
     episodes = [load_episode(p, town) for p in paths]
     t_drive = time.perf_counter() - t_start
 

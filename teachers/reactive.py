@@ -16,7 +16,9 @@ involves it. As in NAVSIM's NC, actors already overlapping the ego at t = 0 are 
 NC, every contact counts (no at-fault analysis): a teacher must not be hit either.
 
 The simulator steps one world per teacher (the traffic reacts to that teacher's ego), so the
-work is K episodes x 80 ticks; the scene set-up (lane projections, lane plans) is computed once.
+work is K episodes x 80 ticks through the runner's episode loop (the scene's actors are placed
+by a world hook through the backend protocol, so any backend can re-simulate); the scene set-up
+(lane projections, lane plans) is computed once.
 """
 
 from __future__ import annotations
@@ -33,11 +35,28 @@ from harness.dynamics.tracking import (
     PurePursuitPID,
     PurePursuitPIDConfig,
 )
+from harness.dynamics.vehicle import LINCOLN_MKZ_2017, VehicleParams
 from harness.maps import load_town
 from harness.maps.town import Town
-from harness.sim.embedded.simulator import EmbeddedConfig, EmbeddedSimulator
-from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficConfig
-from harness.world.state import ActorKind, EventKind
+from harness.runner.backends import BackendSpec, make_backend
+from harness.runner.episode import (
+    DriverOutput,
+    SensorData,
+    after_ticks,
+    any_of,
+    ego_collided,
+    run_episode,
+)
+from harness.world.backend import (
+    ActorCommand,
+    ActorSpec,
+    EpisodeSpec,
+    SimulatorBackend,
+    TrafficConfig,
+    TrafficVehicleSpec,
+)
+from harness.world.control import VehicleControl
+from harness.world.state import ActorKind, WorldState
 from harness.world.timing import SIM_DT_S
 from teachers.scene import Scene
 from teachers.scenes import SceneRecord
@@ -47,11 +66,6 @@ POSE_DT_S = 0.1  # teacher pose spacing [s]
 LANE_SNAP_M = 2.0  # vehicles this close to a lane centreline become reactive traffic [m]
 LANE_HEADING_TOL_RAD = 0.6  # and heading this close to the lane's [rad]
 MIN_SCRIPTED_SPEED_MPS = 0.2  # slower scripted actors hold position [m/s]
-COLLISIONS = (
-    EventKind.COLLISION_VEHICLE,
-    EventKind.COLLISION_PEDESTRIAN,
-    EventKind.COLLISION_STATIC,
-)
 REACTIVE_KINDS = (ActorKind.VEHICLE, ActorKind.EMERGENCY)
 
 Float = NDArray[np.float64]
@@ -61,13 +75,14 @@ Bool = NDArray[np.bool_]
 @dataclass(frozen=True)
 class ReactiveConfig:
     """Re-simulation settings: horizon [s], lane snapping tolerances, the ego tracker and the
-    simulator (its light timings must be the recording's for the lights to match)."""
+    ego's vehicle parameters (the backend's light timings must be the recording's for the
+    lights to match)."""
 
     horizon_s: float = HORIZON_S
     lane_snap_m: float = LANE_SNAP_M
     lane_heading_tol_rad: float = LANE_HEADING_TOL_RAD
     tracker: PurePursuitPIDConfig = field(default_factory=PurePursuitPIDConfig)
-    simulator: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    vehicle: VehicleParams = LINCOLN_MKZ_2017  # the ego the backend simulates (tracker gains)
     seed: int = 0
 
 
@@ -141,43 +156,72 @@ def reactive_setup(scene: Scene, town: Town, config: ReactiveConfig) -> Reactive
     )
 
 
-def _place_actors(sim: EmbeddedSimulator, scene: Scene, setup: ReactiveSetup) -> None:
-    """Add the scene's actors to a freshly reset episode."""
-    traffic = sim.traffic
-    length_m = traffic.tables.length_m
-    for j, i in enumerate(setup.reactive.tolist()):
-        traffic.add_vehicle(
-            int(setup.lane[j]), float(setup.s_m[j]), float(setup.speed_mps[j]),
-            float(setup.desired_mps[j]),
-        )  # fmt: skip
-        plan = setup.plans[j][setup.plans[j] >= 0]
-        if plan.size > 1:  # follow the lanes the recording drove, then the model's own choice
-            row = traffic.n - 1
-            n = min(plan.size, traffic.seq.shape[1])
-            traffic.seq[row] = -1
-            traffic.seq[row, :n] = plan[:n]
-            traffic.seq_off[row] = 0.0
-            traffic.seq_off[row, 1:n] = np.cumsum(length_m[plan[: n - 1]])
-        box = scene.agent_boxes[i, 0]
-        traffic.length[-1], traffic.width[-1] = box[3], box[4]
-    for i in setup.scripted.tolist():
-        valid = scene.agent_valid[i]
-        b = scene.agent_boxes[i]
-        path = b[valid, :2]
-        kind = ActorKind(int(scene.agent_kind[i]))
-        aid = sim.spawn_actor(
-            ActorSpec(kind, float(b[0, 0]), float(b[0, 1]), float(b[0, 2]), float(b[0, 3]),
-                      float(b[0, 4]), speed=float(scene.agent_speed_mps[i, 0]))
-        )  # fmt: skip
-        travelled = float(np.hypot(*np.diff(path, axis=0).T).sum()) if len(path) > 1 else 0.0
-        span_s = max(float(np.count_nonzero(valid) - 1) * POSE_DT_S, POSE_DT_S)
-        mean_speed = travelled / span_s
-        moving = mean_speed >= MIN_SCRIPTED_SPEED_MPS and len(path) > 1
-        sim.command_actor(
-            aid,
-            ActorCommand(path if moving else np.zeros((0, 2)), mean_speed if moving else 0.0,
-                         max_accel_mps2=10.0, max_decel_mps2=10.0),
-        )  # fmt: skip
+class PlaceSceneActors:
+    """World hook: after the reset, the scene's actors join the episode (reactive ones as
+    background traffic following their recorded lanes, the others as scripted actors following
+    their recorded paths); afterwards it leaves the world alone."""
+
+    def __init__(self, backend: SimulatorBackend, scene: Scene, setup: ReactiveSetup) -> None:
+        self.backend, self.scene, self.setup_ = backend, scene, setup
+
+    def setup(self) -> None:
+        scene, setup, backend = self.scene, self.setup_, self.backend
+        for j, i in enumerate(setup.reactive.tolist()):
+            plan = setup.plans[j][setup.plans[j] >= 0]
+            box = scene.agent_boxes[i, 0]
+            backend.spawn_traffic_vehicle(
+                TrafficVehicleSpec(
+                    lane=int(setup.lane[j]), s_m=float(setup.s_m[j]),
+                    speed_mps=float(setup.speed_mps[j]),
+                    desired_speed_mps=float(setup.desired_mps[j]),
+                    length_m=float(box[3]), width_m=float(box[4]),
+                    lane_plan=tuple(int(v) for v in plan),
+                )
+            )  # fmt: skip
+        for i in setup.scripted.tolist():
+            valid = scene.agent_valid[i]
+            b = scene.agent_boxes[i]
+            path = b[valid, :2]
+            kind = ActorKind(int(scene.agent_kind[i]))
+            aid = backend.spawn_actor(
+                ActorSpec(kind, float(b[0, 0]), float(b[0, 1]), float(b[0, 2]), float(b[0, 3]),
+                          float(b[0, 4]), speed=float(scene.agent_speed_mps[i, 0]))
+            )  # fmt: skip
+            travelled = float(np.hypot(*np.diff(path, axis=0).T).sum()) if len(path) > 1 else 0.0
+            span_s = max(float(np.count_nonzero(valid) - 1) * POSE_DT_S, POSE_DT_S)
+            mean_speed = travelled / span_s
+            moving = mean_speed >= MIN_SCRIPTED_SPEED_MPS and len(path) > 1
+            backend.command_actor(
+                aid,
+                ActorCommand(path if moving else np.zeros((0, 2)), mean_speed if moving else 0.0,
+                             max_accel_mps2=10.0, max_decel_mps2=10.0),
+            )  # fmt: skip
+
+    def perturb(self, control: VehicleControl) -> VehicleControl:
+        return control
+
+    def tick(self, state: WorldState) -> None:
+        pass
+
+
+class TeacherTracker:
+    """Driver: the pure-pursuit + PID tracker following a teacher's poses, ``k`` ticks after the
+    scene start seeing the plan as it stands ``k x 0.05 s`` later."""
+
+    uses_sensors = False
+
+    def __init__(self, poses: Float, config: ReactiveConfig) -> None:
+        self.poses = poses
+        self.tracker = PurePursuitPID(config.tracker, config.vehicle)
+        self.pid = PIDState()
+        self.ticks = 0
+
+    def step(self, state: WorldState, input_data: SensorData) -> DriverOutput:
+        a = state.actors
+        pose = np.array([a.x[0], a.y[0], a.yaw[0]])
+        plan = _plan_from(self.poses, self.ticks * SIM_DT_S)
+        self.ticks += 1
+        return DriverOutput(self.tracker.control(self.pid, pose, float(a.speed[0]), plan, SIM_DT_S))
 
 
 def _plan_from(poses: Float, elapsed_s: float) -> PlannedTrajectory:
@@ -189,7 +233,7 @@ def _plan_from(poses: Float, elapsed_s: float) -> PlannedTrajectory:
 
 
 def simulate_teacher(
-    sim: EmbeddedSimulator,
+    backend: SimulatorBackend,
     scene: Scene,
     town: Town,
     setup: ReactiveSetup,
@@ -205,21 +249,12 @@ def simulate_teacher(
         ego_speed_mps=max(scene.ego_speed_mps, 0.0), ego_accel_mps2=scene.ego_accel_mps2,
         start_frame=start_frame,
     )  # fmt: skip
-    sim.reset(spec)
-    _place_actors(sim, scene, setup)
-    tracker = PurePursuitPID(config.tracker, config.simulator.ego)
-    pid = PIDState()
-    state = sim.state
     ticks = int(round(config.horizon_s / SIM_DT_S))
-    for k in range(ticks):
-        a = state.actors
-        pose = np.array([a.x[0], a.y[0], a.yaw[0]])
-        plan = _plan_from(poses, k * SIM_DT_S)
-        control = tracker.control(pid, pose, float(a.speed[0]), plan, SIM_DT_S)
-        state = sim.tick(control)
-        if any(e.kind in COLLISIONS for e in state.events):
-            return False
-    return True
+    end = run_episode(
+        backend, spec, TeacherTracker(poses, config), any_of(after_ticks(ticks), ego_collided),
+        hooks=(PlaceSceneActors(backend, scene, setup),),
+    )  # fmt: skip
+    return not ego_collided(end.state, end.ticks)
 
 
 def reactive_flags(
@@ -227,13 +262,13 @@ def reactive_flags(
     town: Town | str,
     teacher_poses: Float,
     config: ReactiveConfig | None = None,
-    simulator: EmbeddedSimulator | None = None,
+    backend: SimulatorBackend | None = None,
 ) -> Bool:
     """(K,) True where teacher ``k`` of ``teacher_poses`` (K, 40, 3) (box centres, world frame,
     t = 0.1 .. 4.0 s) stays collision-free when re-simulated with reactive traffic. A bare
     :class:`Scene` (no recorded frame) starts at frame 0, so its lights follow the schedule at
-    time 0 rather than the recording's. Pass the same ``simulator`` (built with
-    ``config.simulator``) to successive calls to reuse its per-town tables."""
+    time 0 rather than the recording's. Pass the same ``backend`` to successive calls to reuse
+    its per-town tables (default: a fresh embedded simulator)."""
     cfg = config or ReactiveConfig()
     tw = load_town(town) if isinstance(town, str) else town
     scene = record.scene if isinstance(record, SceneRecord) else record
@@ -243,8 +278,9 @@ def reactive_flags(
     if not len(poses):
         return out
     setup = reactive_setup(scene, tw, cfg)
-    sim = simulator if simulator is not None else EmbeddedSimulator(cfg.simulator)
+    sim = backend if backend is not None else make_backend(BackendSpec())
     for k in range(len(poses)):
         out[k] = simulate_teacher(sim, scene, tw, setup, poses[k], frame, cfg)
-    sim.close()
+    if backend is None:
+        sim.close()
     return out

@@ -18,7 +18,7 @@ from harness.errors import ConfigError, SensorConfigError
 from harness.leaderboard.route_criteria import CriteriaConfig
 from harness.routes import read_routes, write_routes
 from harness.runner import Mode, RunConfig, parse_subset, route_seed, run_evaluation
-from harness.runner.route_runner import embedded_backend
+from harness.runner.backends import BACKENDS, BackendSpec, make_backend
 from harness.sim.embedded.simulator import EmbeddedSimulator
 from harness.world.backend import SimulatorBackend, TrafficConfig
 from harness.world.control import VehicleControl
@@ -108,7 +108,7 @@ def test_route_seed_depends_on_run_seed_and_file_position_only() -> None:
 
 def test_config_rejects_unknown_backend(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="backend"):
-        _config(tmp_path, "do_nothing", "0", backend="carla-9.99")
+        _config(tmp_path, "do_nothing", "0", backend=BackendSpec("carla-9.99"))
 
 
 # ---------------------------------------------------------------- baselines
@@ -178,11 +178,13 @@ class _CrashingSimulator(EmbeddedSimulator):
         return super().tick(control)
 
 
-def test_simulation_crash_fails_the_route(tmp_path: Path) -> None:
-    def factory(privileged: bool) -> SimulatorBackend:
+def test_simulation_crash_fails_the_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def build(spec: BackendSpec, privileged: bool) -> SimulatorBackend:
         return _CrashingSimulator()
 
-    result = run_evaluation(_config(tmp_path, "do_nothing", "0-1"), backend_factory=factory)
+    monkeypatch.setitem(BACKENDS, "crashing", build)
+    cfg = _config(tmp_path, "do_nothing", "0-1", backend=BackendSpec("crashing"))
+    result = run_evaluation(cfg)
     assert [r.status for r in result.records] == ["Failed - Simulation crashed"] * 2
     assert result.records[0].duration_game_s == pytest.approx(0.5)
     assert _results(tmp_path)["entry_status"] == "Crashed"
@@ -317,5 +319,6 @@ def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
     assert fresh.ran == (0,)
 
 
-def test_backend_factory_default_is_embedded() -> None:
-    assert isinstance(embedded_backend(False), EmbeddedSimulator)
+def test_backend_registry_default_is_embedded() -> None:
+    assert isinstance(make_backend(BackendSpec()), EmbeddedSimulator)
+    assert set(BACKENDS) >= {"embedded", "carla"}

@@ -11,6 +11,9 @@ from harness.maps import load_town
 from harness.planning.route_follower import RouteFollower
 from harness.routes.generate import generate_routes
 from harness.routes.planner import plan_route
+from harness.runner.drivers import FollowerDriver
+from harness.runner.episode import after_ticks, run_episode
+from harness.runner.observers import Recorder
 from harness.sim.embedded.simulator import EmbeddedSimulator
 from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficConfig
 from harness.world.control import VehicleControl
@@ -64,14 +67,14 @@ def test_reset_places_ego_in_row_zero_and_traffic_after(route: np.ndarray) -> No
 
 
 def test_same_seed_same_episode_different_seed_differs(route: np.ndarray, tmp_path) -> None:
+    """Through the episode loop with the recorder observer (as every run records)."""
     paths = []
     for k, seed in enumerate((7, 7, 8)):
-        sim = EmbeddedSimulator()
-        sim.reset(
-            _spec(route, seed=seed, record=True, traffic=TrafficConfig(vehicles=20, pedestrians=10))
-        )
-        _drive(sim, route, 200)
-        paths.append(sim.write_recording(tmp_path / f"ep{k}.parquet"))
+        spec = _spec(route, seed=seed, traffic=TrafficConfig(vehicles=20, pedestrians=10))
+        recorder = Recorder.for_spec(spec)
+        driver = FollowerDriver(RouteFollower(route))
+        run_episode(EmbeddedSimulator(), spec, driver, after_ticks(200), observers=(recorder,))
+        paths.append(recorder.write(tmp_path / f"ep{k}.parquet"))
     a, b, c = (load_recording(p) for p in paths)
     assert len(a) == len(b) == 201
     for i in range(len(a)):
@@ -201,7 +204,7 @@ def test_flow_actor_keeps_its_gap_behind_the_ego(route: np.ndarray) -> None:
 
 def test_kernel_warm_up_runs_once_per_process() -> None:
     """The warm-up (called before forking worker pools) drives a tiny episode, then is a no-op."""
-    from harness.sim.warmup import warm_up_kernels
+    from harness.runner.warmup import warm_up_kernels
 
     warm_up_kernels()
     assert warm_up_kernels.cache_info().currsize == 1

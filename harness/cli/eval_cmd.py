@@ -21,6 +21,7 @@ from harness.errors import ConfigError
 from harness.leaderboard.results import RouteRecord
 from harness.leaderboard.route_criteria import CriteriaConfig
 from harness.leaderboard.statistics import bench2drive_summary
+from harness.runner.backends import BACKENDS, BackendSpec
 from harness.runner.config import PENALTY_TABLES, Mode, RunConfig
 from harness.runner.evaluation import EvaluationResult, run_evaluation
 from harness.world.backend import TrafficConfig
@@ -35,6 +36,9 @@ def _mode(text: str) -> Mode:
     except ValueError:
         choices = ", ".join(m.value for m in Mode)
         raise ConfigError(f"--mode must be one of {choices}, got {text!r}") from None
+
+
+BACKEND_HELP = ("embedded", f"Simulator backend: {' or '.join(BACKENDS)}.")
 
 
 def build_config(
@@ -53,6 +57,7 @@ def build_config(
     penalties: str | None,
     mode: str,
     blocked_time_s: float | None,
+    backend: BackendSpec | None = None,
 ) -> RunConfig:
     """The RunConfig of the command-line options (the only place defaults are overridden).
     Without --penalties the table follows the mode: Bench2Drive's own table in bench2drive mode
@@ -78,6 +83,7 @@ def build_config(
         subset=subset, criteria=criteria, penalties=PENALTY_TABLES[penalties],
         traffic=TrafficConfig(vehicles=traffic, pedestrians=pedestrians), seed=seed,
         record=record, resume=resume, rerun_crashed=rerun_crashed,
+        backend=backend or BackendSpec(),
     )  # fmt: skip
 
 
@@ -163,6 +169,9 @@ def eval_command(
     blocked_time: float | None = typer.Option(
         None, "--blocked-time", help="Override the mode's agent-blocked timeout [s]."
     ),
+    backend: str = typer.Option(BACKEND_HELP[0], "--backend", help=BACKEND_HELP[1]),
+    carla_host: str = typer.Option("localhost", "--carla-host", help="CARLA server host."),
+    carla_port: int = typer.Option(2000, "--carla-port", min=1, max=65535, help="CARLA RPC port."),
 ) -> None:
     """Evaluate an agent on a route file, leaderboard style (exit 0 even when routes fail)."""
     config = build_config(
@@ -170,6 +179,7 @@ def eval_command(
         resume=resume, rerun_crashed=rerun_crashed, seed=seed, traffic=traffic,
         pedestrians=pedestrians, record=record, penalties=penalties, mode=mode,
         blocked_time_s=blocked_time,
+        backend=BackendSpec(backend, host=carla_host, port=carla_port),
     )  # fmt: skip
     console = Console()
     if not console.is_terminal:  # piped / captured: do not squeeze the tables to 80 columns

@@ -36,7 +36,7 @@ def bench(
     seed: int = typer.Option(0, help="Episode seed."),
 ) -> None:
     """Run a closed-loop episode with a route-following ego; print one JSON line of figures."""
-    from harness.sim.bench import run_bench
+    from harness.runner.bench import run_bench
 
     size = parse_size(camera) if camera else None
     typer.echo(json.dumps(run_bench(town, vehicles, ticks, size, pedestrians, seed)))

@@ -69,10 +69,14 @@ def gen_teachers(
         "--reactive",
         help="Re-simulate each teacher with reactive traffic (fills `reactive`).",
     ),
+    backend: str = typer.Option("embedded", "--backend", help="Simulator backend: embedded or carla."),
+    carla_host: str = typer.Option("localhost", "--carla-host", help="CARLA server host."),
+    carla_port: int = typer.Option(2000, "--carla-port", min=1, max=65535, help="CARLA RPC port."),
 ) -> None:
     """Generate a PDMS / EPDMS teacher dataset for a town."""
     from dataclasses import replace
 
+    from harness.runner.backends import BackendSpec
     from teachers.generate import GenerateConfig, generate
     from teachers.selection import SelectionConfig
 
@@ -84,6 +88,7 @@ def gen_teachers(
         town=town, out=out, routes_file=routes, every_s=every, max_scenes=max_scenes, max_routes=max_routes,
         workers=workers, vocabulary_size=vocab_size, vocabulary_file=vocabulary, agent=agent,
         seed=seed, reactive=reactive, command_line=tuple(sys.argv),
+        backend=BackendSpec(backend, host=carla_host, port=carla_port),
     )  # fmt: skip
     cfg = replace(cfg, selection=SelectionConfig(k=k, threshold=threshold))
     console = Console(stderr=True)

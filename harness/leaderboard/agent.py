@@ -132,6 +132,14 @@ class AutonomousAgent:
         return None
 
 
+@runtime_checkable
+class ExposesPlan(Protocol):
+    """An agent that exposes the plan behind its last control (see
+    :meth:`AutonomousAgent.planned_trajectory`); leaderboard agents written for CARLA do not."""
+
+    def planned_trajectory(self) -> NDArray[np.float64] | None: ...
+
+
 def run_agent_step(
     agent: AutonomousAgent, input_data: dict[str, tuple[int, Any]], timestamp: float
 ) -> VehicleControl:

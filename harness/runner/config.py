@@ -17,9 +17,9 @@ from harness.leaderboard.statistics import (
     LEADERBOARD_2_1,
     PenaltyTable,
 )
+from harness.runner.backends import BackendSpec
 from harness.world.backend import TrafficConfig
 
-BACKENDS = ("embedded",)  # simulator backends the runner can build
 BENCH2DRIVE_PLAN_SPACING_M = 50.0  # [m] global-plan downsampling of Bench2Drive
 LEADERBOARD_PLAN_SPACING_M = 200.0  # [m] global-plan downsampling of the CARLA leaderboard
 
@@ -65,7 +65,8 @@ class RunConfig:
     ``agent_config`` the ``path_to_conf_file`` handed to ``setup`` ('' for none); ``subset`` the
     ``--routes-subset`` text (None: all routes); ``seed`` the run seed from which every route's
     episode seed is derived (by route position in the file, so a route gets the same seed in any
-    subset and on resume); ``record`` also writes one full episode recording per route.
+    subset and on resume); ``record`` also writes one full episode recording per route; ``backend`` says which simulator
+    runs the routes.
     """
 
     agent: str
@@ -73,7 +74,7 @@ class RunConfig:
     out_dir: Path
     agent_config: str = ""
     subset: str | None = None
-    backend: str = "embedded"
+    backend: BackendSpec = field(default_factory=BackendSpec)
     mode: Mode = Mode.BENCH2DRIVE
     criteria: CriteriaConfig = field(default_factory=CriteriaConfig.bench2drive)
     penalties: PenaltyTable = LEADERBOARD_2_0
@@ -85,10 +86,6 @@ class RunConfig:
     plan_spacing_m: float = BENCH2DRIVE_PLAN_SPACING_M
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(
-                f"backend {self.backend!r} is not available; choose one of {', '.join(BACKENDS)}"
-            )
         if self.plan_spacing_m <= 0:
             raise ConfigError(f"plan_spacing_m must be > 0, got {self.plan_spacing_m}")
         if self.traffic.vehicles < 0 or self.traffic.pedestrians < 0:
@@ -120,7 +117,7 @@ class RunConfig:
             "agent_config": _canonical(self.agent_config) if self.agent_config else "",
             "routes_file": _canonical(str(self.routes_file)),
             "subset": self.subset or "",
-            "backend": self.backend,
+            "backend": self.backend.name,
             "mode": self.mode.value,
             "criteria": {
                 "blocked_time_s": c.blocked_time_s,

@@ -34,12 +34,9 @@ from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file
 from harness.runner.config import RunConfig
 from harness.runner.route_runner import (
-    BackendFactory,
     RouteJob,
     RouteResult,
     RouteRunner,
-    embedded_backend,
-    route_scenario_class,
     route_seed,
 )
 from harness.runner.subset import parse_subset
@@ -125,7 +122,6 @@ def run_evaluation(
     *,
     progress: bool = False,
     on_route: RouteCallback | None = None,
-    backend_factory: BackendFactory = embedded_backend,
 ) -> EvaluationResult:
     """Run (or resume) the evaluation described by ``config``.
 
@@ -140,9 +136,7 @@ def run_evaluation(
     route_ids = [leaderboard_route_id(r.id) for r in chosen]
     results, todo = open_results(config, route_ids)
     _write_run_file(config, privileged)
-    if any(r.scenarios for r in chosen):
-        route_scenario_class()  # warns once when routes with scenarios run without them
-    runner = RouteRunner(config, agent_cls, backend_factory)
+    runner = RouteRunner(config, agent_cls)
     ran: list[int] = []
     console = Console(stderr=True)
     bar = Progress(

@@ -1,8 +1,8 @@
 """One route end to end, as the leaderboard evaluator runs it: plan the route, hand the agent its
-global plan, set the agent up, reset the simulator with the agent's sensors, build the route's
-scenarios, then tick (sensor_data -> run_step -> [scenario perturb] -> tick -> scenario tick ->
-criteria update) until the criteria say the route is over; the outcome becomes a leaderboard
-route record.
+global plan, set the agent up, build the route's scenarios, then run the episode loop
+(:mod:`harness.runner.episode`: the scenarios are its world hook; the criteria, the step log and
+the recorder its observers) until the criteria say the route is over; the outcome becomes a
+leaderboard route record.
 
 This module is the runner boundary of the error policy: an exception from the agent ends the
 route as "Failed - Agent crashed" (or "Agent couldn't be set up"), one from the simulator,
@@ -13,19 +13,17 @@ sensors (SensorConfigError) and KeyboardInterrupt are not caught: they stop the 
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from harness.errors import SensorConfigError
-from harness.leaderboard.agent import LiveWorldView, as_vehicle_control, checked_plan, is_privileged
+from harness.leaderboard.agent import is_privileged
 from harness.leaderboard.criteria import RouteGeometry, town_lane_check
 from harness.leaderboard.outcome import (
     FAILURE_AGENT_INIT,
@@ -37,21 +35,33 @@ from harness.leaderboard.outcome import (
 from harness.leaderboard.results import RouteRecord, leaderboard_route_id, record_from_outcome
 from harness.leaderboard.route_criteria import RouteCriteria
 from harness.maps import load_town
+from harness.maps.town import Town
 from harness.routes.model import RouteConfig
-from harness.routes.planner import global_plan, plan_route
+from harness.routes.planner import PlannedRoute, plan_route
+from harness.runner.backends import make_backend
 from harness.runner.config import RunConfig
+from harness.runner.drivers import AgentDriver
+from harness.runner.episode import EpisodeError, Phase, Tick, run_episode
+from harness.runner.observers import Recorder
 from harness.runner.steps import StepLog
-from harness.sim.embedded.simulator import EmbeddedConfig, EmbeddedSimulator
 from harness.sim.sensors.spec import validate_sensors
 from harness.world.backend import EpisodeSpec, SimulatorBackend
+from harness.world.state import WorldState
+from scenarios.context import ScenarioContext
+from scenarios.route_scenario import RouteScenario
 
 log = logging.getLogger(__name__)
 
 STEPS_DIR = "steps"  # OUT/steps/<save_name>.parquet: per-step metrics of every route
 RECORDINGS_DIR = "recordings"  # OUT/recordings/<save_name>.parquet: full episode recordings
 
-BackendFactory = Callable[[bool], SimulatorBackend]
-"""Builds a fresh backend for one route; the argument says whether the agent is privileged."""
+_PHASE_FAILURE = {
+    Phase.RESET: (FAILURE_SIMULATION, "the simulator reset / scenario setup"),
+    Phase.SENSORS: (FAILURE_SIMULATION, "the simulator (sensor data)"),
+    Phase.DRIVER: (FAILURE_AGENT_RUNTIME, "the agent"),
+    Phase.WORLD: (FAILURE_SIMULATION, "the simulator / scenario tick"),
+}
+"""Episode phase -> (leaderboard failure reason, what failed, for the log)."""
 
 
 @dataclass(frozen=True)
@@ -83,52 +93,34 @@ class RouteResult:
 
 
 class _RouteFailure(Exception):
-    """Internal: ends the route loop with a leaderboard failure reason."""
+    """Internal: ends the route with a leaderboard failure reason."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
+def _log_failure(route_id: str, what: str, exc: BaseException, reason: str) -> None:
+    """The traceback at DEBUG, one line at WARNING."""
+    log.debug("route %s: %s failed", route_id, what, exc_info=exc)
+    log.warning(
+        "route %s: %s raised %s: %s -> Failed - %s",
+        route_id, what, type(exc).__name__, exc, reason,
+    )  # fmt: skip
+
+
 @contextmanager
 def _boundary(reason: str, what: str, route_id: str) -> Iterator[None]:
     """Turn any exception of ``what`` (agent / simulator / scenario code) into a route failure
-    with ``reason``: the traceback at DEBUG, one line at WARNING. Invalid sensors pass through
-    (they stop the run); KeyboardInterrupt is no Exception and passes too."""
+    with ``reason``. Invalid sensors pass through (they stop the run); KeyboardInterrupt is no
+    Exception and passes too."""
     try:
         yield
     except SensorConfigError:
         raise
     except Exception as exc:  # noqa: BLE001  (the runner boundary: any failure becomes a status)
-        log.debug("route %s: %s failed", route_id, what, exc_info=True)
-        log.warning(
-            "route %s: %s raised %s: %s -> Failed - %s",
-            route_id, what, type(exc).__name__, exc, reason,
-        )  # fmt: skip
+        _log_failure(route_id, what, exc, reason)
         raise _RouteFailure(reason) from exc
-
-
-def embedded_backend(privileged: bool) -> SimulatorBackend:
-    """A fresh embedded simulator (privileged agents may also declare the BEV sensor)."""
-    return EmbeddedSimulator(EmbeddedConfig(privileged_sensors=privileged))
-
-
-_SCENARIO_WARNED: set[str] = set()
-
-
-def route_scenario_class() -> tuple[type | None, type | None]:
-    """(RouteScenario, ScenarioContext) from the ``scenarios`` package, or (None, None) when the
-    scenario framework is not importable (routes then run without scenarios; logged once)."""
-    try:
-        scen = importlib.import_module("scenarios.route_scenario")
-        ctx = importlib.import_module("scenarios.context")
-        return scen.RouteScenario, ctx.ScenarioContext
-    except (ImportError, AttributeError) as exc:
-        key = f"{type(exc).__name__}: {exc}"
-        if key not in _SCENARIO_WARNED:
-            _SCENARIO_WARNED.add(key)
-            log.warning("scenario framework not available (%s); routes run without scenarios", key)
-        return None, None
 
 
 def route_seed(run_seed: int, file_index: int) -> int:
@@ -148,19 +140,33 @@ def scenario_name(route: RouteConfig) -> str | None:
     return "+".join(s.type for s in route.scenarios) or None
 
 
+class _CriteriaObserver:
+    """Feeds every new state to the route criteria, then the step log its row."""
+
+    def __init__(self, criteria: RouteCriteria, steps: StepLog) -> None:
+        self.criteria, self.steps = criteria, steps
+        self.start_time_s = 0.0
+
+    def on_start(self, state: WorldState) -> None:
+        self.start_time_s = state.time_s
+
+    @property
+    def duration_s(self) -> float:
+        """Simulation time [s] from the reset to the last logged tick (0 before any tick)."""
+        return self.steps.last_time_s - self.start_time_s if len(self.steps) else 0.0
+
+    def on_tick(self, tick: Tick) -> None:
+        self.criteria.update(tick.state)
+        self.steps.append(tick.state, tick.control, self.criteria, tick.plan)
+
+
 class RouteRunner:
     """Runs routes one at a time with a fresh agent instance and a fresh backend each."""
 
-    def __init__(
-        self,
-        config: RunConfig,
-        agent_cls: type,
-        backend_factory: BackendFactory = embedded_backend,
-    ) -> None:
+    def __init__(self, config: RunConfig, agent_cls: type) -> None:
         self.config = config
         self.agent_cls = agent_cls
         self.privileged = is_privileged(agent_cls)
-        self.backend_factory = backend_factory
 
     # ------------------------------------------------------------------ public
     def run(self, job: RouteJob) -> RouteResult:
@@ -181,70 +187,72 @@ class RouteRunner:
             town_lane_check(town),
             route_id=route.id,
         )
-        backend = self.backend_factory(self.privileged)
+        backend = make_backend(self.config.backend, self.privileged)
         steps = StepLog()
-        agent: Any = None
-        scenario: Any = None
+        driver: AgentDriver | None = None
+        scenario: RouteScenario | None = None
+        recorder: Recorder | None = None
         sensors: tuple[str, ...] = ()
-        t0_s = 0.0
-        state = None
+        watcher = _CriteriaObserver(criteria, steps)
         try:
-            agent = self._setup_agent(job, town, planned, backend)
-            sensor_list = list(agent.sensors())
+            with _boundary(FAILURE_AGENT_INIT, "agent set-up", route.id):
+                driver = AgentDriver.set_up(
+                    self.agent_cls, planned, town,
+                    plan_spacing_m=self.config.plan_spacing_m,
+                    agent_config=self.config.agent_config,
+                    world_state=lambda: backend.state,
+                )  # fmt: skip
+                sensor_list = driver.sensors()
             validate_sensors(sensor_list, privileged=self.privileged)
             sensors = tuple(str(s.get("type", "")) for s in sensor_list)
-            scenario = self._build_scenario(job, backend, town, planned, criteria)
-            with _boundary(FAILURE_SIMULATION, "the simulator reset / scenario setup", route.id):
+            with _boundary(FAILURE_SIMULATION, "building the route scenario", route.id):
+                scenario = self._build_scenario(job, backend, town, planned, criteria)
                 spec = self._episode_spec(job, planned, sensor_list, scenario)
-                state = backend.reset(spec)
-                t0_s = state.time_s
-                if scenario is not None:
-                    scenario.setup()
-            self._loop(job, agent, scenario, backend, criteria, steps, state)
+            recorder = Recorder.for_spec(spec) if self.config.record else None
+            observers = [watcher] + ([recorder] if recorder is not None else [])
+            try:
+                run_episode(
+                    backend, spec, driver, lambda _s, _t: criteria.done[0],
+                    hooks=(scenario,), observers=observers,
+                )  # fmt: skip
+            except EpisodeError as err:
+                reason, what = _PHASE_FAILURE[err.phase]
+                _log_failure(route.id, what, err.__cause__ or err, reason)
+                raise _RouteFailure(reason) from err
         except _RouteFailure as f:
             criteria.fail(f.reason)
         finally:
-            self._cleanup(route.id, agent, scenario)
-        duration_game_s = steps.last_time_s - t0_s if len(steps) else 0.0
-        outcome = criteria.summary(duration_game_s=duration_game_s)
+            self._cleanup(route.id, driver, scenario)
+        outcome = criteria.summary(duration_game_s=watcher.duration_s)
         steps_path = self._write_steps(job, steps, outcome)
-        recording = self._write_recording(job, backend, outcome) if state is not None else None
+        recording = self._write_recording(job, recorder, outcome)
         backend.close()
         record = self._record(job, outcome, wall0)
         return RouteResult(record, outcome, sensors, steps_path, recording)
 
     # ------------------------------------------------------------------ steps of a route
-    def _setup_agent(self, job: RouteJob, town: Any, planned: Any, backend: Any) -> Any:
-        """Instantiate the agent, give it the global plan (and the world view when privileged),
-        then call setup(path_to_conf_file); failures end the route as 'Agent couldn't be set up'."""
-        with _boundary(FAILURE_AGENT_INIT, "agent set-up", job.route.id):
-            plan = global_plan(planned, town, self.config.plan_spacing_m)
-            agent = self.agent_cls(None, None, False)
-            agent.set_global_plan(plan.gps, plan.world)
-            if self.privileged:
-                agent.set_world(LiveWorldView(lambda: backend.state, town))
-            agent.setup(self.config.agent_config)
-        return agent
-
     def _build_scenario(
-        self, job: RouteJob, backend: Any, town: Any, planned: Any, criteria: RouteCriteria
-    ) -> Any:
-        """The route's RouteScenario, or None when the scenario framework is not available."""
-        scenario_cls, context_cls = route_scenario_class()
-        if scenario_cls is None or context_cls is None:
-            if job.route.scenarios:
-                log.info("route %s: its scenarios are skipped (no framework)", job.route.id)
-            return None
-        with _boundary(FAILURE_SIMULATION, "building the route scenario", job.route.id):
-            rng = np.random.default_rng([job.seed, 1])
-            ctx = context_cls(
-                backend=backend, town=town, planned=planned, route=job.route,
-                criteria=criteria, rng=rng,
-            )  # fmt: skip
-            return scenario_cls(ctx)
+        self,
+        job: RouteJob,
+        backend: SimulatorBackend,
+        town: Town,
+        planned: PlannedRoute,
+        criteria: RouteCriteria,
+    ) -> RouteScenario:
+        """The route's scenarios (built near their triggers while the route runs)."""
+        rng = np.random.default_rng([job.seed, 1])
+        ctx = ScenarioContext(
+            backend=backend, town=town, planned=planned, route=job.route,
+            criteria=criteria, rng=rng,
+        )  # fmt: skip
+        return RouteScenario(ctx)
 
     def _episode_spec(
-        self, job: RouteJob, planned: Any, sensors: list[dict[str, Any]], scenario: Any
+        self,
+        job: RouteJob,
+        planned: PlannedRoute,
+        sensors: list[dict[str, object]],
+        scenario: RouteScenario,
     ) -> EpisodeSpec:
         """Reset spec: ego at the route start (or where the scenario wants it), the agent's
         sensors, traffic seeded from the route seed."""
@@ -254,12 +262,10 @@ class RouteRunner:
             float(planned.z[0]),
             float(planned.yaw_rad[0]),
         )
-        override = getattr(scenario, "ego_start_override", None)
-        if callable(override):
-            wanted = override()  # (x, y, z [m], yaw [rad]) as scenarios compute it
-            if wanted is not None:
-                x, y, z, yaw = (float(v) for v in wanted)
-                start = (x, y, z, yaw)
+        wanted = scenario.ego_start_override()  # (x, y, z [m], yaw [rad]) as scenarios compute it
+        if wanted is not None:
+            x, y, z, yaw = (float(v) for v in wanted)
+            start = (x, y, z, yaw)
         return EpisodeSpec(
             town=job.route.town,
             ego_start=start,
@@ -267,50 +273,24 @@ class RouteRunner:
             sensors=tuple(sensors),
             traffic=replace(self.config.traffic, seed=job.seed),
             seed=job.seed,
-            record=self.config.record,
         )
 
-    def _loop(
-        self,
-        job: RouteJob,
-        agent: Any,
-        scenario: Any,
-        backend: SimulatorBackend,
-        criteria: RouteCriteria,
-        steps: StepLog,
-        state: Any,
+    def _cleanup(
+        self, route_id: str, driver: AgentDriver | None, scenario: RouteScenario | None
     ) -> None:
-        """Tick from the reset ``state`` until the criteria end the route (every tick's row goes
-        to ``steps``; a failure raises _RouteFailure after the rows so far)."""
-        rid = job.route.id
-        has_plan = callable(getattr(agent, "planned_trajectory", None))
-        perturb = getattr(scenario, "perturb", None)
-        while not criteria.done[0]:
-            with _boundary(FAILURE_SIMULATION, "the simulator (sensor data)", rid):
-                input_data = backend.sensor_data()
-            with _boundary(FAILURE_AGENT_RUNTIME, "the agent", rid):
-                control = as_vehicle_control(agent.run_step(input_data, state.time_s))
-                plan = checked_plan(agent.planned_trajectory()) if has_plan else None
-            with _boundary(FAILURE_SIMULATION, "the simulator / scenario tick", rid):
-                if callable(perturb):
-                    control = as_vehicle_control(perturb(control))
-                state = backend.tick(control)
-                if scenario is not None:
-                    scenario.tick(state)
-            criteria.update(state)
-            steps.append(state, control, criteria, plan)
-
-    def _cleanup(self, route_id: str, agent: Any, scenario: Any) -> None:
         """Scenario cleanup and agent destroy; their errors are logged, never change the status."""
-        for obj, method in ((scenario, "cleanup"), (agent, "destroy")):
-            if obj is None:
+        for what, close in (
+            ("cleanup", scenario.cleanup if scenario is not None else None),
+            ("destroy", driver.close if driver is not None else None),
+        ):
+            if close is None:
                 continue
             try:
-                getattr(obj, method)()
+                close()
             except Exception as exc:  # noqa: BLE001  (runner boundary; the route is over anyway)
-                log.debug("route %s: %s() failed", route_id, method, exc_info=True)
+                log.debug("route %s: %s() failed", route_id, what, exc_info=True)
                 log.warning(
-                    "route %s: %s() raised %s: %s", route_id, method, type(exc).__name__, exc
+                    "route %s: %s() raised %s: %s", route_id, what, type(exc).__name__, exc
                 )
 
     # ------------------------------------------------------------------ outputs
@@ -353,15 +333,10 @@ class RouteRunner:
         return steps.write(path, self._metadata(job, outcome))
 
     def _write_recording(
-        self, job: RouteJob, backend: SimulatorBackend, outcome: RouteOutcome
+        self, job: RouteJob, recorder: Recorder | None, outcome: RouteOutcome
     ) -> Path | None:
-        """OUT/recordings/<save_name>.parquet when recording was asked and the backend can."""
-        if not self.config.record:
-            return None
-        writer = getattr(backend, "write_recording", None)
-        if not callable(writer):
-            log.warning("the %s backend cannot write recordings", self.config.backend)
+        """OUT/recordings/<save_name>.parquet when recording was asked and the route started."""
+        if recorder is None or not len(recorder):
             return None
         path = self.config.out_dir / RECORDINGS_DIR / f"{job.save_name}.parquet"
-        out: Path = writer(path, extra_meta=self._metadata(job, outcome))
-        return out
+        return recorder.write(path, extra_meta=self._metadata(job, outcome))

@@ -43,7 +43,7 @@ from harness.sim.sensors.spec import (
     SPEEDOMETER,
     validate_sensors,
 )
-from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec
+from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficVehicleSpec
 from harness.world.control import VehicleControl
 from harness.world.state import ActorArrays, ActorKind, ActorRole, LightState, WorldState
 from harness.world.timing import SIM_DT_S
@@ -206,6 +206,41 @@ class CarlaBackend:
             )
         self._actors.append(actor)
         self._scripted[int(actor.id)] = _Scripted(actor, spec.kind)
+        return int(actor.id)
+
+    def spawn_traffic_vehicle(self, spec: TrafficVehicleSpec) -> int:
+        """A Traffic Manager vehicle at (lane, s) of the town's LaneSet, driving at up to the
+        desired speed and following the lane plan's centreline points (``set_path``) first."""
+        carla = self._carla
+        lanes = self.town.lanes
+        xy, yaw = lanes.position(np.array([spec.lane]), np.array([spec.s_m]))
+        library = self._world.get_blueprint_library()
+        bp = library.find(BLUEPRINT_BY_KIND[ActorKind.VEHICLE])
+        transform = carla.Transform(
+            carla.Location(x=float(xy[0, 0]), y=float(xy[0, 1]), z=SPAWN_Z_M),
+            carla.Rotation(yaw=math.degrees(float(yaw[0]))),
+        )
+        actor = self._world.try_spawn_actor(bp, transform)
+        if actor is None:
+            raise ConfigError(
+                f"CARLA could not spawn a traffic vehicle on lane {spec.lane} at s={spec.s_m:.1f} m: "
+                "the place is occupied"
+            )
+        self._actors.append(actor)
+        actor.set_autopilot(True, self._tm_port)
+        tm = self._client.get_trafficmanager(self._tm_port)
+        tm.set_desired_speed(actor, 3.6 * spec.desired_speed_mps)  # [km/h]
+        if spec.lane_plan:
+            path = [
+                carla.Location(x=float(p[0]), y=float(p[1]), z=0.0)
+                for lane in spec.lane_plan
+                for p in lanes.xy[lanes.start[lane] : lanes.start[lane] + lanes.count[lane] : 5]
+            ]
+            tm.set_path(actor, path)
+        heading = carla.Vector3D(
+            x=spec.speed_mps * math.cos(float(yaw[0])), y=spec.speed_mps * math.sin(float(yaw[0]))
+        )
+        actor.set_target_velocity(heading)
         return int(actor.id)
 
     def command_actor(self, actor_id: int, command: ActorCommand) -> None:

@@ -37,7 +37,6 @@ class EpisodeSpec:
     sensors: tuple[dict[str, Any], ...] = ()  # the agent's sensors() list
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     seed: int = 0
-    record: bool = False  # keep every tick's state for writing to Parquet
     ego_speed_mps: float = 0.0  # initial ego speed along its heading (re-simulating a scene)
     ego_accel_mps2: float = 0.0  # initial realised ego acceleration
     start_frame: int = 0  # first frame; lights follow frame time, so replays see recorded lights
@@ -71,6 +70,23 @@ class ActorCommand:
     ignore_others: bool = True  # scenario actors by default do not yield (they create situations)
 
 
+@dataclass(frozen=True)
+class TrafficVehicleSpec:
+    """A background vehicle placed by hand (re-simulating a recorded scene): it starts on lane
+    ``lane`` at ``s_m`` [m] along it with ``speed_mps``, cruises at up to ``desired_speed_mps``
+    under the backend's traffic rules (it reacts to the ego and to lights), first following
+    ``lane_plan`` (lane indices of the town's LaneSet, in driving order) and then choosing on
+    its own; ``length_m`` x ``width_m`` is its box."""
+
+    lane: int
+    s_m: float
+    speed_mps: float
+    desired_speed_mps: float
+    length_m: float
+    width_m: float
+    lane_plan: tuple[int, ...] = ()
+
+
 class SimulatorBackend(Protocol):
     """A simulator the harness can drive closed loop at 20 Hz."""
 
@@ -88,6 +104,10 @@ class SimulatorBackend(Protocol):
 
     def spawn_actor(self, spec: ActorSpec) -> int:
         """Add a scenario actor; returns its id."""
+        ...
+
+    def spawn_traffic_vehicle(self, spec: TrafficVehicleSpec) -> int:
+        """Add a reactive background vehicle; returns its id."""
         ...
 
     def command_actor(self, actor_id: int, command: ActorCommand) -> None:

@@ -3,7 +3,7 @@
 One tick (0.05 s): lights are a pure function of time; the ego's control moves a kinematic
 bicycle; background vehicles (IDM on the lane graph), pedestrians and scenario actors advance;
 the tick's state is assembled into padded arrays (ego row 0), events are detected against the
-previous tick, and the state is recorded when asked. Everything random comes from one seeded
+previous tick. Everything random comes from one seeded
 generator per episode, so the same spec and controls give the same episode.
 """
 
@@ -12,13 +12,11 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from harness import __version__
 from harness.dynamics.bicycle import BicycleState
 from harness.dynamics.bicycle import step as bicycle_step
 from harness.dynamics.control import control_to_command
@@ -32,9 +30,8 @@ from harness.sim.embedded.scripted import ScriptedActors
 from harness.sim.embedded.traffic import TrafficModel, TrafficParams
 from harness.sim.events import EventConfig, EventDetector
 from harness.sim.sensors.suite import SensorSuite
-from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec
+from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficVehicleSpec
 from harness.world.control import VehicleControl
-from harness.world.recording import EpisodeRecorder
 from harness.world.state import ActorArrays, ActorKind, ActorRole, WorldState
 from harness.world.timing import SIM_DT_S
 
@@ -89,7 +86,6 @@ class _Episode:
     lights: LightSchedule
     detector: EventDetector
     sensors: SensorSuite
-    recorder: EpisodeRecorder | None
     frame: int = 0
     state: WorldState | None = None
     layout: _Layout | None = None
@@ -145,14 +141,6 @@ class EmbeddedSimulator:
             route_xy=spec.route_xy,
             seed=spec.seed,
         )
-        recorder = (
-            EpisodeRecorder(
-                {"town": spec.town, "seed": spec.seed, "ego_start": list(spec.ego_start),
-                 "harness_version": __version__, "dt_s": SIM_DT_S}
-            )
-            if spec.record
-            else None
-        )  # fmt: skip
         self._ep = _Episode(
             spec=spec,
             rng=rng,
@@ -163,7 +151,6 @@ class EmbeddedSimulator:
             lights=LightSchedule(town.signals, self.config.lights),
             detector=EventDetector(town, spec.route_xy, self.config.events),
             sensors=sensors,
-            recorder=recorder,
         )
         self._ep.frame = spec.start_frame
         state = self._assemble(spec.start_frame)
@@ -217,6 +204,22 @@ class EmbeddedSimulator:
     def spawn_actor(self, spec: ActorSpec) -> int:
         return self._episode().scripted.spawn(spec)
 
+    def spawn_traffic_vehicle(self, spec: TrafficVehicleSpec) -> int:
+        """Add an IDM background vehicle (visible from the next tick on); its lane sequence
+        starts with ``spec.lane_plan`` (as far as the model's plan buffer reaches)."""
+        traffic = self._episode().traffic
+        vid = traffic.add_vehicle(spec.lane, spec.s_m, spec.speed_mps, spec.desired_speed_mps)
+        row = traffic.n - 1
+        plan = np.asarray(spec.lane_plan, dtype=np.int64)
+        if plan.size > 1:  # follow the given lanes, then the model's own choice
+            n = min(plan.size, traffic.seq.shape[1])
+            traffic.seq[row] = -1
+            traffic.seq[row, :n] = plan[:n]
+            traffic.seq_off[row] = 0.0
+            traffic.seq_off[row, 1:n] = np.cumsum(traffic.tables.length_m[plan[: n - 1]])
+        traffic.length[row], traffic.width[row] = spec.length_m, spec.width_m
+        return vid
+
     def command_actor(self, actor_id: int, command: ActorCommand) -> None:
         self._episode().scripted.command(actor_id, command)
 
@@ -241,26 +244,11 @@ class EmbeddedSimulator:
 
     # ------------------------------------------------------------------ extras
     @property
-    def traffic(self) -> TrafficModel:
-        """The episode's background traffic (set-ups that place vehicles themselves, e.g. the
-        teachers' reactive re-simulation, use :meth:`TrafficModel.add_vehicle`)."""
-        return self._episode().traffic
-
-    @property
     def state(self) -> WorldState:
         """The current tick's state."""
         ep = self._episode()
         assert ep.state is not None
         return ep.state
-
-    def write_recording(self, path: str | Path, extra_meta: dict[str, Any] | None = None) -> Path:
-        """Write the episode recorded so far to one Parquet file (atomically)."""
-        ep = self._episode()
-        if ep.recorder is None:
-            raise ConfigError("this episode was not recorded: reset with EpisodeSpec(record=True)")
-        if extra_meta:
-            ep.recorder.meta.update(extra_meta)
-        return ep.recorder.write(path)
 
     # ------------------------------------------------------------------ internals
     def _episode(self) -> _Episode:
@@ -274,8 +262,6 @@ class EmbeddedSimulator:
         if events:
             state = replace(state, events=events)
         ep.state = state
-        if ep.recorder is not None:
-            ep.recorder.append(state)
         return state
 
     def _fresh_models(

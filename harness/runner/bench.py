@@ -1,4 +1,5 @@
-"""`harness sim bench`: closed-loop speed of the embedded simulator with a route-following ego."""
+"""`harness sim bench`: closed-loop speed of the embedded simulator with a route-following ego,
+through the episode loop every run uses."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from harness.maps import load_town
 from harness.planning.route_follower import RouteFollower
 from harness.routes.generate import generate_routes
 from harness.routes.planner import plan_route
+from harness.runner.drivers import FollowerDriver
+from harness.runner.episode import COLLISION_EVENTS, Tick, after_ticks, run_episode
 from harness.sim.embedded.simulator import EmbeddedSimulator
 from harness.world.backend import EpisodeSpec, TrafficConfig
+from harness.world.state import WorldState
 from harness.world.timing import SIM_DT_S
 
 BENCH_ROUTE_M = 3000.0  # [m] long enough that the ego never runs out of route
@@ -41,24 +45,22 @@ def run_bench(
     planned = plan_route(town, route.keypoints, route.id)
     start = planned.xy[0]
     sensors = (camera_spec(*camera),) if camera else ()
-    sim = EmbeddedSimulator()
-    t0 = time.perf_counter()
-    state = sim.reset(EpisodeSpec(
-        town=town_name, ego_start=(float(start[0]), float(start[1]), 0.0, float(planned.yaw_rad[0])),
+    spec = EpisodeSpec(
+        town=town_name,
+        ego_start=(float(start[0]), float(start[1]), float(planned.z[0]), float(planned.yaw_rad[0])),
         route_xy=planned.xy, sensors=sensors,
         traffic=TrafficConfig(vehicles=vehicles, pedestrians=pedestrians, seed=seed), seed=seed,
-    ))  # fmt: skip
-    reset_s = time.perf_counter() - t0
-    ego = RouteFollower.for_route(planned, town)
-    collisions = 0
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(ticks):
-        control = ego.control(state, SIM_DT_S)
-        state = sim.tick(control)
-        if sensors:
-            sim.sensor_data()
-        collisions += sum(1 for e in state.events if e.kind.name.startswith("COLLISION"))
-    elapsed, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    )  # fmt: skip
+    follower = RouteFollower.for_route(planned, town)
+    clock = _Clock()
+    t_reset = time.perf_counter()
+    end = run_episode(
+        EmbeddedSimulator(), spec, FollowerDriver(follower, uses_sensors=bool(sensors)),
+        after_ticks(ticks), observers=(clock,),
+    )  # fmt: skip
+    elapsed, cpu_s = time.perf_counter() - clock.t0, time.process_time() - clock.c0
+    reset_s = clock.t0 - t_reset
+    state = end.state
     spawned = int(np.count_nonzero(state.actors.kind[1:] == 0))
     ticks_per_s = ticks / elapsed
     return {
@@ -68,5 +70,21 @@ def run_bench(
         "ms_per_tick": round(1e3 * elapsed / ticks, 3), "reset_s": round(reset_s, 3),
         "cpu_ticks_per_s": round(ticks / max(cpu_s, 1e-9), 1),
         "cpu_ms_per_tick": round(1e3 * cpu_s / ticks, 3), "load_avg_1min": round(os.getloadavg()[0], 2),
-        "ego_distance_m": round(float(ego._s[ego.index]), 1), "ego_collisions": collisions,
+        "ego_distance_m": round(float(follower._s[follower.index]), 1),
+        "ego_collisions": clock.collisions,
     }  # fmt: skip
+
+
+class _Clock:
+    """Observer: the wall and CPU clocks when ticking starts (after the reset), and the ego's
+    collision events."""
+
+    def __init__(self) -> None:
+        self.t0 = self.c0 = 0.0
+        self.collisions = 0
+
+    def on_start(self, state: WorldState) -> None:
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    def on_tick(self, tick: Tick) -> None:
+        self.collisions += sum(1 for e in tick.state.events if e.kind in COLLISION_EVENTS)

@@ -14,9 +14,10 @@ from harness.maps import load_town
 from harness.planning.route_follower import RouteFollower
 from harness.routes.generate import generate_routes
 from harness.routes.planner import plan_route
+from harness.runner.drivers import FollowerDriver
+from harness.runner.episode import after_ticks, run_episode
 from harness.sim.embedded.simulator import EmbeddedSimulator
 from harness.world.backend import EpisodeSpec, TrafficConfig
-from harness.world.timing import SIM_DT_S
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +34,14 @@ def warm_up_kernels() -> None:
     planned = plan_route(town, route.keypoints, route.id)
     camera = {"type": "sensor.camera.rgb", "id": "warmup", "x": 1.3, "y": 0.0, "z": 2.3, "roll": 0.0,
               "pitch": 0.0, "yaw": 0.0, "width": 32, "height": 16, "fov": 90}  # fmt: skip
-    sim = EmbeddedSimulator()
-    state = sim.reset(EpisodeSpec(
-        town=WARMUP_TOWN, ego_start=(float(planned.xy[0, 0]), float(planned.xy[0, 1]), 0.0, float(planned.yaw_rad[0])),
+    spec = EpisodeSpec(
+        town=WARMUP_TOWN,
+        ego_start=(float(planned.xy[0, 0]), float(planned.xy[0, 1]), float(planned.z[0]), float(planned.yaw_rad[0])),
         route_xy=planned.xy, sensors=(camera,), traffic=TrafficConfig(vehicles=4, pedestrians=2),
-    ))  # fmt: skip
-    ego = RouteFollower.for_route(planned, town)
-    for _ in range(WARMUP_TICKS):
-        state = sim.tick(ego.control(state, SIM_DT_S))
-        sim.sensor_data()
+    )  # fmt: skip
+    driver = FollowerDriver(RouteFollower.for_route(planned, town), uses_sensors=True)
+    end = run_episode(EmbeddedSimulator(), spec, driver, after_ticks(WARMUP_TICKS))
+    state = end.state
     log.debug(
         "simulator kernels ready (ego at %s)", np.round([state.actors.x[0], state.actors.y[0]], 1)
     )
