@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from harness.leaderboard.agent import AgentControlError, PrivilegedAgent, Track
 from harness.planning import ExpertConfig, ExpertPlanner
-from harness.routes.planner import plan_route
+from harness.routes.interpolate import plan_route
 from harness.world.control import VehicleControl
 
 

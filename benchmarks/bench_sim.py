@@ -32,7 +32,7 @@ import harness.sim.embedded.simulator as simulator_mod  # noqa: E402
 from harness.maps import load_town  # noqa: E402
 from harness.planning.route_follower import RouteFollower  # noqa: E402
 from harness.routes.generate import generate_routes  # noqa: E402
-from harness.routes.planner import plan_route  # noqa: E402
+from harness.routes.interpolate import plan_route  # noqa: E402
 from harness.runner.bench import BENCH_ROUTE_M, camera_spec  # noqa: E402
 from harness.sim.embedded.lights import LightSchedule  # noqa: E402
 from harness.sim.embedded.pedestrians import PedestrianModel  # noqa: E402

@@ -11,8 +11,8 @@ import numpy as np
 
 from harness.leaderboard.route_criteria import RouteCriteria
 from harness.maps.town import Town
+from harness.routes.interpolate import PlannedRoute
 from harness.routes.model import RouteConfig
-from harness.routes.planner import PlannedRoute
 from harness.world.backend import SimulatorBackend
 from harness.world.state import WorldState
 

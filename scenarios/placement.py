@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from harness.geometry import wrap_angle
 from harness.maps.town import Town
-from harness.routes.planner import PlannedRoute
+from harness.routes.interpolate import PlannedRoute
 
 PATH_STEP_M = 1.0  # [m] spacing of generated paths
 ROAD_PROBE_STEP_M = 0.25  # [m] probe spacing when measuring the drivable extent across a road

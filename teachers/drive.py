@@ -26,8 +26,8 @@ from harness.leaderboard.agent import is_privileged
 from harness.leaderboard.loader import AgentLoadError, load_agent
 from harness.maps.town import Town
 from harness.planning.route_follower import RouteFollower
+from harness.routes.interpolate import plan_route
 from harness.routes.model import RouteConfig
-from harness.routes.planner import plan_route
 from harness.runner.backends import BackendSpec, make_backend, prepare_for_workers
 from harness.runner.drivers import AgentDriver, FollowerDriver
 from harness.runner.episode import Tick, after_ticks, any_of, ego_arrived, run_episode

@@ -228,7 +228,7 @@ def scene_columns(
 
 
 def _command_name(code: int) -> str:
-    from harness.routes.planner import RoadOption
+    from harness.routes.interpolate import RoadOption
 
     return RoadOption(code).name.lower()
 

@@ -26,7 +26,7 @@ from harness.errors import ConfigError
 from harness.geometry import wrap_angle
 from harness.io import atomic_output
 from harness.maps.town import Town
-from harness.routes.planner import PlannedRoute, RoadOption, plan_route
+from harness.routes.interpolate import PlannedRoute, RoadOption, plan_route
 from harness.world.recording import Recording, load_recording
 from harness.world.timing import SIM_DT_S
 from teachers.scene import PAST_POSES, PREVIOUS_PLAN_OFFSET_STEPS, Scene

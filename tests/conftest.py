@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,11 +36,14 @@ def leaderboard_dir() -> Path:
     return _need(SHARED_ROUTES / "leaderboard")
 
 
-@pytest.fixture(autouse=True)
-def _maps_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point $HARNESS_MAPS at the shared maps (when present) and ignore any $CARLA_ROOT."""
-    monkeypatch.delenv("CARLA_ROOT", raising=False)
-    if SHARED_MAPS.exists():
-        monkeypatch.setenv("HARNESS_MAPS", str(SHARED_MAPS))
-    else:
-        monkeypatch.delenv("HARNESS_MAPS", raising=False)
+@pytest.fixture(autouse=True, scope="session")
+def _maps_env() -> Iterator[None]:
+    """Point $HARNESS_MAPS at the shared maps (when present) and ignore any $CARLA_ROOT, for the
+    whole session (so module-scoped fixtures that load a town see it too)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("CARLA_ROOT", raising=False)
+        if SHARED_MAPS.exists():
+            mp.setenv("HARNESS_MAPS", str(SHARED_MAPS))
+        else:
+            mp.delenv("HARNESS_MAPS", raising=False)
+        yield

@@ -191,7 +191,7 @@ def test_lane_follow_agent_completes_a_short_route_closed_loop() -> None:
     from harness.leaderboard.route_criteria import CriteriaConfig, RouteCriteria
     from harness.maps import load_town
     from harness.routes.generate import generate_routes
-    from harness.routes.planner import global_plan, plan_route
+    from harness.routes.interpolate import global_plan, plan_route
     from harness.sim.embedded.simulator import EmbeddedSimulator
     from harness.world.backend import EpisodeSpec, TrafficConfig
 

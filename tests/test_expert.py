@@ -17,7 +17,7 @@ from harness.maps.town import Town
 from harness.planning import ExpertPlanner
 from harness.planning.paths import STOP_KIND_LIGHT
 from harness.routes.generate import generate_routes
-from harness.routes.planner import PlannedRoute, global_plan, plan_route
+from harness.routes.interpolate import PlannedRoute, global_plan, plan_route
 from harness.sim.embedded.lights import LightSchedule
 from harness.sim.embedded.simulator import EmbeddedSimulator
 from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficConfig

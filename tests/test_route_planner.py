@@ -20,7 +20,7 @@ from harness.routes import (
     read_routes,
     read_routes_v1,
 )
-from harness.routes.planner import downsample_index
+from harness.routes.interpolate import downsample_index
 
 REAL = {f"Town0{i}" for i in range(1, 7)}
 

@@ -15,8 +15,8 @@ from harness.leaderboard.criteria import RouteGeometry
 from harness.leaderboard.route_criteria import RouteCriteria
 from harness.maps import load_town
 from harness.planning.route_follower import RouteFollower
+from harness.routes.interpolate import plan_route
 from harness.routes.model import RouteConfig, ScenarioConfig
-from harness.routes.planner import plan_route
 from harness.routes.xml_io import read_routes
 from harness.sim.embedded.simulator import EmbeddedSimulator
 from harness.world.backend import EpisodeSpec, TrafficConfig

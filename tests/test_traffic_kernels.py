@@ -17,7 +17,7 @@ from harness.sim.embedded.leaders import (
     vehicle_leaders_kernel,
 )
 from harness.sim.embedded.lights import LightSchedule
-from harness.sim.embedded.rules import (
+from harness.sim.embedded.right_of_way import (
     OFF,
     junction_control,
     junction_control_kernel,

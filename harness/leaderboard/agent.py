@@ -8,7 +8,7 @@ exactly so leaderboard agents port with an import change, plus two harness exten
   privileged experts (data collection, teachers, baselines) may use it; a leaderboard submission
   sees the world through its declared sensors only, and the evaluator marks privileged runs.
 
-Route plans come as built by ``harness.routes.planner.global_plan``: world entries are
+Route plans come as built by ``harness.routes.interpolate.global_plan``: world entries are
 ``((x_m, y_m, z_m, yaw_deg), RoadOption)`` tuples (the leaderboard hands ``carla.Transform``)
 and GPS entries ``({'lat', 'lon', 'z'}, RoadOption)`` dicts, as the leaderboard's.
 """
@@ -115,7 +115,7 @@ class AutonomousAgent:
         global_plan_gps: Sequence[GpsPlanEntry],
         global_plan_world_coord: Sequence[WorldPlanEntry],
     ) -> None:
-        """Store the route (already downsampled by ``harness.routes.planner.global_plan``, where
+        """Store the route (already downsampled by ``harness.routes.interpolate.global_plan``, where
         the leaderboard downsamples here) as ``_global_plan`` (GPS) and
         ``_global_plan_world_coord`` (world), the leaderboard's attribute names."""
         if len(global_plan_gps) != len(global_plan_world_coord):

@@ -89,7 +89,7 @@ class RouteGeometry:
 
     @staticmethod
     def from_planned(planned: object) -> RouteGeometry:
-        """From a ``harness.routes.planner.PlannedRoute`` (xy, yaw_rad)."""
+        """From a ``harness.routes.interpolate.PlannedRoute`` (xy, yaw_rad)."""
         return RouteGeometry.from_arrays(getattr(planned, "xy"), getattr(planned, "yaw_rad"))  # noqa: B009
 
     @property

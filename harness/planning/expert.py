@@ -53,7 +53,7 @@ from harness.planning.proposals import (
     yield_stop,
 )
 from harness.planning.scoring import ScoreConfig, Scores, drivable_ok, score_proposals
-from harness.routes.planner import PlannedRoute
+from harness.routes.interpolate import PlannedRoute
 from harness.world.control import VehicleControl
 from harness.world.state import ActorKind, WorldState
 from harness.world.timing import SIM_DT_S

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from harness.geometry import wrap_angle
 from harness.maps.town import Town
-from harness.routes.planner import PlannedRoute
+from harness.routes.interpolate import PlannedRoute
 
 STATION_STEP_M = 1.0  # [m] spacing of route stations
 RUN_OUT_M = 80.0  # [m] the route continues straight this far past its end (path windows)

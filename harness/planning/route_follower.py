@@ -14,7 +14,7 @@ from harness.dynamics.idm import IDMParams, idm_accel_scalar
 from harness.dynamics.tracking import PIDState, PurePursuitPID, interp1
 from harness.jit import njit
 from harness.maps.town import Town
-from harness.routes.planner import PlannedRoute
+from harness.routes.interpolate import PlannedRoute
 from harness.world.control import VehicleControl
 from harness.world.state import LightState, WorldState
 

@@ -7,6 +7,7 @@ from harness.routes.check import (
     check_route,
     check_route_file,
 )
+from harness.routes.interpolate import GlobalPlan, PlannedRoute, RoadOption, global_plan, plan_route
 from harness.routes.model import (
     OtherActor,
     RouteConfig,
@@ -14,7 +15,6 @@ from harness.routes.model import (
     Weather,
     triggers_near_route,
 )
-from harness.routes.planner import GlobalPlan, PlannedRoute, RoadOption, global_plan, plan_route
 from harness.routes.xml_io import (
     attach_scenarios,
     load_scenarios_json,

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.errors import HarnessError, MapLoadError, RoutePlanningError, UnknownTownError
+from harness.routes.interpolate import PlannedRoute, plan_route
 from harness.routes.model import RouteConfig, triggers_near_route
-from harness.routes.planner import PlannedRoute, plan_route
 from harness.routes.xml_io import read_route_file
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from harness.routes.model import triggers_near_route as _triggers_near_route
 
 if TYPE_CHECKING:
     from harness.maps import Town
-    from harness.routes.planner import PlannedRoute
+    from harness.routes.interpolate import PlannedRoute
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def read_routes_v1(
         return routes
     from harness.errors import UnknownTownError
     from harness.maps import load_town
-    from harness.routes.planner import plan_route
+    from harness.routes.interpolate import plan_route
 
     load = loader or load_town
     candidates = load_scenarios_json(scenarios_json)

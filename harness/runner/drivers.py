@@ -15,7 +15,7 @@ from harness.leaderboard.agent import (
 )
 from harness.maps.town import Town
 from harness.planning.route_follower import RouteFollower
-from harness.routes.planner import PlannedRoute, global_plan
+from harness.routes.interpolate import PlannedRoute, global_plan
 from harness.runner.episode import DriverOutput, SensorData
 from harness.world.state import WorldState
 from harness.world.timing import SIM_DT_S

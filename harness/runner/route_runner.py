@@ -36,8 +36,8 @@ from harness.leaderboard.results import RouteRecord, leaderboard_route_id, recor
 from harness.leaderboard.route_criteria import RouteCriteria
 from harness.maps import load_town
 from harness.maps.town import Town
+from harness.routes.interpolate import PlannedRoute, plan_route
 from harness.routes.model import RouteConfig
-from harness.routes.planner import PlannedRoute, plan_route
 from harness.runner.backends import make_backend
 from harness.runner.config import RunConfig
 from harness.runner.drivers import AgentDriver

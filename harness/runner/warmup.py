@@ -13,7 +13,7 @@ import numpy as np
 from harness.maps import load_town
 from harness.planning.route_follower import RouteFollower
 from harness.routes.generate import generate_routes
-from harness.routes.planner import plan_route
+from harness.routes.interpolate import plan_route
 from harness.runner.drivers import FollowerDriver
 from harness.runner.episode import after_ticks, run_episode
 from harness.sim.embedded.simulator import EmbeddedSimulator

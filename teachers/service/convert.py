@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from harness.dynamics.lqr import NAVSIM_BICYCLE, NUM_POSES, StateIndex
 from harness.errors import ConfigError
 from harness.maps.town import Town
-from harness.routes.planner import PlannedRoute, RoadOption, plan_route
+from harness.routes.interpolate import PlannedRoute, RoadOption, plan_route
 from harness.world.state import ActorKind, LightState
 from teachers.scene import PAST_POSES, Scene, states_from_poses
 from teachers.scenes import (

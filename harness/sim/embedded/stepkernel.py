@@ -16,7 +16,7 @@ from harness.sim.embedded.leaders import (
     upper_bound,
     vehicle_leaders_kernel,
 )
-from harness.sim.embedded.rules import OFF, junction_control_kernel, stop_gaps_kernel
+from harness.sim.embedded.right_of_way import OFF, junction_control_kernel, stop_gaps_kernel
 
 INF = np.inf
 # Columns of the packed parameter vector the step kernel takes (TrafficModel builds it once).

@@ -2,7 +2,7 @@
 sequence, traffic lights, stop signs and first-come-first-served junction reservations over
 conflicting connector lanes. Vectorised over vehicles; only lane transitions, plan extensions and
 the few vehicles asking to enter a junction are handled one by one. Lane tables (lanetables.py),
-leader search (leaders.py) and right-of-way rules (rules.py) live in their own modules."""
+leader search (leaders.py) and right-of-way rules (right_of_way.py) live in their own modules."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from harness.sim.embedded.lanetables import (
     conflict_matrix,
 )
 from harness.sim.embedded.leaders import ObstacleMatcher
-from harness.sim.embedded.rules import CLAIM_SLOTS, SEQ_SLOTS, STOPPED_MPS
+from harness.sim.embedded.right_of_way import CLAIM_SLOTS, SEQ_SLOTS, STOPPED_MPS
 from harness.sim.embedded.stepkernel import FLAG_RESPAWN, N_PARAMS, pose_kernel, step_kernel
 
 log = logging.getLogger(__name__)
@@ -431,7 +431,7 @@ class TrafficModel:
         [m/s] are actors the traffic must not hit (ego, scenario actors); ``light_state`` (T,)
         LightState per light of town.signals; ``obstacle_z`` (K,) [m] when known (bridges).
 
-        Leaders (leaders.py), junction grants and stop gaps (rules.py), IDM and the lane advance
+        Leaders (leaders.py), junction grants and stop gaps (right_of_way.py), IDM and the lane advance
         run in one compiled kernel (stepkernel.py); plan extensions and respawns, which draw from
         the seeded generator, run here in Python for the few vehicles the kernel flags."""
         self.tick_count += 1

@@ -1,4 +1,4 @@
-"""Route planning: keypoints -> a dense (~1 m) lane-following path with CARLA RoadOptions.
+"""Route interpolation: keypoints -> a dense (~1 m) lane-following path with CARLA RoadOptions.
 
 Like the leaderboard's `interpolate_trajectory` (GlobalRoutePlanner between consecutive
 keypoints), but robust to keypoints inside junctions: each keypoint gets every lane within a few
