@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,36 @@ def on_step(self, input_data, timestamp):
     data = _results(tmp_path / "out")
     assert data["entry_status"] == "Finished"  # agent crashes do not mark the entry
     assert data["_checkpoint"]["progress"] == [2, 2]
+
+
+def test_agent_that_hangs_is_timed_out_and_the_run_goes_on(tmp_path: Path) -> None:
+    """Per-call time limits: a set-up that sleeps fails as the leaderboard's watchdog fails it
+    ("Agent couldn't be set up"), a run_step that sleeps as "Agent crashed"; the other routes
+    of the run still run."""
+    slow_setup = _agent_file(
+        tmp_path, "slow_setup_agent",
+        DO_NOTHING_BODY + """
+def setup(self, path_to_conf_file):
+    import time
+    time.sleep(30)
+""",
+    )  # fmt: skip
+    result = run_evaluation(_config(tmp_path / "a", slow_setup, "0-1", agent_timeout_s=0.3))
+    assert [r.status for r in result.records] == ["Failed - Agent couldn't be set up"] * 2
+    slow_step = _agent_file(
+        tmp_path, "slow_step_agent",
+        DO_NOTHING_BODY + """
+def on_step(self, input_data, timestamp):
+    if 0.5 <= timestamp < 0.55:
+        import time
+        time.sleep(30)
+""",
+    )  # fmt: skip
+    t0 = time.monotonic()
+    result = run_evaluation(_config(tmp_path / "b", slow_step, "0-1", agent_timeout_s=0.3))
+    assert [r.status for r in result.records] == ["Failed - Agent crashed"] * 2
+    assert result.records[0].duration_game_s == pytest.approx(0.5)
+    assert time.monotonic() - t0 < 20.0  # neither 30 s sleep ran to its end
 
 
 class _CrashingSimulator(EmbeddedSimulator):

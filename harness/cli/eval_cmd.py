@@ -24,6 +24,7 @@ from harness.leaderboard.statistics import bench2drive_summary
 from harness.runner.backends import BACKENDS, BackendSpec
 from harness.runner.config import PENALTY_TABLES, Mode, RunConfig
 from harness.runner.evaluation import EvaluationResult, run_evaluation
+from harness.runner.time_limit import DEFAULT_AGENT_TIMEOUT_S
 from harness.world.backend import TrafficConfig
 
 INTERRUPTED_EXIT = 130  # shell convention for SIGINT
@@ -58,6 +59,7 @@ def build_config(
     mode: str,
     blocked_time_s: float | None,
     backend: BackendSpec | None = None,
+    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S,
 ) -> RunConfig:
     """The RunConfig of the command-line options (the only place defaults are overridden).
     Without --penalties the table follows the mode: Bench2Drive's own table in bench2drive mode
@@ -83,7 +85,7 @@ def build_config(
         subset=subset, criteria=criteria, penalties=PENALTY_TABLES[penalties],
         traffic=TrafficConfig(vehicles=traffic, pedestrians=pedestrians), seed=seed,
         record=record, resume=resume, rerun_crashed=rerun_crashed,
-        backend=backend or BackendSpec(),
+        backend=backend or BackendSpec(), agent_timeout_s=agent_timeout_s,
     )  # fmt: skip
 
 
@@ -172,6 +174,10 @@ def eval_command(
     backend: str = typer.Option(BACKEND_HELP[0], "--backend", help=BACKEND_HELP[1]),
     carla_host: str = typer.Option("localhost", "--carla-host", help="CARLA server host."),
     carla_port: int = typer.Option(2000, "--carla-port", min=1, max=65535, help="CARLA RPC port."),
+    agent_timeout: float = typer.Option(
+        DEFAULT_AGENT_TIMEOUT_S, "--agent-timeout", min=0.001,
+        help="Time limit of each agent call (setup, run_step, destroy), seconds.",
+    ),
 ) -> None:
     """Evaluate an agent on a route file, leaderboard style (exit 0 even when routes fail)."""
     config = build_config(
@@ -180,6 +186,7 @@ def eval_command(
         pedestrians=pedestrians, record=record, penalties=penalties, mode=mode,
         blocked_time_s=blocked_time,
         backend=BackendSpec(backend, host=carla_host, port=carla_port),
+        agent_timeout_s=agent_timeout,
     )  # fmt: skip
     console = Console()
     if not console.is_terminal:  # piped / captured: do not squeeze the tables to 80 columns

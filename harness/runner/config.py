@@ -18,6 +18,7 @@ from harness.leaderboard.statistics import (
     PenaltyTable,
 )
 from harness.runner.backends import BackendSpec
+from harness.runner.time_limit import DEFAULT_AGENT_TIMEOUT_S
 from harness.world.backend import TrafficConfig
 
 BENCH2DRIVE_PLAN_SPACING_M = 50.0  # [m] global-plan downsampling of Bench2Drive
@@ -84,8 +85,11 @@ class RunConfig:
     resume: bool = True
     rerun_crashed: bool = False
     plan_spacing_m: float = BENCH2DRIVE_PLAN_SPACING_M
+    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S  # per agent call (setup, run_step, destroy)
 
     def __post_init__(self) -> None:
+        if not self.agent_timeout_s > 0:
+            raise ConfigError(f"agent_timeout_s must be > 0, got {self.agent_timeout_s}")
         if self.plan_spacing_m <= 0:
             raise ConfigError(f"plan_spacing_m must be > 0, got {self.plan_spacing_m}")
         if self.traffic.vehicles < 0 or self.traffic.pedestrians < 0:

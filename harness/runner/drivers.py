@@ -17,6 +17,7 @@ from harness.maps.town import Town
 from harness.planning.route_follower import RouteFollower
 from harness.routes.interpolate import PlannedRoute, global_plan
 from harness.runner.episode import DriverOutput, SensorData
+from harness.runner.time_limit import time_limit
 from harness.world.state import WorldState
 from harness.world.timing import SIM_DT_S
 
@@ -27,8 +28,9 @@ class AgentDriver:
 
     uses_sensors = True
 
-    def __init__(self, agent: Any) -> None:
+    def __init__(self, agent: Any, time_limit_s: float | None = None) -> None:
         self.agent = agent
+        self.time_limit_s = time_limit_s
         self._exposes_plan = isinstance(agent, ExposesPlan)
 
     @classmethod
@@ -41,30 +43,35 @@ class AgentDriver:
         plan_spacing_m: float,
         agent_config: str,
         world_state: Callable[[], WorldState],
+        time_limit_s: float | None = None,
     ) -> AgentDriver:
         """The leaderboard's order: construct, ``set_global_plan`` (downsampled every
         ``plan_spacing_m``), ``set_world`` for privileged agents (reading ``world_state()``),
-        then ``setup(agent_config)``."""
-        agent = agent_cls(None, None, False)
-        plan = global_plan(planned, town, plan_spacing_m)
-        agent.set_global_plan(plan.gps, plan.world)
-        if is_privileged(agent):
-            agent.set_world(LiveWorldView(world_state, town))
-        agent.setup(agent_config)
-        return cls(agent)
+        then ``setup(agent_config)``; all of it within ``time_limit_s`` [s] (None: no limit),
+        which also bounds every later ``run_step`` and ``destroy``."""
+        with time_limit(time_limit_s, f"{agent_cls.__name__} set-up"):
+            agent = agent_cls(None, None, False)
+            plan = global_plan(planned, town, plan_spacing_m)
+            agent.set_global_plan(plan.gps, plan.world)
+            if is_privileged(agent):
+                agent.set_world(LiveWorldView(world_state, town))
+            agent.setup(agent_config)
+        return cls(agent, time_limit_s)
 
     def sensors(self) -> list[dict[str, Any]]:
         """The agent's declared sensor suite."""
         return list(self.agent.sensors())
 
     def step(self, state: WorldState, input_data: SensorData) -> DriverOutput:
-        control = as_vehicle_control(self.agent.run_step(input_data, state.time_s))
-        plan = checked_plan(self.agent.planned_trajectory()) if self._exposes_plan else None
-        return DriverOutput(control, plan)
+        with time_limit(self.time_limit_s, "run_step"):
+            raw = self.agent.run_step(input_data, state.time_s)
+            plan = checked_plan(self.agent.planned_trajectory()) if self._exposes_plan else None
+        return DriverOutput(as_vehicle_control(raw), plan)
 
     def close(self) -> None:
         """The agent's ``destroy()``."""
-        self.agent.destroy()
+        with time_limit(self.time_limit_s, "destroy"):
+            self.agent.destroy()
 
 
 class FollowerDriver:

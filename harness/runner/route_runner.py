@@ -201,6 +201,7 @@ class RouteRunner:
                     plan_spacing_m=self.config.plan_spacing_m,
                     agent_config=self.config.agent_config,
                     world_state=lambda: backend.state,
+                    time_limit_s=self.config.agent_timeout_s,
                 )  # fmt: skip
                 sensor_list = driver.sensors()
             validate_sensors(sensor_list, privileged=self.privileged)
