@@ -24,7 +24,6 @@ from numpy.typing import NDArray
 from scipy.signal import savgol_filter
 
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
-from harness.geometry import wrap_angle
 from harness.jit import njit
 
 MIN_LON_ACCEL_MPS2 = -4.05  # [m/s2]
@@ -126,7 +125,7 @@ class ComfortSignals:
 def unwrap_time(yaw: Float) -> Float:
     """Headings (B, T) [rad] made continuous along time: the first sample plus the cumulative
     wrapped steps (``np.unwrap`` up to rounding, without its generic-axis overhead); numba kernel
-    :func:`_unwrap_kernel`, equal to :func:`unwrap_time_numpy`. Returns a (B, T) view of a
+    :func:`_unwrap_kernel`. Returns a (B, T) view of a
     time-major (T, B) buffer (what the banded filters read without a copy)."""
     yaw = np.ascontiguousarray(yaw, dtype=np.float64)
     out = np.empty(yaw.shape[::-1])
@@ -134,18 +133,10 @@ def unwrap_time(yaw: Float) -> Float:
     return out.T
 
 
-def unwrap_time_numpy(yaw: Float) -> Float:
-    """:func:`unwrap_time` vectorised in NumPy (the kernel's reference)."""
-    out = np.empty(yaw.shape)
-    out[:, 0] = yaw[:, 0]
-    np.cumsum(wrap_angle(np.diff(yaw, axis=1)), axis=1, out=out[:, 1:])
-    out[:, 1:] += yaw[:, :1]
-    return out
-
-
 @njit
 def _unwrap_kernel(yaw: Float, out: Float) -> None:
-    """out (T, B) = :func:`unwrap_time_numpy` of yaw (B, T), same operation order."""
+    """out (T, B) = the unwrapped headings of yaw (B, T): per candidate, the first sample plus
+    the running sum of the wrapped steps (the NumPy oracle's operation order)."""
     two_pi = 2.0 * np.pi
     for b in range(yaw.shape[0]):
         y0 = yaw[b, 0]
