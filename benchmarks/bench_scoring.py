@@ -12,9 +12,12 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's packages, and tests.oracles (the reference)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -27,10 +30,10 @@ from teachers.rollout import rollout_candidates  # noqa: E402
 from teachers.scoring import score_states  # noqa: E402
 from teachers.scoring.aggregate import SUB_METRICS, state_bounds  # noqa: E402
 from teachers.scoring.rasters import SceneRasters  # noqa: E402
-from teachers.scoring.reference import ReferenceScorer  # noqa: E402
-from teachers.scoring.synthetic import candidate_fan, synthetic_scene  # noqa: E402
+from tests.oracles.reference import ReferenceScorer  # noqa: E402
+from tests.oracles.synthetic import candidate_fan, synthetic_scene  # noqa: E402
 
-SHARED_MAPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "maps"
+SHARED_MAPS = ROOT.parent / "shared" / "data" / "maps"
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ from teachers.scoring.aggregate import state_bounds
 from teachers.scoring.collisions import AgentTable, contacts, time_to_collision
 from teachers.scoring.egopose import EgoPose
 from teachers.scoring.rasters import SceneRasters, ScoringMap, ego_areas
-from teachers.scoring.synthetic import candidate_fan, synthetic_scene
 from tests.oracles.lqr_numpy import lqr_rollout_numpy
 from tests.oracles.scoring_numpy import (
     centerline_distance_xy_numpy,
@@ -32,6 +31,7 @@ from tests.oracles.scoring_numpy import (
     time_to_collision_numpy,
     unwrap_time_numpy,
 )
+from tests.oracles.synthetic import candidate_fan, synthetic_scene
 from tests.test_scoring_scenes import make_scene, straight_poses, straight_town
 
 

@@ -16,8 +16,8 @@ box and the TTC projection), then queried for all candidates x time x box points
   equidistant from two different lanes (where both distances are large: no lane-keeping
   threshold decision changes there).
 
-The reference implementation (``reference.py``) answers the same questions with shapely; the
-tests check both agree on random candidates.
+The reference scorer (the test oracle ``tests/oracles/reference.py``) answers the same questions
+with shapely; the tests check both agree on random candidates.
 """
 
 from __future__ import annotations
