@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from harness.dynamics.lqr import StateIndex
+from harness.world.comfort import COMFORT_WEIGHT, EP_WEIGHT, TTC_WEIGHT
 from teachers.rollout import rollout_candidates, rollout_previous_plan
 from teachers.scene import PREVIOUS_PLAN_OFFSET_STEPS, Scene
 from teachers.scoring.collisions import (
@@ -67,9 +68,11 @@ class Metric(IntEnum):
 
 NUM_METRICS = len(Metric)
 PDMS_GATES = (Metric.NC, Metric.DAC)
-PDMS_WEIGHTS = {Metric.TTC: 5.0, Metric.EP: 5.0, Metric.C: 2.0}
+PDMS_WEIGHTS = {Metric.TTC: TTC_WEIGHT, Metric.EP: EP_WEIGHT, Metric.C: COMFORT_WEIGHT}
 EPDMS_GATES = (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC)
 EPDMS_WEIGHTS = {Metric.EP: 5.0, Metric.TTC: 5.0, Metric.LK: 2.0, Metric.HC: 2.0, Metric.EC: 2.0}
+SAFETY_GATES = EPDMS_GATES  # NAVSIM's EP multipliers: candidates passing them are "safe", and
+# only a safe candidate's progress may set EP's maximum (teachers.core, teachers.selection)
 SUB_METRICS = tuple(m for m in Metric if m not in (Metric.PDMS, Metric.EPDMS))
 
 

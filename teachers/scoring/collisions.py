@@ -37,16 +37,16 @@ from harness.boxes import BoxField, box_corners
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
 from harness.geometry import wrap_angle
 from harness.jit import njit
+from harness.world.comfort import STOPPED_SPEED_MPS
 from harness.world.state import ActorKind
 from teachers.scene import Scene
 from teachers.scoring.egopose import EgoPose
 from teachers.scoring.rasters import EgoAreas
 
-STOPPED_SPEED_MPS = 0.05  # ego / agent at or below this speed counts as stopped [m/s]
 BEHIND_ANGLE_RAD = np.deg2rad(150.0)  # agent bearing beyond this from the heading: behind [rad]
 AHEAD_ANGLE_RAD = np.deg2rad(30.0)  # agent bearing within this of the heading: ahead [rad]
 BROAD_CELL_M = 12.0  # smallest broad-phase bucket [m]
-TTC_HORIZONS_STEPS = (0, 3, 6, 9)  # projection times in 0.1 s steps: 0, 0.3, 0.6, 0.9 s
+TTC_HORIZONS_STEPS = (0, 3, 6, 9)  # projections in 0.1 s steps: 0 .. 0.9 s (TTC_HORIZON_S)
 STATIC_COLLISION_SCORE = 0.5  # NC for an at-fault hit of a static object
 MOVING_COLLISION_SCORE = 0.0  # NC for an at-fault hit of a vehicle, pedestrian or cyclist
 

@@ -4,7 +4,8 @@ Signals of states (B, T, N_STATE) sampled every 0.1 s, Savitzky-Golay filtered a
 pdm_comfort_metrics (polynomial order 2): accelerations smoothed with window ACCEL_WINDOW (8);
 jerks are the filter's first derivative (window JERK_WINDOW, 15) of the smoothed accelerations;
 the yaw rate is the first derivative (window YAW_WINDOW, 5) of the unwrapped heading and the yaw
-acceleration the same derivative of that yaw rate. Bounds are strict (open intervals).
+acceleration the same derivative of that yaw rate. Bounds are strict (open intervals); they and
+the EC limits live in :mod:`harness.world.comfort`, shared with the expert's proposal scorer.
 
 Deviations from NAVSIM: the lateral acceleration is speed x yaw rate of the rolled-out bicycle
 (NAVSIM reads a lateral acceleration state); NAVSIM's rounding of signals to 8 decimals is
@@ -25,18 +26,20 @@ from scipy.signal import savgol_filter
 
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
 from harness.jit import njit
+from harness.world.comfort import (
+    EC_ACCEL_RMS_MPS2,
+    EC_JERK_RMS_MPS3,
+    EC_YAW_ACCEL_RMS_RADPS2,
+    EC_YAW_RATE_RMS_RADPS,
+    MAX_ABS_JERK_MPS3,
+    MAX_ABS_LAT_ACCEL_MPS2,
+    MAX_ABS_LON_JERK_MPS3,
+    MAX_ABS_YAW_ACCEL_RADPS2,
+    MAX_ABS_YAW_RATE_RADPS,
+    MAX_LON_ACCEL_MPS2,
+    MIN_LON_ACCEL_MPS2,
+)
 
-MIN_LON_ACCEL_MPS2 = -4.05  # [m/s2]
-MAX_LON_ACCEL_MPS2 = 2.40  # [m/s2]
-MAX_ABS_LAT_ACCEL_MPS2 = 4.89  # [m/s2]
-MAX_ABS_JERK_MPS3 = 8.37  # magnitude of the acceleration's derivative [m/s3]
-MAX_ABS_LON_JERK_MPS3 = 4.13  # [m/s3]
-MAX_ABS_YAW_RATE_RADPS = 0.95  # [rad/s]
-MAX_ABS_YAW_ACCEL_RADPS2 = 1.93  # [rad/s2]
-EC_ACCEL_RMS_MPS2 = 0.7  # [m/s2]
-EC_JERK_RMS_MPS3 = 0.5  # [m/s3]
-EC_YAW_RATE_RMS_RADPS = 0.1  # [rad/s]
-EC_YAW_ACCEL_RMS_RADPS2 = 0.1  # [rad/s2]
 SAVGOL_ORDER = 2  # polynomial order of every filter
 ACCEL_WINDOW = 8  # samples: acceleration smoothing
 JERK_WINDOW = 15  # samples: derivative of the smoothed accelerations
