@@ -37,6 +37,27 @@ DARE_MAX_ITER = 60  # doubling steps (each squares the horizon)
 DARE_RTOL = 1e-12  # relative change that ends the doubling
 MIN_HEADING_SEGMENT_M = 0.05  # [m] shorter chords take the pose yaw as their heading
 
+# Slots of the packed scalar vector ``c`` the rollout kernel reads (:func:`lqr_rollout` fills it);
+# the comments give the units of the values stored there.
+C_DT_S = 0  # [s] tracking step
+C_WHEELBASE_M = 1  # [m]
+C_REAR_TO_CENTER_M = 2  # [m] rear axle to box centre
+C_STEER_GAIN_S = 3  # [s] lag-compensated steer target per unit steer rate
+C_STEER_LAG = 4  # [-] first-order steer lag factor per step
+C_ACCEL_LAG = 5  # [-] first-order accel lag factor per step
+C_MAX_STEER_DELTA_RAD = 6  # [rad] steer change limit per step (inf: none)
+C_LAG_PREVIEW = 7  # [-] feed-forward accel read this fraction of a step ahead
+C_ACCEL_MIN_MPS2 = 8  # [m/s2] accel command clip, low
+C_ACCEL_MAX_MPS2 = 9  # [m/s2] accel command clip, high
+C_SPEED_GAIN_PER_S = 10  # [m/s2 per m/s]
+C_STATION_GAIN_PER_S2 = 11  # [m/s2 per m]
+C_STOP_SPEED_MPS = 12  # [m/s] reference below this: brake to a stop
+C_STOP_GAIN_PER_S = 13  # [m/s2 per m/s]
+C_MAX_STEER_RAD = 14  # [rad]
+C_MAX_REVERSE_SPEED_MPS = 15  # [m/s]
+C_TOP_SPEED_MPS = 16  # [m/s]
+N_CONSTS = 17  # [-] length of ``c``
+
 NAVSIM_BICYCLE = replace(
     LINCOLN_MKZ_2017,
     max_steer_rad=math.pi / 3,
@@ -153,27 +174,24 @@ def lqr_rollout(
     gain_at = _GainTable.build(cfg)
     dt = cfg.dt_s
     a_lo, a_hi = cfg.accel_limits_mps2
-    consts = np.array(
-        [
-            dt,
-            p.wheelbase_m,
-            p.rear_axle_to_center_m,
-            dt / lag_factor(dt, p.tau_steer_s),
-            lag_factor(dt, p.tau_steer_s),
-            lag_factor(dt, p.tau_accel_s),
-            p.max_steer_rate_radps * dt,
-            min(p.tau_accel_s / dt, 1.0),
-            a_lo,
-            a_hi,
-            cfg.speed_gain_per_s,
-            cfg.station_gain_per_s2,
-            cfg.stop_speed_mps,
-            cfg.stop_gain_per_s,
-            p.max_steer_rad,
-            p.max_reverse_speed_mps,
-            p.top_speed_mps,
-        ]
-    )
+    consts = np.empty(N_CONSTS)
+    consts[C_DT_S] = dt
+    consts[C_WHEELBASE_M] = p.wheelbase_m
+    consts[C_REAR_TO_CENTER_M] = p.rear_axle_to_center_m
+    consts[C_STEER_GAIN_S] = dt / lag_factor(dt, p.tau_steer_s)
+    consts[C_STEER_LAG] = lag_factor(dt, p.tau_steer_s)
+    consts[C_ACCEL_LAG] = lag_factor(dt, p.tau_accel_s)
+    consts[C_MAX_STEER_DELTA_RAD] = p.max_steer_rate_radps * dt
+    consts[C_LAG_PREVIEW] = min(p.tau_accel_s / dt, 1.0)
+    consts[C_ACCEL_MIN_MPS2] = a_lo
+    consts[C_ACCEL_MAX_MPS2] = a_hi
+    consts[C_SPEED_GAIN_PER_S] = cfg.speed_gain_per_s
+    consts[C_STATION_GAIN_PER_S2] = cfg.station_gain_per_s2
+    consts[C_STOP_SPEED_MPS] = cfg.stop_speed_mps
+    consts[C_STOP_GAIN_PER_S] = cfg.stop_gain_per_s
+    consts[C_MAX_STEER_RAD] = p.max_steer_rad
+    consts[C_MAX_REVERSE_SPEED_MPS] = p.max_reverse_speed_mps
+    consts[C_TOP_SPEED_MPS] = p.top_speed_mps
     out = np.empty((N_STATE, bsz, NUM_POSES))
     d_rear = p.rear_axle_to_center_m
     origin = (  # float32 search origin: the mean initial rear axle [m]
@@ -240,10 +258,18 @@ def _rollout_kernel(  # noqa: PLR0913, PLR0915
     MIN_HEADING_SEGMENT_M), curvature, speed and finite-difference accel - kept in per-candidate
     scratch rows, so one candidate's 40 steps stay in L1, then its 40 tracking steps, written to
     the column-major states ``out`` (N_STATE, B, 41). ``origin`` (2,) is the float32 search origin
-    [m]; ``c`` holds the scalars in the order :func:`lqr_rollout` packs them."""
-    dt, wb, d_rear, steer_gain, steer_lag, accel_lag = c[0], c[1], c[2], c[3], c[4], c[5]
-    max_delta, lag_preview, a_lo, a_hi, k_speed, k_station = c[6], c[7], c[8], c[9], c[10], c[11]
-    stop_speed, stop_gain, max_steer, max_rev, top_speed = c[12], c[13], c[14], c[15], c[16]
+    [m]; ``c`` (N_CONSTS,) the scalars, indexed by the C_* slots."""
+    dt, wb, d_rear = c[C_DT_S], c[C_WHEELBASE_M], c[C_REAR_TO_CENTER_M]
+    steer_gain, steer_lag, accel_lag = c[C_STEER_GAIN_S], c[C_STEER_LAG], c[C_ACCEL_LAG]
+    max_delta, lag_preview = c[C_MAX_STEER_DELTA_RAD], c[C_LAG_PREVIEW]
+    a_lo, a_hi = c[C_ACCEL_MIN_MPS2], c[C_ACCEL_MAX_MPS2]
+    k_speed, k_station = c[C_SPEED_GAIN_PER_S], c[C_STATION_GAIN_PER_S2]
+    stop_speed, stop_gain = c[C_STOP_SPEED_MPS], c[C_STOP_GAIN_PER_S]
+    max_steer, max_rev, top_speed = (
+        c[C_MAX_STEER_RAD],
+        c[C_MAX_REVERSE_SPEED_MPS],
+        c[C_TOP_SPEED_MPS],
+    )
     limit_delta = math.isfinite(max_delta)
     n_p = NUM_POSES
     n_s = n_p - 1
