@@ -25,11 +25,12 @@ from harness.dynamics.bicycle import lag_factor
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017, VehicleParams
 from harness.errors import ConfigError
 from harness.jit import njit
+from harness.world.timing import HORIZON_STEPS, POSE_DT_S
 
 Array = NDArray[np.float64]
 
-NUM_POSES = 41  # initial pose + 40 steps
-PDM_DT_S = 0.1  # [s] NAVSIM simulation step
+NUM_POSES = HORIZON_STEPS + 1  # [-] initial pose + 40 steps
+PDM_DT_S = POSE_DT_S  # [s] NAVSIM simulation step (0.1 s)
 SEARCH_BEHIND = 5  # reference segments searched behind the current time index
 SEARCH_AHEAD = 10  # and ahead of it
 MIN_SEGMENT_M = 1e-6  # [m] guards divisions by segment length
