@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from harness.dynamics.bicycle import lag_factor
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017, VehicleParams
 from harness.errors import ConfigError
+from harness.geometry import wrap_angle_scalar
 from harness.jit import njit
 from harness.world.timing import HORIZON_STEPS, POSE_DT_S
 
@@ -223,16 +224,6 @@ def lqr_rollout(
 
 
 @njit
-def _wrap(a: float) -> float:
-    """:func:`harness.geometry.wrap_angle` of one angle [rad], bit for bit (the modulo, slow in
-    compiled code, is skipped where it is the identity)."""
-    r = a + math.pi
-    if 0.0 <= r < 2.0 * math.pi:
-        return r - math.pi
-    return r % (2.0 * math.pi) - math.pi
-
-
-@njit
 def _gain(bins: Array, g: Array, row: int, v: float, uniform: bool, pos: float, i: int) -> float:
     """Gain ``row`` at speed ``v``: uniform bins use the precomputed ``pos``/``i``, else
     ``np.interp``."""
@@ -308,7 +299,7 @@ def _rollout_kernel(  # noqa: PLR0913, PLR0915
             scy32[k] = np.float32(cy[k])
             sinv32[k] = np.float32(inv_len2[k])
         for k in range(n_s - 1):
-            turn[k] = _wrap(theta[k + 1] - theta[k])
+            turn[k] = wrap_angle_scalar(theta[k + 1] - theta[k])
             if moving[k + 1] and moving[k]:
                 inner_kappa[k] = turn[k] / max(0.5 * (seg[k + 1] + seg[k]), MIN_HEADING_SEGMENT_M)
             else:
@@ -369,10 +360,10 @@ def _rollout_kernel(  # noqa: PLR0913, PLR0915
             ox, oy = rear_x - px[j], rear_y - py[j]
             uj = min(max((ox * cx[j] + oy * cy[j]) * inv_len2[j], 0.0), 1.0)
             oxj, oyj = ox - uj * cx[j], oy - uj * cy[j]
-            ref_yaw = path_yaw[j] + uj * _wrap(path_yaw[j + 1] - path_yaw[j])
+            ref_yaw = path_yaw[j] + uj * wrap_angle_scalar(path_yaw[j + 1] - path_yaw[j])
             kappa = path_kappa[j] + uj * (path_kappa[j + 1] - path_kappa[j])
             e_lat = -np.sin(ref_yaw) * oxj + np.cos(ref_yaw) * oyj
-            e_yaw = _wrap(yaw - ref_yaw)
+            e_yaw = wrap_angle_scalar(yaw - ref_yaw)
             e_station = cos_yaw * (px[k] - rear_x) + sin_yaw * (py[k] - rear_y)
             # longitudinal
             v_ref = v_path[k]
@@ -421,7 +412,7 @@ def _rollout_kernel(  # noqa: PLR0913, PLR0915
             cos_new, sin_new = cos_mid * c_h - sin_mid * s_h, sin_mid * c_h + cos_mid * s_h
             x = x + chord * cos_mid + d_rear * (cos_new - cos_yaw)
             y = y + chord * sin_mid + d_rear * (sin_new - sin_yaw)
-            yaw, cos_yaw, sin_yaw, speed = _wrap(yaw + dyaw), cos_new, sin_new, v1
+            yaw, cos_yaw, sin_yaw, speed = wrap_angle_scalar(yaw + dyaw), cos_new, sin_new, v1
             out[0, b, k + 1] = x
             out[1, b, k + 1] = y
             out[2, b, k + 1] = yaw

@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from harness.boxes import BoxField, box_corners
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
-from harness.geometry import wrap_angle
+from harness.geometry import wrap_angle, wrap_angle_scalar
 from harness.jit import njit
 from harness.world.comfort import STOPPED_SPEED_MPS
 from harness.world.state import ActorKind
@@ -481,8 +481,7 @@ def _projected_ttc(  # noqa: PLR0913
                     yaw = eyaw[b, t]
                     rx = px - rear * np.cos(yaw)
                     ry = py - rear * np.sin(yaw)
-                    ang = np.arctan2(ay[j] - ry, ax[j] - rx) - yaw
-                    ang = abs((ang + np.pi) % (2.0 * np.pi) - np.pi)
+                    ang = abs(wrap_angle_scalar(np.arctan2(ay[j] - ry, ax[j] - rx) - yaw))
                     if ang < AHEAD_ANGLE_RAD or (loose[b, t] and ang <= BEHIND_ANGLE_RAD):
                         hit = True
                         break

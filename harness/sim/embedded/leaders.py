@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.geometry import wrap_angle_scalar
 from harness.jit import njit
 
 SAME_LEVEL_M = 3.0  # an obstacle this close in height to a lane is on it (else bridge level) [m]
@@ -162,11 +163,6 @@ def upper_bound(a: NDArray[Any], lo: int, hi: int, x: float) -> int:
 
 
 @njit
-def _wrap(a: float) -> float:
-    return (a + np.pi) % (2.0 * np.pi) - np.pi
-
-
-@njit
 def match_kernel(
     boxes: NDArray[np.float64], z: NDArray[np.float64], has_z: bool,
     cell_m: float, x0: float, y0: float, ny: int,
@@ -243,7 +239,7 @@ def match_kernel(
             rx, ry = bx - xy[p, 0], by - xy[p, 1]
             c, sn = np.cos(yaw[p]), np.sin(yaw[p])
             along, lateral = rx * c + ry * sn, -rx * sn + ry * c
-            dyaw = _wrap(boxes[b, 2] - yaw[p])
+            dyaw = wrap_angle_scalar(boxes[b, 2] - yaw[p])
             cd, sd = abs(np.cos(dyaw)), abs(np.sin(dyaw))
             if not abs(lateral) < 0.5 * (width[p] + sd * boxes[b, 3] + cd * boxes[b, 4]):
                 continue
