@@ -21,9 +21,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
-from harness.leaderboard.agent import PLAN_DT_S, AgentControlError, AutonomousAgent, Track
+from harness.leaderboard.agent import AgentControlError, AutonomousAgent, Track
 from harness.maps.geo import EARTH_RADIUS_EQUA_M, GeoReference
 from harness.world.control import VehicleControl
+from harness.world.timing import POSE_DT_S
 
 TARGET_SPEED_MPS = 6.0  # [m/s] cruise speed
 RUN_OUT_M = 30.0  # [m] the path continues straight this far past the last plan point
@@ -118,7 +119,7 @@ class LaneFollowAgent(AutonomousAgent):
 
         s_ego = self._arc_length(xy)
         s = np.minimum(
-            s_ego + TARGET_SPEED_MPS * PLAN_DT_S * np.arange(1, PLAN_STEPS + 1), self._s[-1]
+            s_ego + TARGET_SPEED_MPS * POSE_DT_S * np.arange(1, PLAN_STEPS + 1), self._s[-1]
         )
         px = np.interp(s, self._s, self._path[:, 0])
         py = np.interp(s, self._s, self._path[:, 1])
@@ -127,7 +128,7 @@ class LaneFollowAgent(AutonomousAgent):
         poses = np.column_stack([px, py, np.arctan2(d[:, 1], d[:, 0])])
         speeds = np.full(PLAN_STEPS, TARGET_SPEED_MPS)
         self._plan = poses
-        plan = PlannedTrajectory(poses, dt_s=PLAN_DT_S, speeds_mps=speeds)
+        plan = PlannedTrajectory(poses, dt_s=POSE_DT_S, speeds_mps=speeds)
         pose = np.array([xy[0], xy[1], self._yaw])
         return self.tracker.control(self.pid, pose, speed, plan, CONTROL_DT_S)
 

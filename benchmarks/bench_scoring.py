@@ -1,11 +1,10 @@
 """Benchmark: PDMS/EPDMS scoring of 4,096 candidate plans (64 curvatures x 64 accelerations,
 40 steps) in a synthetic scene with 50 agents on a real town (Town05 when $HARNESS_MAPS or
-../shared/data/maps has it, else the built-in Harness01), one thread. Times the fast engine
-(LQR rollout + rasters + all metrics) and, in the same run, the exact shapely reference on a
-subsample of the same rolled-out states. Prints one JSON line per engine it can run: ``numpy``
-(device 'cpu'), ``torch-cpu`` and ``cuda`` (when torch sees a GPU), each end to end (plans in,
-score matrix out), with the reference throughput, the ratio and the agreement with the
-reference (fraction of the subsample whose sub-scores all match) and with the NumPy engine."""
+../shared/data/maps has it, else the built-in Harness01), one thread. Times the scorer (LQR
+rollout + rasters + all metrics, numba kernels) end to end, plans in, score matrix out, and, in
+the same run, the exact shapely reference on a subsample of the same rolled-out states. Prints
+one JSON line: the throughput, the reference throughput, the ratio and the agreement with the
+reference (fraction of the subsample whose sub-scores all match)."""
 
 from __future__ import annotations
 
@@ -13,9 +12,12 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's packages, and tests.oracles (the reference)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -23,16 +25,15 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from harness.errors import UnknownTownError  # noqa: E402
-from harness.maps import Town, load_town  # noqa: E402
+from harness.maps import load_town  # noqa: E402
 from teachers.rollout import rollout_candidates  # noqa: E402
-from teachers.scene import Scene  # noqa: E402
 from teachers.scoring import score_states  # noqa: E402
 from teachers.scoring.aggregate import SUB_METRICS, state_bounds  # noqa: E402
 from teachers.scoring.rasters import SceneRasters  # noqa: E402
-from teachers.scoring.reference import ReferenceScorer  # noqa: E402
-from teachers.scoring.synthetic import candidate_fan, synthetic_scene  # noqa: E402
+from tests.oracles.reference import ReferenceScorer  # noqa: E402
+from tests.oracles.synthetic import candidate_fan, synthetic_scene  # noqa: E402
 
-SHARED_MAPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "maps"
+SHARED_MAPS = ROOT.parent / "shared" / "data" / "maps"
 
 
 def main() -> None:
@@ -50,12 +51,6 @@ def main() -> None:
         town = load_town(args.town)
     except UnknownTownError:
         town = load_town("Harness01")
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
     scene = synthetic_scene(town, n_agents=args.agents, seed=args.seed)
     plans = candidate_fan(scene, args.grid, args.grid)
     n = plans.shape[0]
@@ -101,7 +96,7 @@ def main() -> None:
         json.dumps(
             {
                 **common,
-                "engine": "numpy",
+                "engine": "numba",
                 "trajectories_per_s": round(fast_tps, 1),
                 "trajectories_per_s_without_rollout": round(
                     n / (best["rasters"] + best["metrics"]), 1
@@ -123,53 +118,6 @@ def main() -> None:
             }
         )
     )
-    for engine in torch_engines():
-        secs, cpu_s, scores = time_torch(engine, scene, town, plans, args.repeats)
-        tps = n / secs
-        print(
-            json.dumps(
-                {
-                    **common,
-                    "engine": engine,
-                    "trajectories_per_s": round(tps, 1),
-                    "seconds_total": round(secs, 4),
-                    "process_seconds_total": round(cpu_s, 4),
-                    "reference_trajectories_per_s": round(ref_tps, 2),
-                    "ratio": round(tps / ref_tps, 1),
-                    "agreement": agree(scores[:, sub], ref.values),
-                    "agreement_with_numpy": agree(scores, fast.values),
-                    "load_1min": round(os.getloadavg()[0], 2),
-                }
-            )
-        )
-
-
-def torch_engines() -> list[str]:
-    """The torch engines this machine can run."""
-    try:
-        import torch
-    except ImportError:
-        return []
-    return ["torch-cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-def time_torch(
-    engine: str, scene: Scene, town: Town, plans: np.ndarray, repeats: int
-) -> tuple[float, float, np.ndarray]:
-    """Best wall and process seconds of the torch engine end to end (plans -> score matrix on
-    the host; rasters built inside) and its scores, after one warm-up call."""
-    from teachers.scoring.torch_engine import score_candidates_torch
-
-    device = "cpu" if engine == "torch-cpu" else "cuda"
-    # EP uses the batch best progress, so the same reference is implied
-    scores, _ = score_candidates_torch(scene, town, plans, device=device)
-    best, best_cpu = np.inf, np.inf
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        scores, _ = score_candidates_torch(scene, town, plans, device=device)
-        best = min(best, time.perf_counter() - t0)
-        best_cpu = min(best_cpu, time.process_time() - c0)
-    return best, best_cpu, scores.values
 
 
 if __name__ == "__main__":

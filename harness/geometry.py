@@ -5,16 +5,32 @@ Angles are radians; headings follow the CARLA world frame: heading vector (cos y
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from harness.jit import njit
 
 TWO_PI = 2.0 * np.pi
 
 
 def wrap_angle(angle_rad: ArrayLike) -> NDArray[np.float64]:
-    """Wrap angles to [-pi, pi). The one angle-wrapping helper of the project."""
+    """Wrap angles to [-pi, pi). The one angle-wrapping helper of the project (with its scalar,
+    compiled form :func:`wrap_angle_scalar`)."""
     a = np.asarray(angle_rad, dtype=np.float64)
     return (a + np.pi) % TWO_PI - np.pi
+
+
+@njit
+def wrap_angle_scalar(angle_rad: float) -> float:
+    """:func:`wrap_angle` of one angle [rad] for numba kernels, bit for bit: the same formula
+    (a + pi) % 2 pi - pi, whose modulo (slow in compiled code) is skipped where it is the
+    identity, i.e. when a + pi already lies in [0, 2 pi)."""
+    r = angle_rad + math.pi
+    if 0.0 <= r < TWO_PI:
+        return r - math.pi
+    return r % TWO_PI - math.pi
 
 
 def heading_vector(yaw_rad: ArrayLike) -> NDArray[np.float64]:

@@ -12,8 +12,8 @@ from numpy.typing import NDArray
 
 from harness.dynamics.lqr import NUM_POSES, PDM_DT_S
 from harness.maps.town import Town
+from teachers.episode_scenes import SceneRecord
 from teachers.lattice import LatticeConfig, lattice_candidates
-from teachers.scenes import SceneRecord
 from teachers.vocabulary import Vocabulary
 
 VOCAB_SPEED_TOLERANCE_MPS = 3.0  # vocabulary entries whose initial speed differs more are skipped

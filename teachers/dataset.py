@@ -24,9 +24,9 @@ from numpy.typing import NDArray
 
 from harness.errors import ConfigError
 from harness.io import atomic_output
+from harness.world.timing import HORIZON_STEPS
 
 FORMAT_VERSION = 1
-HORIZON_STEPS = 40  # teacher poses per trajectory (t = 0.1 .. 4.0 s)
 PAST_STEPS = 16  # ego history poses (t - 1.5 .. t at 0.1 s)
 TABLES = ("scenes", "teachers", "agents", "lights")
 SUB_SCORES = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec", "pdms", "epdms")

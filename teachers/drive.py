@@ -35,7 +35,7 @@ from harness.runner.observers import Recorder
 from harness.world.backend import EpisodeSpec, TrafficConfig
 from harness.world.state import WorldState
 from harness.world.timing import SIM_DT_S
-from teachers.scenes import HORIZON_STEPS, plans_path, write_plans
+from teachers.episode_scenes import HORIZON_STEPS, plans_path, write_plans
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,6 @@ from harness.routes.xml_io import read_route_file
 from harness.runner.backends import BackendSpec, make_backend
 from harness.world.state import ActorKind, LightState
 from teachers.candidates import CandidateConfig, Source
-from teachers.core import TeacherConfig, teachers_for_scene
 from teachers.dataset import (
     SUB_SCORES,
     finished_parts,
@@ -43,7 +42,7 @@ from teachers.dataset import (
     write_part,
 )
 from teachers.drive import drive_routes
-from teachers.scenes import (
+from teachers.episode_scenes import (
     FUTURE_TICKS,
     TICKS_PER_STEP,
     Episode,
@@ -53,6 +52,7 @@ from teachers.scenes import (
     load_episode,
     scene_rows,
 )
+from teachers.per_scene import TeacherConfig, teachers_for_scene
 from teachers.scoring import Metric
 from teachers.selection import SelectionConfig
 from teachers.vocabulary import (
@@ -163,7 +163,7 @@ def plan_parts(episodes: list[Episode], every_s: float, max_scenes: int | None) 
 def scene_columns(
     rec: SceneRecord, town: Town, vocab: Vocabulary | None, config: GenerateConfig
 ) -> tuple[dict[str, dict[str, list[Any]]], dict[str, int]]:
-    """Score one scene (:func:`teachers.core.teachers_for_scene`); its rows for each table (as
+    """Score one scene (:func:`teachers.per_scene.teachers_for_scene`); its rows for each table (as
     column lists) and its counts."""
     scene = rec.scene
     result = teachers_for_scene(

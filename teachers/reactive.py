@@ -58,8 +58,8 @@ from harness.world.backend import (
 from harness.world.control import VehicleControl
 from harness.world.state import ActorKind, WorldState
 from harness.world.timing import SIM_DT_S
+from teachers.episode_scenes import SceneRecord
 from teachers.scene import Scene
-from teachers.scenes import SceneRecord
 
 HORIZON_S = 4.0  # re-simulated time [s]
 POSE_DT_S = 0.1  # teacher pose spacing [s]

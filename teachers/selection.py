@@ -19,11 +19,11 @@ from numpy.typing import NDArray
 
 from harness.boxes import box_corners, boxes_overlap, make_boxes
 from harness.maps.town import Town
+from harness.world.comfort import EP_MIN_PROGRESS_M
 from teachers.scene import Scene, states_from_poses
 from teachers.scoring import Metric, ScoreMatrix
-from teachers.scoring.aggregate import with_aggregates
+from teachers.scoring.aggregate import SAFETY_GATES, with_aggregates
 from teachers.scoring.comfort import comfort_signals, within_bounds
-from teachers.scoring.progress import EP_MIN_PROGRESS_M
 
 DEFAULT_K = 8  # teachers per scene
 DEFAULT_THRESHOLD = 0.95  # minimum EPDMS of a teacher
@@ -67,7 +67,6 @@ def gates(scores: ScoreMatrix, threshold: float) -> Bool:
 
 
 HUMAN_FILTERED = (Metric.TTC, Metric.LK, Metric.HC, Metric.EC)  # weighted terms only, no gates
-SAFETY_GATES = (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC)  # NAVSIM's EP multipliers
 
 
 def safe_mask(values: Float) -> Bool:

@@ -20,10 +20,10 @@ from numpy.typing import NDArray
 from harness.errors import ConfigError
 from harness.geometry import to_local, to_world, wrap_angle
 from harness.io import atomic_output
+from harness.world.timing import HORIZON_STEPS
 
 VOCABULARY_FORMAT_VERSION = 1
 MAX_VOCABULARY_SIZE = 8192  # Drive-JEPA's vocabulary size [trajectories]
-HORIZON_STEPS = 40  # poses per trajectory (t = 0.1 .. 4.0 s)
 KMEANS_ITERATIONS = 25  # Lloyd iterations after k-means++ seeding
 KMEANS_CHUNK_ROWS = 2048  # rows per distance block (bounds memory at N x K)
 KMEANS_PP_SAMPLE = 20000  # k-means++ seeding runs on at most this many futures

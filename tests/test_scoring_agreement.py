@@ -11,8 +11,8 @@ from harness.maps import load_town
 from teachers.rollout import rollout_candidates
 from teachers.scoring import Metric, score_states
 from teachers.scoring.aggregate import SUB_METRICS
-from teachers.scoring.reference import ReferenceScorer
-from teachers.scoring.synthetic import candidate_fan, synthetic_scene
+from tests.oracles.reference import ReferenceScorer
+from tests.oracles.synthetic import candidate_fan, synthetic_scene
 from tests.test_scoring_scenes import make_scene, straight_town
 
 MIN_AGREEMENT = 0.99  # fraction of candidates whose sub-scores all agree

@@ -1,4 +1,5 @@
-"""Each numba kernel of the NumPy scoring engine equals the vectorised NumPy path it replaced:
+"""Each numba kernel of the scorer equals its test oracle, the vectorised NumPy path it replaced
+(``tests/oracles``):
 the LQR rollout (to 1e-9), TTC, NC's contacts, the box facts and centre-line distance of
 :func:`ego_areas`, DDC, heading unwrap and the banded Savitzky-Golay filters, on the hand-built
 straight-town scenes and on synthetic scenes on the built-in Harness01 town."""
@@ -11,23 +12,26 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from harness.dynamics.lqr import NUM_POSES, LQRConfig, lqr_rollout, lqr_rollout_numpy
+from harness.dynamics.lqr import NUM_POSES, LQRConfig, lqr_rollout
 from harness.maps import load_town
 from harness.world.state import ActorKind
 from teachers.rollout import full_plan, rollout_candidates, scene_lqr_config
 from teachers.scene import Scene
 from teachers.scoring import comfort, rules
 from teachers.scoring.aggregate import state_bounds
-from teachers.scoring.collisions import (
-    AgentTable,
-    contacts,
-    contacts_numpy,
-    time_to_collision,
-    time_to_collision_numpy,
-)
+from teachers.scoring.collisions import AgentTable, contacts, time_to_collision
 from teachers.scoring.egopose import EgoPose
-from teachers.scoring.rasters import SceneRasters, ScoringMap, ego_areas, ego_areas_numpy
-from teachers.scoring.synthetic import candidate_fan, synthetic_scene
+from teachers.scoring.rasters import SceneRasters, ScoringMap, ego_areas
+from tests.oracles.lqr_numpy import lqr_rollout_numpy
+from tests.oracles.scoring_numpy import (
+    centerline_distance_xy_numpy,
+    contacts_numpy,
+    driving_direction_compliance_numpy,
+    ego_areas_numpy,
+    time_to_collision_numpy,
+    unwrap_time_numpy,
+)
+from tests.oracles.synthetic import candidate_fan, synthetic_scene
 from tests.test_scoring_scenes import make_scene, straight_poses, straight_town
 
 
@@ -117,18 +121,18 @@ def test_area_kernels_match_numpy(case: Case) -> None:
         np.testing.assert_array_equal(getattr(fast, f.name), getattr(ref, f.name), err_msg=f.name)
     np.testing.assert_array_equal(
         rasters.centerline_distance_xy(pose.x, pose.y),
-        rasters.centerline_distance_xy_numpy(pose.x, pose.y),
+        centerline_distance_xy_numpy(rasters, pose.x, pose.y),
     )
     np.testing.assert_array_equal(
         rules.driving_direction_compliance(states, fast),
-        rules.driving_direction_compliance_numpy(states, ref),
+        driving_direction_compliance_numpy(states, ref),
     )
 
 
 def test_comfort_kernels_match_numpy(case: Case) -> None:
     _, _, states, _ = case
     yaw = np.ascontiguousarray(states[..., 2])
-    np.testing.assert_array_equal(comfort.unwrap_time(yaw), comfort.unwrap_time_numpy(yaw))
+    np.testing.assert_array_equal(comfort.unwrap_time(yaw), unwrap_time_numpy(yaw))
     signal = states[..., 4]
     for n in (NUM_POSES, 56, 9, 3):
         y = np.ascontiguousarray(np.tile(signal, (1, 2))[:, :n])

@@ -23,7 +23,6 @@ from teachers.dataset import (
     write_part,
 )
 from teachers.lattice import LatticeConfig, path_candidates, speed_profiles
-from teachers.scoring.synthetic import synthetic_scene  # noqa: F401  (import check only)
 from teachers.selection import farthest_point, mean_distance
 from teachers.vocabulary import (
     Vocabulary,
@@ -32,6 +31,7 @@ from teachers.vocabulary import (
     load_vocabulary,
     save_vocabulary,
 )
+from tests.oracles.synthetic import synthetic_scene  # noqa: F401  (import check only)
 
 T = np.arange(1, 41) * 0.1
 

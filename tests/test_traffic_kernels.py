@@ -1,5 +1,6 @@
-"""The compiled kernels of the traffic step against the array versions they replace (leaders,
-obstacle matching, junction grants, stop gaps, poses) on a real town mid-run."""
+"""The compiled kernels of the traffic step against the array versions they replaced, kept as test
+oracles in ``tests/oracles/traffic_numpy.py`` (leaders, obstacle matching, junction grants, stop
+gaps), and the pose kernel against LaneSet.position, on a real town mid-run."""
 
 from __future__ import annotations
 
@@ -10,21 +11,17 @@ import numpy as np
 import pytest
 
 from harness.maps import load_town
-from harness.sim.embedded.leaders import (
-    obstacle_leaders,
-    obstacle_leaders_kernel,
-    vehicle_leaders,
-    vehicle_leaders_kernel,
-)
+from harness.sim.embedded.leaders import obstacle_leaders_kernel, vehicle_leaders_kernel
 from harness.sim.embedded.lights import LightSchedule
-from harness.sim.embedded.right_of_way import (
-    OFF,
-    junction_control,
-    junction_control_kernel,
-    stop_gaps,
-    stop_gaps_kernel,
-)
+from harness.sim.embedded.right_of_way import OFF, junction_control_kernel, stop_gaps_kernel
 from harness.sim.embedded.traffic import TrafficModel, TrafficParams
+from tests.oracles.traffic_numpy import (
+    junction_control,
+    match_kdtree,
+    obstacle_leaders,
+    stop_gaps,
+    vehicle_leaders,
+)
 
 DT = 0.05  # [s]
 
@@ -68,7 +65,7 @@ def test_obstacle_matching_and_leaders_equal_arrays(busy: tuple[TrafficModel, np
     boxes[:, :2] += rng.normal(0.0, 0.7, (12, 2))  # obstacles near (not on) traffic
     speed = rng.uniform(0.0, 10.0, 12)
     m = tm._matcher
-    got, ref = m.match(boxes, None), m.match_kdtree(boxes, None)
+    got, ref = m.match(boxes, None), match_kdtree(tm.town.lanes, boxes, None)
     assert got is not None and ref is not None
     rows = {(int(o), int(ln)): k for k, (o, ln) in enumerate(zip(got[0], got[1], strict=True))}
     for k, (o, ln) in enumerate(zip(ref[0], ref[1], strict=True)):  # every KD-tree row is found

@@ -36,7 +36,7 @@ def is_loopback(host: str) -> bool:
 def app_from_env() -> Any:
     """uvicorn factory for ``--workers N``: the app config travels as JSON in CONFIG_ENV."""
     from teachers.candidates import CandidateConfig
-    from teachers.core import TeacherConfig
+    from teachers.per_scene import TeacherConfig
     from teachers.service.app import AppConfig, create_app
     from teachers.service.engine import EngineConfig
     from teachers.service.limits import LimitConfig

@@ -8,8 +8,8 @@ batched doubling solution of the DARE) and interpolated linearly in speed per ba
 Longitudinal: feed-forward reference accel (read tau_accel ahead) + proportional feedback on the
 reference's finite-difference speed and on the station error (reference pose at the same time,
 measured along the ego heading), then the bicycle's accel lag. :func:`lqr_rollout` runs the 40
-steps x B in one numba kernel; :func:`lqr_rollout_numpy` is the same maths vectorised over the
-batch (the reference the kernel is tested against)."""
+steps x B in one numba kernel; the same maths vectorised over the batch in NumPy is the test
+oracle ``tests/oracles/lqr_numpy.py`` the kernel is checked against."""
 
 from __future__ import annotations
 
@@ -24,19 +24,41 @@ from numpy.typing import ArrayLike, NDArray
 from harness.dynamics.bicycle import lag_factor
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017, VehicleParams
 from harness.errors import ConfigError
-from harness.geometry import wrap_angle
+from harness.geometry import wrap_angle_scalar
 from harness.jit import njit
+from harness.world.timing import HORIZON_STEPS, POSE_DT_S
 
 Array = NDArray[np.float64]
 
-NUM_POSES = 41  # initial pose + 40 steps
-PDM_DT_S = 0.1  # [s] NAVSIM simulation step
+NUM_POSES = HORIZON_STEPS + 1  # [-] initial pose + 40 steps
+PDM_DT_S = POSE_DT_S  # [s] NAVSIM simulation step (0.1 s)
 SEARCH_BEHIND = 5  # reference segments searched behind the current time index
 SEARCH_AHEAD = 10  # and ahead of it
 MIN_SEGMENT_M = 1e-6  # [m] guards divisions by segment length
 DARE_MAX_ITER = 60  # doubling steps (each squares the horizon)
 DARE_RTOL = 1e-12  # relative change that ends the doubling
 MIN_HEADING_SEGMENT_M = 0.05  # [m] shorter chords take the pose yaw as their heading
+
+# Slots of the packed scalar vector ``c`` the rollout kernel reads (:func:`lqr_rollout` fills it);
+# the comments give the units of the values stored there.
+C_DT_S = 0  # [s] tracking step
+C_WHEELBASE_M = 1  # [m]
+C_REAR_TO_CENTER_M = 2  # [m] rear axle to box centre
+C_STEER_GAIN_S = 3  # [s] lag-compensated steer target per unit steer rate
+C_STEER_LAG = 4  # [-] first-order steer lag factor per step
+C_ACCEL_LAG = 5  # [-] first-order accel lag factor per step
+C_MAX_STEER_DELTA_RAD = 6  # [rad] steer change limit per step (inf: none)
+C_LAG_PREVIEW = 7  # [-] feed-forward accel read this fraction of a step ahead
+C_ACCEL_MIN_MPS2 = 8  # [m/s2] accel command clip, low
+C_ACCEL_MAX_MPS2 = 9  # [m/s2] accel command clip, high
+C_SPEED_GAIN_PER_S = 10  # [m/s2 per m/s]
+C_STATION_GAIN_PER_S2 = 11  # [m/s2 per m]
+C_STOP_SPEED_MPS = 12  # [m/s] reference below this: brake to a stop
+C_STOP_GAIN_PER_S = 13  # [m/s2 per m/s]
+C_MAX_STEER_RAD = 14  # [rad]
+C_MAX_REVERSE_SPEED_MPS = 15  # [m/s]
+C_TOP_SPEED_MPS = 16  # [m/s]
+N_CONSTS = 17  # [-] length of ``c``
 
 NAVSIM_BICYCLE = replace(
     LINCOLN_MKZ_2017,
@@ -134,7 +156,7 @@ def lqr_rollout(
     follows from ``yaw_rate_radps`` (or is 0).
 
     The reference path and gain table are prepared with NumPy; the 40 steps x B run in the numba
-    kernel :func:`_rollout_kernel` (the maths of :func:`lqr_rollout_numpy`, equal to ~1e-9). The
+    kernel :func:`_rollout_kernel` (equal to the NumPy test oracle to ~1e-9). The
     result is a view of an (N_STATE, B, 41) buffer, so every state column ``out[..., i]`` is a
     C-contiguous (B, 41) plane (what :class:`EgoPose` and the metrics read without a copy); copy
     it if a C-contiguous (B, 41, N_STATE) array is needed."""
@@ -154,30 +176,27 @@ def lqr_rollout(
     gain_at = _GainTable.build(cfg)
     dt = cfg.dt_s
     a_lo, a_hi = cfg.accel_limits_mps2
-    consts = np.array(
-        [
-            dt,
-            p.wheelbase_m,
-            p.rear_axle_to_center_m,
-            dt / lag_factor(dt, p.tau_steer_s),
-            lag_factor(dt, p.tau_steer_s),
-            lag_factor(dt, p.tau_accel_s),
-            p.max_steer_rate_radps * dt,
-            min(p.tau_accel_s / dt, 1.0),
-            a_lo,
-            a_hi,
-            cfg.speed_gain_per_s,
-            cfg.station_gain_per_s2,
-            cfg.stop_speed_mps,
-            cfg.stop_gain_per_s,
-            p.max_steer_rad,
-            p.max_reverse_speed_mps,
-            p.top_speed_mps,
-        ]
-    )
+    consts = np.empty(N_CONSTS)
+    consts[C_DT_S] = dt
+    consts[C_WHEELBASE_M] = p.wheelbase_m
+    consts[C_REAR_TO_CENTER_M] = p.rear_axle_to_center_m
+    consts[C_STEER_GAIN_S] = dt / lag_factor(dt, p.tau_steer_s)
+    consts[C_STEER_LAG] = lag_factor(dt, p.tau_steer_s)
+    consts[C_ACCEL_LAG] = lag_factor(dt, p.tau_accel_s)
+    consts[C_MAX_STEER_DELTA_RAD] = p.max_steer_rate_radps * dt
+    consts[C_LAG_PREVIEW] = min(p.tau_accel_s / dt, 1.0)
+    consts[C_ACCEL_MIN_MPS2] = a_lo
+    consts[C_ACCEL_MAX_MPS2] = a_hi
+    consts[C_SPEED_GAIN_PER_S] = cfg.speed_gain_per_s
+    consts[C_STATION_GAIN_PER_S2] = cfg.station_gain_per_s2
+    consts[C_STOP_SPEED_MPS] = cfg.stop_speed_mps
+    consts[C_STOP_GAIN_PER_S] = cfg.stop_gain_per_s
+    consts[C_MAX_STEER_RAD] = p.max_steer_rad
+    consts[C_MAX_REVERSE_SPEED_MPS] = p.max_reverse_speed_mps
+    consts[C_TOP_SPEED_MPS] = p.top_speed_mps
     out = np.empty((N_STATE, bsz, NUM_POSES))
     d_rear = p.rear_axle_to_center_m
-    origin = (  # _Reference.build's float32 search origin [m]
+    origin = (  # float32 search origin: the mean initial rear axle [m]
         np.array(
             [
                 (ref[:, 0, 0] - d_rear * np.cos(ref[:, 0, 2])).mean(),
@@ -205,16 +224,6 @@ def lqr_rollout(
 
 
 @njit
-def _wrap(a: float) -> float:
-    """:func:`harness.geometry.wrap_angle` of one angle [rad], bit for bit (the modulo, slow in
-    compiled code, is skipped where it is the identity)."""
-    r = a + math.pi
-    if 0.0 <= r < 2.0 * math.pi:
-        return r - math.pi
-    return r % (2.0 * math.pi) - math.pi
-
-
-@njit
 def _gain(bins: Array, g: Array, row: int, v: float, uniform: bool, pos: float, i: int) -> float:
     """Gain ``row`` at speed ``v``: uniform bins use the precomputed ``pos``/``i``, else
     ``np.interp``."""
@@ -236,14 +245,23 @@ def _rollout_kernel(  # noqa: PLR0913, PLR0915
     c: Array,
     out: Array,
 ) -> None:
-    """:func:`lqr_rollout_numpy` per batch element: the rear-axle reference of
-    :meth:`_Reference.build` for candidate ``b`` of ``ref`` (B, 41, 3) (kept in per-candidate
-    scratch rows, so one candidate's 40 steps stay in L1), then its 40 tracking steps, written to
+    """One batch element at a time: the rear-axle reference path of candidate ``b`` of ``ref``
+    (B, 41, 3) - points, chord headings (the pose yaw where a chord is shorter than
+    MIN_HEADING_SEGMENT_M), curvature, speed and finite-difference accel - kept in per-candidate
+    scratch rows, so one candidate's 40 steps stay in L1, then its 40 tracking steps, written to
     the column-major states ``out`` (N_STATE, B, 41). ``origin`` (2,) is the float32 search origin
-    [m]; ``c`` holds the scalars in the order :func:`lqr_rollout` packs them."""
-    dt, wb, d_rear, steer_gain, steer_lag, accel_lag = c[0], c[1], c[2], c[3], c[4], c[5]
-    max_delta, lag_preview, a_lo, a_hi, k_speed, k_station = c[6], c[7], c[8], c[9], c[10], c[11]
-    stop_speed, stop_gain, max_steer, max_rev, top_speed = c[12], c[13], c[14], c[15], c[16]
+    [m]; ``c`` (N_CONSTS,) the scalars, indexed by the C_* slots."""
+    dt, wb, d_rear = c[C_DT_S], c[C_WHEELBASE_M], c[C_REAR_TO_CENTER_M]
+    steer_gain, steer_lag, accel_lag = c[C_STEER_GAIN_S], c[C_STEER_LAG], c[C_ACCEL_LAG]
+    max_delta, lag_preview = c[C_MAX_STEER_DELTA_RAD], c[C_LAG_PREVIEW]
+    a_lo, a_hi = c[C_ACCEL_MIN_MPS2], c[C_ACCEL_MAX_MPS2]
+    k_speed, k_station = c[C_SPEED_GAIN_PER_S], c[C_STATION_GAIN_PER_S2]
+    stop_speed, stop_gain = c[C_STOP_SPEED_MPS], c[C_STOP_GAIN_PER_S]
+    max_steer, max_rev, top_speed = (
+        c[C_MAX_STEER_RAD],
+        c[C_MAX_REVERSE_SPEED_MPS],
+        c[C_TOP_SPEED_MPS],
+    )
     limit_delta = math.isfinite(max_delta)
     n_p = NUM_POSES
     n_s = n_p - 1
@@ -263,7 +281,7 @@ def _rollout_kernel(  # noqa: PLR0913, PLR0915
     sinv32 = np.empty(n_s, np.float32)
     dist32 = np.empty(n_s, np.float32)
     for b in range(v0.shape[0]):
-        # reference (_Reference.build)
+        # rear-axle reference path
         for k in range(n_p):
             yaw_k = ref[b, k, 2]
             px[k] = ref[b, k, 0] - d_rear * np.cos(yaw_k)
@@ -281,7 +299,7 @@ def _rollout_kernel(  # noqa: PLR0913, PLR0915
             scy32[k] = np.float32(cy[k])
             sinv32[k] = np.float32(inv_len2[k])
         for k in range(n_s - 1):
-            turn[k] = _wrap(theta[k + 1] - theta[k])
+            turn[k] = wrap_angle_scalar(theta[k + 1] - theta[k])
             if moving[k + 1] and moving[k]:
                 inner_kappa[k] = turn[k] / max(0.5 * (seg[k + 1] + seg[k]), MIN_HEADING_SEGMENT_M)
             else:
@@ -317,7 +335,8 @@ def _rollout_kernel(  # noqa: PLR0913, PLR0915
         for k in range(n_s):
             rear_x = x - d_rear * cos_yaw
             rear_y = y - d_rear * sin_yaw
-            # nearest segment: _Reference.nearest's float32 search, first minimum wins
+            # nearest segment: float32 search from SEARCH_BEHIND behind to SEARCH_AHEAD ahead of
+            # step k (half the memory traffic), first minimum wins; then the float64 foot
             lo = max(0, k - SEARCH_BEHIND)
             hi = min(n_s, k + SEARCH_AHEAD)
             qx = np.float32(rear_x - o0)
@@ -341,10 +360,10 @@ def _rollout_kernel(  # noqa: PLR0913, PLR0915
             ox, oy = rear_x - px[j], rear_y - py[j]
             uj = min(max((ox * cx[j] + oy * cy[j]) * inv_len2[j], 0.0), 1.0)
             oxj, oyj = ox - uj * cx[j], oy - uj * cy[j]
-            ref_yaw = path_yaw[j] + uj * _wrap(path_yaw[j + 1] - path_yaw[j])
+            ref_yaw = path_yaw[j] + uj * wrap_angle_scalar(path_yaw[j + 1] - path_yaw[j])
             kappa = path_kappa[j] + uj * (path_kappa[j + 1] - path_kappa[j])
             e_lat = -np.sin(ref_yaw) * oxj + np.cos(ref_yaw) * oyj
-            e_yaw = _wrap(yaw - ref_yaw)
+            e_yaw = wrap_angle_scalar(yaw - ref_yaw)
             e_station = cos_yaw * (px[k] - rear_x) + sin_yaw * (py[k] - rear_y)
             # longitudinal
             v_ref = v_path[k]
@@ -393,7 +412,7 @@ def _rollout_kernel(  # noqa: PLR0913, PLR0915
             cos_new, sin_new = cos_mid * c_h - sin_mid * s_h, sin_mid * c_h + cos_mid * s_h
             x = x + chord * cos_mid + d_rear * (cos_new - cos_yaw)
             y = y + chord * sin_mid + d_rear * (sin_new - sin_yaw)
-            yaw, cos_yaw, sin_yaw, speed = _wrap(yaw + dyaw), cos_new, sin_new, v1
+            yaw, cos_yaw, sin_yaw, speed = wrap_angle_scalar(yaw + dyaw), cos_new, sin_new, v1
             out[0, b, k + 1] = x
             out[1, b, k + 1] = y
             out[2, b, k + 1] = yaw
@@ -401,99 +420,6 @@ def _rollout_kernel(  # noqa: PLR0913, PLR0915
             out[4, b, k + 1] = accel
             out[5, b, k + 1] = steer
             out[6, b, k + 1] = speed * tan_steer / wb
-
-
-def lqr_rollout_numpy(
-    reference_poses: ArrayLike,
-    speed_mps: ArrayLike,
-    accel_mps2: ArrayLike = 0.0,
-    steer_rad: ArrayLike | None = None,
-    yaw_rate_radps: ArrayLike | None = None,
-    config: LQRConfig | None = None,
-) -> Array:
-    """Track ``reference_poses`` (B, 41, 3) [x, y, yaw] (box centres, world frame, 0.1 s apart,
-    index 0 = the initial pose) from initial speed / accel / steer (B,) and return the simulated
-    states (B, 41, N_STATE) indexed by :class:`StateIndex`. Without ``steer_rad``, the initial steer
-    follows from ``yaw_rate_radps`` (or is 0).
-
-    Speed: the loop body is a few dozen (B,) float64 ops on time-major (41, B) arrays (no
-    per-step state records); the bicycle update is :func:`bicycle.step`'s maths inlined
-    (``reverse=False``) and the gain lookup a uniform-bin linear interpolation. The result is a
-    view of an (N_STATE, 41, B) buffer, so every state column ``out[..., i]`` is one contiguous
-    block (what the vectorised metrics read); copy it if a C-contiguous array is needed."""
-    cfg = config or LQRConfig()
-    p = cfg.params
-    ref = np.asarray(reference_poses, dtype=np.float64)
-    if ref.ndim != 3 or ref.shape[1:] != (NUM_POSES, 3) or not np.all(np.isfinite(ref)):
-        raise ConfigError(
-            f"reference poses must be finite with shape (B, {NUM_POSES}, 3), got {ref.shape}"
-        )
-    bsz = ref.shape[0]
-    v0 = np.broadcast_to(np.asarray(speed_mps, dtype=np.float64), (bsz,))
-    a0 = np.broadcast_to(np.asarray(accel_mps2, dtype=np.float64), (bsz,))
-    if not (np.all(np.isfinite(v0)) and np.all(np.isfinite(a0))):
-        raise ConfigError("initial speed and accel must be finite")
-    steer = np.array(_initial_steer(v0, steer_rad, yaw_rate_radps, p), dtype=np.float64)
-    x, y, yaw = ref[:, 0, 0].copy(), ref[:, 0, 1].copy(), ref[:, 0, 2].copy()
-    speed, accel = v0.copy(), a0.copy()
-
-    track = _Reference.build(ref, p, cfg.dt_s)
-    gain_at = _GainTable.build(cfg)
-    dt, wb, d_rear = cfg.dt_s, p.wheelbase_m, p.rear_axle_to_center_m
-    steer_gain = dt / lag_factor(dt, p.tau_steer_s)  # lag-compensated steer target per rate
-    steer_lag, accel_lag = lag_factor(dt, p.tau_steer_s), lag_factor(dt, p.tau_accel_s)
-    max_delta = p.max_steer_rate_radps * dt
-    lag_preview = min(p.tau_accel_s / dt, 1.0)  # feed-forward accel read tau_accel ahead
-    a_lo, a_hi = cfg.accel_limits_mps2
-    out = np.empty((N_STATE, NUM_POSES, bsz))  # time-major while rolling out
-    cos_yaw, sin_yaw = np.cos(yaw), np.sin(yaw)
-    tan_steer = np.tan(steer)
-    _record(out, 0, (x, y, yaw, speed, accel, steer, speed * tan_steer / wb))
-    for k in range(NUM_POSES - 1):
-        rear_x, rear_y = x - d_rear * cos_yaw, y - d_rear * sin_yaw
-        e_lat, ref_yaw, kappa = track.nearest(rear_x, rear_y, k)
-        e_yaw = wrap_angle(yaw - ref_yaw)
-        e_station = cos_yaw * (track.x_t[k] - rear_x) + sin_yaw * (track.y_t[k] - rear_y)
-        # longitudinal
-        v_ref = track.speed_t[k]
-        a_ref0, a_ref1 = track.accel_t[k], track.accel_t[k + 1]
-        a_cmd = (
-            a_ref0
-            + lag_preview * (a_ref1 - a_ref0)
-            + cfg.speed_gain_per_s * (v_ref - speed)
-            + cfg.station_gain_per_s2 * e_station
-        )
-        a_cmd = np.where(v_ref < cfg.stop_speed_mps, -cfg.stop_gain_per_s * speed, a_cmd)
-        np.clip(a_cmd, a_lo, a_hi, out=a_cmd)
-        # lateral
-        k_lat, k_yaw, k_steer = gain_at(np.abs(speed))
-        steer_ff = np.arctan(wb * kappa)
-        steer_rate = -(k_lat * e_lat + k_yaw * e_yaw + k_steer * (steer - steer_ff))
-        steer_cmd = np.clip(steer + steer_rate * steer_gain, -p.max_steer_rad, p.max_steer_rad)
-        # bicycle step (bicycle.step with reverse=False)
-        accel = accel + accel_lag * (a_cmd - accel)
-        d_steer = steer_lag * (steer_cmd - steer)
-        if math.isfinite(max_delta):
-            d_steer = np.clip(d_steer, -max_delta, max_delta)
-        steer = np.clip(steer + d_steer, -p.max_steer_rad, p.max_steer_rad)
-        v1 = speed + accel * dt
-        held = ((speed != 0.0) & (np.sign(v1) != np.sign(speed))) | ((speed == 0.0) & (v1 < 0.0))
-        v1 = np.clip(np.where(held, 0.0, v1), -p.max_reverse_speed_mps, p.top_speed_mps)
-        accel = np.where(held, 0.0, accel)
-        ds = 0.5 * (speed + v1) * dt
-        tan_steer = np.tan(steer)
-        dyaw = ds * tan_steer / wb
-        chord = ds * np.sinc(dyaw / (2.0 * np.pi))  # exact circular arc
-        mid = yaw + 0.5 * dyaw
-        new_yaw = yaw + dyaw
-        cos_new, sin_new = np.cos(new_yaw), np.sin(new_yaw)
-        x = x + chord * np.cos(mid) + d_rear * (cos_new - cos_yaw)
-        y = y + chord * np.sin(mid) + d_rear * (sin_new - sin_yaw)
-        yaw, cos_yaw, sin_yaw, speed = wrap_angle(new_yaw), cos_new, sin_new, v1
-        _record(out, k + 1, (x, y, yaw, speed, accel, steer, speed * tan_steer / wb))
-    if not np.all(np.isfinite(out)):
-        raise ConfigError("LQR rollout produced non-finite states; check the reference poses")
-    return out.transpose(2, 1, 0)  # (B, 41, N_STATE) view: each state column is contiguous
 
 
 @dataclass(frozen=True)
@@ -512,25 +438,6 @@ class _GainTable:
         uniform = bins.size >= 2 and bool(np.allclose(step_, step_[0], rtol=1e-9, atol=1e-12))
         return cls(bins=bins, gains=np.ascontiguousarray(lateral_gains(cfg).T), uniform=uniform)
 
-    def __call__(self, v_abs: Array) -> tuple[Array, Array, Array]:
-        """(k_lat, k_yaw, k_steer) each (B,) at speeds (B,) [m/s]."""
-        g = self.gains
-        if not self.uniform:
-            return (
-                np.interp(v_abs, self.bins, g[0]),
-                np.interp(v_abs, self.bins, g[1]),
-                np.interp(v_abs, self.bins, g[2]),
-            )
-        last = self.bins.size - 1
-        pos = np.clip((v_abs - self.bins[0]) / (self.bins[1] - self.bins[0]), 0.0, last)
-        i = np.minimum(pos.astype(np.intp), last - 1)
-        f = pos - i
-        return (
-            g[0, i] + f * (g[0, i + 1] - g[0, i]),
-            g[1, i] + f * (g[1, i + 1] - g[1, i]),
-            g[2, i] + f * (g[2, i + 1] - g[2, i]),
-        )
-
 
 def _initial_steer(
     speed: Array, steer_rad: ArrayLike | None, yaw_rate_radps: ArrayLike | None, p: VehicleParams
@@ -547,129 +454,3 @@ def _initial_steer(
     else:
         steer = np.zeros_like(speed)
     return np.clip(steer, -p.max_steer_rad, p.max_steer_rad)
-
-
-def _record(out: Array, k: int, values: tuple[Array, ...]) -> None:
-    """Write time index ``k`` of the time-major rollout buffer (N_STATE, 41, B), values in
-    :class:`StateIndex` order."""
-    for col, v in enumerate(values):
-        out[col, k] = v
-
-
-@dataclass(frozen=True)
-class _Reference:
-    """Precomputed rear-axle reference path, time-major so each step reads contiguous rows:
-    points ``x_t``/``y_t`` (41, B) [m], chords ``cx_t``/``cy_t`` (40, B) and their inverse squared
-    lengths ``inv_len2_t`` (40, B), path heading ``yaw_t`` and curvature ``kappa_t`` at the points
-    (41, B) [rad, 1/m], speed ``speed_t`` at the poses' times (41, B) [m/s] from the chords and its
-    finite-difference accel ``accel_t`` (41, B) [m/s2]. The nearest-segment search runs in
-    float32 on ``search`` (5, 40, B) = [x, y, chord x, chord y, inverse squared length] relative to
-    ``origin`` (2,) [m] (half the memory traffic; ties within float32 precision pick segments whose
-    feet coincide to ~1e-6 m), then the foot on the chosen segment is recomputed in float64;
-    ``columns`` = arange(B), ``work`` preallocated float32 scratch rows."""
-
-    x_t: Array
-    y_t: Array
-    cx_t: Array
-    cy_t: Array
-    inv_len2_t: Array
-    yaw_t: Array
-    kappa_t: Array
-    speed_t: Array
-    accel_t: Array
-    origin: Array
-    search: NDArray[np.float32]
-    columns: NDArray[np.intp]
-    work: tuple[NDArray[np.float32], ...]
-
-    @classmethod
-    def build(cls, ref: Array, p: VehicleParams, dt_s: float) -> _Reference:
-        """Rear-axle points from the box-centre poses; headings and curvature from the chords of
-        that path (pose yaw where a chord is too short to define a direction)."""
-        pose = np.ascontiguousarray(ref.transpose(2, 1, 0))  # (3, 41, B) time-major
-        pose_yaw = pose[2]
-        d = p.rear_axle_to_center_m
-        x = pose[0] - d * np.cos(pose_yaw)
-        y = pose[1] - d * np.sin(pose_yaw)
-        cx, cy = np.diff(x, axis=0), np.diff(y, axis=0)  # (40, B)
-        seg = np.hypot(cx, cy)
-        moving = seg > MIN_HEADING_SEGMENT_M
-        theta = np.where(moving, np.arctan2(cy, cx), pose_yaw[:-1])
-        turn = wrap_angle(np.diff(theta, axis=0))  # (39, B) at interior points
-        both = moving[1:] & moving[:-1]
-        inner_kappa = np.where(
-            both, turn / np.maximum(0.5 * (seg[1:] + seg[:-1]), MIN_HEADING_SEGMENT_M), 0.0
-        )
-        yaw = np.concatenate(
-            [theta[:1] - 0.5 * turn[:1], theta[:-1] + 0.5 * turn, theta[-1:] + 0.5 * turn[-1:]]
-        )
-        kappa = np.concatenate([inner_kappa[:1], inner_kappa, inner_kappa[-1:]])
-        seg_speed = seg / dt_s  # average over [t_k, t_k+1]
-        speed = np.concatenate(
-            [
-                1.5 * seg_speed[:1] - 0.5 * seg_speed[1:2],
-                0.5 * (seg_speed[1:] + seg_speed[:-1]),
-                1.5 * seg_speed[-1:] - 0.5 * seg_speed[-2:-1],
-            ]
-        )
-        speed = np.maximum(speed, 0.0)
-        inv_len2 = 1.0 / np.maximum(seg * seg, MIN_SEGMENT_M**2)
-        origin = np.array([x[0].mean(), y[0].mean()]) if x.size else np.zeros(2)
-        return cls(
-            x_t=x,
-            y_t=y,
-            cx_t=cx,
-            cy_t=cy,
-            inv_len2_t=inv_len2,
-            yaw_t=yaw,
-            kappa_t=kappa,
-            speed_t=speed,
-            accel_t=np.gradient(speed, dt_s, axis=0),
-            origin=origin,
-            search=np.stack([x[:-1] - origin[0], y[:-1] - origin[1], cx, cy, inv_len2]).astype(
-                np.float32
-            ),
-            columns=np.arange(ref.shape[0]),
-            work=tuple(
-                np.empty((SEARCH_BEHIND + SEARCH_AHEAD, ref.shape[0]), np.float32) for _ in range(5)
-            ),
-        )
-
-    def nearest(self, rear_x: Array, rear_y: Array, k: int) -> tuple[Array, Array, Array]:
-        """Lateral error [m] (+ = CARLA right of the path), path heading [rad] and curvature
-        [1/m] at the point of the path nearest to the rear axle (B,), searched over the segments
-        SEARCH_BEHIND behind to SEARCH_AHEAD ahead of time index ``k``."""
-        lo, hi = max(0, k - SEARCH_BEHIND), min(NUM_POSES - 1, k + SEARCH_AHEAD)
-        n = hi - lo
-        sx, sy = self.search[2, lo:hi], self.search[3, lo:hi]  # (S, B) float32 rows
-        rx, ry, u, tmp, d2 = (w[:n] for w in self.work)
-        np.subtract((rear_x - self.origin[0]).astype(np.float32), self.search[0, lo:hi], out=rx)
-        np.subtract((rear_y - self.origin[1]).astype(np.float32), self.search[1, lo:hi], out=ry)
-        np.multiply(rx, sx, out=u)
-        np.multiply(ry, sy, out=tmp)
-        u += tmp
-        u *= self.search[4, lo:hi]
-        np.clip(u, 0.0, 1.0, out=u)
-        np.multiply(u, sx, out=tmp)  # foot of the perpendicular -> rear axle
-        rx -= tmp
-        np.multiply(u, sy, out=tmp)
-        ry -= tmp
-        np.multiply(rx, rx, out=d2)
-        np.multiply(ry, ry, out=tmp)
-        d2 += tmp
-        bsz = rear_x.shape[0]
-        flat = np.argmin(d2, axis=0) * bsz + self.columns
-        flat += lo * bsz
-        # exact float64 foot on the selected segment
-        x0, y0 = self.x_t.ravel()[flat], self.y_t.ravel()[flat]
-        cx, cy = self.cx_t.ravel()[flat], self.cy_t.ravel()[flat]
-        ox, oy = rear_x - x0, rear_y - y0
-        uj = np.clip((ox * cx + oy * cy) * self.inv_len2_t.ravel()[flat], 0.0, 1.0)
-        oxj, oyj = ox - uj * cx, oy - uj * cy
-        yaw_flat, kappa_flat = self.yaw_t.ravel(), self.kappa_t.ravel()
-        yaw0, k0 = yaw_flat[flat], kappa_flat[flat]
-        flat += bsz
-        ref_yaw = yaw0 + uj * wrap_angle(yaw_flat[flat] - yaw0)
-        kappa = k0 + uj * (kappa_flat[flat] - k0)
-        e_lat = -np.sin(ref_yaw) * oxj + np.cos(ref_yaw) * oyj
-        return e_lat, ref_yaw, kappa

@@ -37,7 +37,6 @@ CONTROL_FIELDS = (
     "gear",
 )
 REQUIRED_CONTROL_FIELDS = ("throttle", "steer", "brake")  # the rest default as carla's do
-PLAN_DT_S = 0.1  # [s] spacing of the poses returned by planned_trajectory()
 
 WorldPlanEntry = tuple[tuple[float, float, float, float], Any]
 """((x_m, y_m, z_m, yaw_deg), RoadOption) of the world-frame global plan."""
@@ -128,7 +127,8 @@ class AutonomousAgent:
 
     def planned_trajectory(self) -> NDArray[np.float64] | None:
         """The plan behind the last control: poses (T, 3) [x_m, y_m, yaw_rad] in the world frame
-        at PLAN_DT_S spacing starting one step ahead, or None when the agent exposes no plan."""
+        at ``harness.world.timing.POSE_DT_S`` (0.1 s) spacing starting one step ahead, or None when
+        the agent exposes no plan."""
         return None
 
 

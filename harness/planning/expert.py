@@ -28,13 +28,7 @@ from numpy.typing import NDArray
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017, VehicleParams
 from harness.maps.town import Town
-from harness.planning.forecast import (
-    PLAN_DT_S,
-    CorridorLeads,
-    Forecast,
-    constant_velocity,
-    corridor_leads,
-)
+from harness.planning.forecast import CorridorLeads, Forecast, constant_velocity, corridor_leads
 from harness.planning.paths import (
     STATION_STEP_M,
     PathKind,
@@ -56,7 +50,7 @@ from harness.planning.scoring import ScoreConfig, Scores, drivable_ok, score_pro
 from harness.routes.interpolate import PlannedRoute
 from harness.world.control import VehicleControl
 from harness.world.state import ActorKind, WorldState
-from harness.world.timing import SIM_DT_S
+from harness.world.timing import POSE_DT_S, SIM_DT_S
 
 PATH_STATIONS = 72  # [-] stations per candidate path (72 m)
 LOCATE_BACK_M = 5  # [stations] the ego is searched for from this far behind its last station
@@ -103,7 +97,7 @@ class ExpertConfig:
 
 @dataclass(frozen=True, eq=False)
 class Plan:
-    """One planning result: ``poses`` (T, 3) [x, y, yaw] at t = PLAN_DT_S .. T * PLAN_DT_S,
+    """One planning result: ``poses`` (T, 3) [x, y, yaw] at t = POSE_DT_S .. T * POSE_DT_S,
     ``speeds`` (T,) [m/s]; ``emergency`` when the expert brakes fully; the chosen ``path_kind``
     and proposal index; all ``proposals`` and their ``scores`` for inspection / teachers."""
 
@@ -158,7 +152,7 @@ class ExpertPlanner:
         """Track ``plan`` (made ``age_s`` ago) for one tick; full brake in an emergency."""
         a = state.actors
         pose = [a.x[0], a.y[0], a.yaw[0]]
-        traj = PlannedTrajectory(plan.poses, dt_s=PLAN_DT_S, t0_s=PLAN_DT_S - age_s,
+        traj = PlannedTrajectory(plan.poses, dt_s=POSE_DT_S, t0_s=POSE_DT_S - age_s,
                                  speeds_mps=plan.speeds)  # fmt: skip
         if plan.speeds[min(2, plan.speeds.size - 1)] < a.speed[0] - SLOWING_MPS:
             self.pid.integral_m = min(self.pid.integral_m, 0.0)  # no wind-up when slowing down
@@ -212,7 +206,7 @@ class ExpertPlanner:
         if junction is not None:
             stop = min(stop, yield_stop(ctx, state, junction, front, s_ego, ego.length_m, half_w,
                                         self.waited_s))  # fmt: skip
-        self.waited_s = self.waited_s + PLAN_DT_S if v < STANDSTILL_MPS else 0.0
+        self.waited_s = self.waited_s + POSE_DT_S if v < STANDSTILL_MPS else 0.0  # one 10 Hz plan
         limit = ctx.speed_limit[idx]
         props = rollout(paths, limit, v, s_rel, leads, stop - origin * STATION_STEP_M,
                         0.5 * ego.length_m, cfg.proposals)  # fmt: skip

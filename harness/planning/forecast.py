@@ -16,9 +16,8 @@ from numpy.typing import NDArray
 from harness.geometry import to_local
 from harness.planning.paths import STATION_STEP_M, PathSet, RouteContext
 from harness.world.state import ActorKind, WorldState
+from harness.world.timing import HORIZON_STEPS, POSE_DT_S
 
-PLAN_DT_S = 0.1  # [s] forecast / plan step
-HORIZON_STEPS = 40  # [-] 4 s forecast
 FORECAST_RADIUS_M = 90.0  # [m] actors farther than this from the ego are left out
 STOPPED_SPEED_MPS = 0.1  # [m/s] slower actors are forecast as standing still
 CORRIDOR_MARGIN_M = 0.35  # [m] lateral clearance wanted beyond both half widths
@@ -35,7 +34,7 @@ VULNERABLE = (int(ActorKind.PEDESTRIAN), int(ActorKind.BICYCLE))
 class Forecast:
     """N actors (the ego excluded) forecast at constant velocity.
 
-    boxes (T+1, N, 5) [x, y, yaw, length, width] at t = k * PLAN_DT_S; speed (N,) [m/s];
+    boxes (T+1, N, 5) [x, y, yaw, length, width] at t = k * POSE_DT_S; speed (N,) [m/s];
     kind (N,) ActorKind; actor_id (N,); ahead_m (N,) [m] longitudinal position of each actor in
     the ego frame at t = 0 (negative behind)."""
 
@@ -51,7 +50,7 @@ class Forecast:
 
 
 def constant_velocity(
-    state: WorldState, steps: int = HORIZON_STEPS, dt_s: float = PLAN_DT_S,
+    state: WorldState, steps: int = HORIZON_STEPS, dt_s: float = POSE_DT_S,
     radius_m: float = FORECAST_RADIUS_M,
 ) -> Forecast:  # fmt: skip
     """Forecast every valid non-ego actor within ``radius_m`` of the ego."""
@@ -118,7 +117,7 @@ def corridor_leads(
     centre = k * STATION_STEP_M
     inside = (dist < ego_half_width_m + lat + CORRIDOR_MARGIN_M) & (k < paths.yaw.shape[1] - 1)
     inside &= (centre > ego_station_m) & (fc.ahead_m > 0.0)[None, None, :]
-    t = steps * PLAN_DT_S
+    t = steps * POSE_DT_S
     vulnerable = np.isin(fc.kind, VULNERABLE)
     window = np.where(vulnerable, VULNERABLE_ENTRY_S, VEHICLE_ENTRY_S)
     inside &= t[None, :, None] <= window[None, None, :] + 1e-9

@@ -16,14 +16,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from harness.dynamics.idm import MIN_GAP_M, IDMParams
-from harness.planning.forecast import (
-    PLAN_DT_S,
-    VULNERABLE,
-    CorridorLeads,
-    corridor_arrivals,
-)
+from harness.planning.forecast import VULNERABLE, CorridorLeads, corridor_arrivals
 from harness.planning.paths import STOP_KIND_LIGHT, STOP_KIND_SIGN, PathSet, RouteContext
 from harness.world.state import ActorKind, LightState, WorldState
+from harness.world.timing import HORIZON_STEPS, POSE_DT_S
 
 PDM_IDM = IDMParams(a_max_mps2=1.5, b_comf_mps2=3.0, s0_m=1.0, headway_s=1.5, delta=4.0)
 SPEED_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)  # [-] IDM target speeds as fractions of the limit
@@ -57,8 +53,8 @@ class ProposalConfig:
     idm: IDMParams = field(default_factory=lambda: PDM_IDM)
     speed_fractions: tuple[float, ...] = SPEED_FRACTIONS
     max_decel_mps2: float = MAX_DECEL_MPS2
-    steps: int = 40  # [-] horizon steps (4 s at PLAN_DT_S)
-    dt_s: float = PLAN_DT_S  # [s]
+    steps: int = HORIZON_STEPS  # [-] horizon steps (4 s at POSE_DT_S)
+    dt_s: float = POSE_DT_S  # [s]
 
 
 @dataclass(frozen=True, eq=False)

@@ -6,8 +6,9 @@ rear-end hits on an ego keeping its lane, and actors already overlapping now are
 drivable area (ego box corners along the path), opposite-lane use only when the planner cleared
 it; weighted - ego progress (relative to the best gated proposal), TTC (the ego box pushed
 TTC_S ahead at its speed against the actors then), comfort (PDMS bounds on longitudinal and
-lateral acceleration, yaw rate), lane keeping (mean distance to the preferred lateral offset).
-The full PDMS/EPDMS scorer (``teachers.scoring``) stays the reference for teachers.
+lateral acceleration, yaw rate), lane keeping (mean distance to the preferred lateral offset). The bounds and shared PDMS
+constants come from :mod:`harness.world.comfort`, as the full PDMS/EPDMS scorer's
+(``teachers.scoring``, the reference for teachers) do.
 """
 
 from __future__ import annotations
@@ -21,13 +22,22 @@ from harness.boxes import box_corners, boxes_overlap, make_boxes
 from harness.dynamics.vehicle import VehicleParams
 from harness.geometry import to_local
 from harness.maps.town import Town
-from harness.planning.forecast import PLAN_DT_S, Forecast
+from harness.planning.forecast import Forecast
 from harness.planning.paths import PathKind, PathSet
 from harness.planning.proposals import Proposals
-
-LON_ACCEL_BOUNDS_MPS2 = (-4.05, 2.40)  # [m/s2] PDMS comfort bounds
-LAT_ACCEL_MAX_MPS2 = 4.89  # [m/s2]
-YAW_RATE_MAX_RPS = 0.95  # [rad/s]
+from harness.world.comfort import (
+    COMFORT_WEIGHT,
+    EP_MIN_PROGRESS_M,
+    EP_WEIGHT,
+    MAX_ABS_LAT_ACCEL_MPS2,
+    MAX_ABS_YAW_RATE_RADPS,
+    MAX_LON_ACCEL_MPS2,
+    MIN_LON_ACCEL_MPS2,
+    STOPPED_SPEED_MPS,
+    TTC_HORIZON_S,
+    TTC_WEIGHT,
+)
+from harness.world.timing import POSE_DT_S
 
 
 @dataclass(frozen=True)
@@ -36,16 +46,16 @@ class ScoreConfig:
 
     length_margin_m: float = 0.4  # [m] added to the ego box length for collision checks
     width_margin_m: float = 0.2  # [m] added to its width
-    stopped_mps: float = 0.05  # [m/s] an ego this slow is not at fault
-    ttc_s: float = 0.9  # [s] TTC look-ahead
+    stopped_mps: float = STOPPED_SPEED_MPS  # [m/s] an ego this slow is not at fault
+    ttc_s: float = TTC_HORIZON_S  # [s] TTC look-ahead
     ttc_stride: int = 2  # [-] TTC is checked every this many steps
     rear_fraction: float = 0.25  # [-] actors behind -rear_fraction x length hit the ego from behind
-    min_progress_m: float = 5.0  # [m] below this best progress every proposal gets EP = 1
+    min_progress_m: float = EP_MIN_PROGRESS_M  # [m] below this best progress, EP = 1 for all
     lane_keep_scale_m: float = 3.0  # [m] mean offset error at which lane keeping scores 0
-    w_progress: float = 5.0
-    w_ttc: float = 5.0
-    w_comfort: float = 2.0
-    w_lane: float = 3.0
+    w_progress: float = EP_WEIGHT  # [-] PDMS weights ...
+    w_ttc: float = TTC_WEIGHT
+    w_comfort: float = COMFORT_WEIGHT
+    w_lane: float = 3.0  # [-] ... and the expert's own lane-keeping term
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,10 +112,10 @@ def _collisions(
     keeps_lane = paths.kind[props.path] <= PathKind.NUDGE_LEFT
     hit &= moving[..., None] & ~(behind & keeps_lane[:, None, None])
     any_t = hit.any(axis=2)
-    first = np.where(any_t.any(axis=1), (np.argmax(any_t, axis=1) + 1) * PLAN_DT_S, np.inf)
+    first = np.where(any_t.any(axis=1), (np.argmax(any_t, axis=1) + 1) * POSE_DT_S, np.inf)
     # TTC: the ego box stretched ahead by speed x ttc_s against the actors ttc_s later
     steps = np.arange(0, t_n, cfg.ttc_stride)
-    lead = min(int(round(cfg.ttc_s / PLAN_DT_S)), t_n)
+    lead = min(int(round(cfg.ttc_s / POSE_DT_S)), t_n)
     ahead_idx = np.minimum(steps + lead, t_n - 1)
     v = props.speed[:, 1:][:, steps]
     reach = v * cfg.ttc_s
@@ -125,8 +135,8 @@ def _comfort(props: Proposals, paths: PathSet) -> NDArray[np.float64]:
     acc = props.accel[:, 1:]
     v = props.speed[:, 1:]
     kappa = paths.sample(paths.curvature, props.path[:, None], props.station[:, 1:])
-    lon_ok = (acc > LON_ACCEL_BOUNDS_MPS2[0]) & (acc < LON_ACCEL_BOUNDS_MPS2[1])
-    lat_ok = (v * v * kappa < LAT_ACCEL_MAX_MPS2) & (v * kappa < YAW_RATE_MAX_RPS)
+    lon_ok = (acc > MIN_LON_ACCEL_MPS2) & (acc < MAX_LON_ACCEL_MPS2)
+    lat_ok = (v * v * kappa < MAX_ABS_LAT_ACCEL_MPS2) & (v * kappa < MAX_ABS_YAW_RATE_RADPS)
     return np.where(np.all(lon_ok & lat_ok, axis=1), 1.0, 0.0)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from harness.dynamics.lqr import StateIndex
-from harness.errors import ConfigError
+from harness.world.comfort import COMFORT_WEIGHT, EP_WEIGHT, TTC_WEIGHT
 from teachers.rollout import rollout_candidates, rollout_previous_plan
 from teachers.scene import PREVIOUS_PLAN_OFFSET_STEPS, Scene
 from teachers.scoring.collisions import (
@@ -36,18 +36,17 @@ from teachers.scoring.comfort import (
     history_comfort,
     within_bounds,
 )
-from teachers.scoring.egopose import EgoPose
-from teachers.scoring.progress import ego_progress
-from teachers.scoring.rasters import RASTER_RESOLUTION_M, SceneRasters, ScoringMap, ego_areas
-from teachers.scoring.rules import (
+from teachers.scoring.compliance import (
     drivable_area_compliance,
     driving_direction_compliance,
     lane_keeping,
     traffic_light_compliance,
 )
+from teachers.scoring.egopose import EgoPose
+from teachers.scoring.progress import ego_progress
+from teachers.scoring.rasters import RASTER_RESOLUTION_M, SceneRasters, ScoringMap, ego_areas
 
 Float = NDArray[np.float64]
-ROLLOUT_SLACK_M = 20.0  # raster window margin beyond the plans for the rolled-out states [m]
 
 
 class Metric(IntEnum):
@@ -69,9 +68,11 @@ class Metric(IntEnum):
 
 NUM_METRICS = len(Metric)
 PDMS_GATES = (Metric.NC, Metric.DAC)
-PDMS_WEIGHTS = {Metric.TTC: 5.0, Metric.EP: 5.0, Metric.C: 2.0}
+PDMS_WEIGHTS = {Metric.TTC: TTC_WEIGHT, Metric.EP: EP_WEIGHT, Metric.C: COMFORT_WEIGHT}
 EPDMS_GATES = (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC)
 EPDMS_WEIGHTS = {Metric.EP: 5.0, Metric.TTC: 5.0, Metric.LK: 2.0, Metric.HC: 2.0, Metric.EC: 2.0}
+SAFETY_GATES = EPDMS_GATES  # NAVSIM's EP multipliers: candidates passing them are "safe", and
+# only a safe candidate's progress may set EP's maximum (teachers.per_scene, teachers.selection)
 SUB_METRICS = tuple(m for m in Metric if m not in (Metric.PDMS, Metric.EPDMS))
 
 
@@ -155,19 +156,6 @@ def score_states(
     return ScoreMatrix(values=with_aggregates(values), progress_m=progress)
 
 
-def plan_window(plan: Float) -> tuple[float, float, float, float]:
-    """Raster window (xmin, ymin, xmax, ymax) [m] for the rollouts of plans (B, 41, 3): their
-    bounds grown by ROLLOUT_SLACK_M. The torch engine builds its :class:`SceneRasters` on it
-    before the rollout (no dependence on the rolled-out states, so no device-to-host sync);
-    states that leave it read as off-map. The NumPy engine keeps the tighter window of the
-    rolled-out states (cheaper to rasterise); route stations of points far off the route can
-    depend on the window (see the torch engine's docstring)."""
-    xy = plan[..., :2].reshape(-1, 2)
-    lo, hi = xy.min(axis=0), xy.max(axis=0)
-    s = ROLLOUT_SLACK_M
-    return float(lo[0] - s), float(lo[1] - s), float(hi[0] + s), float(hi[1] + s)
-
-
 def score_candidates(
     scene: Scene,
     town: ScoringMap,
@@ -175,32 +163,11 @@ def score_candidates(
     *,
     rollout: bool = True,
     reference_progress_m: float | None = None,
-    device: str = "cpu",
 ) -> tuple[ScoreMatrix, Float]:
     """Roll candidate plans (B, 40, 3) or (B, 41, 3) [x, y, yaw] at 0.1 s through the LQR +
     bicycle (or take them as states with ``rollout=False``) and score them. Returns the
-    :class:`ScoreMatrix` and the simulated states (B, 41, N_STATE).
-
-    ``device``: ``'cpu'`` = the NumPy engine; ``'torch-cpu'``, ``'cuda'`` (or ``'cuda:N'``) = the
-    torch engine (:mod:`teachers.scoring.torch_engine`) running rollout and metrics on that device
-    (float64 on CPU, float32 on CUDA; see that module for how it differs)."""
-    if device == "cpu":
-        states = rollout_candidates(scene, candidate_poses, rollout=rollout)
-        scores = score_states(scene, town, states, reference_progress_m=reference_progress_m)
-        return scores, states
-    if device == "torch-cpu" or device.startswith("cuda"):
-        try:
-            from teachers.scoring.torch_engine import score_candidates_torch
-        except ImportError as exc:
-            raise ConfigError(f"scoring device {device!r} needs torch: {exc}") from exc
-        return score_candidates_torch(
-            scene,
-            town,
-            candidate_poses,
-            device="cpu" if device == "torch-cpu" else device,
-            rollout=rollout,
-            reference_progress_m=reference_progress_m,
-        )
-    raise ConfigError(
-        f"scoring device {device!r} is not available; use 'cpu', 'torch-cpu' or 'cuda'"
-    )
+    :class:`ScoreMatrix` and the simulated states (B, 41, N_STATE). Runs on the CPU; the rollout
+    and the metrics' hot loops are numba kernels."""
+    states = rollout_candidates(scene, candidate_poses, rollout=rollout)
+    scores = score_states(scene, town, states, reference_progress_m=reference_progress_m)
+    return scores, states

@@ -21,11 +21,9 @@ agents that NC already counted are not excluded from TTC; red lights are not col
 Speed: NC's contacts (:func:`_overlaps`) and TTC's 0.3 / 0.6 / 0.9 s projections
 (:func:`_projected_ttc`, a candidate stops at its first counted hit) run in numba kernels over a
 (time, cell) -> agent-list table (:class:`_AgentGrid`; cells at least two reach radii wide, so
-every ego sample meets the agents of its own cell only). :func:`contacts_numpy` and
-:func:`time_to_collision_numpy` keep the vectorised path as their reference: the same table
-read with two O(1) gathers per sample, then the narrow phase (circle test, separating axes with
-the cosines and sines computed once per box) on the flat pair list. NC's pairs double as TTC's
-0 s projection.
+every ego sample meets the agents of its own cell only). NC's pairs double as TTC's 0 s
+projection. The vectorised NumPy path the kernels replaced is their test oracle
+(``tests/oracles/scoring_numpy.py``).
 """
 
 from __future__ import annotations
@@ -37,18 +35,18 @@ from numpy.typing import NDArray
 
 from harness.boxes import BoxField, box_corners
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
-from harness.geometry import wrap_angle
+from harness.geometry import wrap_angle, wrap_angle_scalar
 from harness.jit import njit
+from harness.world.comfort import STOPPED_SPEED_MPS
 from harness.world.state import ActorKind
 from teachers.scene import Scene
 from teachers.scoring.egopose import EgoPose
 from teachers.scoring.rasters import EgoAreas
 
-STOPPED_SPEED_MPS = 0.05  # ego / agent at or below this speed counts as stopped [m/s]
 BEHIND_ANGLE_RAD = np.deg2rad(150.0)  # agent bearing beyond this from the heading: behind [rad]
 AHEAD_ANGLE_RAD = np.deg2rad(30.0)  # agent bearing within this of the heading: ahead [rad]
 BROAD_CELL_M = 12.0  # smallest broad-phase bucket [m]
-TTC_HORIZONS_STEPS = (0, 3, 6, 9)  # projection times in 0.1 s steps: 0, 0.3, 0.6, 0.9 s
+TTC_HORIZONS_STEPS = (0, 3, 6, 9)  # projections in 0.1 s steps: 0 .. 0.9 s (TTC_HORIZON_S)
 STATIC_COLLISION_SCORE = 0.5  # NC for an at-fault hit of a static object
 MOVING_COLLISION_SCORE = 0.0  # NC for an at-fault hit of a vehicle, pedestrian or cyclist
 
@@ -111,105 +109,6 @@ class AgentTable:
         )
 
 
-def broad_phase(
-    ex: Float, ey: Float, e_t: NDArray[np.intp], ego_radius_m: float, ag: AgentTable
-) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Pairs (sample index, flat agent index) of ego centres ``ex``/``ey`` (N,) meeting the agents
-    at times ``e_t`` (N,) whose circumscribed circles may touch. Every valid agent box is listed in
-    the cells its reach square (own circumradius + the ego's) touches, at most 4; each ego centre
-    reads the list of its own cell."""
-    n_t = ag.num_steps
-    a_idx = np.flatnonzero(ag.valid)
-    if a_idx.size == 0 or ex.size == 0:
-        return np.zeros(0, np.intp), np.zeros(0, np.intp)
-    reach = ag.radius[a_idx] + ego_radius_m
-    cell = max(BROAD_CELL_M, 2.0 * float(reach.max()))
-    x0, y0 = float(ex.min()) - cell, float(ey.min()) - cell
-    nx = int((float(ex.max()) + cell - x0) // cell) + 1
-    ny = int((float(ey.max()) + cell - y0) // cell) + 1
-    n_keys = n_t * ny * nx
-    ax, ay, t_a = ag.x[a_idx], ag.y[a_idx], a_idx % n_t
-    keys = []
-    for sx in (-1.0, 1.0):
-        cx = np.floor((ax + sx * reach - x0) / cell).astype(np.int64)
-        for sy in (-1.0, 1.0):
-            cy = np.floor((ay + sy * reach - y0) / cell).astype(np.int64)
-            inside = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny)
-            key = (t_a * ny + cy) * nx + cx
-            keys.append(np.where(inside, key * ag.valid.size + a_idx, -1))
-    entry = np.unique(np.concatenate(keys))
-    entry = entry[entry >= 0]
-    entry_key, entry_agent = entry // ag.valid.size, entry % ag.valid.size
-    count = np.bincount(entry_key, minlength=n_keys)
-    start = np.cumsum(count) - count
-    inv = 1.0 / cell  # samples are >= one cell inside the grid: truncation == floor
-    q = (e_t * ny + ((ey - y0) * inv).astype(np.intp)) * nx + ((ex - x0) * inv).astype(np.intp)
-    cnt = count[q]
-    sample = np.flatnonzero(cnt)
-    reps = cnt[sample]
-    first = np.repeat(start[q[sample]] - (np.cumsum(reps) - reps), reps)
-    pick = first + np.arange(first.size)
-    return np.repeat(sample, reps), entry_agent[pick]
-
-
-def sat_overlap(
-    dx: Float,
-    dy: Float,
-    ca: Float,
-    sa: Float,
-    hla: float | Float,
-    hwa: float | Float,
-    cb: Float,
-    sb: Float,
-    hlb: Float,
-    hwb: Float,
-) -> Bool:
-    """Separating-axis overlap (touching counts) of boxes a and b (N,) given the centre offset
-    b - a, the cos/sin of each yaw and half lengths / widths; the same test as
-    :func:`harness.boxes.boxes_overlap` with the trigonometry hoisted out."""
-    cd = np.abs(ca * cb + sa * sb)  # |cos(yb - ya)|
-    sd = np.abs(ca * sb - sa * cb)  # |sin(yb - ya)|
-    hit = np.abs(dx * ca + dy * sa) <= hla + hlb * cd + hwb * sd  # a's length axis
-    hit &= np.abs(-dx * sa + dy * ca) <= hwa + hlb * sd + hwb * cd  # a's width axis
-    hit &= np.abs(dx * cb + dy * sb) <= hlb + hla * cd + hwa * sd  # b's length axis
-    hit &= np.abs(-dx * sb + dy * cb) <= hwb + hla * sd + hwa * cd  # b's width axis
-    return np.asarray(hit)
-
-
-def narrow_phase(
-    ex: Float,
-    ey: Float,
-    ec: Float,
-    es: Float,
-    sample: NDArray[np.intp],
-    agent: NDArray[np.intp],
-    ag: AgentTable,
-    length_m: float,
-    width_m: float,
-) -> Bool:
-    """Whether the ego box at each pair's sample (centre ``ex``/``ey``, cos/sin ``ec``/``es``)
-    overlaps the pair's agent box: circle test, then SAT on the survivors; (P,) bool."""
-    dx = ag.x[agent] - ex[sample]
-    dy = ag.y[agent] - ey[sample]
-    reach = ag.radius[agent] + 0.5 * float(np.hypot(length_m, width_m))
-    near = np.flatnonzero(dx * dx + dy * dy <= reach * reach)
-    out = np.zeros(sample.size, dtype=bool)
-    s, a = sample[near], agent[near]
-    out[near] = sat_overlap(
-        dx[near],
-        dy[near],
-        ec[s],
-        es[s],
-        0.5 * length_m,
-        0.5 * width_m,
-        ag.cos[a],
-        ag.sin[a],
-        ag.hl[a],
-        ag.hw[a],
-    )
-    return out
-
-
 @dataclass(frozen=True, eq=False)
 class Contacts:
     """Ego-agent overlaps at equal times from NC's pass, reused by TTC's 0 s projection: the
@@ -224,8 +123,7 @@ class Contacts:
 
 def contacts(scene: Scene, pose: EgoPose, ag: AgentTable) -> Contacts:
     """All overlapping (candidate, step, agent) triples of the ego boxes with the agents, in
-    (candidate, step) order; the pairs come from the numba kernel :func:`_overlaps` (the same
-    set as :func:`contacts_numpy`)."""
+    (candidate, step) order; the pairs come from the numba kernel :func:`_overlaps`."""
     bsz, n_t = pose.shape
     start = np.zeros((bsz, scene.num_agents), dtype=bool)
     if not ag.valid.any() or bsz == 0:
@@ -280,7 +178,8 @@ def _boxes_touch(  # noqa: PLR0913
 ) -> bool:
     """Separating-axis test of two oriented rectangles in compiled kernels: B's centre is at
     (dx, dy) [m] from A's; (ca, sa) / (cb, sb) their heading cos/sin; hle, hwe / hlb, hwb their
-    half length / width [m]. Touching counts as overlapping (as :func:`sat_overlap`)."""
+    half length / width [m]. Touching counts as overlapping (as
+    :func:`harness.boxes.boxes_overlap`)."""
     cd = abs(ca * cb + sa * sb)
     sd = abs(ca * sb - sa * cb)
     return not (
@@ -343,23 +242,6 @@ def _overlaps(  # noqa: PLR0913
     return n
 
 
-def contacts_numpy(scene: Scene, pose: EgoPose, ag: AgentTable) -> Contacts:
-    """:func:`contacts` vectorised in NumPy (the kernel's reference)."""
-    bsz, n_t = pose.shape
-    ex, ey = pose.x.ravel(), pose.y.ravel()  # sample index = b * T + t
-    ec, es = pose.cos.ravel(), pose.sin.ravel()
-    e_t = np.tile(np.arange(n_t), bsz)
-    ego_r = 0.5 * float(np.hypot(scene.ego_length_m, scene.ego_width_m))
-    sample, agent = broad_phase(ex, ey, e_t, ego_r, ag)
-    hit = narrow_phase(ex, ey, ec, es, sample, agent, ag, scene.ego_length_m, scene.ego_width_m)
-    sample, agent = sample[hit], agent[hit]
-    b, t = np.divmod(sample, n_t)
-    a = agent // ag.num_steps
-    start = np.zeros((bsz, scene.num_agents), dtype=bool)
-    start[b[t == 0], a[t == 0]] = True
-    return Contacts(b=b, t=t, a=a, start=start)
-
-
 def front_bumper_hits(ego: Float, agent: Float) -> Bool:
     """Whether the ego's front bumper segment touches the agent box; ego, agent (N, 5)."""
     c = box_corners(*(ego[:, k] for k in range(5)))  # (N, 4, 2)
@@ -419,70 +301,6 @@ def no_at_fault_collision(
     return nc
 
 
-def time_to_collision_numpy(
-    scene: Scene,
-    states: Float,
-    areas: EgoAreas,
-    hits: Contacts | None = None,
-    pose: EgoPose | None = None,
-) -> Float:
-    """TTC (B,) in {0, 1} of simulated states (B, T, N_STATE); see module docstring. ``hits``
-    (NC's :func:`contacts`) serve as the 0 s projection."""
-    bsz, n_t = states.shape[:2]
-    ttc = np.ones(bsz)
-    if scene.num_agents == 0:
-        return ttc
-    pose = pose or EgoPose.of(states)
-    ag = AgentTable.of(scene)
-    if hits is None:
-        hits = contacts(scene, pose, ag)
-    moving = pose.speed > STOPPED_SPEED_MPS  # (B, T)
-    loose = areas.multiple_lanes | areas.off_drivable | areas.in_junction
-    rear = scene.ego_rear_axle_to_center_m
-    agents = scene.agent_boxes
-
-    def fail(b: NDArray[np.intp], t: NDArray[np.intp], px: Float, py: Float, ta: Float) -> None:
-        """Zero TTC where the hit agent (boxes ``ta`` (N, 5)) counts, from the projected centre."""
-        e = np.stack([px, py, pose.yaw[b, t]], axis=-1)
-        ang = bearing(e, rear, ta[:, :2])
-        counts = (ang < AHEAD_ANGLE_RAD) | (loose[b, t] & (ang <= BEHIND_ANGLE_RAD))
-        ttc[b[counts]] = 0.0
-
-    # 0 s: the equal-time contacts
-    keep = moving[hits.b, hits.t] & ~hits.start[hits.b, hits.a]
-    b, t, a = hits.b[keep], hits.t[keep], hits.a[keep]
-    fail(b, t, pose.x[b, t], pose.y[b, t], agents[a, t])
-    # 0.3 / 0.6 / 0.9 s: the projection made at t meets the agents at t + k; the (B, T - k)
-    # planes of every horizon are concatenated into one sample list and one broad phase
-    parts = [k for k in TTC_HORIZONS_STEPS if 0 < k < n_t]
-    if not parts:
-        return ttc
-    px, py, pc, ps, pt = [], [], [], [], []
-    for k in parts:
-        m = n_t - k
-        shift = pose.speed[:, :m] * (k * PDM_DT_S)
-        px.append((pose.x[:, :m] + shift * pose.cos[:, :m]).ravel())
-        py.append((pose.y[:, :m] + shift * pose.sin[:, :m]).ravel())
-        pc.append(pose.cos[:, :m].ravel())
-        ps.append(pose.sin[:, :m].ravel())
-        pt.append(np.tile(np.arange(k, n_t), bsz))
-    ex, ey, ec, es = (np.concatenate(v) for v in (px, py, pc, ps))
-    ego_r = 0.5 * float(np.hypot(scene.ego_length_m, scene.ego_width_m))
-    sample, agent = broad_phase(ex, ey, np.concatenate(pt), ego_r, ag)
-    # sample -> (candidate, step, horizon)
-    sizes = np.array([bsz * (n_t - k) for k in parts])
-    part = np.searchsorted(np.cumsum(sizes), sample, side="right")
-    k_s = np.asarray(parts)[part]
-    b, t = np.divmod(sample - (np.cumsum(sizes) - sizes)[part], n_t - k_s)
-    a = agent // ag.num_steps
-    keep = moving[b, t] & ~hits.start[b, a]
-    sample, agent, b, t, a, k_s = (v[keep] for v in (sample, agent, b, t, a, k_s))
-    hit = narrow_phase(ex, ey, ec, es, sample, agent, ag, scene.ego_length_m, scene.ego_width_m)
-    s = sample[hit]
-    fail(b[hit], t[hit], ex[s], ey[s], agents[a[hit], t[hit] + k_s[hit]])
-    return ttc
-
-
 def time_to_collision(
     scene: Scene,
     states: Float,
@@ -492,7 +310,7 @@ def time_to_collision(
 ) -> Float:
     """TTC (B,) in {0, 1} of simulated states (B, T, N_STATE); see module docstring. ``hits``
     (NC's :func:`contacts`) serve as the 0 s projection; the later projections run in
-    :func:`_projected_ttc` (equal to :func:`time_to_collision_numpy`)."""
+    the numba kernel :func:`_projected_ttc`."""
     bsz, n_t = states.shape[:2]
     ttc = np.ones(bsz)
     if scene.num_agents == 0:
@@ -663,8 +481,7 @@ def _projected_ttc(  # noqa: PLR0913
                     yaw = eyaw[b, t]
                     rx = px - rear * np.cos(yaw)
                     ry = py - rear * np.sin(yaw)
-                    ang = np.arctan2(ay[j] - ry, ax[j] - rx) - yaw
-                    ang = abs((ang + np.pi) % (2.0 * np.pi) - np.pi)
+                    ang = abs(wrap_angle_scalar(np.arctan2(ay[j] - ry, ax[j] - rx) - yaw))
                     if ang < AHEAD_ANGLE_RAD or (loose[b, t] and ang <= BEHIND_ANGLE_RAD):
                         hit = True
                         break

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-EP_MIN_PROGRESS_M = 5.0  # below this best progress every proposal gets EP 1 [m]
+from harness.world.comfort import EP_MIN_PROGRESS_M
 
 Float = NDArray[np.float64]
 

@@ -16,8 +16,8 @@ box and the TTC projection), then queried for all candidates x time x box points
   equidistant from two different lanes (where both distances are large: no lane-keeping
   threshold decision changes there).
 
-The reference implementation (``reference.py``) answers the same questions with shapely; the
-tests check both agree on random candidates.
+The reference scorer (the test oracle ``tests/oracles/reference.py``) answers the same questions
+with shapely; the tests check both agree on random candidates.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ FLAG_DRIVABLE = 1  # bits of SceneRasters.flags: cell in a driving-lane polygon
 FLAG_MULTI_LANE = 2  # in more than one lane polygon
 FLAG_ON_ROUTE = 4  # in an on-route lane
 FLAG_JUNCTION = 8  # in a junction polygon
-CORNER_SIGNS = ((1.0, 1.0), (1.0, -1.0), (-1.0, -1.0), (-1.0, 1.0))  # box-frame corner signs
 
 Float = NDArray[np.float64]
 Bool = NDArray[np.bool_]
@@ -332,8 +331,7 @@ class SceneRasters:
     def centerline_distance_xy(self, x: Float, y: Float) -> Float:
         """Distance (...) [m] from points ``x``, ``y`` (...) to the nearest lane centerline: exact
         against the grid cell's nearest segment and its two neighbours along the lane (numba
-        kernel :func:`_centerline_distance`; :meth:`centerline_distance_xy_numpy` is the
-        reference)."""
+        kernel :func:`_centerline_distance`)."""
         c = self.coarse
         xf = np.ascontiguousarray(x, dtype=np.float64).ravel()
         yf = np.ascontiguousarray(y, dtype=np.float64).ravel()
@@ -358,31 +356,6 @@ class SceneRasters:
         if not found:
             out[:] = np.inf
         return out.reshape(np.shape(x))
-
-    def centerline_distance_xy_numpy(self, x: Float, y: Float) -> Float:
-        """:meth:`centerline_distance_xy` vectorised in NumPy (the kernel's reference)."""
-        c = self.coarse
-        h, w = c.shape
-        i = np.clip(((y - c.origin_xy[1]) / c.resolution_m).astype(np.intp), 0, h - 1)
-        j = np.clip(((x - c.origin_xy[0]) / c.resolution_m).astype(np.intp), 0, w - 1)
-        # (floor == truncation here: points left of / below the grid clip to row / column 0)
-        seg = self.centerline_seg.ravel()[i * w + j]
-        if (seg < 0).all():
-            return np.full(x.shape, np.inf)
-        seg = np.maximum(seg, 0)
-        best: Float | None = None
-        ax, ay, dx, dy, inv = self.seg_params
-        for s in (seg, self.seg_prev[seg], self.seg_next[seg]):
-            px, py = x - ax[s], y - ay[s]
-            sx, sy = dx[s], dy[s]
-            u = (px * sx + py * sy) * inv[s]
-            np.clip(u, 0.0, 1.0, out=u)
-            px -= u * sx
-            py -= u * sy
-            d2 = px * px + py * py
-            best = d2 if best is None else np.minimum(best, d2, out=best)
-        assert best is not None
-        return np.sqrt(best)
 
     @functools.cached_property
     def seg_params(self) -> tuple[Float, Float, Float, Float, Float]:
@@ -488,22 +461,6 @@ def red_light_hits(rasters: SceneRasters, states: Float, length_m: float, width_
     return red
 
 
-def gather(grid: Grid, table: NDArray[np.generic], x: Float, y: Float, fill: int) -> NDArray[Any]:
-    """Values of the (H, W) raster ``table`` at the cells of world points ``x``, ``y`` (...);
-    ``fill`` outside the grid. When every point is inside (the usual case: the window covers the
-    states plus a margin) the cell index is a plain truncation and no per-point mask is built."""
-    h, w = grid.shape
-    qx = (x - grid.origin_xy[0]) / grid.resolution_m
-    qy = (y - grid.origin_xy[1]) / grid.resolution_m
-    flat_table = table.ravel()
-    if qx.size == 0 or (qx.min() >= 0 and qy.min() >= 0 and qx.max() < w and qy.max() < h):
-        return flat_table[qy.astype(np.intp) * w + qx.astype(np.intp)]
-    i, j = np.floor(qy), np.floor(qx)
-    inside = (i >= 0) & (i < h) & (j >= 0) & (j < w)
-    flat = np.clip(i, 0, h - 1).astype(np.intp) * w + np.clip(j, 0, w - 1).astype(np.intp)
-    return np.where(inside, flat_table[flat], fill)
-
-
 def ego_areas(
     rasters: SceneRasters,
     states: Float,
@@ -513,7 +470,7 @@ def ego_areas(
 ) -> EgoAreas:
     """:class:`EgoAreas` of simulated states (B, T, N_STATE) by raster gathers: the flag bitfield
     and the lane id at each corner and the flags at the centre, in one pass of the numba kernel
-    :func:`_box_facts` (equal to :func:`ego_areas_numpy`)."""
+    :func:`_box_facts`."""
     pose = pose or EgoPose.of(states)
     fine = rasters.fine
     shape = pose.x.shape
@@ -578,7 +535,7 @@ def _box_facts(  # noqa: PLR0913
             lane_max = -1
             lane_min = big
             for corner in range(4):
-                su = 1.0 if corner < 2 else -1.0  # CORNER_SIGNS order
+                su = 1.0 if corner < 2 else -1.0  # harness.boxes.Corner order
                 sv = 1.0 if corner == 0 or corner == 3 else -1.0
                 qx = (xc + su * c_l - sv * s_w - x0) / res
                 qy = (yc + su * s_l + sv * c_w - y0) / res
@@ -606,54 +563,6 @@ def _box_facts(  # noqa: PLR0913
             oncoming[b, t] = (centre & (FLAG_DRIVABLE | FLAG_ON_ROUTE | FLAG_JUNCTION)) == (
                 FLAG_DRIVABLE
             )
-
-
-def ego_areas_numpy(
-    rasters: SceneRasters,
-    states: Float,
-    length_m: float,
-    width_m: float,
-    pose: EgoPose | None = None,
-) -> EgoAreas:
-    """:func:`ego_areas` vectorised in NumPy (the kernels' reference): one gather of the flag
-    bitfield and one of the lane ids per corner, one flag gather for the centre."""
-    pose = pose or EgoPose.of(states)
-    x, y, c, s = pose.x, pose.y, pose.cos, pose.sin
-    hl, hw = 0.5 * length_m, 0.5 * width_m
-    c_l, s_l, c_w, s_w = c * hl, s * hl, c * hw, s * hw
-    fine = rasters.fine
-    flags_and: NDArray[np.uint8] | None = None
-    flags_or: NDArray[np.uint8] | None = None
-    lane_max: NDArray[np.int32] | None = None
-    lane_min: NDArray[np.int32] | None = None
-    big = np.int32(np.iinfo(np.int32).max)
-    for su, sv in CORNER_SIGNS:  # harness.boxes.Corner order
-        wx = x + su * c_l - sv * s_w
-        wy = y + su * s_l + sv * c_w
-        f = gather(fine, rasters.flags, wx, wy, 0)
-        lane = gather(fine, rasters.lane_id, wx, wy, -1)
-        low = np.where(lane >= 0, lane, big)
-        if flags_and is None or flags_or is None or lane_max is None or lane_min is None:
-            flags_and, flags_or, lane_max, lane_min = f, f.copy(), lane, low
-        else:
-            flags_and &= f
-            flags_or |= f
-            np.maximum(lane_max, lane, out=lane_max)
-            np.minimum(lane_min, low, out=lane_min)
-    assert flags_and is not None and flags_or is not None
-    assert lane_max is not None and lane_min is not None
-    multiple = ((lane_max >= 0) & (lane_min != lane_max)) | ((flags_or & FLAG_MULTI_LANE) > 0)
-    centre = gather(fine, rasters.flags, x, y, 0)
-    in_junction = (centre & FLAG_JUNCTION) > 0
-    oncoming = (centre & (FLAG_DRIVABLE | FLAG_ON_ROUTE | FLAG_JUNCTION)) == FLAG_DRIVABLE
-    return EgoAreas(
-        off_drivable=(flags_and & FLAG_DRIVABLE) == 0,
-        multiple_lanes=multiple,
-        in_junction=in_junction,
-        oncoming=oncoming,
-        red_light=red_light_hits(rasters, states, length_m, width_m),
-        centerline_m=rasters.centerline_distance_xy(x, y),
-    )
 
 
 @njit

@@ -20,14 +20,14 @@ from harness.errors import ConfigError
 from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute, RoadOption, plan_route
 from harness.world.state import ActorKind, LightState
-from teachers.scene import PAST_POSES, Scene, states_from_poses
-from teachers.scenes import (
+from teachers.episode_scenes import (
     ROUTE_AHEAD_M,
     ROUTE_BEHIND_M,
     SceneRecord,
     route_command,
     route_index,
 )
+from teachers.scene import PAST_POSES, Scene, states_from_poses
 from teachers.scoring.rasters import expand_route_lanes
 from teachers.service import schemas
 

@@ -1,6 +1,6 @@
 """The service's work, without HTTP: towns (loaded once per process, one load at a time per town),
 the vocabulary, and the two operations, teachers and scores for a scene, as blocking functions the
-app runs in its worker threads. Both go through :mod:`teachers.core`, as gen-teachers does."""
+app runs in its worker threads. Both go through :mod:`teachers.per_scene`, as gen-teachers does."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from harness.errors import UnknownTownError
 from harness.maps import available_towns, load_town
 from harness.maps.town import Town
 from teachers.candidates import Source
-from teachers.core import TeacherConfig, score_trajectories, teachers_for_scene
 from teachers.dataset import SUB_SCORES
+from teachers.per_scene import TeacherConfig, score_trajectories, teachers_for_scene
 from teachers.scoring import Metric, ScoreMatrix
 from teachers.service import schemas
 from teachers.service.convert import scene_record, trajectories_array

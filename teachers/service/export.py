@@ -2,7 +2,7 @@
 compared on the same scene.
 
 The scene is re-extracted from the dataset's recorded episode (``DIR/episodes``) with
-:func:`teachers.scenes.extract_scene`, so the request carries everything the generator scored:
+:func:`teachers.episode_scenes.extract_scene`, so the request carries everything the generator scored:
 agents with their recorded futures, lights by id with their states, the route as the recording's
 keypoints (a global plan), the ego's past, the previous plan and the expert's future and plan as
 the reference. Floats go through JSON unchanged (shortest round-trip repr), so a service using
@@ -22,7 +22,7 @@ from harness.errors import ConfigError
 from harness.maps import load_town
 from harness.world.state import ActorKind, LightState
 from teachers.dataset import load_dataset
-from teachers.scenes import extract_scene, light_indices, load_episode
+from teachers.episode_scenes import extract_scene, light_indices, load_episode
 
 PAST_COLUMNS = (StateIndex.X, StateIndex.Y, StateIndex.YAW, StateIndex.SPEED, StateIndex.ACCEL,
                 StateIndex.YAW_RATE)  # fmt: skip

@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017
+from harness.world.timing import HORIZON_STEPS
 
-HORIZON_STEPS = 40  # trajectory poses, t = 0.1 .. 4.0 s at 0.1 s
 SCENE_STEPS = 41  # agent / light samples, t = 0 .. 4.0 s
 PAST_STEPS = 16  # ego history, t = -1.5 .. 0 s (last = present)
 MAX_AGENTS = 256  # agents per scene

@@ -1,6 +1,7 @@
 """Leaders of background vehicles along their planned lane sequences: the nearest other vehicle
-(one sort per tick) and the nearest external obstacle (ego, walkers, scenario actors) matched to the
-lanes it stands on. Pure array functions plus a small cached matcher; split from traffic.py."""
+and the nearest external obstacle (ego, walkers, scenario actors) matched to the lanes it stands
+on. Compiled (numba) kernels plus a small cached matcher; split from traffic.py. The array
+versions they replaced are test oracles (``tests/oracles/traffic_numpy.py``)."""
 
 from __future__ import annotations
 
@@ -8,89 +9,22 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
-from harness.geometry import wrap_angle
+from harness.geometry import wrap_angle_scalar
 from harness.jit import njit
 
 SAME_LEVEL_M = 3.0  # an obstacle this close in height to a lane is on it (else bridge level) [m]
 OBSTACLE_REACH_M = 3.0  # centerline samples this much beyond an obstacle's radius are searched [m]
-OBSTACLE_NEIGHBOURS = 32  # nearest centerline samples searched per obstacle [-] (array path)
 GRID_CELL_M = 8.0  # cell side of the centerline-sample grid the compiled matcher scans [m]
 INF = np.inf
-
-
-def vehicle_leaders(
-    lane: NDArray[np.int64], prev_lane: NDArray[np.int64], s: NDArray[np.float64],
-    length: NDArray[np.float64], speed: NDArray[np.float64], seq: NDArray[np.int64],
-    seq_off: NDArray[np.float64], lane_length_m: NDArray[np.float64],
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
-    """Gap [m] and speed of the nearest vehicle ahead along each plan (inf / 0 when none).
-
-    Vehicles sorted by (lane, s): on the own lane the leader is the next entry; on a later
-    planned lane it is that lane's rearmost vehicle. A vehicle whose rear is still on its
-    previous lane is listed there too (at s + that lane's length). O(N log N + N K). Arrays are
-    TrafficModel's (N,) / (N, SEQ_SLOTS) state; ``lane_length_m`` (L + 1,) with the sentinel row.
-    """
-    n = lane.shape[0]
-    ghost = np.flatnonzero((prev_lane >= 0) & (s < 0.5 * length))
-    who = np.concatenate([np.arange(n), ghost])
-    lane_all = np.concatenate([lane, prev_lane[ghost]])
-    pos = np.concatenate([s, s[ghost] + lane_length_m[prev_lane[ghost]]])
-    order = np.lexsort((pos, lane_all))
-    lane_o, pos_o, who_o = lane_all[order], pos[order], who[order]
-    same_next = np.append(lane_o[1:] == lane_o[:-1], False)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    r = rank[:n]
-    nxt = np.minimum(r + 1, order.size - 1)
-    d = np.where(same_next[r], pos_o[nxt] - s, INF)
-    j = who_o[nxt]
-    first = np.full(lane_length_m.shape[0], -1, dtype=np.int64)
-    heads = np.flatnonzero(np.concatenate(([True], ~same_next[:-1])))
-    first[lane_o[heads]] = heads
-    fr = first[seq[:, 1:]]  # (N, K-1) rank of the rearmost vehicle per planned lane
-    wj = who_o[fr]
-    dk = np.where(
-        (fr >= 0) & (wj != np.arange(n)[:, None]),
-        seq_off[:, 1:] + pos_o[fr] - s[:, None],
-        INF,
-    )
-    at = np.arange(n) * dk.shape[1] + np.argmin(dk, axis=1)  # flat index of the nearest
-    dk_min = np.take(dk, at)
-    use_k = dk_min < d
-    d = np.where(use_k, dk_min, d)
-    j = np.where(use_k, np.take(wj, at), j)
-    gap = d - 0.5 * (length + length[j])
-    return gap, np.where(d < INF, speed[j], 0.0)
-
-
-def obstacle_leaders(
-    match: tuple[NDArray[Any], ...] | None, speed_o: NDArray[np.float64], s: NDArray[np.float64],
-    length: NDArray[np.float64], seq: NDArray[np.int64], seq_off: NDArray[np.float64],
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
-    """Gap [m] and along-lane speed of the nearest external obstacle in each plan's corridor,
-    from an :meth:`ObstacleMatcher.match` result and the obstacles' speeds (K,) [m/s]."""
-    n = s.shape[0]
-    if match is None:
-        return np.full(n, INF), np.zeros(n)
-    o, lane_q, s_o, half_long, cos_dyaw = match
-    m = seq[:, :, None] == lane_q[None, None, :]  # (N, K, Q)
-    d = np.where(m, seq_off[:, :, None] + (s_o[None, :] - s[:, None])[:, None, :], INF)
-    d = np.where(d > 0.0, d, INF).min(axis=1)  # (N, Q)
-    q = np.argmin(d, axis=1)
-    d_min = np.take(d, np.arange(n) * d.shape[1] + q)
-    gap = d_min - 0.5 * length - half_long[q]
-    vel = np.where(d_min < INF, speed_o[o[q]] * cos_dyaw[q], 0.0)
-    return gap, vel
 
 
 class ObstacleMatcher:
     """Matches obstacle boxes to the lanes they stand on (see :meth:`match`); caches the last
     obstacle set, so unmoved obstacles (a stopped ego, parked props) cost nothing."""
 
-    def __init__(self, lanes: Any, tree: cKDTree, n_lanes: int) -> None:
-        self.lanes, self.tree, self.n_lanes = lanes, tree, n_lanes  # tree over lanes.xy
+    def __init__(self, lanes: Any) -> None:
+        self.lanes = lanes  # a harness.maps.lanes.LaneSet
         self._key: bytes | None = None
         self._match: tuple[NDArray[Any], ...] | None = None
         xy = np.asarray(lanes.xy, dtype=np.float64)
@@ -117,7 +51,7 @@ class ObstacleMatcher:
         to the lanes of the centerline samples within its reach (half its diagonal +
         OBSTACLE_REACH_M), through the nearest such sample per lane; it is on that lane when its
         box reaches within the lane's half width of the centerline (and, with z (K,), on the same
-        level). Compiled grid scan; :meth:`match_kdtree` is the array version."""
+        level). Compiled grid scan (:func:`match_kernel`)."""
         key = boxes.tobytes() + (b"" if z is None else z.tobytes())
         if self._key == key:
             return self._match
@@ -129,41 +63,11 @@ class ObstacleMatcher:
         self._match = out if out[0].size else None
         return self._match
 
-    def match_kdtree(
-        self, boxes: NDArray[np.float64], z: NDArray[np.float64] | None
-    ) -> tuple[NDArray[Any], ...] | None:
-        """:meth:`match` with numpy and the KD-tree over the OBSTACLE_NEIGHBOURS nearest samples
-        (the reference the compiled version is tested against); not cached."""
-        lanes = self.lanes
-        reach = 0.5 * np.hypot(boxes[:, 3], boxes[:, 4]) + OBSTACLE_REACH_M
-        dist, pts = self.tree.query(
-            boxes[:, :2], k=OBSTACLE_NEIGHBOURS, distance_upper_bound=float(reach.max())
-        )
-        o_all, slot = np.nonzero(dist <= reach[:, None])
-        if o_all.size == 0:
-            return None
-        p_all = pts[o_all, slot]
-        _, first = np.unique(o_all * self.n_lanes + lanes.lane_of_point[p_all], return_index=True)
-        o, p = o_all[first], p_all[first]  # nearest sample per (obstacle, lane); query is sorted
-        rel = boxes[o, :2] - lanes.xy[p]
-        c, sn = np.cos(lanes.yaw_rad[p]), np.sin(lanes.yaw_rad[p])
-        along, lateral = rel[:, 0] * c + rel[:, 1] * sn, -rel[:, 0] * sn + rel[:, 1] * c
-        dyaw = wrap_angle(boxes[o, 2] - lanes.yaw_rad[p])
-        cd, sd = np.abs(np.cos(dyaw)), np.abs(np.sin(dyaw))
-        inside = np.abs(lateral) < 0.5 * (lanes.width_m[p] + sd * boxes[o, 3] + cd * boxes[o, 4])
-        if z is not None:  # bridges: a lane far above or below is another level
-            inside &= np.abs(lanes.z_m[p] - z[o]) < SAME_LEVEL_M
-        if not inside.any():
-            return None
-        o, p, cd, sd, dyaw = o[inside], p[inside], cd[inside], sd[inside], dyaw[inside]
-        half_long = 0.5 * (cd * boxes[o, 3] + sd * boxes[o, 4])
-        s_o = lanes.s_m[p] + along[inside]
-        return (o, lanes.lane_of_point[p], s_o, half_long, np.cos(dyaw))
-
 
 # ---------------------------------------------------------------- compiled kernels (numba)
-# The traffic step calls these instead of the array functions above: one pass over vehicles in
-# machine code instead of ~50 small numpy calls. Same rules; ties may break differently.
+# The traffic step's leader search: one pass over vehicles in machine code instead of ~50 small
+# numpy calls (the array versions, tests' oracles, follow the same rules; ties may break
+# differently).
 
 
 @njit
@@ -173,9 +77,11 @@ def vehicle_leaders_kernel(
     seq_off: NDArray[np.float64], lane_length_m: NDArray[np.float64],
     gap_out: NDArray[np.float64], v_out: NDArray[np.float64], slot_of: NDArray[np.int64],
 ) -> None:  # fmt: skip
-    """:func:`vehicle_leaders` into ``gap_out`` / ``v_out`` (N,): for each vehicle, the nearest
-    other vehicle (or the part of one still on its previous lane) on its own lane ahead or on a
-    later planned lane. ``slot_of`` (L + 1,) all -1 scratch (restored on return). O(N (K + N))."""
+    """Gap [m] and speed of the nearest vehicle ahead along each plan into ``gap_out`` /
+    ``v_out`` (N,) (inf / 0 when none): for each vehicle, the nearest other vehicle (or the part
+    of one still on its previous lane) on its own lane ahead or on a later planned lane. Arrays
+    are TrafficModel's (N,) / (N, SEQ_SLOTS) state, ``lane_length_m`` (L + 1,) with the sentinel
+    row; ``slot_of`` (L + 1,) all -1 scratch (restored on return). O(N (K + N))."""
     n, k_slots = seq.shape
     for i in range(n):
         for k in range(1, k_slots):
@@ -224,7 +130,9 @@ def obstacle_leaders_kernel(
     s: NDArray[np.float64], length: NDArray[np.float64], seq: NDArray[np.int64],
     seq_off: NDArray[np.float64], gap_out: NDArray[np.float64], v_out: NDArray[np.float64],
 ) -> None:  # fmt: skip
-    """:func:`obstacle_leaders` into ``gap_out`` / ``v_out`` (N,) from a match's rows (Q,)."""
+    """Gap [m] and along-lane speed [m/s] of the nearest external obstacle in each plan's
+    corridor into ``gap_out`` / ``v_out`` (N,) (inf / 0 when none), from the rows (Q,) of an
+    :meth:`ObstacleMatcher.match` result and the obstacles' speeds ``speed_o`` (K,) [m/s]."""
     n, k_slots = seq.shape
     for i in range(n):
         best, bq = INF, -1
@@ -252,11 +160,6 @@ def upper_bound(a: NDArray[Any], lo: int, hi: int, x: float) -> int:
         else:
             hi = mid
     return lo
-
-
-@njit
-def _wrap(a: float) -> float:
-    return (a + np.pi) % (2.0 * np.pi) - np.pi
 
 
 @njit
@@ -336,7 +239,7 @@ def match_kernel(
             rx, ry = bx - xy[p, 0], by - xy[p, 1]
             c, sn = np.cos(yaw[p]), np.sin(yaw[p])
             along, lateral = rx * c + ry * sn, -rx * sn + ry * c
-            dyaw = _wrap(boxes[b, 2] - yaw[p])
+            dyaw = wrap_angle_scalar(boxes[b, 2] - yaw[p])
             cd, sd = abs(np.cos(dyaw)), abs(np.sin(dyaw))
             if not abs(lateral) < 0.5 * (width[p] + sd * boxes[b, 3] + cd * boxes[b, 4]):
                 continue

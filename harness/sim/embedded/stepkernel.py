@@ -1,7 +1,7 @@
 """Compiled (numba) per-tick kernels of the background traffic: the whole longitudinal step
 (stop lines, leaders, junction grants, stop gaps, IDM, lane advance) in one call, and the poses
 from (lane, s). Split from traffic.py, which keeps the state and the seeded, rarely-run Python
-parts (spawning, plan extension, respawns); the rules themselves live in leaders.py / rules.py.
+parts (spawning, plan extension, respawns); the rules themselves live in leaders.py / right_of_way.py.
 Compiled with cache=True: the first call on a machine compiles (seconds), later processes load."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from harness.dynamics.idm import idm_accel_scalar
+from harness.geometry import wrap_angle_scalar
 from harness.jit import njit
 from harness.sim.embedded.leaders import (
     obstacle_leaders_kernel,
@@ -166,9 +167,9 @@ def pose_kernel(
         t = min(max((sc - s_m[j]) / ds, 0.0), 1.0) if ds > 0.0 else 0.0
         x[i] = xy[j, 0] + t * seg_dxy[j, 0]
         y[i] = xy[j, 1] + t * seg_dxy[j, 1]
-        new_yaw = (yaw_pts[j] + t * seg_dyaw[j] + np.pi) % (2.0 * np.pi) - np.pi
+        new_yaw = wrap_angle_scalar(yaw_pts[j] + t * seg_dyaw[j])
         if dt_s > 0.0:
-            yaw_rate[i] = ((new_yaw - yaw[i] + np.pi) % (2.0 * np.pi) - np.pi) / dt_s
+            yaw_rate[i] = wrap_angle_scalar(new_yaw - yaw[i]) / dt_s
         yaw[i] = new_yaw
         last = cnt - 1
         kz = min(max(np.rint(s_raw / max(lg, 1e-6) * last), 0.0), float(last))

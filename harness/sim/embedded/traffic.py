@@ -122,7 +122,7 @@ class TrafficModel:
         self._spawn_radius = INF
         self._keep_clear = np.zeros((0, 5))
         self._pose_tables = _PoseTables.build(town.lanes)
-        self._matcher = ObstacleMatcher(town.lanes, self._tree, int(self.tables.length_m.shape[0]))
+        self._matcher = ObstacleMatcher(town.lanes)
         self._params_vec = _param_vector(params)
         self._lane_arrays = (
             np.asarray(lanes.s_m, dtype=np.float64), np.asarray(lanes.xy, dtype=np.float64),

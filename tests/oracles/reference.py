@@ -1,8 +1,8 @@
-"""Reference scorer: the same metrics as the raster engine, one trajectory and one step at a
-time with exact shapely geometry (the way NAVSIM's PDM scorer works). It is the benchmark
-baseline and the cross-check of the rasters: the non-geometric parts (rollout, rolling windows,
-comfort filters, aggregation) are shared with the fast path, the map and collision questions are
-answered independently here.
+"""Test oracle: the reference scorer - the same metrics as the raster engine of
+:mod:`teachers.scoring`, one trajectory and one step at a time with exact shapely geometry (the
+way NAVSIM's PDM scorer works). It is the benchmark baseline and the cross-check of the rasters:
+the non-geometric parts (rollout, rolling windows, comfort filters, aggregation) are shared with
+the fast path, the map and collision questions are answered independently here.
 
 Exact-geometry conventions: a corner is on the drivable area when ``drivable`` contains it;
 lanes at a point are the lane polygons intersecting it; the centre's centerline distance is the
@@ -30,14 +30,14 @@ from teachers.scoring.collisions import (
     TTC_HORIZONS_STEPS,
 )
 from teachers.scoring.comfort import comfort, extended_comfort, history_comfort
-from teachers.scoring.progress import ego_progress
-from teachers.scoring.rasters import EgoAreas, ScoringMap
-from teachers.scoring.rules import (
+from teachers.scoring.compliance import (
     drivable_area_compliance,
     driving_direction_compliance,
     lane_keeping,
     traffic_light_compliance,
 )
+from teachers.scoring.progress import ego_progress
+from teachers.scoring.rasters import EgoAreas, ScoringMap
 
 Float = NDArray[np.float64]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.dynamics.lqr import NUM_POSES
 from harness.maps.town import Town
+from harness.world.timing import HORIZON_STEPS
 from teachers.candidates import (
     CandidateConfig,
     CandidateSet,
@@ -24,17 +24,15 @@ from teachers.candidates import (
     build_candidates,
     vocabulary_candidates,
 )
+from teachers.episode_scenes import SceneRecord
 from teachers.lattice import lattice_candidates
-from teachers.scenes import SceneRecord
 from teachers.scoring import Metric, ScoreMatrix, score_candidates
-from teachers.scoring.aggregate import with_aggregates
+from teachers.scoring.aggregate import SAFETY_GATES, with_aggregates
 from teachers.scoring.progress import ego_progress
 from teachers.selection import Selection, SelectionConfig, adjust_scores, select_teachers
 from teachers.vocabulary import Vocabulary
 
 Float = NDArray[np.float64]
-HORIZON_STEPS = NUM_POSES - 1  # poses per trajectory (t = 0.1 .. 4.0 s)
-SAFETY_GATES = (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC)  # define "safe" for EP's maximum
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Synthetic scoring scenes on a real town, for the benchmark, the raster-vs-reference
-agreement tests and smoke tests of services: an ego on a lane with a route that follows the lane
+"""Synthetic scoring scenes on a real town, for the scoring benchmark, the raster-vs-reference
+agreement tests and the kernel tests: an ego on a lane with a route that follows the lane
 graph, agents driving along lanes around it, lights with random fixed states, and a fan of
 constant-curvature / constant-acceleration candidate plans."""
 

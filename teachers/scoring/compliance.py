@@ -42,7 +42,7 @@ def drivable_area_compliance(areas: EgoAreas) -> Float:
 
 def driving_direction_compliance(states: Float, areas: EgoAreas) -> Float:
     """DDC (B,) in {0, 0.5, 1} of states (B, T, N_STATE); the worst window comes from the numba
-    kernel :func:`_worst_oncoming` (equal to :func:`driving_direction_compliance_numpy`)."""
+    kernel :func:`_worst_oncoming`."""
     bsz = states.shape[0]
     worst = np.empty(bsz)
     _worst_oncoming(
@@ -52,18 +52,6 @@ def driving_direction_compliance(states: Float, areas: EgoAreas) -> Float:
         DDC_WINDOW_STEPS,
         worst,
     )
-    return np.where(worst < DDC_FULL_M, 1.0, np.where(worst < DDC_HALF_M, 0.5, 0.0))
-
-
-def driving_direction_compliance_numpy(states: Float, areas: EgoAreas) -> Float:
-    """:func:`driving_direction_compliance` vectorised in NumPy (the kernel's reference)."""
-    xy = states[..., [StateIndex.X, StateIndex.Y]]
-    step = np.linalg.norm(np.diff(xy, axis=1), axis=-1)  # (B, T-1), displacement into step k+1
-    counted = np.where(areas.oncoming[:, 1:], step, 0.0)
-    c = np.concatenate([np.zeros((len(step), 1)), np.cumsum(counted, axis=1)], axis=1)
-    w = min(DDC_WINDOW_STEPS, c.shape[1] - 1)
-    window = c[:, w:] - c[:, :-w] if w > 0 else np.zeros((len(step), 1))
-    worst = window.max(axis=1) if window.size else np.zeros(len(step))
     return np.where(worst < DDC_FULL_M, 1.0, np.where(worst < DDC_HALF_M, 0.5, 0.0))
 
 
