@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from harness.cli.checks import number, writable_file
 from harness.cli.main import app
 from harness.cli.teachers_cmd import teachers_app
 from harness.errors import ConfigError
@@ -75,6 +76,8 @@ def serve(
     from teachers.service.engine import EngineConfig
     from teachers.service.limits import LimitConfig
 
+    number(timeout, "--timeout", low=0.1)
+    number(max_body_mb, "--max-body-mb", low=0.01, high=256.0)
     if not is_loopback(host) and not api_key:
         raise ConfigError(
             f"binding {host} exposes the service beyond this machine; set --api-key or "
@@ -114,6 +117,8 @@ def request(
     """Ask a running `harness serve` for a scene's teachers."""
     from teachers.client import TeacherClient
 
+    if out is not None:
+        writable_file(out, "--out")
     try:
         body = json.loads(scene.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -138,6 +143,8 @@ def export_scene_cmd(
     """A dataset scene as a /v1/teachers request (serve with the dataset's vocabulary.npz)."""
     from teachers.service.export import export_scene
 
+    if out is not None:
+        writable_file(out, "--out")
     text = json.dumps(export_scene(dataset, scene))
     if out is None:
         typer.echo(text)

@@ -12,10 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.cli.main import app
+from harness.cli.checks import number, writable_dir, writable_file
+from harness.cli.main import app, command_group
 from harness.errors import ConfigError
 
-teachers_app = typer.Typer(help="Teacher dataset tools.", no_args_is_help=True)
+teachers_app = command_group("Teacher dataset tools.")
 app.add_typer(teachers_app, name="teachers")
 
 
@@ -76,10 +77,13 @@ def gen_teachers(
     from teachers.generate import GenerateConfig, generate
     from teachers.selection import SelectionConfig
 
-    if every <= 0:
-        raise ConfigError(f"--every must be positive, got {every}")
-    if not 0.0 <= threshold <= 1.0:
-        raise ConfigError(f"--threshold must be in [0, 1], got {threshold}")
+    number(every, "--every", low=0.0, low_open=True)
+    number(threshold, "--threshold", low=0.0, high=1.0)
+    writable_dir(out, "--out")
+    if routes is not None and not routes.is_file():
+        raise ConfigError(f"--routes {routes} does not exist; pass a leaderboard route XML")
+    if vocabulary is not None and not vocabulary.is_file():
+        raise ConfigError(f"--vocabulary {vocabulary} is not a file")
     cfg = GenerateConfig(
         town=town, out=out, routes_file=routes, every_s=every, max_scenes=max_scenes, max_routes=max_routes,
         workers=workers, vocabulary_size=vocab_size, vocabulary_file=vocabulary, agent=agent,
@@ -109,4 +113,5 @@ def show(
     """Draw a scene: lanes, agents (t=0 boxes and 4 s tracks) and the teachers by EPDMS."""
     from teachers.show import draw_scene
 
+    writable_file(out, "--out")
     typer.echo(str(draw_scene(dataset, scene, out)))
