@@ -80,8 +80,12 @@ def gen_teachers(
     number(every, "--every", low=0.0, low_open=True)
     number(threshold, "--threshold", low=0.0, high=1.0)
     writable_dir(out, "--out")
-    if routes is not None and not routes.is_file():
-        raise ConfigError(f"--routes {routes} does not exist; pass a leaderboard route XML")
+    if routes is not None:
+        from harness.routes.xml_io import read_route_file
+
+        if not routes.is_file():
+            raise ConfigError(f"--routes {routes} does not exist; pass a leaderboard route XML")
+        read_route_file(routes)  # a malformed file is reported before any work starts
     if vocabulary is not None and not vocabulary.is_file():
         raise ConfigError(f"--vocabulary {vocabulary} is not a file")
     cfg = GenerateConfig(
