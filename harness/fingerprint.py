@@ -1,0 +1,47 @@
+"""Run fingerprints: the settings a resumed run must share with the run it continues (eval's
+``run.json``, gen-teachers' ``settings.json``). Files are fingerprinted by content, so a route
+file or agent edited in place is told apart from the one the run started with."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+SHORT_VALUE_CHARS = 70  # longer values are elided in a difference message
+
+
+def file_sha256(path: str | os.PathLike[str] | None) -> str:
+    """SHA-256 of a file's content ('' when ``path`` is None or not a file, e.g. a registered
+    agent name)."""
+    if path is None:
+        return ""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        return ""
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    if len(text) <= SHORT_VALUE_CHARS:
+        return text
+    half = SHORT_VALUE_CHARS // 2 - 2
+    return text[:half] + "..." + text[-half:]
+
+
+def fingerprint_diff(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """'key: old -> new' for every top-level key whose value differs between two fingerprints
+    (a key only one of them has counts as differing)."""
+    return [
+        f"{k}: {_short(stored.get(k))} -> {_short(now.get(k))}"
+        for k in sorted(set(now) | set(stored))
+        if _normal(now.get(k)) != _normal(stored.get(k))
+    ]
+
+
+def _normal(value: Any) -> Any:
+    """The value as it reads back from JSON (tuples become lists), for comparison."""
+    return json.loads(json.dumps(value, default=str))
