@@ -32,14 +32,18 @@ def _short(value: Any) -> str:
     return text[:half] + "..." + text[-half:]
 
 
-def fingerprint_diff(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """'key: old -> new' for every top-level key whose value differs between two fingerprints
-    (a key only one of them has counts as differing)."""
-    return [
-        f"{k}: {_short(stored.get(k))} -> {_short(now.get(k))}"
-        for k in sorted(set(now) | set(stored))
-        if _normal(now.get(k)) != _normal(stored.get(k))
-    ]
+def fingerprint_diff(stored: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
+    """'key: old -> new' for every key whose value differs between two fingerprints (a key only
+    one of them has counts as differing); nested settings are compared key by key
+    ('selection.k: 8 -> 2')."""
+    out: list[str] = []
+    for k in sorted(set(now) | set(stored)):
+        old, new = stored.get(k), now.get(k)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += fingerprint_diff(old, new, f"{prefix}{k}.")
+        elif _normal(old) != _normal(new):
+            out.append(f"{prefix}{k}: {_short(old)} -> {_short(new)}")
+    return out
 
 
 def _normal(value: Any) -> Any:

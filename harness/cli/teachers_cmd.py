@@ -9,7 +9,14 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from harness.cli.checks import number, writable_dir, writable_file
@@ -94,17 +101,24 @@ def gen_teachers(
         seed=seed, reactive=reactive, command_line=tuple(sys.argv),
     )  # fmt: skip
     cfg = replace(cfg, selection=SelectionConfig(k=k, threshold=threshold))
-    console = Console(stderr=True)
-    with Progress(
+    bar = Progress(
         TextColumn("scenes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("scenes", total=None)
+        console=Console(stderr=True), transient=False,
+    )  # fmt: skip
+    tasks: list[TaskID] = []
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def progress(done: int, total: int) -> None:
+        """Shown from the first call on (after the input checks: an error stays one line)."""
+        if not tasks:
+            bar.start()
+            tasks.append(bar.add_task("scenes", total=None))
+        bar.update(tasks[0], completed=done, total=total or None)
 
+    try:
         summary = generate(cfg, progress)
+    finally:
+        if tasks:
+            bar.stop()
     Console().print(summary_table(summary))
 
 
