@@ -75,6 +75,7 @@ def serve(
     from teachers.service.app import AppConfig, create_app
     from teachers.service.engine import EngineConfig
     from teachers.service.limits import LimitConfig
+    from teachers.service.server import server_settings
 
     number(timeout, "--timeout", low=0.1)
     number(max_body_mb, "--max-body-mb", low=0.01, high=256.0)
@@ -94,7 +95,7 @@ def serve(
     if workers == 1:
         uvicorn.run(
             create_app(AppConfig(engine=engine, limits=limits, api_key=api_key)),
-            host=host, port=port, log_level="warning",
+            host=host, port=port, **server_settings(),
         )  # fmt: skip
         return
     os.environ[CONFIG_ENV] = json.dumps({
@@ -103,7 +104,7 @@ def serve(
     })  # fmt: skip
     uvicorn.run(
         "harness.cli.serve_cmd:app_from_env", factory=True, host=host, port=port,
-        workers=workers, log_level="warning",
+        workers=workers, **server_settings(),
     )  # fmt: skip
 
 
