@@ -2,8 +2,9 @@
 
 Writes OUT/results.json (leaderboard format) after every route and resumes from it; prints one
 table row per route and the global record. Exit status 0 when the run completes (failed routes
-included), 2 on bad input (agent, route file, subset, settings, invalid sensors), 130 when
-interrupted (results.json then holds the finished routes; run again to resume).
+included), 2 on bad input (agent, route file, subset, settings, invalid sensors, a route whose
+town is unknown or that cannot be planned, a resume with other settings than OUT/run.json's),
+130 when interrupted (results.json then holds the finished routes; run again to resume).
 """
 
 from __future__ import annotations
