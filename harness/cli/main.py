@@ -140,5 +140,7 @@ def run(args: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    """Console-script entry point: :func:`run` and exit with its status."""
-    sys.exit(run())
+    """Console-script entry point: :func:`run`; returns on success, else exits with its status."""
+    status = run()
+    if status:
+        sys.exit(status)
