@@ -64,12 +64,26 @@ class TeacherClient:
         """Close the connection pool."""
         self._http.close()
 
+    def _send(self, method: str, path: str, body: Any) -> httpx.Response:
+        """One request; a kept-alive connection the server closed meanwhile is retried once on
+        a fresh one (every endpoint is free of side effects). Status 0 means no answer."""
+        url = self._http.base_url
+        for fresh in (False, True):
+            try:
+                return self._http.request(method, path, json=body)
+            except httpx.RemoteProtocolError as exc:
+                if fresh:
+                    raise ServiceError(0, f"{url} closed the connection: {exc}") from exc
+                log.info("connection to %s closed by the server; retrying once", url)
+            except httpx.ConnectError as exc:
+                raise ServiceError(0, f"cannot reach {url}: {exc}") from exc
+            except httpx.HTTPError as exc:
+                raise ServiceError(0, f"no answer from {url}: {type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable: the loop returns or raises")
+
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         for attempt in range(self.retries + 1):
-            try:
-                r = self._http.request(method, path, json=body)
-            except httpx.HTTPError as exc:
-                raise ServiceError(0, f"cannot reach {self._http.base_url}: {exc}") from exc
+            r = self._send(method, path, body)
             if r.status_code == 503 and attempt < self.retries:
                 wait = min(float(r.headers.get("Retry-After", "1") or 1), MAX_RETRY_WAIT_S)
                 log.info("service busy, retrying in %.1f s", wait)
@@ -77,7 +91,8 @@ class TeacherClient:
                 continue
             if r.status_code >= 400:
                 try:
-                    detail = r.json().get("detail", r.text)
+                    answer = r.json()
+                    detail = answer.get("detail", r.text) if isinstance(answer, dict) else answer
                 except ValueError:
                     detail = r.text
                 raise ServiceError(r.status_code, detail)

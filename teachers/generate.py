@@ -5,11 +5,13 @@ scene and write the dataset (see ``teachers.dataset`` and docs/TEACHERS.md).
 Work is split into parts (up to SCENES_PER_PART scenes of one route); each part is written with a
 completion marker, so an interrupted run resumes with the unfinished parts, and the final tables
 are merged from the parts. ``workers > 1`` scores parts in a process pool (fork; the town and the
-vocabulary are loaded once per worker).
+vocabulary are loaded once per worker). A resume must have the settings of the run that started
+the folder (``settings.json``, see :func:`settings_fingerprint`); other settings are refused.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import subprocess
@@ -17,15 +19,18 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness.routes.planner import plan_route
 from numpy.typing import NDArray
 
 import harness
 from harness.errors import ConfigError
+from harness.fingerprint import file_sha256, fingerprint_diff
+from harness.io import atomic_write_json
 from harness.maps import load_town
 from harness.maps.town import Town
 from harness.routes.generate import generate_routes
@@ -66,6 +71,9 @@ from teachers.vocabulary import (
 log = logging.getLogger(__name__)
 
 SCENES_PER_PART = 16  # scenes per resumable unit of work
+SETTINGS_FILE = "settings.json"  # OUT/settings.json: the fingerprint a resume must match
+EARLIER_OUTPUT = ("parts", "manifest.json")  # scored output of an earlier run
+REUSABLE_INPUTS = ("episodes", "vocabulary.npz")  # may be placed in a new folder to reuse them
 DEFAULT_VOCABULARY_SIZE = 1024  # k-means centres (Drive-JEPA uses 8,192)
 DEFAULT_EVERY_S = 0.5  # scene spacing [s]
 GENERATED_ROUTES = 4  # routes generated on a town when no route file is given
@@ -120,7 +128,71 @@ def select_routes(town: Town, config: GenerateConfig) -> list[RouteConfig]:
             f"{config.routes_file} has no route on {town.name}; pick a file with {town.name} "
             "routes or leave out --routes to generate some"
         )
-    return routes[: config.max_routes]
+    routes = routes[: config.max_routes]
+    for r in routes:  # an unplannable route is bad input, found before any driving
+        plan_route(town, r.keypoints, r.id)
+    return routes
+
+
+def _path_text(path: Path | None) -> str | None:
+    return str(path.expanduser().resolve()) if path is not None else None
+
+
+def settings_fingerprint(config: GenerateConfig, town: Town) -> dict[str, Any]:
+    """Every setting that changes the dataset (not ``workers``): town and map content, routes
+    (file content or generation), driving agent, seed, scene spacing and budget, vocabulary,
+    candidates, selection and the reactive check. A resume must match it."""
+    return {
+        "town": town.name,
+        "map_sha256": town.sha256,
+        "routes_file": _path_text(config.routes_file),
+        "routes_sha256": file_sha256(config.routes_file),
+        "max_routes": config.max_routes,
+        "generated_route_m": config.generated_route_m,
+        "agent": config.agent,
+        "seed": config.seed,
+        "every_s": config.every_s,
+        "max_scenes": config.max_scenes,
+        "vocabulary_size": config.vocabulary_size,
+        "vocabulary_file": _path_text(config.vocabulary_file),
+        "vocabulary_sha256": file_sha256(config.vocabulary_file),
+        "selection": asdict(config.selection),
+        "candidates": asdict(config.candidates),
+        "reactive": config.reactive,
+        "backend": config.backend.name,
+    }
+
+
+def check_resume(out: Path, fingerprint: dict[str, Any]) -> None:
+    """Refuse (ConfigError naming what differs) to continue a run made with other settings, or
+    scored output without its settings file; record the fingerprint of a fresh run (episodes
+    or a vocabulary placed in a new folder are reused, with a warning)."""
+    path = out / SETTINGS_FILE
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path} is unreadable ({exc}); pick another --out") from exc
+        diff = fingerprint_diff(stored if isinstance(stored, dict) else {}, fingerprint)
+        if diff:
+            raise ConfigError(
+                f"{out} holds a gen-teachers run with other settings ({'; '.join(diff)}); "
+                "resume with the same options or pick another --out"
+            )
+        return
+    earlier = [name for name in EARLIER_OUTPUT if (out / name).exists()]
+    if earlier:
+        raise ConfigError(
+            f"{out} holds an earlier run ({', '.join(earlier)}) without {SETTINGS_FILE}, so its "
+            "settings cannot be checked; pick another --out or remove the folder"
+        )
+    reused = [name for name in REUSABLE_INPUTS if (out / name).exists()]
+    if reused:
+        log.warning(
+            "%s: reusing %s placed there without %s; they must come from the same town, "
+            "routes, agent and seed", out, " and ".join(reused), SETTINGS_FILE,
+        )  # fmt: skip
+    atomic_write_json(path, fingerprint, indent=2)
 
 
 def expert_futures(episodes: list[Episode]) -> NDArray[np.float64]:
@@ -322,14 +394,19 @@ def generate(
     config: GenerateConfig, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, Any]:
     """Run the whole pipeline; returns the summary (also stored in the manifest).
-    ``progress(done_scenes, total_scenes)`` is called as parts finish."""
+    ``progress(done_scenes, total_scenes)`` is called once the inputs are checked (0, 0) and
+    as parts finish."""
     t_start = time.perf_counter()
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
     town = load_town(config.town)
     routes = select_routes(town, config)
+    check_resume(out, settings_fingerprint(config, town))
+    if progress:
+        progress(0, 0)  # the inputs are checked: driving starts (total not known yet)
     paths = drive_routes(
-        town, routes, config.agent, out / "episodes", config.seed, config.workers, config.backend
+        town, routes, config.agent, out / "episodes", config.seed, config.workers,
+        config.backend,
     )
     episodes = [load_episode(p, town) for p in paths]
     t_drive = time.perf_counter() - t_start
@@ -392,7 +469,12 @@ def generate(
         "drive_s": round(t_drive, 2),
         "score_s": round(score_s, 2),
         "wall_s": round(time.perf_counter() - t_start, 2),
-        "candidates_per_s": sums["candidates"] / max(score_s, 1e-9) if todo else None,
+        # only the parts scored in this call: resumed parts took no scoring time here
+        "candidates_per_s": (
+            sum(int(done[t.name].get("candidates", 0)) for t in todo) / max(score_s, 1e-9)
+            if todo
+            else None
+        ),
     }
     checked = sum(int(done[n].get("reactive_scenes", 0)) for n in names)
     reactive_checked = bool(names) and checked == sums["scenes"]

@@ -27,7 +27,7 @@ from teachers.candidates import (
 from teachers.episode_scenes import SceneRecord
 from teachers.lattice import lattice_candidates
 from teachers.scoring import Metric, ScoreMatrix, score_candidates
-from teachers.scoring.aggregate import SAFETY_GATES, with_aggregates
+from teachers.scoring.aggregate import NUM_METRICS, SAFETY_GATES, with_aggregates
 from teachers.scoring.progress import ego_progress
 from teachers.selection import Selection, SelectionConfig, adjust_scores, select_teachers
 from teachers.vocabulary import Vocabulary
@@ -127,11 +127,27 @@ def normalise_scores(raw: ScoreMatrix, expert_row: int | None) -> ScoreMatrix:
     return ScoreMatrix(values=with_aggregates(v), progress_m=raw.progress_m)
 
 
+def no_teachers(cands: CandidateSet) -> SceneTeachers:
+    """The answer for a scene without candidates: no scores, no teachers (coverage 1.0, as for
+    a scene where no candidate passes)."""
+    empty = np.zeros(0, dtype=np.int64)
+    return SceneTeachers(
+        candidates=cands,
+        scores=ScoreMatrix(values=np.zeros((NUM_METRICS, 0)), progress_m=np.zeros(0)),
+        poses=np.zeros((0, HORIZON_STEPS, 3)),
+        selection=Selection(index=empty, passed=np.zeros(0, dtype=bool), coverage=1.0,
+                            max_gap_m=0.0),  # fmt: skip
+        expert_row=None,
+    )
+
+
 def teachers_for_scene(
     record: SceneRecord, town: Town, vocab: Vocabulary | None, config: TeacherConfig
 ) -> SceneTeachers:
     """Build, score, normalise and select one scene's candidates (the gen-teachers step)."""
     cands = scene_candidates(record, town, vocab, config.candidates)
+    if cands.size == 0:  # e.g. a route running away from the ego's heading: nothing to score
+        return no_teachers(cands)
     raw, states = score_candidates(record.scene, town, cands.poses)
     experts = np.flatnonzero(cands.source == Source.EXPERT)
     expert_row = int(experts[0]) if experts.size else None

@@ -19,6 +19,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "harness.geometry": ("harness.maps", "harness.world", *ABOVE_WORLD),
     "harness.errors": ("harness.maps", "harness.world", *ABOVE_WORLD),
     "harness.io": ("harness.maps", "harness.world", *ABOVE_WORLD),
+    "harness.fingerprint": ("harness.maps", "harness.world", *ABOVE_WORLD),
     "harness.maps": ("harness.world", "harness.routes", *ABOVE_WORLD),
     "harness.routes": ("harness.world", *ABOVE_WORLD),
     "harness.world": ABOVE_WORLD,

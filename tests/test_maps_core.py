@@ -274,6 +274,8 @@ def test_drivable_area_and_lanes_at(towns: dict[str, Town]) -> None:
 
 
 def test_unknown_town_lists_search_places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     monkeypatch.setenv("HARNESS_MAPS", f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}")
     monkeypatch.setenv("CARLA_ROOT", str(tmp_path / "carla"))
     with pytest.raises(UnknownTownError) as err:

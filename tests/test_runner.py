@@ -1,5 +1,6 @@
 """The route runner and evaluation on the built-in town Harness01: baselines' outcomes, per-step
-Parquet, failure statuses (agent crash, simulation crash, unknown town), invalid sensors, Ctrl-C,
+Parquet, failure statuses (agent crash, simulation crash), unknown towns and unplannable routes
+as input errors, invalid sensors, Ctrl-C,
 and resume giving the same results.json as an uninterrupted run."""
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.errors import ConfigError, SensorConfigError
+from harness.errors import (
+    ConfigError,
+    RoutePlanningError,
+    SensorConfigError,
+    UnknownTownError,
+)
 from harness.leaderboard.route_criteria import CriteriaConfig
 from harness.routes import read_routes, write_routes
 from harness.runner import Mode, RunConfig, parse_subset, route_seed, run_evaluation
@@ -221,17 +227,30 @@ def test_simulation_crash_fails_the_route(tmp_path: Path, monkeypatch: pytest.Mo
     assert _results(tmp_path)["entry_status"] == "Crashed"
 
 
-def test_unknown_town_fails_that_route_only(tmp_path: Path) -> None:
+def test_unknown_town_is_an_input_error_before_the_run(tmp_path: Path) -> None:
+    """A route on a town that is not available could only 'crash': it is bad input, found
+    before any route runs (no results.json), naming the route."""
     routes = read_routes(ROUTES)[:2]
-    routes[0] = replace(routes[0], town="NoSuchTown")
+    routes[1] = replace(routes[1], town="NoSuchTown")
     f = tmp_path / "routes.xml"
     write_routes(routes, f)
     cfg = replace(_config(tmp_path / "out", "do_nothing", ""), routes_file=f)
-    result = run_evaluation(cfg)
-    assert [r.status for r in result.records] == [
-        "Failed - Simulation crashed", "Failed - Agent got blocked",
-    ]  # fmt: skip
-    assert result.records[0].route_length_m > 100.0
+    with pytest.raises(UnknownTownError, match=f"route {routes[1].id} .*NoSuchTown"):
+        run_evaluation(cfg)
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_unplannable_route_is_an_input_error_before_the_run(tmp_path: Path) -> None:
+    routes = read_routes(ROUTES)[:2]
+    keypoints = routes[1].keypoints.copy()
+    keypoints[0, :2] = (5000.0, 5000.0)  # far off every lane
+    routes[1] = replace(routes[1], keypoints=keypoints)
+    f = tmp_path / "routes.xml"
+    write_routes(routes, f)
+    cfg = replace(_config(tmp_path / "out", "do_nothing", ""), routes_file=f)
+    with pytest.raises(RoutePlanningError, match="keypoint 0"):
+        run_evaluation(cfg)
+    assert not (tmp_path / "out" / "results.json").exists()
 
 
 def test_invalid_sensors_stop_the_run(tmp_path: Path) -> None:

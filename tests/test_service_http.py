@@ -28,6 +28,7 @@ from teachers.service.app import EXAMPLE_SCENE, AppConfig, create_app
 from teachers.service.engine import EngineConfig
 from teachers.service.export import export_scene
 from teachers.service.limits import LimitConfig
+from teachers.service.server import server_config
 
 
 def _free_port() -> int:
@@ -37,13 +38,14 @@ def _free_port() -> int:
 
 
 class LiveServer:
-    """A uvicorn server in a thread; ``url`` and the app (for controlled engines)."""
+    """A uvicorn server in a thread with the service's uvicorn settings (``server_config``;
+    ``uvicorn_options`` override them); ``url`` and the app (for controlled engines)."""
 
-    def __init__(self, config: AppConfig) -> None:
+    def __init__(self, config: AppConfig, **uvicorn_options: Any) -> None:
         self.app = create_app(config)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cfg = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        cfg = server_config(self.app, "127.0.0.1", self.port, **uvicorn_options)
         self.server = uvicorn.Server(cfg)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from harness.cli.checks import writable_dir
 from harness.cli.main import app
 
 
@@ -22,4 +23,5 @@ def demo(
     and generate a small PDMS/EPDMS teacher dataset, all under --out."""
     from harness.demo import run_demo
 
+    writable_dir(out, "--out")
     run_demo(out, routes, vehicles, pedestrians, seed)

@@ -2,8 +2,9 @@
 
 Writes OUT/results.json (leaderboard format) after every route and resumes from it; prints one
 table row per route and the global record. Exit status 0 when the run completes (failed routes
-included), 2 on bad input (agent, route file, subset, settings, invalid sensors), 130 when
-interrupted (results.json then holds the finished routes; run again to resume).
+included), 2 on bad input (agent, route file, subset, settings, invalid sensors, a route whose
+town is unknown or that cannot be planned, a resume with other settings than OUT/run.json's),
+130 when interrupted (results.json then holds the finished routes; run again to resume).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from harness.cli.checks import number, writable_dir
 from harness.cli.main import app
 from harness.errors import ConfigError
 from harness.leaderboard.results import RouteRecord
@@ -64,6 +66,9 @@ def build_config(
     """The RunConfig of the command-line options (the only place defaults are overridden).
     Without --penalties the table follows the mode: Bench2Drive's own table in bench2drive mode
     (its statistics manager marks the min-speed penalty 'unused'), the 2.0 table otherwise."""
+    if blocked_time_s is not None:
+        number(blocked_time_s, "--blocked-time", low=0.0, low_open=True)
+    writable_dir(out, "--out")
     if penalties is None:
         penalties = DEFAULT_PENALTIES_BY_MODE.get(mode, "2.0")
     if penalties not in PENALTY_TABLES:

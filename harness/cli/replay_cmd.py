@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from harness.cli.checks import number, writable_dir, writable_file
 from harness.cli.main import app
 from harness.maps import load_town
 from harness.sim.replay import VIEW_M, check_output, render_topdown
@@ -30,9 +31,9 @@ def replay(
     ],
     fps: Annotated[float, typer.Option(help="Frames per second of the output.")] = 10.0,
     every: Annotated[
-        int, typer.Option(help="Render every n-th recorded tick (ticks are 0.05 s).")
+        int, typer.Option(min=1, help="Render every n-th recorded tick (ticks are 0.05 s).")
     ] = 2,
-    size: Annotated[int, typer.Option(help="Output frame side in pixels (even).")] = 512,
+    size: Annotated[int, typer.Option(min=2, help="Output frame side in pixels (even).")] = 512,
     view: Annotated[
         float, typer.Option(help="Side of the ego-following window in metres.")
     ] = VIEW_M,
@@ -41,7 +42,12 @@ def replay(
     ] = False,
 ) -> None:
     """Render EPISODE top-down (map, lights, actors by kind, the ego, events, time) to --out."""
-    check_output(out)
+    number(fps, "--fps", low=0.0, low_open=True)
+    number(view, "--view", low=0.0, low_open=True)
+    if check_output(out) == "folder":
+        writable_dir(Path(out), "--out")
+    else:
+        writable_file(Path(out), "--out")
     recording = load_recording(episode)
     town = load_town(recording.town)
     console = Console(stderr=True)

@@ -9,14 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli.main import app
+from harness.cli.main import app, command_group
 from harness.errors import RouteFileError, UnknownTownError
-from harness.routes.check import check_route_file
+from harness.routes.check import CheckReport, check_route_file
 from harness.routes.xml_io import read_route_file
 
-routes_app = typer.Typer(
-    help="Leaderboard route files: summary (info) and validation against the towns at hand (check).",
-    no_args_is_help=True,
+routes_app = command_group(
+    "Leaderboard route files: summary (info) and validation against the towns at hand (check)."
 )
 app.add_typer(routes_app, name="routes")
 console = Console()
@@ -40,6 +39,22 @@ def _town_available(name: str) -> bool:
 def _require_file(path: Path) -> None:
     if not path.is_file():
         raise RouteFileError(f"route file {path} does not exist; pass the path of a route XML file")
+
+
+def _require_runnable(file: Path, report: CheckReport) -> None:
+    """A file with no route that can run here is bad input (exit 2), not a pass: an empty file,
+    or routes only on towns that are not available."""
+    if not report.routes:
+        raise RouteFileError(f"{file} holds no routes; give a file with <route> elements")
+    if not report.runnable:
+        missing = sorted({r.town for r in report.routes})
+        unloadable = [p.message for p in report.problems if p.kind == "town_unloadable"]
+        why = f" ({unloadable[0]})" if unloadable else ""
+        raise UnknownTownError(
+            f"no route of {file} can run here: town(s) {', '.join(missing)} not available{why}; "
+            "put their .xodr files in a $HARNESS_MAPS folder or set $CARLA_ROOT "
+            "(`harness towns` lists what is found)"
+        )
 
 
 @routes_app.command("info")
@@ -71,9 +86,11 @@ def info(file: Path = FILE_ARG) -> None:
 
 @routes_app.command("check")
 def check(file: Path = FILE_ARG) -> None:
-    """Plan every runnable route and report each problem; exit status 1 if there is any."""
+    """Plan every runnable route and report each problem; exit status 1 if there is any, 2 when
+    no route can run here (empty file, or no route's town available)."""
     _require_file(file)
     report = check_route_file(file)
+    _require_runnable(file, report)
     if report.problems:
         table = Table(title="Problems")
         table.add_column("route")

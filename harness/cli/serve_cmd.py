@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from harness.cli.checks import number, writable_file
 from harness.cli.main import app
 from harness.cli.teachers_cmd import teachers_app
 from harness.errors import ConfigError
@@ -74,7 +75,10 @@ def serve(
     from teachers.service.app import AppConfig, create_app
     from teachers.service.engine import EngineConfig
     from teachers.service.limits import LimitConfig
+    from teachers.service.server import server_settings
 
+    number(timeout, "--timeout", low=0.1)
+    number(max_body_mb, "--max-body-mb", low=0.01, high=256.0)
     if not is_loopback(host) and not api_key:
         raise ConfigError(
             f"binding {host} exposes the service beyond this machine; set --api-key or "
@@ -91,7 +95,7 @@ def serve(
     if workers == 1:
         uvicorn.run(
             create_app(AppConfig(engine=engine, limits=limits, api_key=api_key)),
-            host=host, port=port, log_level="warning",
+            host=host, port=port, **server_settings(),
         )  # fmt: skip
         return
     os.environ[CONFIG_ENV] = json.dumps({
@@ -100,7 +104,7 @@ def serve(
     })  # fmt: skip
     uvicorn.run(
         "harness.cli.serve_cmd:app_from_env", factory=True, host=host, port=port,
-        workers=workers, log_level="warning",
+        workers=workers, **server_settings(),
     )  # fmt: skip
 
 
@@ -114,6 +118,8 @@ def request(
     """Ask a running `harness serve` for a scene's teachers."""
     from teachers.client import TeacherClient
 
+    if out is not None:
+        writable_file(out, "--out")
     try:
         body = json.loads(scene.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -138,6 +144,8 @@ def export_scene_cmd(
     """A dataset scene as a /v1/teachers request (serve with the dataset's vocabulary.npz)."""
     from teachers.service.export import export_scene
 
+    if out is not None:
+        writable_file(out, "--out")
     text = json.dumps(export_scene(dataset, scene))
     if out is None:
         typer.echo(text)

@@ -6,10 +6,10 @@ import json
 
 import typer
 
-from harness.cli.main import app
+from harness.cli.main import app, command_group
 from harness.errors import ConfigError
 
-sim_app = typer.Typer(help="Embedded simulator tools.", no_args_is_help=True)
+sim_app = command_group("Embedded simulator tools.")
 app.add_typer(sim_app, name="sim")
 
 

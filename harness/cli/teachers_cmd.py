@@ -9,13 +9,21 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from harness.cli.main import app
+from harness.cli.checks import number, writable_dir, writable_file
+from harness.cli.main import app, command_group
 from harness.errors import ConfigError
 
-teachers_app = typer.Typer(help="Teacher dataset tools.", no_args_is_help=True)
+teachers_app = command_group("Teacher dataset tools.")
 app.add_typer(teachers_app, name="teachers")
 
 
@@ -80,10 +88,17 @@ def gen_teachers(
     from teachers.generate import GenerateConfig, generate
     from teachers.selection import SelectionConfig
 
-    if every <= 0:
-        raise ConfigError(f"--every must be positive, got {every}")
-    if not 0.0 <= threshold <= 1.0:
-        raise ConfigError(f"--threshold must be in [0, 1], got {threshold}")
+    number(every, "--every", low=0.0, low_open=True)
+    number(threshold, "--threshold", low=0.0, high=1.0)
+    writable_dir(out, "--out")
+    if routes is not None:
+        from harness.routes.xml_io import read_route_file
+
+        if not routes.is_file():
+            raise ConfigError(f"--routes {routes} does not exist; pass a leaderboard route XML")
+        read_route_file(routes)  # a malformed file is reported before any work starts
+    if vocabulary is not None and not vocabulary.is_file():
+        raise ConfigError(f"--vocabulary {vocabulary} is not a file")
     cfg = GenerateConfig(
         town=town, out=out, routes_file=routes, every_s=every, max_scenes=max_scenes, max_routes=max_routes,
         workers=workers, vocabulary_size=vocab_size, vocabulary_file=vocabulary, agent=agent,
@@ -91,17 +106,24 @@ def gen_teachers(
         backend=BackendSpec(backend, host=carla_host, port=carla_port),
     )  # fmt: skip
     cfg = replace(cfg, selection=SelectionConfig(k=k, threshold=threshold))
-    console = Console(stderr=True)
-    with Progress(
+    bar = Progress(
         TextColumn("scenes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("scenes", total=None)
+        console=Console(stderr=True), transient=False,
+    )  # fmt: skip
+    tasks: list[TaskID] = []
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def progress(done: int, total: int) -> None:
+        """Shown from the first call on (after the input checks: an error stays one line)."""
+        if not tasks:
+            bar.start()
+            tasks.append(bar.add_task("scenes", total=None))
+        bar.update(tasks[0], completed=done, total=total or None)
 
+    try:
         summary = generate(cfg, progress)
+    finally:
+        if tasks:
+            bar.stop()
     Console().print(summary_table(summary))
 
 
@@ -114,4 +136,5 @@ def show(
     """Draw a scene: lanes, agents (t=0 boxes and 4 s tracks) and the teachers by EPDMS."""
     from teachers.show import draw_scene
 
+    writable_file(out, "--out")
     typer.echo(str(draw_scene(dataset, scene, out)))

@@ -1,4 +1,5 @@
 """Finding and loading towns by name: `$HARNESS_MAPS`, then `$CARLA_ROOT`, then the built-in towns.
+Every `$HARNESS_MAPS` entry must be an existing folder (a stale or mistyped one is an error).
 
 `load_town` caches each built Town per process, keyed by the resolved file's identity (path, size,
 modification time), so a file edited on disk is reloaded and two names of one file share a Town.
@@ -11,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import MapLoadError, UnknownTownError
+from harness.errors import ConfigError, MapLoadError, UnknownTownError
 from harness.maps.builtin import builtin_names, builtin_xodr
 from harness.maps.town import Town
 
@@ -32,12 +33,26 @@ class TownFile:
     path: Path | None
 
 
+def _maps_folder(entry: str) -> Path:
+    """One ``$HARNESS_MAPS`` entry as a folder; ConfigError when it is not one (a relative entry
+    is resolved from the current folder, so it names that too)."""
+    folder = Path(entry).expanduser()
+    if folder.is_dir():
+        return folder
+    where = "" if folder.is_absolute() else f" (relative to the current folder {Path.cwd()})"
+    raise ConfigError(
+        f"$HARNESS_MAPS names {entry}, which is not a folder{where}; set it to the folder(s) "
+        "holding the .xodr files, ':'-separated, preferably as absolute paths"
+    )
+
+
 def search_locations() -> list[tuple[str, Path | None]]:
-    """(origin, folder) pairs in search order, from the current environment; builtin has no folder."""
+    """(origin, folder) pairs in search order, from the current environment; builtin has no folder.
+    A ``$HARNESS_MAPS`` entry that is not a folder is a ConfigError, not silently skipped."""
     out: list[tuple[str, Path | None]] = []
-    for folder in os.environ.get("HARNESS_MAPS", "").split(os.pathsep):
-        if folder.strip():
-            out.append((ORIGIN_HARNESS_MAPS, Path(folder.strip()).expanduser()))
+    for entry in os.environ.get("HARNESS_MAPS", "").split(os.pathsep):
+        if entry.strip():
+            out.append((ORIGIN_HARNESS_MAPS, _maps_folder(entry.strip())))
     carla_root = os.environ.get("CARLA_ROOT", "").strip()
     if carla_root:
         out.append((ORIGIN_CARLA_ROOT, Path(carla_root).expanduser() / CARLA_OPENDRIVE_SUBDIR))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
@@ -80,11 +81,17 @@ class _Doc:
             return default
         text = self.attr(elem, name, route_id)
         try:
-            return float(text)
+            value = float(text)
         except ValueError as exc:
             raise RouteFileError(
                 f'{self.where(elem)}: route {route_id}: <{elem.tag} {name}="{text}"> is not a number'
             ) from exc
+        if not math.isfinite(value):
+            raise RouteFileError(
+                f'{self.where(elem)}: route {route_id}: <{elem.tag} {name}="{text}"> is not a '
+                "finite number; give a coordinate in metres (degrees for yaw)"
+            )
+        return value
 
 
 def _pose(doc: _Doc, elem: ET.Element, route_id: str) -> Pose:
@@ -300,11 +307,14 @@ def _routes_v1(doc: _Doc) -> list[RouteConfig]:
 
 def _json_pose(path: Path, d: Any, what: str) -> Pose:
     try:
-        return (float(d["x"]), float(d["y"]), float(d["z"]), float(d.get("yaw", 0.0)))
+        pose = (float(d["x"]), float(d["y"]), float(d["z"]), float(d.get("yaw", 0.0)))
     except (KeyError, TypeError, ValueError) as exc:
         raise RouteFileError(
             f"{path}: {what}: transform needs numeric x, y, z, yaw ({exc})"
         ) from exc
+    if not all(math.isfinite(v) for v in pose):
+        raise RouteFileError(f"{path}: {what}: transform x, y, z, yaw must be finite, got {pose}")
+    return pose
 
 
 def load_scenarios_json(path: str | os.PathLike[str]) -> dict[str, tuple[ScenarioConfig, ...]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.fingerprint import file_sha256
 from harness.leaderboard.route_criteria import CriteriaConfig
 from harness.leaderboard.statistics import (
     BENCH2DRIVE,
@@ -113,13 +114,18 @@ class RunConfig:
         return self.out_dir / "results.json"
 
     def identity(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it continues (anything that
-        changes route results); stored in ``OUT/run.json``."""
+        """The fingerprint a resumed run must share with the run it continues: everything that
+        changes route results or the outputs (agent file and config with their content hashes,
+        route file content hash, subset, mode, criteria, penalties, traffic, seed, recording);
+        stored in ``OUT/run.json``."""
         c = self.criteria
         return {
             "agent": _canonical(self.agent),
+            "agent_sha256": file_sha256(self.agent),
             "agent_config": _canonical(self.agent_config) if self.agent_config else "",
+            "agent_config_sha256": file_sha256(self.agent_config) if self.agent_config else "",
             "routes_file": _canonical(str(self.routes_file)),
+            "routes_sha256": file_sha256(self.routes_file),
             "subset": self.subset or "",
             "backend": self.backend.name,
             "mode": self.mode.value,
@@ -137,5 +143,6 @@ class RunConfig:
                 "spawn_radius_m": self.traffic.spawn_radius_m,
             },
             "seed": self.seed,
+            "record": self.record,
             "plan_spacing_m": self.plan_spacing_m,
         }

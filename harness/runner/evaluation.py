@@ -1,6 +1,7 @@
 """All routes of a route file (or a subset): load the agent once, run the routes in file order,
 commit ``OUT/results.json`` (leaderboard format, atomic) after every route, and resume an
-interrupted run from that file.
+interrupted run from that file. Every selected route must load and plan before the first one
+runs; a resume must match the fingerprint in ``run.json`` (see ``RunConfig.identity``).
 
 Outputs in ``OUT``: ``results.json``; ``run.json`` (the run's settings; a resumed run must match
 them); ``steps/<route>.parquet`` per-step metrics of every route; with ``record``,
@@ -20,7 +21,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, MapLoadError, RouteFileError, UnknownTownError
+from harness.fingerprint import fingerprint_diff
 from harness.io import atomic_write_json
 from harness.leaderboard.agent import is_privileged
 from harness.leaderboard.loader import load_agent
@@ -30,7 +32,9 @@ from harness.leaderboard.results import (
     leaderboard_route_id,
     resume_plan,
 )
+from harness.maps import load_town
 from harness.routes.model import RouteConfig
+from harness.routes.planner import plan_route
 from harness.routes.xml_io import read_route_file
 from harness.runner.config import RunConfig
 from harness.runner.route_runner import (
@@ -69,29 +73,50 @@ class EvaluationResult:
 def select_routes(config: RunConfig) -> tuple[list[RouteConfig], tuple[int, ...]]:
     """The route file's routes and the file indices the subset selects."""
     routes = read_route_file(config.routes_file)
+    if not routes:
+        raise RouteFileError(
+            f"{config.routes_file} holds no routes; give a file with <route> elements"
+        )
     return routes, parse_subset(config.subset, len(routes))
+
+
+def check_routes_runnable(routes: list[RouteConfig], selection: tuple[int, ...]) -> None:
+    """Every selected route's town loads and its keypoints connect on the lane graph; else the
+    HarnessError (unknown town, bad map, unplannable route) naming the route, before any route
+    runs (a run of routes that can only crash is bad input, not a result)."""
+    for i in selection:
+        route = routes[i]
+        try:
+            plan_route(load_town(route.town), route.keypoints, route.id)
+        except (UnknownTownError, MapLoadError) as exc:
+            raise type(exc)(f"route {route.id} (file index {i}): {exc}") from exc
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     atomic_write_json(path, data, indent=2)
 
 
-def _check_run_file(config: RunConfig) -> None:
-    """A resumed run must have the settings of the run that wrote OUT/run.json."""
+def _check_run_file(config: RunConfig, results: ResultsFile) -> None:
+    """A resumed run must have the fingerprint of the run that wrote OUT/run.json; without
+    run.json only a results.json holding no record may be resumed."""
     path = config.out_dir / RUN_FILE
     if not path.is_file():
-        log.warning("%s is missing; resuming without checking the run settings", path)
+        if results.records:
+            raise ConfigError(
+                f"{config.results_path} holds {len(results.records)} route records but {path} "
+                "(the settings they were made with) is missing, so resuming could mix runs; "
+                "pass --no-resume to start over or pick another --out"
+            )
         return
     try:
         stored = json.loads(path.read_text(encoding="utf-8")).get("config", {})
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path} is unreadable ({exc}); move it away or use --no-resume") from exc
-    now = config.identity()
-    diff = sorted(k for k in set(now) | set(stored) if now.get(k) != stored.get(k))
+    diff = fingerprint_diff(stored, config.identity())
     if diff:
         raise ConfigError(
-            f"{config.out_dir} holds a run with other settings ({', '.join(diff)} differ); "
-            "resume with the same settings, pick another --out, or pass --no-resume"
+            f"{config.out_dir} holds a run with other settings ({'; '.join(diff)}); resume "
+            "with the same settings, pick another --out, or pass --no-resume"
         )
 
 
@@ -101,8 +126,8 @@ def open_results(config: RunConfig, route_ids: list[str]) -> tuple[ResultsFile, 
     so a valid results.json exists from the start)."""
     path = config.results_path
     if config.resume and path.is_file():
-        _check_run_file(config)
         results = ResultsFile.load(path)
+        _check_run_file(config, results)
         todo = resume_plan(results, route_ids, rerun_crashed=config.rerun_crashed)
         log.info("resuming %s: %d of %d routes to run", path, len(todo), len(route_ids))
         return results, todo
@@ -130,6 +155,7 @@ def run_evaluation(
     called after each route is committed; ``progress`` shows a rich progress bar on stderr.
     """
     routes, selection = select_routes(config)
+    check_routes_runnable(routes, selection)
     agent_cls, _ = load_agent(config.agent)
     privileged = is_privileged(agent_cls)
     chosen = [routes[i] for i in selection]

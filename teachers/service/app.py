@@ -2,36 +2,43 @@
 GET /v1/towns, /healthz, /metrics. Parsing and validation happen on the event loop; scene
 conversion and scoring run in the bounded thread pool of :mod:`teachers.service.limits`.
 
-Status codes: 422 bad input (schema errors field by field; scene errors from the town geometry as
-``harness.errors`` messages), 401 missing / wrong API key, 408 / 413 slow / oversized body, 503 +
-Retry-After when saturated, 504 over the time limit, 500 only for a bug (logged with its trace).
+Status codes: 422 bad input (schema errors field by field, a body that is not UTF-8 JSON or is
+nested too deep; scene errors from the town geometry with the field they are about), 401
+missing / wrong API key (checked before the body is read), 408 / 413 slow / oversized body, 503 +
+Retry-After when saturated, 504 over the time limit, 500 only for a bug (logged with its trace;
+the connection stays usable). Metrics are labelled by route template ("unmatched" for any other
+path), so random paths cannot create new series.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 import harness
 from harness.errors import HarnessError, UnknownTownError
 from teachers.service import schemas
+from teachers.service.auth import API_KEY_HEADER, ApiKeyGuard
+from teachers.service.convert import SceneFieldError
 from teachers.service.engine import Engine, EngineConfig
 from teachers.service.limits import Admission, BodyLimit, LimitConfig, Saturated, TimedOut
 from teachers.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-API_KEY_HEADER = "X-API-Key"
-OPEN_PATHS = frozenset({"/healthz"})  # answered without the API key
+__all__ = ["API_KEY_HEADER", "AppConfig", "create_app"]
+UNMATCHED = "unmatched"  # the metrics label of every path that is no route of the app
 EXAMPLE_SCENE: dict[str, Any] = {
     "town": "Harness01",
     "scene_id": "example",
@@ -58,6 +65,24 @@ def _detail(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
     return {"detail": [{"loc": loc, "msg": msg, "type": kind}]}
 
 
+class InternalError(Exception):
+    """A bug while serving a request: answered 500 by its own handler (an exception reaching
+    Starlette's outermost layer is re-raised to uvicorn, which then drops the connection)."""
+
+
+def route_template(app: FastAPI, scope: MutableMapping[str, Any]) -> str:
+    """The path template of the app route ``scope`` is for (e.g. "/v1/teachers"), or UNMATCHED:
+    the only metrics labels a request can create."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", UNMATCHED))
+    for r in app.router.routes:
+        match, _ = r.matches(scope)
+        if match is not Match.NONE:
+            return str(getattr(r, "path", UNMATCHED))
+    return UNMATCHED
+
+
 def create_app(config: AppConfig) -> FastAPI:
     """Build the app; the engine loads its vocabulary and preloaded towns now."""
     engine = Engine(config.engine)
@@ -80,47 +105,65 @@ def create_app(config: AppConfig) -> FastAPI:
     app.state.admission = admission
     app.state.metrics = metrics
 
+    def endpoint(request: Request) -> str:
+        return route_template(app, request.scope)
+
     @app.middleware("http")
     async def _observe(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         t0 = time.perf_counter()
-        path = request.url.path
-        if config.api_key is not None and path not in OPEN_PATHS:
-            given = request.headers.get(API_KEY_HEADER, "")
-            if not hmac.compare_digest(given.encode(), config.api_key.encode()):
-                metrics.error(path, "auth")
-                response: Response = JSONResponse(
-                    {"detail": f"missing or wrong {API_KEY_HEADER} header"}, status_code=401
-                )
-                metrics.observe(path, request.method, 401, time.perf_counter() - t0)
-                return response
         response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        metrics.observe(endpoint, request.method, response.status_code, time.perf_counter() - t0)
+        metrics.observe(
+            endpoint(request), request.method, response.status_code, time.perf_counter() - t0
+        )
         return response
+
+    def rejected(scope: dict[str, Any], seconds: float) -> None:
+        label = route_template(app, scope)
+        metrics.error(label, "auth")
+        metrics.observe(label, str(scope.get("method", "")), 401, seconds)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        metrics.error(request.url.path, "validation")
+        metrics.error(endpoint(request), "validation")
         errors = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
             for e in exc.errors()
         ]
         return JSONResponse({"detail": errors}, status_code=422)
 
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, ValueError | RecursionError):
+            # FastAPI's "error parsing the body": invalid UTF-8 or JSON nested too deep
+            metrics.error(endpoint(request), "validation")
+            why = "nested too deep" if isinstance(cause, RecursionError) else f"invalid: {cause}"
+            return JSONResponse(
+                _detail(["body"], f"JSON body {why}", "json_invalid"), status_code=422
+            )
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(HarnessError)
     async def _scene_error(request: Request, exc: HarnessError) -> JSONResponse:
-        metrics.error(request.url.path, "scene")
+        metrics.error(endpoint(request), "scene")
         loc: list[str | int] = ["body", "scene"]
-        if isinstance(exc, UnknownTownError):
+        if isinstance(exc, SceneFieldError):
+            loc = ["body", *exc.loc]
+        elif isinstance(exc, UnknownTownError):
             loc.append("town")
         return JSONResponse(_detail(loc, str(exc), "scene_error"), status_code=422)
 
+    @app.exception_handler(InternalError)
+    async def _internal(request: Request, exc: InternalError) -> JSONResponse:
+        log.error("internal error on %s", request.url.path, exc_info=exc.__cause__)
+        metrics.error(endpoint(request), "internal")
+        return JSONResponse({"detail": f"internal error ({exc})"}, 500)
+
     @app.exception_handler(Saturated)
     async def _saturated(request: Request, exc: Saturated) -> JSONResponse:
-        metrics.error(request.url.path, "saturated")
+        metrics.error(endpoint(request), "saturated")
         return JSONResponse(
             {"detail": "server busy: every scoring thread and queue slot is taken; retry"},
             status_code=503,
@@ -129,26 +172,38 @@ def create_app(config: AppConfig) -> FastAPI:
 
     @app.exception_handler(TimedOut)
     async def _timed_out(request: Request, exc: TimedOut) -> JSONResponse:
-        metrics.error(request.url.path, "timeout")
+        metrics.error(endpoint(request), "timeout")
         return JSONResponse({"detail": f"request time limit exceeded: {exc}"}, status_code=504)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s", request.url.path)
-        metrics.error(request.url.path, "internal")
+        metrics.error(endpoint(request), "internal")
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, 500)
+
+    async def work(fn: Callable[[Any], Any], req: Any) -> Any:
+        """``fn(req)`` in a scoring thread; a bug in it becomes an InternalError (500)."""
+        try:
+            return await admission.run(fn, req)
+        except (HarnessError, Saturated, TimedOut):
+            raise
+        except Exception as exc:
+            raise InternalError(type(exc).__name__) from exc
 
     @app.post("/v1/teachers", response_model=schemas.TeachersResponse)
     async def teachers(
         req: schemas.TeachersRequest,
     ) -> schemas.TeachersResponse:
-        """K teachers (every sub-score) for one scene, with the candidate counts."""
-        return await admission.run(engine.teachers, req)
+        """K teachers (every sub-score) for one scene, with the candidate counts; a scene
+        where no candidate can be built answers no teachers (counts all 0)."""
+        out: schemas.TeachersResponse = await work(engine.teachers, req)
+        return out
 
     @app.post("/v1/score", response_model=schemas.ScoreResponse)
     async def score(req: schemas.ScoreRequest) -> schemas.ScoreResponse:
         """PDMS / EPDMS sub-scores of the caller's trajectories in one scene."""
-        return await admission.run(engine.score, req)
+        out: schemas.ScoreResponse = await work(engine.score, req)
+        return out
 
     @app.get("/v1/towns", response_model=schemas.TownsResponse)
     async def towns() -> schemas.TownsResponse:
@@ -178,6 +233,8 @@ def create_app(config: AppConfig) -> FastAPI:
     app.add_middleware(
         BodyLimit, max_bytes=config.limits.max_body_bytes, timeout_s=config.limits.body_timeout_s
     )
+    if config.api_key is not None:  # added last: the outermost layer, before the body is read
+        app.add_middleware(ApiKeyGuard, api_key=config.api_key, on_reject=rejected)
     _add_examples(app)
     return app
 

@@ -6,7 +6,7 @@ are matched to the town's lights by ``light_id`` or by the overlap of the given 
 the town's stop areas. The route becomes planned route lanes: a global plan is connected on the
 lane graph by ``plan_route`` (as a route file is), a polyline is projected onto the lanes; the
 route window and command then follow ``extract_scene``'s rules. Geometry problems a client can
-fix raise :class:`harness.errors.ConfigError` (-> 422).
+fix raise :class:`SceneFieldError` (a ConfigError naming the request field; -> 422 there).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import shapely
 from numpy.typing import NDArray
 
 from harness.dynamics.lqr import NAVSIM_BICYCLE, NUM_POSES, StateIndex
-from harness.errors import ConfigError
+from harness.errors import ConfigError, RoutePlanningError
 from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute, RoadOption, plan_route
 from harness.world.state import ActorKind, LightState
@@ -43,16 +43,28 @@ KINDS = {"vehicle": ActorKind.VEHICLE, "pedestrian": ActorKind.PEDESTRIAN,
          "emergency": ActorKind.EMERGENCY}  # fmt: skip
 LIGHT_STATES = {s.name.lower(): int(s) for s in LightState}
 NO_REFERENCE = np.zeros((0, 3))  # SceneRecord.expert_future of a scene without a reference
+Loc = tuple[str | int, ...]
 
 
-def _near_ego(name: str, xy: Float, ego_xy: Float) -> None:
-    """ConfigError when any point of ``xy`` (..., 2) is farther than SCENE_RADIUS_M from the ego."""
+class SceneFieldError(ConfigError):
+    """A problem of a request found with the town's geometry; ``loc`` is the request field it
+    is about, from the body down (("scene", "lights", 0, "stop_area"))."""
+
+    def __init__(self, loc: Loc, message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def _near_ego(name: str, xy: Float, ego_xy: Float, loc: Loc) -> None:
+    """SceneFieldError when any point of ``xy`` (..., 2) is farther than SCENE_RADIUS_M from
+    the ego."""
     if xy.size == 0:
         return
     d = np.hypot(*(xy.reshape(-1, 2) - ego_xy).T)
     if d.max() > SCENE_RADIUS_M:
-        raise ConfigError(
-            f"{name} reaches {d.max():.0f} m from the ego; keep it within {SCENE_RADIUS_M:.0f} m"
+        raise SceneFieldError(
+            loc,
+            f"{name} reaches {d.max():.0f} m from the ego; keep it within {SCENE_RADIUS_M:.0f} m",
         )
 
 
@@ -118,19 +130,14 @@ def agent_arrays(
 
 
 def _stop_polygon(light: schemas.Light, i: int) -> shapely.Geometry:
-    area = light.stop_area
+    """The light's stop area, finite and valid (the schema checked it already)."""
+    assert light.stop_area is not None  # the caller matches by stop area only when it is given
     try:
-        if isinstance(area, str):
-            geom = shapely.from_wkt(area)
-        else:
-            geom = shapely.Polygon(np.asarray(area, dtype=np.float64))
-    except (shapely.errors.GEOSException, ValueError) as exc:
-        raise ConfigError(f"lights[{i}].stop_area is not a valid polygon: {exc}") from exc
-    if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
-        raise ConfigError(f"lights[{i}].stop_area must be a non-empty polygon or multipolygon")
-    if not geom.is_valid:
-        geom = shapely.make_valid(geom)
-    return geom
+        return schemas.stop_area_geometry(light.stop_area)
+    except ValueError as exc:
+        raise SceneFieldError(
+            ("scene", "lights", i, "stop_area"), f"lights[{i}].stop_area {exc}"
+        ) from exc
 
 
 def light_arrays(req: schemas.Scene, town: Town) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -142,14 +149,17 @@ def light_arrays(req: schemas.Scene, town: Town) -> tuple[NDArray[np.int64], NDA
     for i, light in enumerate(req.lights):
         if light.light_id is not None:
             if light.light_id not in ids:
-                raise ConfigError(
-                    f"lights[{i}].light_id {light.light_id!r} is not a light of {town.name}"
+                raise SceneFieldError(
+                    ("scene", "lights", i, "light_id"),
+                    f"lights[{i}].light_id {light.light_id!r} is not a light of {town.name}",
                 )
             idx = ids[light.light_id]
         else:
             idx = _match_stop_area(town, _stop_polygon(light, i), i, ego_xy)
         if idx in found:
-            raise ConfigError(f"lights[{i}] is the same town light as an earlier entry")
+            raise SceneFieldError(
+                ("scene", "lights", i), f"lights[{i}] is the same town light as an earlier entry"
+            )
         names = light.states if light.states is not None else [light.state] * NUM_POSES
         found[idx] = np.asarray([LIGHT_STATES[str(s)] for s in names], dtype=np.int64)
     order = np.asarray(sorted(found), dtype=np.int64)
@@ -160,7 +170,8 @@ def light_arrays(req: schemas.Scene, town: Town) -> tuple[NDArray[np.int64], NDA
 def _match_stop_area(town: Town, geom: shapely.Geometry, i: int, ego_xy: Float) -> int:
     """The town light whose stop areas overlap ``geom`` most; ConfigError when none does."""
     xy = np.asarray(shapely.get_coordinates(geom), dtype=np.float64)
-    _near_ego(f"lights[{i}].stop_area", xy, ego_xy)
+    loc: Loc = ("scene", "lights", i, "stop_area")
+    _near_ego(f"lights[{i}].stop_area", xy, ego_xy, loc)
     sig = town.signals
     lines = np.flatnonzero(sig.stop_kind == 0)
     best, best_area = -1, MIN_STOP_OVERLAP_M2
@@ -169,11 +180,15 @@ def _match_stop_area(town: Town, geom: shapely.Geometry, i: int, ego_xy: Float) 
         if a >= best_area:
             best, best_area = int(sig.stop_owner[s]), a
     if best < 0:
-        raise ConfigError(
+        raise SceneFieldError(
+            loc,
             f"lights[{i}].stop_area overlaps no stop area of a {town.name} light; give its "
-            "light_id or the stop area from GET /v1/towns' town (dataset lights.parquet)"
+            "light_id or the stop area from GET /v1/towns' town (dataset lights.parquet)",
         )
     return best
+
+
+POLYLINE_LOC: Loc = ("scene", "route", "polyline")
 
 
 def polyline_route(town: Town, points: Float) -> PlannedRoute:
@@ -182,7 +197,9 @@ def polyline_route(town: Town, points: Float) -> PlannedRoute:
     seg = np.hypot(*np.diff(points, axis=0).T)
     s = np.concatenate([[0.0], np.cumsum(seg)])
     if s[-1] < 2 * POLYLINE_SPACING_M:
-        raise ConfigError(f"route polyline is {s[-1]:.1f} m long; give at least 2 m of route")
+        raise SceneFieldError(
+            POLYLINE_LOC, f"route polyline is {s[-1]:.1f} m long; give at least 2 m of route"
+        )
     keep = np.concatenate([[True], seg > 1e-6])
     pts, s = points[keep], s[keep]
     grid = np.linspace(0.0, s[-1], int(np.ceil(s[-1] / POLYLINE_SPACING_M)) + 1)
@@ -194,9 +211,10 @@ def polyline_route(town: Town, points: Float) -> PlannedRoute:
     far = np.flatnonzero(proj.distance_m > MAX_POLYLINE_OFF_LANE_M)
     if far.size:
         j = int(far[0])
-        raise ConfigError(
+        raise SceneFieldError(
+            POLYLINE_LOC,
             f"route polyline leaves the lanes of {town.name} at ({xy[j, 0]:.1f}, {xy[j, 1]:.1f}) "
-            f"({proj.distance_m[j]:.1f} m from a lane centreline; max {MAX_POLYLINE_OFF_LANE_M} m)"
+            f"({proj.distance_m[j]:.1f} m from a lane centreline; max {MAX_POLYLINE_OFF_LANE_M} m)",
         )
     m = len(xy)
     return PlannedRoute(
@@ -211,7 +229,10 @@ def planned_route(req: schemas.Scene, town: Town) -> PlannedRoute:
     r = req.route
     if r.global_plan is not None:
         kp = np.asarray(r.global_plan, dtype=np.float64)
-        return plan_route(town, np.column_stack([kp, np.zeros(len(kp))]), req.scene_id)
+        try:
+            return plan_route(town, np.column_stack([kp, np.zeros(len(kp))]), req.scene_id)
+        except RoutePlanningError as exc:
+            raise SceneFieldError(("scene", "route", "global_plan"), str(exc)) from exc
     assert r.polyline is not None  # the schema requires one of the two
     return polyline_route(town, np.asarray(r.polyline, dtype=np.float64))
 
@@ -233,15 +254,16 @@ def scene_record(req: schemas.Scene, town: Town) -> SceneRecord:
     ego_pose = np.array([e.x, e.y, e.yaw], dtype=np.float64)
     ego_xy = ego_pose[:2]
     boxes, kind, valid, speed, ids = agent_arrays(req)
-    _near_ego("an agent", boxes[..., :2][valid], ego_xy)
+    _near_ego("an agent", boxes[..., :2][valid], ego_xy, ("scene", "agents"))
     lights, light_state = light_arrays(req, town)
     planned = planned_route(req, town)
     k = route_index(planned, ego_pose)
     gap = float(np.hypot(*(planned.xy[k] - ego_xy)))
     if gap > MAX_EGO_ROUTE_GAP_M:
-        raise ConfigError(
+        raise SceneFieldError(
+            ("scene", "route"),
             f"the ego is {gap:.0f} m from its route; the route must pass within "
-            f"{MAX_EGO_ROUTE_GAP_M:.0f} m of the ego"
+            f"{MAX_EGO_ROUTE_GAP_M:.0f} m of the ego",
         )
     s0 = planned.s_m[k]
     keep = (planned.s_m >= s0 - ROUTE_BEHIND_M) & (planned.s_m <= s0 + ROUTE_AHEAD_M)
@@ -250,15 +272,16 @@ def scene_record(req: schemas.Scene, town: Town) -> SceneRecord:
         route_xy = planned.xy[max(0, k - 1) : k + 2]
     lane_seq = _ordered_unique(planned.lane[k:][planned.s_m[k:] <= s0 + ROUTE_AHEAD_M])
     past = ego_past(req)
-    _near_ego("the ego's past", past[:, :2], ego_xy)
+    _near_ego("the ego's past", past[:, :2], ego_xy, ("scene", "past"))
     previous = _trajectory(req.previous_plan) if req.previous_plan is not None else None
     ref = req.reference
     future = _trajectory(ref.future) if ref is not None else NO_REFERENCE
     plan = _trajectory(ref.plan) if ref is not None and ref.plan is not None else None
-    for name, arr in (("previous_plan", previous), ("reference.future", future),
-                      ("reference.plan", plan)):  # fmt: skip
+    for loc, arr in ((("scene", "previous_plan"), previous),
+                     (("scene", "reference", "future"), future),
+                     (("scene", "reference", "plan"), plan)):  # fmt: skip
         if arr is not None:
-            _near_ego(name, arr[:, :2], ego_xy)
+            _near_ego(".".join(map(str, loc[1:])), arr[:, :2], ego_xy, loc)
     sig = town.signals
     scene = Scene(
         town_name=town.name,
@@ -299,5 +322,5 @@ def scene_record(req: schemas.Scene, town: Town) -> SceneRecord:
 def trajectories_array(rows: list[list[tuple[float, float, float]]], ego_xy: Float) -> Float:
     """Caller trajectories (N, 40, 3); all poses near the ego."""
     out = np.asarray(rows, dtype=np.float64)
-    _near_ego("a trajectory", out[..., :2], ego_xy)
+    _near_ego("a trajectory", out[..., :2], ego_xy, ("trajectories",))
     return out

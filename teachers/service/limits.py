@@ -104,7 +104,8 @@ class Admission:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-async def _reply(send: Send, status: int, message: str) -> None:
+async def reply(send: Send, status: int, message: str) -> None:
+    """Answer with ``{"detail": message}`` and ``status`` (from an ASGI middleware)."""
     body = json.dumps({"detail": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
@@ -128,15 +129,15 @@ class BodyLimit:
         too_big = f"request body over {self.max_bytes} bytes; send a smaller scene"
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _reply(send, 413, too_big)
+            await reply(send, 413, too_big)
             return
         try:
             body = await asyncio.wait_for(self._read(receive), self.timeout_s)
         except TimeoutError:
-            await _reply(send, 408, f"request body not received within {self.timeout_s:g} s")
+            await reply(send, 408, f"request body not received within {self.timeout_s:g} s")
             return
         if body is None:
-            await _reply(send, 413, too_big)
+            await reply(send, 413, too_big)
             return
         done = False
 

@@ -8,9 +8,11 @@ Frames and units as everywhere: CARLA world frame, x, y [m], yaw [rad], speeds [
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import numpy as np
+import shapely
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017
 from harness.world.timing import HORIZON_STEPS
@@ -25,6 +27,7 @@ MAX_ROUTE_POINTS = 4000  # route polyline vertices
 MAX_PLAN_POINTS = 200  # global-plan keypoints
 MAX_POLYGON_POINTS = 256  # stop-area polygon vertices
 MAX_WKT_CHARS = 16_000  # stop-area WKT text
+MAX_WKT_POINTS = 1024  # stop-area vertices over all rings and parts
 MAX_COORD_M = 1.0e5  # |x|, |y| [m]; CARLA towns span a few km
 MAX_SPEED_MPS = 80.0  # |speed| [m/s]
 MAX_ACCEL_MPS2 = 50.0  # |accel| [m/s2]
@@ -33,19 +36,68 @@ MAX_ANGLE_RAD = 100.0  # |yaw| [rad] (wrapped downstream)
 MAX_DIM_M = 30.0  # agent / ego box length and width [m]
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"  # town names and ids: no paths, no spaces
 
-Coord = Annotated[float, Field(ge=-MAX_COORD_M, le=MAX_COORD_M, allow_inf_nan=False)]
-Angle = Annotated[float, Field(ge=-MAX_ANGLE_RAD, le=MAX_ANGLE_RAD, allow_inf_nan=False)]
-Speed = Annotated[float, Field(ge=-MAX_SPEED_MPS, le=MAX_SPEED_MPS, allow_inf_nan=False)]
-Accel = Annotated[float, Field(ge=-MAX_ACCEL_MPS2, le=MAX_ACCEL_MPS2, allow_inf_nan=False)]
-YawRate = Annotated[
-    float, Field(ge=-MAX_YAW_RATE_RADPS, le=MAX_YAW_RATE_RADPS, allow_inf_nan=False)
+# JSON types are strict field by field (a number must be a JSON number, a flag true / false, a
+# count an integer: "k": true or "simulate": "yes" are errors); arrays stay arrays of these
+# (a model-wide strict mode would refuse JSON arrays for the tuple-typed rows).
+Coord = Annotated[float, Field(ge=-MAX_COORD_M, le=MAX_COORD_M, allow_inf_nan=False, strict=True)]
+Angle = Annotated[
+    float, Field(ge=-MAX_ANGLE_RAD, le=MAX_ANGLE_RAD, allow_inf_nan=False, strict=True)
 ]
-Dim = Annotated[float, Field(gt=0.0, le=MAX_DIM_M, allow_inf_nan=False)]
+Speed = Annotated[
+    float, Field(ge=-MAX_SPEED_MPS, le=MAX_SPEED_MPS, allow_inf_nan=False, strict=True)
+]
+Accel = Annotated[
+    float, Field(ge=-MAX_ACCEL_MPS2, le=MAX_ACCEL_MPS2, allow_inf_nan=False, strict=True)
+]
+YawRate = Annotated[
+    float, Field(ge=-MAX_YAW_RATE_RADPS, le=MAX_YAW_RATE_RADPS, allow_inf_nan=False, strict=True)
+]
+Dim = Annotated[float, Field(gt=0.0, le=MAX_DIM_M, allow_inf_nan=False, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
 Point = tuple[Coord, Coord]
 Pose = tuple[Coord, Coord, Angle]
 Trajectory = Annotated[list[Pose], Field(min_length=HORIZON_STEPS, max_length=HORIZON_STEPS)]
 LightStateName = Literal["red", "yellow", "green", "off"]
 AgentKindName = Literal["vehicle", "pedestrian", "bicycle", "static", "emergency"]
+
+
+def exactly_one(first: str, second: str) -> dict[str, Any]:
+    """JSON-schema rule "exactly one of two optional fields is given" (null counts as not
+    given, as in the model), so generated clients and fuzzers see the rule the validator
+    enforces."""
+    return {
+        "oneOf": [
+            {"required": [first], "properties": {first: {"not": {"type": "null"}},
+                                                  second: {"type": "null"}}},
+            {"required": [second], "properties": {second: {"not": {"type": "null"}},
+                                                   first: {"type": "null"}}},
+        ]
+    }  # fmt: skip
+
+
+def stop_area_geometry(area: str | list[tuple[float, float]]) -> shapely.Geometry:
+    """A light's stop area as a valid, non-empty, finite (multi)polygon inside the coordinate
+    bounds; ValueError saying what is wrong otherwise (GEOS must never see inf or NaN)."""
+    try:
+        if isinstance(area, str):
+            with np.errstate(invalid="ignore"):  # "nan" in the text: refused below
+                geom = shapely.from_wkt(area)
+        else:
+            geom = shapely.Polygon(np.asarray(area, dtype=np.float64))
+    except (shapely.errors.GEOSException, ValueError) as exc:
+        raise ValueError(f"not a valid polygon: {exc}") from None
+    if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
+        raise ValueError("must be a non-empty polygon or multipolygon")
+    xy = shapely.get_coordinates(geom)
+    if len(xy) > MAX_WKT_POINTS:
+        raise ValueError(f"has {len(xy)} vertices; at most {MAX_WKT_POINTS}")
+    if not np.isfinite(xy).all() or np.abs(xy).max() > MAX_COORD_M:
+        raise ValueError(f"coordinates must be finite and within +-{MAX_COORD_M:g} m")
+    if not geom.is_valid:
+        geom = shapely.make_valid(geom)
+    if geom.area <= 0.0:
+        raise ValueError("has no area (collinear or repeated vertices)")
+    return geom
 
 
 class Strict(BaseModel):
@@ -84,7 +136,9 @@ class Agent(Strict):
     """Another road user: its box and either its future (41 rows [x, y, yaw, speed] at t = 0 ..
     4 s, optional ``valid`` mask) or only its current ``state``."""
 
-    id: int | None = Field(default=None, ge=-(2**62), le=2**62)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=exactly_one("state", "future"))
+
+    id: int | None = Field(default=None, ge=-(2**62), le=2**62, strict=True)
     kind: AgentKindName = "vehicle"
     length: Dim
     width: Dim
@@ -96,7 +150,7 @@ class Agent(Strict):
         ]
         | None
     ) = None
-    valid: Annotated[list[bool], Field(min_length=SCENE_STEPS, max_length=SCENE_STEPS)] | None = (
+    valid: Annotated[list[Flag], Field(min_length=SCENE_STEPS, max_length=SCENE_STEPS)] | None = (
         None
     )
 
@@ -115,6 +169,14 @@ class Light(Strict):
     """A traffic light: the town's ``light_id`` or its ``stop_area`` (WKT or a polygon ring
     [[x, y], ...]), and its ``state`` held over 4 s or its ``states`` at t = 0 .. 4 s."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            **exactly_one("state", "states"),
+            "anyOf": [{"required": ["light_id"]}, {"required": ["stop_area"]}],
+        },
+    )
+
     light_id: str | None = Field(default=None, min_length=1, max_length=128)
     stop_area: (
         Annotated[str, Field(min_length=1, max_length=MAX_WKT_CHARS)]
@@ -126,6 +188,15 @@ class Light(Strict):
         Annotated[list[LightStateName], Field(min_length=SCENE_STEPS, max_length=SCENE_STEPS)]
         | None
     ) = None
+
+    @field_validator("stop_area")
+    @classmethod
+    def _area(
+        cls, area: str | list[tuple[float, float]] | None
+    ) -> str | list[tuple[float, float]] | None:
+        if area is not None:
+            stop_area_geometry(area)
+        return area
 
     @model_validator(mode="after")
     def _identified(self) -> Light:
@@ -139,6 +210,10 @@ class Light(Strict):
 class Route(Strict):
     """The route: a ``polyline`` of points [x, y] in driving order (on the town's lanes), or a
     ``global_plan`` of keypoints [x, y] connected along the lane graph like a route file."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=exactly_one("polyline", "global_plan")
+    )
 
     polyline: Annotated[list[Point], Field(min_length=2, max_length=MAX_ROUTE_POINTS)] | None = None
     global_plan: Annotated[list[Point], Field(min_length=2, max_length=MAX_PLAN_POINTS)] | None = (
@@ -185,16 +260,18 @@ class Scene(Strict):
 class Options(Strict):
     """Selection options (defaults as gen-teachers)."""
 
-    threshold: float = Field(default=0.95, ge=0.0, le=1.0, allow_inf_nan=False)
-    min_separation_m: float = Field(default=0.3, ge=0.0, le=50.0, allow_inf_nan=False)
-    use_vocabulary: bool = True
+    threshold: float = Field(default=0.95, ge=0.0, le=1.0, allow_inf_nan=False, strict=True)
+    min_separation_m: float = Field(
+        default=0.3, ge=0.0, le=50.0, allow_inf_nan=False, strict=True
+    )
+    use_vocabulary: Flag = True
 
 
 class TeachersRequest(Strict):
     """POST /v1/teachers."""
 
     scene: Scene
-    k: int = Field(default=8, ge=1, le=MAX_K)
+    k: int = Field(default=8, ge=1, le=MAX_K, strict=True)
     options: Options = Options()
 
 
@@ -205,6 +282,7 @@ class ScoreRequest(Strict):
     trajectories: Annotated[list[Trajectory], Field(min_length=1, max_length=MAX_TRAJECTORIES)]
     simulate: bool = Field(
         True,
+        strict=True,
         description="Track the trajectories with the LQR + bicycle rollout before scoring (NAVSIM); "
         "false scores the poses as given, e.g. a dataset's already simulated teacher poses.",
     )
