@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness.routes.planner import plan_route
 from numpy.typing import NDArray
 
 import harness
@@ -34,6 +33,7 @@ from harness.io import atomic_write_json
 from harness.maps import load_town
 from harness.maps.town import Town
 from harness.routes.generate import generate_routes
+from harness.routes.interpolate import plan_route
 from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file
 from harness.runner.backends import BackendSpec, make_backend

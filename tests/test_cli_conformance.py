@@ -59,7 +59,7 @@ WORK = (
     ("harness.cli.replay_cmd", "load_recording"),
     ("teachers.generate", "generate"),
     ("harness.demo", "run_demo"),
-    ("harness.sim.bench", "run_bench"),
+    ("harness.runner.bench", "run_bench"),
     ("uvicorn", "run"),
 )
 

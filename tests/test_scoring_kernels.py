@@ -17,7 +17,7 @@ from harness.maps import load_town
 from harness.world.state import ActorKind
 from teachers.rollout import full_plan, rollout_candidates, scene_lqr_config
 from teachers.scene import Scene
-from teachers.scoring import comfort, rules
+from teachers.scoring import comfort, compliance
 from teachers.scoring.aggregate import state_bounds
 from teachers.scoring.collisions import AgentTable, contacts, time_to_collision
 from teachers.scoring.egopose import EgoPose
@@ -124,7 +124,7 @@ def test_area_kernels_match_numpy(case: Case) -> None:
         centerline_distance_xy_numpy(rasters, pose.x, pose.y),
     )
     np.testing.assert_array_equal(
-        rules.driving_direction_compliance(states, fast),
+        compliance.driving_direction_compliance(states, fast),
         driving_direction_compliance_numpy(states, ref),
     )
 

@@ -68,6 +68,7 @@ def build_config(
     (its statistics manager marks the min-speed penalty 'unused'), the 2.0 table otherwise."""
     if blocked_time_s is not None:
         number(blocked_time_s, "--blocked-time", low=0.0, low_open=True)
+    number(agent_timeout_s, "--agent-timeout", low=0.0, low_open=True)
     writable_dir(out, "--out")
     if penalties is None:
         penalties = DEFAULT_PENALTIES_BY_MODE.get(mode, "2.0")
@@ -180,7 +181,7 @@ def eval_command(
     carla_host: str = typer.Option("localhost", "--carla-host", help="CARLA server host."),
     carla_port: int = typer.Option(2000, "--carla-port", min=1, max=65535, help="CARLA RPC port."),
     agent_timeout: float = typer.Option(
-        DEFAULT_AGENT_TIMEOUT_S, "--agent-timeout", min=0.001,
+        DEFAULT_AGENT_TIMEOUT_S, "--agent-timeout",
         help="Time limit of each agent call (setup, run_step, destroy), seconds.",
     ),
 ) -> None:

@@ -33,8 +33,8 @@ from harness.leaderboard.results import (
     resume_plan,
 )
 from harness.maps import load_town
+from harness.routes.interpolate import plan_route
 from harness.routes.model import RouteConfig
-from harness.routes.planner import plan_route
 from harness.routes.xml_io import read_route_file
 from harness.runner.config import RunConfig
 from harness.runner.route_runner import (
