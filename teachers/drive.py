@@ -34,8 +34,8 @@ from harness.runner.episode import Tick, after_ticks, any_of, ego_arrived, run_e
 from harness.runner.observers import Recorder
 from harness.world.backend import EpisodeSpec, TrafficConfig
 from harness.world.state import WorldState
-from harness.world.timing import SIM_DT_S
-from teachers.episode_scenes import HORIZON_STEPS, plans_path, write_plans
+from harness.world.timing import HORIZON_STEPS, SIM_DT_S
+from teachers.episode_scenes import plans_path, write_plans
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,9 @@ def drive_route(
             world_state=lambda: sim.state,
         )  # fmt: skip
         sensors = tuple(driver.sensors())
-    start = planned.xy[0]
     spec = EpisodeSpec(
         town=town.name,
-        ego_start=(float(start[0]), float(start[1]), float(planned.z[0]), float(planned.yaw_rad[0])),
+        ego_start=planned.start_pose,
         route_xy=planned.xy,
         sensors=sensors,
         traffic=TrafficConfig(

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from harness.boxes import BOX_DIM
-from harness.dynamics.lqr import NUM_POSES, PDM_DT_S, StateIndex
+from harness.dynamics.lqr import NUM_POSES, StateIndex
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017
 from harness.errors import ConfigError
 from harness.geometry import wrap_angle
@@ -28,14 +28,12 @@ from harness.io import atomic_output
 from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute, RoadOption, plan_route
 from harness.world.recording import Recording, load_recording
-from harness.world.timing import SIM_DT_S
+from harness.world.timing import HORIZON_STEPS, SIM_DT_S, TICKS_PER_POSE
 from teachers.scene import PAST_POSES, PREVIOUS_PLAN_OFFSET_STEPS, Scene
 from teachers.scoring.rasters import expand_route_lanes
 
-TICKS_PER_STEP = int(round(PDM_DT_S / SIM_DT_S))  # simulator ticks per 0.1 s scoring step
-PAST_TICKS = (PAST_POSES - 1) * TICKS_PER_STEP  # 1.5 s of history [ticks]
-FUTURE_TICKS = (NUM_POSES - 1) * TICKS_PER_STEP  # 4 s of future [ticks]
-HORIZON_STEPS = NUM_POSES - 1  # 40 future poses
+PAST_TICKS = (PAST_POSES - 1) * TICKS_PER_POSE  # 1.5 s of history [ticks]
+FUTURE_TICKS = (NUM_POSES - 1) * TICKS_PER_POSE  # 4 s of future [ticks]
 AGENT_RADIUS_M = 60.0  # agents whose centre is this close to the ego at t=0 are scored [m]
 LIGHT_RADIUS_M = 80.0  # lights whose pole is this close to the ego are kept [m]
 ROUTE_BEHIND_M = 10.0  # route centerline kept behind the ego [m]
@@ -155,8 +153,8 @@ def extract_scene(episode: Episode, town: Town, row: int) -> SceneRecord:
     rec, a = episode.recording, episode.recording.actors
     if not PAST_TICKS <= row < len(rec) - FUTURE_TICKS:
         raise ConfigError(f"row {row} lacks 1.5 s of past or 4 s of future in {episode.path}")
-    fut = row + TICKS_PER_STEP * np.arange(NUM_POSES)  # rows t = 0 .. 4 s
-    past = row - TICKS_PER_STEP * np.arange(PAST_POSES)[::-1]  # rows t-1.5 .. t
+    fut = row + TICKS_PER_POSE * np.arange(NUM_POSES)  # rows t = 0 .. 4 s
+    past = row - TICKS_PER_POSE * np.arange(PAST_POSES)[::-1]  # rows t-1.5 .. t
     ego_pose = np.array([a.x[row, 0], a.y[row, 0], a.yaw[row, 0]])
     ego_past = np.zeros((PAST_POSES, len(StateIndex)))
     ego_past[:, StateIndex.X] = a.x[past, 0]
@@ -206,7 +204,7 @@ def extract_scene(episode: Episode, town: Town, row: int) -> SceneRecord:
     expert_plan = None
     if episode.plans is not None and episode.plan_frames is not None:
         pf = episode.plan_frames
-        prev_row = row - PREVIOUS_PLAN_OFFSET_STEPS * TICKS_PER_STEP
+        prev_row = row - PREVIOUS_PLAN_OFFSET_STEPS * TICKS_PER_POSE
         j = np.searchsorted(pf, rec.frames[prev_row])
         if j < len(pf) and pf[j] == rec.frames[prev_row]:
             start = np.array([[a.x[prev_row, 0], a.y[prev_row, 0], a.yaw[prev_row, 0]]])

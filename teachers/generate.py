@@ -38,6 +38,7 @@ from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file
 from harness.runner.backends import BackendSpec, make_backend
 from harness.world.state import ActorKind, LightState
+from harness.world.timing import HORIZON_S, HORIZON_STEPS, POSE_DT_S, TICKS_PER_POSE
 from teachers.candidates import CandidateConfig, Source
 from teachers.dataset import (
     SUB_SCORES,
@@ -49,7 +50,6 @@ from teachers.dataset import (
 from teachers.drive import drive_routes
 from teachers.episode_scenes import (
     FUTURE_TICKS,
-    TICKS_PER_STEP,
     Episode,
     SceneRecord,
     extract_scene,
@@ -78,8 +78,6 @@ DEFAULT_VOCABULARY_SIZE = 1024  # k-means centres (Drive-JEPA uses 8,192)
 DEFAULT_EVERY_S = 0.5  # scene spacing [s]
 GENERATED_ROUTES = 4  # routes generated on a town when no route file is given
 GENERATED_ROUTE_M = 300.0  # their length [m]
-DT_S = 0.1  # teacher pose spacing [s]
-HORIZON_S = 4.0  # teacher horizon [s]
 KIND_NAMES = {ActorKind.VEHICLE: "vehicle", ActorKind.PEDESTRIAN: "pedestrian",
               ActorKind.BICYCLE: "bicycle", ActorKind.STATIC: "static",
               ActorKind.EMERGENCY: "vehicle"}  # fmt: skip
@@ -200,10 +198,10 @@ def expert_futures(episodes: list[Episode]) -> NDArray[np.float64]:
     out = []
     for ep in episodes:
         a = ep.recording.actors
-        rows = np.arange(0, len(ep.recording) - FUTURE_TICKS, TICKS_PER_STEP)
+        rows = np.arange(0, len(ep.recording) - FUTURE_TICKS, TICKS_PER_POSE)
         if rows.size == 0:
             continue
-        fut = rows[:, None] + TICKS_PER_STEP * np.arange(1, 41)[None]
+        fut = rows[:, None] + TICKS_PER_POSE * np.arange(1, HORIZON_STEPS + 1)[None]
         world = np.stack([a.x[fut, 0], a.y[fut, 0], a.yaw[fut, 0]], axis=-1)
         origin = np.stack([a.x[rows, 0], a.y[rows, 0], a.yaw[rows, 0]], axis=-1)
         out.append(futures_to_local(world, origin))
@@ -366,7 +364,7 @@ def reactive_column(rec: SceneRecord, town: Town, teachers: dict[str, list[Any]]
     from teachers.reactive import reactive_flags
 
     t0 = time.perf_counter()
-    poses = np.asarray(teachers["poses"], dtype=np.float64).reshape(-1, 40, 3)
+    poses = np.asarray(teachers["poses"], dtype=np.float64).reshape(-1, HORIZON_STEPS, 3)
     if "reactive_sim" not in _WORKER:  # reused: per-town tables
         _WORKER["reactive_sim"] = make_backend(_WORKER["config"].backend)
     flags = reactive_flags(rec, town, poses, backend=_WORKER["reactive_sim"])
@@ -417,7 +415,7 @@ def generate(
     elif not vocab_path.is_file():
         futures = expert_futures(episodes)
         prov = {"town": town.name, "routes": [r.id for r in routes],
-                "episodes": [p.name for p in paths], "stride_s": DT_S}  # fmt: skip
+                "episodes": [p.name for p in paths], "stride_s": POSE_DT_S}  # fmt: skip
         save_vocabulary(
             build_vocabulary(futures, config.vocabulary_size, config.seed, prov), vocab_path
         )
@@ -490,7 +488,7 @@ def generate(
         "ego_length": float(lead.length[0, 0]) if lead is not None else None,
         "ego_width": float(lead.width[0, 0]) if lead is not None else None,
         "ego_wheelbase": _wheelbase(),
-        "dt_s": DT_S,
+        "dt_s": POSE_DT_S,
         "horizon_s": HORIZON_S,
         "k": config.selection.k,
         "threshold": config.selection.threshold,

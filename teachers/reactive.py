@@ -57,12 +57,10 @@ from harness.world.backend import (
 )
 from harness.world.control import VehicleControl
 from harness.world.state import ActorKind, WorldState
-from harness.world.timing import SIM_DT_S
+from harness.world.timing import HORIZON_S, HORIZON_STEPS, POSE_DT_S, SIM_DT_S
 from teachers.episode_scenes import SceneRecord
 from teachers.scene import Scene
 
-HORIZON_S = 4.0  # re-simulated time [s]
-POSE_DT_S = 0.1  # teacher pose spacing [s]
 LANE_SNAP_M = 2.0  # vehicles this close to a lane centreline become reactive traffic [m]
 LANE_HEADING_TOL_RAD = 0.6  # and heading this close to the lane's [rad]
 MIN_SCRIPTED_SPEED_MPS = 0.2  # slower scripted actors hold position [m/s]
@@ -273,7 +271,7 @@ def reactive_flags(
     tw = load_town(town) if isinstance(town, str) else town
     scene = record.scene if isinstance(record, SceneRecord) else record
     frame = record.frame if isinstance(record, SceneRecord) else 0
-    poses = np.asarray(teacher_poses, dtype=np.float64).reshape(-1, 40, 3)
+    poses = np.asarray(teacher_poses, dtype=np.float64).reshape(-1, HORIZON_STEPS, 3)
     out = np.ones(len(poses), dtype=bool)
     if not len(poses):
         return out

@@ -138,7 +138,8 @@ def test_constant_velocity_scene_without_reference(server: LiveServer) -> None:
     assert all(t["scores"]["nc"] == 1.0 for t in got["teachers"])
 
 
-def _bad(base: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+def with_value(base: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    """A deep copy of the JSON body ``base`` with the field at ``path`` set to ``value``."""
     body = json.loads(json.dumps(base))
     node = body
     for key in path[:-1]:
@@ -155,29 +156,29 @@ FAR_AGENT = {"id": 1, "length": 4.0, "width": 2.0,
 @pytest.mark.parametrize(
     ("body", "where", "words"),
     [
-        (_bad(GOOD, ("k",), 0), "k", "greater than or equal"),
-        (_bad(GOOD, ("k",), 65), "k", "less than or equal"),
-        (_bad(GOOD, ("scene", "town"), "Nowhere"), "town", "unknown town"),
-        (_bad(GOOD, ("scene", "town"), "../../etc/passwd"), "town", "pattern"),
-        (_bad(GOOD, ("scene", "route", "polyline"), []), "polyline", "at least 2"),
+        (with_value(GOOD, ("k",), 0), "k", "greater than or equal"),
+        (with_value(GOOD, ("k",), 65), "k", "less than or equal"),
+        (with_value(GOOD, ("scene", "town"), "Nowhere"), "town", "unknown town"),
+        (with_value(GOOD, ("scene", "town"), "../../etc/passwd"), "town", "pattern"),
+        (with_value(GOOD, ("scene", "route", "polyline"), []), "polyline", "at least 2"),
         (
-            _bad(GOOD, ("scene", "route", "polyline"), [[500.0, 500.0], [520.0, 500.0]]),
+            with_value(GOOD, ("scene", "route", "polyline"), [[500.0, 500.0], [520.0, 500.0]]),
             "scene",
             "leaves the lanes",
         ),
-        (_bad(GOOD, ("scene", "route"), {}), "route", "exactly one"),
-        (_bad(GOOD, ("scene", "ego", "speed"), 1e9), "speed", "less than or equal"),
-        (_bad(GOOD, ("scene", "ego", "x"), 300.0), "scene", "from its route"),
-        (_bad(GOOD, ("scene", "agents"), [FAR_AGENT]), "scene", "within 500 m"),
-        (_bad(GOOD, ("scene", "agents"), [FAR_AGENT] * 257), "agents", "at most 256"),
-        (_bad(GOOD, ("scene", "agents"), [{"length": 4, "width": 2}]), "agents", "exactly one"),
+        (with_value(GOOD, ("scene", "route"), {}), "route", "exactly one"),
+        (with_value(GOOD, ("scene", "ego", "speed"), 1e9), "speed", "less than or equal"),
+        (with_value(GOOD, ("scene", "ego", "x"), 300.0), "scene", "from its route"),
+        (with_value(GOOD, ("scene", "agents"), [FAR_AGENT]), "scene", "within 500 m"),
+        (with_value(GOOD, ("scene", "agents"), [FAR_AGENT] * 257), "agents", "at most 256"),
+        (with_value(GOOD, ("scene", "agents"), [{"length": 4, "width": 2}]), "agents", "exactly one"),
         (
-            _bad(GOOD, ("scene", "lights"), [{"light_id": "nope", "state": "red"}]),
+            with_value(GOOD, ("scene", "lights"), [{"light_id": "nope", "state": "red"}]),
             "scene",
             "not a light",
         ),
         (
-            _bad(
+            with_value(
                 GOOD,
                 ("scene", "lights"),
                 [{"stop_area": [[500, 500], [501, 500], [501, 501]], "state": "red"}],
@@ -186,13 +187,13 @@ FAR_AGENT = {"id": 1, "length": 4.0, "width": 2.0,
             "within 500 m",
         ),
         (
-            _bad(GOOD, ("scene", "lights"), [{"stop_area": "POLYGON((", "state": "red"}]),
+            with_value(GOOD, ("scene", "lights"), [{"stop_area": "POLYGON((", "state": "red"}]),
             "scene",
             "not a valid polygon",
         ),
-        (_bad(GOOD, ("scene", "lights"), [{"light_id": "18", "state": "blue"}]), "state", "red"),
-        (_bad(GOOD, ("scene", "surprise"), 1), "surprise", "Extra inputs"),
-        (_bad(GOOD, ("scene", "past"), [[0, 0, 0, 0, 0, 0]] * 15), "past", "at least 16"),
+        (with_value(GOOD, ("scene", "lights"), [{"light_id": "18", "state": "blue"}]), "state", "red"),
+        (with_value(GOOD, ("scene", "surprise"), 1), "surprise", "Extra inputs"),
+        (with_value(GOOD, ("scene", "past"), [[0, 0, 0, 0, 0, 0]] * 15), "past", "at least 16"),
     ],
 )
 def test_teacher_rejections(server: LiveServer, body: Any, where: str, words: str) -> None:
@@ -245,7 +246,7 @@ def test_towns_health_metrics_openapi(server: LiveServer) -> None:
     towns = {t["name"]: t for t in httpx.get(server.url + "/v1/towns").json()["towns"]}
     assert towns["Harness01"]["loaded"] and towns["Harness01"]["origin"] == "builtin"
     assert httpx.get(server.url + "/healthz").json()["capacity"] == 6
-    post(server.url, "/v1/teachers", _bad(GOOD, ("k",), 0))
+    post(server.url, "/v1/teachers", with_value(GOOD, ("k",), 0))
     text = httpx.get(server.url + "/metrics").text
     assert (
         'harness_serve_requests_total{endpoint="/v1/teachers",method="POST",status="422"}' in text

@@ -6,7 +6,6 @@ client reporting the server's status after a 500."""
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from teachers.service.app import EXAMPLE_SCENE, EXAMPLE_TRAJECTORY, AppConfig
 from teachers.service.engine import EngineConfig
 from teachers.service.limits import LimitConfig
 from teachers.service.server import HeaderTimeoutH11
-from tests.test_service_http import LiveServer
+from tests.test_service_http import LiveServer, with_value
 
 GOOD = {"scene": EXAMPLE_SCENE, "k": 2}
 KEY = "s3cret"
@@ -45,15 +44,6 @@ def keyed() -> Iterator[LiveServer]:
         yield server
 
 
-def _with(path: tuple[Any, ...], value: Any, base: dict[str, Any] = GOOD) -> dict[str, Any]:
-    body = json.loads(json.dumps(base))
-    node = body
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
-    return body
-
-
 def _post(url: str, body: Any, path: str = "/v1/teachers") -> httpx.Response:
     return httpx.post(url + path, json=body, timeout=60)
 
@@ -68,7 +58,7 @@ def _locs(r: httpx.Response) -> list[list[Any]]:
      "POLYGON((0 0, 1e300 0, 1 1, 0 0))", "POLYGON((0 0, 1 1, 2 2, 0 0))", "LINESTRING(0 0, 1 1)"],
 )  # fmt: skip
 def test_bad_stop_area_is_422_at_the_field(live: LiveServer, area: str) -> None:
-    body = _with(("scene", "lights"), [{"stop_area": area, "state": "red"}])
+    body = with_value(GOOD, ("scene", "lights"), [{"stop_area": area, "state": "red"}])
     r = _post(live.url, body)
     assert r.status_code == 422, r.text[:300]
     assert any(loc[-1] == "stop_area" and "lights" in loc for loc in _locs(r)), r.text
@@ -76,7 +66,7 @@ def test_bad_stop_area_is_422_at_the_field(live: LiveServer, area: str) -> None:
 
 def test_backwards_route_is_answered(live: LiveServer) -> None:
     """A route polyline against the ego's heading leaves no candidate: no teachers, not a 500."""
-    body = _with(("scene", "route", "polyline"), [[1.75, -295.0], [1.75, -235.0]])
+    body = with_value(GOOD, ("scene", "route", "polyline"), [[1.75, -295.0], [1.75, -235.0]])
     r = _post(live.url, body)
     assert r.status_code == 200, r.text[:300]
     got = r.json()
@@ -101,7 +91,7 @@ def test_backwards_route_is_answered(live: LiveServer) -> None:
 )  # fmt: skip
 def test_loose_json_types_are_422(live: LiveServer, path: tuple[Any, ...], value: Any,
                                   field: str) -> None:  # fmt: skip
-    r = _post(live.url, _with(path, value))
+    r = _post(live.url, with_value(GOOD, path, value))
     assert r.status_code == 422, r.text[:300]
     assert any(field in map(str, loc) for loc in _locs(r)), r.text
 

@@ -17,8 +17,8 @@ from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute
 from harness.world.control import VehicleControl
 from harness.world.state import LightState, WorldState
+from harness.world.timing import POSE_DT_S
 
-PLAN_DT_S = 0.1  # [s] spacing of the poses handed to the tracker
 PLAN_STEPS = 30  # [-] 3 s of plan
 CORRIDOR_HALF_WIDTH_M = 1.6  # [m] actors whose centre is this close to the path block it
 LOOKAHEAD_M = 40.0  # [m] how far ahead blocking actors are searched
@@ -92,7 +92,7 @@ class RouteFollower:
         s0 = float(self._s[self.index])
         # poses keep a minimum spacing so the path ahead stays defined when the target speed is 0
         poses = _plan_poses(
-            self.route_xy, self._s, s0, max(target, MIN_PLAN_SPACING_MPS) * PLAN_DT_S, PLAN_STEPS
+            self.route_xy, self._s, s0, max(target, MIN_PLAN_SPACING_MPS) * POSE_DT_S, PLAN_STEPS
         )
         if self._s_end - s0 < 2.0:
             target = 0.0

@@ -92,6 +92,14 @@ class PlannedRoute:
         return float(self.s_m[-1]) if self.s_m.size else 0.0
 
     @property
+    def start_pose(self) -> tuple[float, float, float, float]:
+        """Where an ego starts on this route: (x [m], y [m], z [m], yaw [rad]) of the first point,
+        the ``ego_start`` of an episode spec."""
+        return (
+            float(self.xy[0, 0]), float(self.xy[0, 1]), float(self.z[0]), float(self.yaw_rad[0])
+        )
+
+    @property
     def num_points(self) -> int:
         """Number of route points M."""
         return int(self.xy.shape[0])

@@ -14,10 +14,10 @@ from harness.planning.route_follower import RouteFollower
 from harness.routes.generate import generate_routes
 from harness.routes.interpolate import plan_route
 from harness.runner.drivers import FollowerDriver
-from harness.runner.episode import COLLISION_EVENTS, Tick, after_ticks, run_episode
+from harness.runner.episode import Tick, after_ticks, run_episode
 from harness.sim.embedded.simulator import EmbeddedSimulator
 from harness.world.backend import EpisodeSpec, TrafficConfig
-from harness.world.state import WorldState
+from harness.world.state import COLLISION_EVENTS, WorldState
 from harness.world.timing import SIM_DT_S
 
 BENCH_ROUTE_M = 3000.0  # [m] long enough that the ego never runs out of route
@@ -27,6 +27,25 @@ def camera_spec(width: int, height: int, fov_deg: float = 100.0) -> dict[str, An
     """A front camera roughly where leaderboard agents mount one."""
     return {"type": "sensor.camera.rgb", "id": "front", "x": 1.3, "y": 0.0, "z": 2.3,
             "roll": 0.0, "pitch": 0.0, "yaw": 0.0, "width": width, "height": height, "fov": fov_deg}  # fmt: skip
+
+
+def follower_episode(
+    town_name: str,
+    route_m: float,
+    sensors: tuple[dict[str, Any], ...],
+    traffic: TrafficConfig,
+    seed: int = 0,
+) -> tuple[EpisodeSpec, RouteFollower]:
+    """An episode on a generated route of about ``route_m`` [m] and the route follower that
+    drives it (the set-up of ``sim bench`` and of the kernel warm-up)."""
+    town = load_town(town_name)
+    route = generate_routes(town, 1, route_m, seed=seed)[0]
+    planned = plan_route(town, route.keypoints, route.id)
+    spec = EpisodeSpec(
+        town=town_name, ego_start=planned.start_pose, route_xy=planned.xy, sensors=sensors,
+        traffic=traffic, seed=seed,
+    )  # fmt: skip
+    return spec, RouteFollower.for_route(planned, town)
 
 
 def run_bench(
@@ -40,18 +59,9 @@ def run_bench(
     """Run one episode and return the figures (map loading and reset are not timed). Wall-clock
     figures (ticks_per_s, ms_per_tick) and CPU-time ones (cpu_*: the process's CPU time, less
     sensitive to other load on a shared machine) are both given, with the 1-minute load average."""
-    town = load_town(town_name)
-    route = generate_routes(town, 1, BENCH_ROUTE_M, seed=seed)[0]
-    planned = plan_route(town, route.keypoints, route.id)
-    start = planned.xy[0]
     sensors = (camera_spec(*camera),) if camera else ()
-    spec = EpisodeSpec(
-        town=town_name,
-        ego_start=(float(start[0]), float(start[1]), float(planned.z[0]), float(planned.yaw_rad[0])),
-        route_xy=planned.xy, sensors=sensors,
-        traffic=TrafficConfig(vehicles=vehicles, pedestrians=pedestrians, seed=seed), seed=seed,
-    )  # fmt: skip
-    follower = RouteFollower.for_route(planned, town)
+    traffic = TrafficConfig(vehicles=vehicles, pedestrians=pedestrians, seed=seed)
+    spec, follower = follower_episode(town_name, BENCH_ROUTE_M, sensors, traffic, seed)
     clock = _Clock()
     t_reset = time.perf_counter()
     end = run_episode(

@@ -67,8 +67,9 @@ class RunConfig:
     ``agent_config`` the ``path_to_conf_file`` handed to ``setup`` ('' for none); ``subset`` the
     ``--routes-subset`` text (None: all routes); ``seed`` the run seed from which every route's
     episode seed is derived (by route position in the file, so a route gets the same seed in any
-    subset and on resume); ``record`` also writes one full episode recording per route; ``backend`` says which simulator
-    runs the routes.
+    subset and on resume); ``record`` also writes one full episode recording per route;
+    ``backend`` says which simulator runs the routes; ``agent_timeout_s`` bounds every call into
+    the agent.
     """
 
     agent: str

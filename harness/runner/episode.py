@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from harness.errors import SensorConfigError
 from harness.world.backend import EpisodeSpec, SimulatorBackend
 from harness.world.control import VehicleControl
-from harness.world.state import EGO_INDEX, EventKind, WorldState
+from harness.world.state import COLLISION_EVENTS, EGO_INDEX, WorldState
 
 SensorData = dict[str, tuple[int, Any]]
 """Leaderboard ``input_data``: {sensor_id: (frame, data)}."""
@@ -221,9 +221,3 @@ def any_of(*rules: StopRule) -> StopRule:
     """Stop when any of ``rules`` does."""
     return lambda state, ticks: any(r(state, ticks) for r in rules)
 
-
-COLLISION_EVENTS = (
-    EventKind.COLLISION_VEHICLE,
-    EventKind.COLLISION_PEDESTRIAN,
-    EventKind.COLLISION_STATIC,
-)

@@ -92,10 +92,6 @@ def check_routes_runnable(routes: list[RouteConfig], selection: tuple[int, ...])
             raise type(exc)(f"route {route.id} (file index {i}): {exc}") from exc
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_json(path, data, indent=2)
-
-
 def _check_run_file(config: RunConfig, results: ResultsFile) -> None:
     """A resumed run must have the fingerprint of the run that wrote OUT/run.json; without
     run.json only a results.json holding no record may be resumed."""
@@ -137,8 +133,9 @@ def open_results(config: RunConfig, route_ids: list[str]) -> tuple[ResultsFile, 
 
 
 def _write_run_file(config: RunConfig, privileged: bool) -> None:
-    _write_json_atomic(
-        config.out_dir / RUN_FILE, {"config": config.identity(), "privileged": privileged}
+    atomic_write_json(
+        config.out_dir / RUN_FILE, {"config": config.identity(), "privileged": privileged},
+        indent=2,
     )
 
 

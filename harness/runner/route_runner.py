@@ -257,12 +257,7 @@ class RouteRunner:
     ) -> EpisodeSpec:
         """Reset spec: ego at the route start (or where the scenario wants it), the agent's
         sensors, traffic seeded from the route seed."""
-        start = (
-            float(planned.xy[0, 0]),
-            float(planned.xy[0, 1]),
-            float(planned.z[0]),
-            float(planned.yaw_rad[0]),
-        )
+        start = planned.start_pose
         wanted = scenario.ego_start_override()  # (x, y, z [m], yaw [rad]) as scenarios compute it
         if wanted is not None:
             x, y, z, yaw = (float(v) for v in wanted)

@@ -10,36 +10,29 @@ import logging
 
 import numpy as np
 
-from harness.maps import load_town
-from harness.planning.route_follower import RouteFollower
-from harness.routes.generate import generate_routes
-from harness.routes.interpolate import plan_route
+from harness.runner.bench import camera_spec, follower_episode
 from harness.runner.drivers import FollowerDriver
 from harness.runner.episode import after_ticks, run_episode
 from harness.sim.embedded.simulator import EmbeddedSimulator
-from harness.world.backend import EpisodeSpec, TrafficConfig
+from harness.world.backend import TrafficConfig
 
 log = logging.getLogger(__name__)
 
 WARMUP_TOWN = "Harness01"  # built in, so the warm-up never depends on external maps
 WARMUP_TICKS = 5  # a few ticks reach every kernel of the tick
+WARMUP_ROUTE_M = 150.0  # [m] route length
+WARMUP_CAMERA = (32, 16)  # [px] a tiny camera reaches the rendering kernels
 
 
 @functools.cache
 def warm_up_kernels() -> None:
     """Run WARMUP_TICKS ticks with traffic, walkers, a camera and the route follower (once per
     process)."""
-    town = load_town(WARMUP_TOWN)
-    route = generate_routes(town, 1, 150.0, seed=0)[0]
-    planned = plan_route(town, route.keypoints, route.id)
-    camera = {"type": "sensor.camera.rgb", "id": "warmup", "x": 1.3, "y": 0.0, "z": 2.3, "roll": 0.0,
-              "pitch": 0.0, "yaw": 0.0, "width": 32, "height": 16, "fov": 90}  # fmt: skip
-    spec = EpisodeSpec(
-        town=WARMUP_TOWN,
-        ego_start=(float(planned.xy[0, 0]), float(planned.xy[0, 1]), float(planned.z[0]), float(planned.yaw_rad[0])),
-        route_xy=planned.xy, sensors=(camera,), traffic=TrafficConfig(vehicles=4, pedestrians=2),
-    )  # fmt: skip
-    driver = FollowerDriver(RouteFollower.for_route(planned, town), uses_sensors=True)
+    camera = camera_spec(WARMUP_CAMERA[0], WARMUP_CAMERA[1], fov_deg=90.0)
+    spec, follower = follower_episode(
+        WARMUP_TOWN, WARMUP_ROUTE_M, (camera,), TrafficConfig(vehicles=4, pedestrians=2)
+    )
+    driver = FollowerDriver(follower, uses_sensors=True)
     end = run_episode(EmbeddedSimulator(), spec, driver, after_ticks(WARMUP_TICKS))
     state = end.state
     log.debug(

@@ -116,6 +116,14 @@ class EventKind(IntEnum):
     ROUTE_DEVIATION = 6
 
 
+COLLISION_EVENTS = (
+    EventKind.COLLISION_VEHICLE,
+    EventKind.COLLISION_PEDESTRIAN,
+    EventKind.COLLISION_STATIC,
+)
+"""The event kinds that are ego collisions."""
+
+
 @dataclass(frozen=True)
 class Event:
     """One event at one tick. ``other_id`` is the other actor (-1 for layout / none);

@@ -3,8 +3,8 @@
 One tick (0.05 s): lights are a pure function of time; the ego's control moves a kinematic
 bicycle; background vehicles (IDM on the lane graph), pedestrians and scenario actors advance;
 the tick's state is assembled into padded arrays (ego row 0), events are detected against the
-previous tick. Everything random comes from one seeded
-generator per episode, so the same spec and controls give the same episode.
+previous tick. Everything random comes from one seeded generator per episode, so the same spec
+and controls give the same episode.
 """
 
 from __future__ import annotations
