@@ -75,7 +75,7 @@ def test_record_on_resume_is_refused(started: tuple[Path, Path]) -> None:
 
 def test_missing_run_file_with_records_is_refused(started: tuple[Path, Path]) -> None:
     out, routes = started
-    (out / "run.json").unlink()
+    (out / "harness" / "run.json").unlink()
     with pytest.raises(ConfigError, match="run.json.*missing"):
         run_evaluation(_config(out, routes, agent="lane_follow"))
     results = json.loads((out / "results.json").read_text())

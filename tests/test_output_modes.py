@@ -56,7 +56,8 @@ def test_eval_outputs_are_0644(tmp_path: Path, umask_022: None) -> None:
     )  # fmt: skip
     run_evaluation(cfg)
     _assert_usual_modes(
-        out, "results.json", "run.json", "steps/RouteScenario_0_rep0.parquet",
+        out, "results.json", "harness/run.json", "harness/bench2drive.json", "routes.parquet",
+        "infractions.parquet", "steps/RouteScenario_0_rep0.parquet",
         "recordings/RouteScenario_0_rep0.parquet",
     )  # fmt: skip
 

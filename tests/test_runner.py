@@ -285,7 +285,7 @@ def on_step(self, input_data, timestamp):
     result = run_evaluation(_config(tmp_path / "out", agent, "0"))
     assert result.privileged
     assert result.records[0].status == "Failed - Agent got blocked"
-    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    run = json.loads((tmp_path / "out" / "harness" / "run.json").read_text())
     assert run["privileged"] is True
 
 

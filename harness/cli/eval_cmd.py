@@ -1,9 +1,9 @@
 """`harness eval`: leaderboard-style closed-loop evaluation of an agent on a route file.
 
 Writes OUT/results.json (leaderboard format) after every route and resumes from it; prints one
-table row per route and the global record. Exit status 0 when the run completes (failed routes
+table row per route, the global record and the Bench2Drive metrics over the route file. Exit status 0 when the run completes (failed routes
 included), 2 on bad input (agent, route file, subset, settings, invalid sensors, a route whose
-town is unknown or that cannot be planned, a resume with other settings than OUT/run.json's),
+town is unknown or that cannot be planned, a resume with other settings than OUT/harness/run.json's),
 130 when interrupted (results.json then holds the finished routes; run again to resume).
 """
 
@@ -20,6 +20,7 @@ from rich.table import Table
 from harness.cli.checks import number, writable_dir
 from harness.cli.main import app
 from harness.errors import ConfigError
+from harness.leaderboard.bench2drive import ABILITIES, Bench2DriveMetrics
 from harness.leaderboard.results import RouteRecord
 from harness.leaderboard.route_criteria import CriteriaConfig
 from harness.leaderboard.statistics import bench2drive_summary
@@ -145,6 +146,26 @@ def global_table(result: EvaluationResult) -> Table:
     return table
 
 
+def _pct(value: float | None, scale: float = 100.0) -> str:
+    return "-" if value is None else f"{value * scale:.2f}"
+
+
+def bench2drive_table(m: Bench2DriveMetrics) -> Table:
+    """Bench2Drive's numbers as its tools print them: DS and SR over every route of the route
+    file (unrun ones 0), efficiency, comfortness (smoothness), SR per ability and their mean."""
+    table = Table(title=f"Bench2Drive (over all {m.total_routes} routes of the route file)")
+    cols = ["routes", "DS", "SR %", "efficiency %", "comfortness %", *ABILITIES, "ability mean %"]
+    for col in cols:
+        table.add_column(col.replace("_", " "), justify="right")
+    rates = m.abilities.rates
+    table.add_row(
+        f"{m.num_records}/{m.total_routes}", f"{m.driving_score:.2f}", _pct(m.success_rate),
+        _pct(m.efficiency_pct, 1.0), _pct(m.smoothness), *(_pct(rates[a]) for a in ABILITIES),
+        _pct(m.abilities.mean),
+    )  # fmt: skip
+    return table
+
+
 @app.command("eval")
 def eval_command(
     agent: str = typer.Option(..., "--agent", help="Registered agent name or agent .py file."),
@@ -209,4 +230,6 @@ def eval_command(
         console.print("[yellow]privileged agent: not a leaderboard-eligible result[/]")
     console.print(route_table(result.records, tuple(r.id for r in result.routes)))
     console.print(global_table(result))
+    if result.bench2drive is not None:
+        console.print(bench2drive_table(result.bench2drive))
     console.print(f"results: {result.results_path}")

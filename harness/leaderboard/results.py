@@ -7,10 +7,11 @@ Layout::
                      "records": [{index, route_id, scenario_name, weather_id, save_name, status,
                                   num_infractions, infractions{12 keys}, scores, meta, town_name}]},
      "entry_status": "Started" | "Finished" | "Crashed" | "Rejected",
-     "eligible": bool, "sensors": [sensor types], "values": [...], "labels": [...]}
+     "eligible": bool, "sensors": [sensor icon names], "values": [...], "labels": [...]}
 
 ``progress[0]`` is the index of the next route to run (the leaderboard's route indexer index
-after a route); resuming keeps the records and restarts there.
+after a route); resuming keeps the records and restarts there. ``eligible`` follows the entry
+status (the statistics manager's table) and is false for a privileged agent's run.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class RouteRecord:
     duration_system_s: float
     scenario_name: str | None = None
     town_name: str | None = None
-    weather_id: int | None = None
+    weather_id: str | None = None
     save_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -121,7 +122,8 @@ class RouteRecord:
             scores=RouteScores(float(s.get("score_route", 0)), float(s.get("score_penalty", 0)), float(s.get("score_composed", 0))),
             route_length_m=float(m.get("route_length", 0)), duration_game_s=float(m.get("duration_game", 0)),
             duration_system_s=float(m.get("duration_system", 0)), scenario_name=d.get("scenario_name"),
-            town_name=d.get("town_name"), weather_id=d.get("weather_id"), save_name=d.get("save_name"),
+            town_name=d.get("town_name"), save_name=d.get("save_name"),
+            weather_id=None if d.get("weather_id") is None else str(d["weather_id"]),
         )  # fmt: skip
 
 
@@ -134,7 +136,7 @@ def record_from_outcome(
     duration_system_s: float = 0.0,
     scenario_name: str | None = None,
     town_name: str | None = None,
-    weather_id: int | None = None,
+    weather_id: str | None = None,
     save_name: str | None = None,
 ) -> RouteRecord:
     """The record of route ``index`` from its criteria outcome, scored with ``table``."""
@@ -171,6 +173,7 @@ class ResultsFile:
     records: list[RouteRecord] = field(default_factory=list)
     next_index: int = 0
     sensors: list[str] = field(default_factory=list)
+    privileged: bool = False  # a privileged agent's run is never eligible
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -217,7 +220,7 @@ class ResultsFile:
                 "records": recs,
             },
             "entry_status": entry,
-            "eligible": ELIGIBLE[entry],
+            "eligible": ELIGIBLE[entry] and not self.privileged,
             "sensors": list(self.sensors),
             "values": values,
             "labels": list(LABELS),

@@ -1,10 +1,15 @@
 """All routes of a route file (or a subset): load the agent once, run the routes in file order,
 commit ``OUT/results.json`` (leaderboard format, atomic) after every route, and resume an
 interrupted run from that file. Every selected route must load and plan before the first one
-runs; a resume must match the fingerprint in ``run.json`` (see ``RunConfig.identity``).
+runs; a resume must match the fingerprint in ``harness/run.json`` (see ``RunConfig.identity``).
 
-Outputs in ``OUT``: ``results.json``; ``run.json`` (the run's settings; a resumed run must match
-them); ``steps/<route>.parquet`` per-step metrics of every route; with ``record``,
+Outputs in ``OUT``: ``results.json`` (the only JSON file at the top, so Bench2Drive's
+``merge_route_json.py -f OUT`` reads it alone); ``harness/run.json`` (the run's settings and its
+save_name time stamp, taken once per run and kept on resume; a resumed run must match them);
+``metric_info/<save_name>/metric_info.json`` per route (Bench2Drive's efficiency / smoothness
+tool input); ``routes.parquet``, ``infractions.parquet`` and ``harness/bench2drive.json``
+(:mod:`harness.runner.tables`, written at the end of the run and on Ctrl-C);
+``steps/<route>.parquet`` per-step metrics of every route; with ``record``,
 ``recordings/<route>.parquet`` full episode recordings. Ctrl-C between or during routes leaves a
 valid results.json holding the finished routes; running again with resume continues after them.
 """
@@ -25,6 +30,7 @@ from harness.errors import ConfigError, MapLoadError, RouteFileError, UnknownTow
 from harness.fingerprint import fingerprint_diff
 from harness.io import atomic_write_json
 from harness.leaderboard.agent import is_privileged
+from harness.leaderboard.bench2drive import Bench2DriveMetrics, run_stamp, sensor_icons
 from harness.leaderboard.loader import load_agent
 from harness.leaderboard.results import (
     ResultsFile,
@@ -44,10 +50,17 @@ from harness.runner.route_runner import (
     route_seed,
 )
 from harness.runner.subset import parse_subset
+from harness.runner.tables import (
+    HARNESS_DIR,
+    InfractionRow,
+    outcome_infraction_rows,
+    write_run_tables,
+)
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = "run.json"  # OUT/run.json: the settings of the run (checked on resume)
+RUN_FILE = f"{HARNESS_DIR}/run.json"  # OUT/harness/run.json: the run's settings (checked on resume)
+LEGACY_RUN_FILE = "run.json"  # where runs before the harness/ folder kept it (read on resume)
 
 RouteCallback = Callable[[RouteConfig, RouteResult], None]
 
@@ -63,6 +76,7 @@ class EvaluationResult:
     routes: tuple[RouteConfig, ...]  # the selected routes, in record-index order
     ran: tuple[int, ...]
     privileged: bool
+    bench2drive: Bench2DriveMetrics | None = None
 
     @property
     def global_record(self) -> dict[str, Any]:
@@ -96,6 +110,8 @@ def _check_run_file(config: RunConfig, results: ResultsFile) -> None:
     """A resumed run must have the fingerprint of the run that wrote OUT/run.json; without
     run.json only a results.json holding no record may be resumed."""
     path = config.out_dir / RUN_FILE
+    if not path.is_file() and (config.out_dir / LEGACY_RUN_FILE).is_file():
+        path = config.out_dir / LEGACY_RUN_FILE
     if not path.is_file():
         if results.records:
             raise ConfigError(
@@ -132,11 +148,24 @@ def open_results(config: RunConfig, route_ids: list[str]) -> tuple[ResultsFile, 
     return results, list(range(len(route_ids)))
 
 
-def _write_run_file(config: RunConfig, privileged: bool) -> None:
+def _stored_stamp(config: RunConfig) -> str | None:
+    """The save_name time stamp of the run in OUT (None when there is none)."""
+    for name in (RUN_FILE, LEGACY_RUN_FILE):
+        try:
+            stamp = json.loads((config.out_dir / name).read_text(encoding="utf-8")).get("stamp")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(stamp, str):
+            return stamp
+    return None
+
+
+def _write_run_file(config: RunConfig, privileged: bool, stamp: str) -> None:
     atomic_write_json(
-        config.out_dir / RUN_FILE, {"config": config.identity(), "privileged": privileged},
-        indent=2,
-    )
+        config.out_dir / RUN_FILE,
+        {"config": config.identity(), "privileged": privileged, "stamp": stamp}, indent=2,
+    )  # fmt: skip
+    (config.out_dir / LEGACY_RUN_FILE).unlink(missing_ok=True)  # keep results.json the only JSON
 
 
 def run_evaluation(
@@ -158,7 +187,10 @@ def run_evaluation(
     chosen = [routes[i] for i in selection]
     route_ids = [leaderboard_route_id(r.id) for r in chosen]
     results, todo = open_results(config, route_ids)
-    _write_run_file(config, privileged)
+    stamp = (_stored_stamp(config) if results.records else None) or run_stamp()
+    _write_run_file(config, privileged, stamp)
+    results.privileged = privileged
+    fresh: dict[int, list[InfractionRow]] = {}
     runner = RouteRunner(config, agent_cls)
     ran: list[int] = []
     console = Console(stderr=True)
@@ -173,11 +205,15 @@ def run_evaluation(
                 route = chosen[index]
                 bar.update(task, description=f"route {route.id} ({route.town})")
                 job = RouteJob(
-                    index, selection[index], route, route_seed(config.seed, selection[index])
+                    index, selection[index], route, route_seed(config.seed, selection[index]),
+                    stamp,
                 )
                 result = runner.run(job)
                 if result.sensors and not results.sensors:
-                    results.sensors = list(result.sensors)
+                    results.sensors = sensor_icons(result.sensors)
+                fresh[index] = outcome_infraction_rows(
+                    index, route.id, result.record.route_id, result.outcome
+                )
                 results.commit(result.record)
                 ran.append(index)
                 log.info(
@@ -193,7 +229,9 @@ def run_evaluation(
             results.path, len(results.records),
         )  # fmt: skip
         raise
+    finally:
+        metrics = write_run_tables(config.out_dir, routes, chosen, results.records, fresh)
     return EvaluationResult(
         results.path, results.to_json(), tuple(results.records), tuple(chosen), tuple(ran),
-        privileged,
+        privileged, metrics,
     )  # fmt: skip

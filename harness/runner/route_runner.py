@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import SensorConfigError
+from harness.leaderboard import bench2drive as b2d
 from harness.leaderboard.agent import is_privileged
 from harness.leaderboard.criteria import RouteGeometry, town_lane_check
 from harness.leaderboard.outcome import (
@@ -41,7 +42,8 @@ from harness.routes.model import RouteConfig
 from harness.runner.backends import make_backend
 from harness.runner.config import RunConfig
 from harness.runner.drivers import AgentDriver
-from harness.runner.episode import EpisodeError, Phase, Tick, run_episode
+from harness.runner.episode import EpisodeError, Observer, Phase, Tick, run_episode
+from harness.runner.metric_info import MetricInfoObserver, metric_info_path
 from harness.runner.observers import Recorder
 from harness.runner.steps import StepLog
 from harness.sim.sensors.spec import validate_sensors
@@ -67,17 +69,24 @@ _PHASE_FAILURE = {
 @dataclass(frozen=True)
 class RouteJob:
     """One route to run: ``index`` its record index in this run (position in the subset),
-    ``file_index`` its position in the route file, ``seed`` its episode seed."""
+    ``file_index`` its position in the route file, ``seed`` its episode seed, ``stamp`` the
+    run's Bench2Drive save_name time stamp."""
 
     index: int
     file_index: int
     route: RouteConfig
     seed: int
+    stamp: str = ""
 
     @property
     def save_name(self) -> str:
         """The record's route id, also the stem of the route's output files."""
         return leaderboard_route_id(self.route.id)
+
+    @property
+    def record_save_name(self) -> str:
+        """Bench2Drive's save_name of the record (also its metric_info folder)."""
+        return b2d.save_name(self.save_name, self.route, self.stamp)
 
 
 @dataclass(frozen=True)
@@ -135,11 +144,6 @@ def keypoint_length_m(route: RouteConfig) -> float:
     return float(np.linalg.norm(np.diff(kp, axis=0), axis=1).sum()) if len(kp) > 1 else 0.0
 
 
-def scenario_name(route: RouteConfig) -> str | None:
-    """The Bench2Drive record's scenario name: the route's scenario types ('+'-joined)."""
-    return "+".join(s.type for s in route.scenarios) or None
-
-
 class _CriteriaObserver:
     """Feeds every new state to the route criteria, then the step log its row."""
 
@@ -194,6 +198,7 @@ class RouteRunner:
         recorder: Recorder | None = None
         sensors: tuple[str, ...] = ()
         watcher = _CriteriaObserver(criteria, steps)
+        metric_info = MetricInfoObserver()
         try:
             with _boundary(FAILURE_AGENT_INIT, "agent set-up", route.id):
                 driver = AgentDriver.set_up(
@@ -210,7 +215,8 @@ class RouteRunner:
                 scenario = self._build_scenario(job, backend, town, planned, criteria)
                 spec = self._episode_spec(job, planned, sensor_list, scenario)
             recorder = Recorder.for_spec(spec) if self.config.record else None
-            observers = [watcher] + ([recorder] if recorder is not None else [])
+            observers: list[Observer] = [watcher, metric_info]
+            observers += [recorder] if recorder is not None else []
             try:
                 run_episode(
                     backend, spec, driver, lambda _s, _t: criteria.done[0],
@@ -227,6 +233,8 @@ class RouteRunner:
         outcome = criteria.summary(duration_game_s=watcher.duration_s)
         steps_path = self._write_steps(job, steps, outcome)
         recording = self._write_recording(job, recorder, outcome)
+        if len(metric_info):
+            metric_info.write(metric_info_path(self.config.out_dir, job.record_save_name))
         backend.close()
         record = self._record(job, outcome, wall0)
         return RouteResult(record, outcome, sensors, steps_path, recording)
@@ -297,9 +305,10 @@ class RouteRunner:
             route_id=job.save_name,
             table=self.config.penalties,
             duration_system_s=time.monotonic() - wall0,
-            scenario_name=scenario_name(job.route),
+            scenario_name=b2d.first_scenario_name(job.route),
             town_name=job.route.town,
-            save_name=job.save_name,
+            weather_id=b2d.weather_id(job.route.weathers),
+            save_name=job.record_save_name,
         )
 
     def _unplanned_outcome(self, route: RouteConfig, reason: str) -> RouteOutcome:
