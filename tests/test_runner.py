@@ -134,7 +134,7 @@ def test_do_nothing_is_blocked_with_zero_scores(tmp_path: Path) -> None:
     data = _results(tmp_path)
     assert data["_checkpoint"]["progress"] == [2, 2]
     assert data["entry_status"] == "Finished" and data["eligible"] is True
-    assert data["sensors"] == ["sensor.speedometer"]
+    assert data["sensors"] == ["carla_speedometer"]  # the leaderboard writes icon names
 
 
 def test_lane_follow_completes_a_route_and_stores_its_plans(tmp_path: Path) -> None:
@@ -287,6 +287,8 @@ def on_step(self, input_data, timestamp):
     assert result.records[0].status == "Failed - Agent got blocked"
     run = json.loads((tmp_path / "out" / "harness" / "run.json").read_text())
     assert run["privileged"] is True
+    data = _results(tmp_path / "out")  # finished, yet a privileged run is never eligible
+    assert data["entry_status"] == "Finished" and data["eligible"] is False
 
 
 def test_record_writes_episode_recordings(tmp_path: Path) -> None:
