@@ -86,11 +86,13 @@ def _results(out: Path) -> dict[str, Any]:
 
 
 def _without_wall_time(data: dict[str, Any]) -> dict[str, Any]:
-    """results.json minus duration_system (wall time differs between runs)."""
+    """results.json minus duration_system (wall time differs between runs) and minus the run's
+    time stamp at the end of each save_name ('_%m_%d_%H_%M_%S', taken once per run)."""
     data = json.loads(json.dumps(data))
     data["_checkpoint"]["global_record"]["meta"].pop("duration_system")
     for rec in data["_checkpoint"]["records"]:
         rec["meta"].pop("duration_system")
+        rec["save_name"] = rec["save_name"].rsplit("_", 5)[0]
     return data
 
 
@@ -323,6 +325,11 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     assert _without_wall_time(_results(tmp_path / "split")) == _without_wall_time(
         _results(tmp_path / "full")
     )
+    stamp = json.loads((tmp_path / "split" / "harness" / "run.json").read_text())["stamp"]
+    names = [r["save_name"] for r in _results(tmp_path / "split")["_checkpoint"]["records"]]
+    assert all(n.endswith(f"_{stamp}") for n in names), (stamp, names)  # resumed: same stamp
+    for name in names:
+        assert (tmp_path / "split" / "metric_info" / name / "metric_info.json").is_file()
     a = pd.read_parquet(tmp_path / "full" / "steps" / "RouteScenario_5_rep0.parquet")
     b = pd.read_parquet(tmp_path / "split" / "steps" / "RouteScenario_5_rep0.parquet")
     pd.testing.assert_frame_equal(a, b)

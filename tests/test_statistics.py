@@ -136,7 +136,7 @@ def _run(results: ResultsFile, indices: range, system_s: float) -> None:
     for i in indices:
         results.commit(record_from_outcome(
             _outcomes()[i], i, route_id=leaderboard_route_id(str(10 + i)), duration_system_s=system_s,
-            scenario_name=f"Scenario{i}", town_name="Town01", weather_id=i, save_name=f"save_{i}",
+            scenario_name=f"Scenario{i}", town_name="Town01", weather_id=str(i), save_name=f"save_{i}",
         ))  # fmt: skip
 
 
