@@ -239,3 +239,24 @@ def test_bench2drive_metrics_summary() -> None:
     assert m.smoothness == pytest.approx(0.625)
     assert m.abilities.mean == pytest.approx(0.5)
     assert m.to_json()["missing_routes"] == [["Accident", "3"]]
+
+
+def test_console_table_prints_every_bench2drive_number() -> None:
+    from rich.console import Console
+
+    from harness.cli.eval_cmd import bench2drive_table
+
+    routes = [_route("1", "Accident"), _route("2", "ParkingCutIn"), _route("3", "Accident"),
+              _route("4", "InvadingTurn")]  # fmt: skip
+    records = [
+        _record("1", "Completed", 100.0, **{MIN_SPEED: [_speed_msg(50.0)]}),
+        _record("2", "Completed", 40.0, collisions_pedestrian=["hit"]),
+    ]
+    m = b2d.bench2drive_metrics(routes, records, {"save_1": 1.0, "save_2": 0.25})
+    console = Console(width=200, record=True)
+    console.print(bench2drive_table(m))
+    text = " ".join(console.export_text().split())
+    # DS 140 / 4 = 35.00, SR 1 / 4 = 25.00 %, efficiency 50.00 %, comfortness 62.50 %,
+    # Overtaking 100.00, Emergency Brake 0.00, the rest '-', mean (100 + 0) / 2 = 50.00
+    assert "over all 4 routes" in text
+    assert "│ 2/4 │ 35.00 │ 25.00 │ 50.00 │ 62.50 │ 100.00 │ - │ 0.00 │ - │ - │ 50.00 │" in text
