@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,9 @@ from harness.routes.model import RouteConfig
 from harness.runner.backends import make_backend
 from harness.runner.config import RunConfig
 from harness.runner.drivers import AgentDriver
+from harness.runner.closed_loop import CLOSED_LOOP
 from harness.runner.episode import EpisodeError, Phase, Tick, run_episode
+from harness.runner.extensions import RouteContext, RouteObserver
 from harness.runner.observers import Recorder
 from harness.runner.steps import StepLog
 from harness.sim.sensors.spec import validate_sensors
@@ -83,13 +85,20 @@ class RouteJob:
 @dataclass(frozen=True)
 class RouteResult:
     """What running one route produced: the results record, the criteria outcome, the agent's
-    sensor types, and the output files written (None when none was)."""
+    sensor types, the output files written (None when none was) and the route means of each
+    extension observer (``RunConfig.route_observers``) by its name."""
 
     record: RouteRecord
     outcome: RouteOutcome
     sensors: tuple[str, ...]
     steps_path: Path | None
     recording_path: Path | None
+    observer_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def closed_loop(self) -> dict[str, float] | None:
+        """Per-route means of the closed-loop PDMS / EPDMS sub-scores (None when not scored)."""
+        return self.observer_metrics.get(CLOSED_LOOP)
 
 
 class _RouteFailure(Exception):
@@ -194,6 +203,8 @@ class RouteRunner:
         recorder: Recorder | None = None
         sensors: tuple[str, ...] = ()
         watcher = _CriteriaObserver(criteria, steps)
+        context = RouteContext(town, planned, route, job.save_name, self.config.out_dir)
+        extras: list[RouteObserver] = [make(context) for make in self.config.route_observers]
         try:
             with _boundary(FAILURE_AGENT_INIT, "agent set-up", route.id):
                 driver = AgentDriver.set_up(
@@ -210,7 +221,7 @@ class RouteRunner:
                 scenario = self._build_scenario(job, backend, town, planned, criteria)
                 spec = self._episode_spec(job, planned, sensor_list, scenario)
             recorder = Recorder.for_spec(spec) if self.config.record else None
-            observers = [watcher] + ([recorder] if recorder is not None else [])
+            observers = [watcher, *extras] + ([recorder] if recorder is not None else [])
             try:
                 run_episode(
                     backend, spec, driver, lambda _s, _t: criteria.done[0],
@@ -228,8 +239,9 @@ class RouteRunner:
         steps_path = self._write_steps(job, steps, outcome)
         recording = self._write_recording(job, recorder, outcome)
         backend.close()
+        metrics = {o.name: m for o in extras if (m := o.finish()) is not None}
         record = self._record(job, outcome, wall0)
-        return RouteResult(record, outcome, sensors, steps_path, recording)
+        return RouteResult(record, outcome, sensors, steps_path, recording, metrics)
 
     # ------------------------------------------------------------------ steps of a route
     def _build_scenario(
