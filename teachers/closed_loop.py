@@ -12,6 +12,7 @@ the route's means.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -92,9 +93,9 @@ class HindsightBuffer:
         n = max(len(v) for v in self.actors["valid"])
         pad = ActorArrays.empty(n)
 
-        def stack(k: str) -> NDArray[np.generic]:
+        def stack(k: str) -> Any:
             filler = getattr(pad, k)
-            return np.stack([np.concatenate([v, filler[len(v):]]) for v in self.actors[k]])
+            return np.stack([np.concatenate([v, filler[len(v) :]]) for v in self.actors[k]])
 
         actors = ActorArrays(**{k: stack(k) for k in _ACTOR_FIELDS})
         plans = np.zeros((len(self.plans), HORIZON_STEPS, 3))

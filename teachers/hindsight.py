@@ -177,7 +177,9 @@ def step_scene(
         moving, np.arctan(wb * a.yaw_rate[past, 0] / np.where(moving, v_past, 1.0)), 0.0
     )
 
-    near = a.valid[row] & (np.hypot(a.x[row] - ego_pose[0], a.y[row] - ego_pose[1]) < AGENT_RADIUS_M)
+    near = a.valid[row] & (
+        np.hypot(a.x[row] - ego_pose[0], a.y[row] - ego_pose[1]) < AGENT_RADIUS_M
+    )
     near[0] = False
     slots = np.flatnonzero(near)
     ids = a.actor_id[row, slots]
@@ -256,12 +258,16 @@ def score_episode(log: HindsightLog, town: Town, planned: PlannedRoute) -> StepS
         frame = _route_frame(town, planned)
         executed = np.stack([log.executed(int(r)) for r in rows])
         scored = np.where(from_plan[:, None, None], log.plans[steps], executed)
-        ego = np.column_stack([log.actors.x[rows, 0], log.actors.y[rows, 0], log.actors.yaw[rows, 0]])
+        ego = np.column_stack(
+            [log.actors.x[rows, 0], log.actors.y[rows, 0], log.actors.yaw[rows, 0]]
+        )
         both = np.concatenate([scored, executed, ego[:, None]], axis=1)  # (S', 81, 3)
         ext = np.column_stack([both[..., 0].min(1), both[..., 1].min(1),
                                both[..., 0].max(1), both[..., 1].max(1)])  # fmt: skip
         for chunk in _chunks(ext):
-            _score_chunk(log, town, frame, chunk, rows, scored, executed, from_plan, values, progress)
+            _score_chunk(
+                log, town, frame, chunk, rows, scored, executed, from_plan, values, progress
+            )
     return StepScores(
         step=steps,
         frame=log.frame[rows],

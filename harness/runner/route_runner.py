@@ -39,10 +39,10 @@ from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute, plan_route
 from harness.routes.model import RouteConfig
 from harness.runner.backends import make_backend
+from harness.runner.closed_loop import CLOSED_LOOP
 from harness.runner.config import RunConfig
 from harness.runner.drivers import AgentDriver
-from harness.runner.closed_loop import CLOSED_LOOP
-from harness.runner.episode import EpisodeError, Phase, Tick, run_episode
+from harness.runner.episode import EpisodeError, Observer, Phase, Tick, run_episode
 from harness.runner.extensions import RouteContext, RouteObserver
 from harness.runner.observers import Recorder
 from harness.runner.steps import StepLog
@@ -221,7 +221,9 @@ class RouteRunner:
                 scenario = self._build_scenario(job, backend, town, planned, criteria)
                 spec = self._episode_spec(job, planned, sensor_list, scenario)
             recorder = Recorder.for_spec(spec) if self.config.record else None
-            observers = [watcher, *extras] + ([recorder] if recorder is not None else [])
+            observers: list[Observer] = [watcher, *extras]
+            if recorder is not None:
+                observers.append(recorder)
             try:
                 run_episode(
                     backend, spec, driver, lambda _s, _t: criteria.done[0],
