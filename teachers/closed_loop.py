@@ -136,12 +136,13 @@ class ClosedLoopObserver:
 
     def finish(self) -> dict[str, float] | None:
         """Score, write ``OUT/closed_loop/<save_name>.parquet`` and return the route's means
-        (None when the route never ticked)."""
-        if self._ticks == 0 or not self.buffer.plans:
-            return None
+        (None when the route never ticked: then no file, and an earlier run's is removed)."""
         ctx = self.context
-        scores = score_episode(self.buffer.log(), ctx.town, ctx.planned)
         path = step_scores_path(ctx.out_dir, ctx.save_name)
+        if self._ticks == 0 or not self.buffer.plans:
+            path.unlink(missing_ok=True)  # no stale file of an earlier run in the same OUT
+            return None
+        scores = score_episode(self.buffer.log(), ctx.town, ctx.planned)
         columns = {m.name.lower(): scores.values[m] for m in Metric}
         write_step_scores(
             path,

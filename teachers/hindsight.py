@@ -119,7 +119,7 @@ class StepScores:
 
 
 @dataclass(frozen=True, eq=False)
-class _RouteFrame:
+class RouteFrame:
     """Per-route constants of the scenes: on-route lanes, which lights control an on-route
     connector, and the dense route."""
 
@@ -128,17 +128,18 @@ class _RouteFrame:
     planned: PlannedRoute
 
 
-def _route_frame(town: Town, planned: PlannedRoute) -> _RouteFrame:
+def route_frame(town: Town, planned: PlannedRoute) -> RouteFrame:
+    """The per-route constants of the scenes of a drive along ``planned`` in ``town``."""
     route_lanes = expand_route_lanes(town.lanes, np.unique(planned.lane))
     sig = town.signals
     on_route = np.array(
         [np.isin(sig.light_lanes[i][sig.light_lanes_valid[i]], route_lanes).any()
          for i in range(sig.lights_count)], dtype=bool,
     )  # fmt: skip
-    return _RouteFrame(route_lanes, on_route.reshape(sig.lights_count), planned)
+    return RouteFrame(route_lanes, on_route.reshape(sig.lights_count), planned)
 
 
-def _route_window(frame: _RouteFrame, poses: Float) -> Float:
+def _route_window(frame: RouteFrame, poses: Float) -> Float:
     """The route centerline from ROUTE_BEHIND_M behind the first to ROUTE_AHEAD_M ahead of the
     last of the ego poses (P, 3) of a chunk (the same cut as the teachers' scenes)."""
     p = frame.planned
@@ -155,7 +156,7 @@ def step_scene(
     log: HindsightLog,
     row: int,
     town: Town,
-    frame: _RouteFrame,
+    frame: RouteFrame,
     route_xy: Float,
     previous_plan: Float | None,
 ) -> Scene:
@@ -255,7 +256,7 @@ def score_episode(log: HindsightLog, town: Town, planned: PlannedRoute) -> StepS
     from_plan = log.has_plan[steps].copy()
     rows = steps * ROWS_PER_STEP
     if len(steps):
-        frame = _route_frame(town, planned)
+        frame = route_frame(town, planned)
         executed = np.stack([log.executed(int(r)) for r in rows])
         scored = np.where(from_plan[:, None, None], log.plans[steps], executed)
         ego = np.column_stack(
@@ -281,7 +282,7 @@ def score_episode(log: HindsightLog, town: Town, planned: PlannedRoute) -> StepS
 def _score_chunk(  # noqa: PLR0913
     log: HindsightLog,
     town: Town,
-    frame: _RouteFrame,
+    frame: RouteFrame,
     chunk: NDArray[np.int64],
     rows: NDArray[np.int64],
     scored: Float,

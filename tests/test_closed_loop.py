@@ -33,7 +33,13 @@ from harness.runner.closed_loop import (
 from harness.world.state import ActorArrays, ActorKind
 from harness.world.timing import HORIZON_STEPS, POSE_DT_S
 from teachers.closed_loop import ClosedLoopScoring, score_poses
-from teachers.hindsight import ROWS_PER_STEP, HindsightLog, score_episode, step_scene
+from teachers.hindsight import (
+    ROWS_PER_STEP,
+    HindsightLog,
+    route_frame,
+    score_episode,
+    step_scene,
+)
 from teachers.rollout import rollout_candidates
 from teachers.scoring import Metric, score_states
 
@@ -180,18 +186,12 @@ def test_shared_rasters_score_as_per_step_scenes(town: Town, planned: PlannedRou
         if i:
             start = log.actors.x[r - 5, 0], log.actors.y[r - 5, 0], log.actors.yaw[r - 5, 0]
             prev = np.concatenate([[start], log.plans[i - 1]])
-        scene = step_scene(log, r, town, *_frame_and_route(town, planned), prev)
+        scene = step_scene(log, r, town, route_frame(town, planned), planned.xy, prev)
         states = np.ascontiguousarray(rollout_candidates(scene, log.plans[i][None]))
         direct = score_states(scene, town, states).values[:, 0]
         for m in Metric:
             if m not in (Metric.EP, Metric.PDMS, Metric.EPDMS):
                 assert scores.values[m, i] == direct[m], (i, m.name)
-
-
-def _frame_and_route(town: Town, planned: PlannedRoute) -> tuple[object, np.ndarray]:
-    from teachers.hindsight import _route_frame
-
-    return _route_frame(town, planned), planned.xy
 
 
 def test_plan_formats() -> None:
