@@ -20,9 +20,10 @@ far as the ego really went gets EP = 1, and a controls-only agent always gets EP
 
 Speed: the steps are scored at the end of the episode, each through the scorer's public
 ``score_states`` (vectorised over trajectories x time x agents); steps whose ego states fit in
-one CHUNK_SPAN_M square share one set of map rasters (the raster window snaps to a world grid,
-so a shared raster answers exactly as a per-step one), except steps with a red on-route light in
-their horizon, which get their own (the rasters carry the scene's light states).
+one CHUNK_SPAN_M square share map rasters (the raster window snaps to a world grid, so a shared
+raster answers exactly as a per-step one): one set for all steps without a red on-route light in
+their horizon, and one per distinct red-light timeline (the rasters carry the red lights' masks
+and states), so a wait at a red light costs one raster set, not one per step.
 """
 
 from __future__ import annotations
@@ -236,15 +237,23 @@ def _chunks(extents: Float) -> list[NDArray[np.int64]]:
     return out
 
 
-def _no_lights(scene: Scene) -> Scene:
-    """The scene without lights: its rasters hold no red-light masks and can be shared."""
-    c = scene.light_lanes.shape[-1]
-    return replace(
+def _red_lights(scene: Scene) -> tuple[Scene, bytes]:
+    """The scene with only its lights that are red at some step of the horizon (the only ones
+    the map rasters hold), and a key equal for scenes whose rasters over one window are the
+    same: steps of a chunk with equal keys share one raster set (all the steps without a red
+    light, every step of a wait at a red light that stays red over the horizon)."""
+    red = (scene.light_state == LightState.RED).any(axis=1)
+    kept = replace(
         scene,
-        light_lanes=np.zeros((0, c), np.int64),
-        light_lanes_valid=np.zeros((0, c), bool),
-        light_state=np.zeros((0, NUM_POSES), np.int64),
+        light_lanes=scene.light_lanes[red],
+        light_lanes_valid=scene.light_lanes_valid[red],
+        light_state=scene.light_state[red],
     )
+    key = b"".join(
+        np.ascontiguousarray(a).tobytes()
+        for a in (kept.light_lanes, kept.light_lanes_valid, kept.light_state)
+    )
+    return kept, key
 
 
 def score_episode(log: HindsightLog, town: Town, planned: PlannedRoute) -> StepScores:
@@ -313,11 +322,18 @@ def _score_chunk(  # noqa: PLR0913
         scenes.append(scene)
         states.append(np.ascontiguousarray(st))
     bounds = np.array([state_bounds(s) for s in states])
-    window = (bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max())
-    shared = SceneRasters.build(_no_lights(scenes[0]), town, window)
-    for i, scene, st in zip(chunk.tolist(), scenes, states, strict=True):
-        red = bool((scene.light_state == LightState.RED).any())
-        m = score_states(scene, town, st, rasters=None if red else shared)
+    red = [_red_lights(scene) for scene in scenes]
+    groups: dict[bytes, list[int]] = {}
+    for j, (_, key) in enumerate(red):
+        groups.setdefault(key, []).append(j)
+    rasters: dict[bytes, SceneRasters | None] = {}
+    for key, members in groups.items():  # a step alone builds its own (smaller) window
+        b = bounds[members]
+        window = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+        shared = len(members) > 1
+        rasters[key] = SceneRasters.build(red[members[0]][0], town, window) if shared else None
+    for j, (i, scene, st) in enumerate(zip(chunk.tolist(), scenes, states, strict=True)):
+        m = score_states(scene, town, st, rasters=rasters[red[j][1]])
         v = m.values.copy()
         safe = safe_mask(v)
         reference_m = float(m.progress_m[-1]) if safe[-1] else 0.0

@@ -30,7 +30,7 @@ from harness.runner.closed_loop import (
     step_scores_path,
     write_step_scores,
 )
-from harness.world.state import ActorArrays, ActorKind
+from harness.world.state import ActorArrays, ActorKind, LightState
 from harness.world.timing import HORIZON_STEPS, POSE_DT_S
 from teachers.closed_loop import ClosedLoopScoring, score_poses
 from teachers.hindsight import (
@@ -77,12 +77,18 @@ def _log(
     town: Town,
     plans: np.ndarray | None,
     car_s_m: float | None = None,
+    ego: np.ndarray | None = None,
+    light_state: np.ndarray | None = None,
 ) -> HindsightLog:
-    """The ego at SPEED_MPS along LANE from S0_M for ROWS rows; ``plans`` (S, 40, 3) or None
-    (controls-only); a stopped car on the lane centre at ``car_s_m`` when given."""
+    """The ego at SPEED_MPS along LANE from S0_M (or at ``ego`` (ROWS, 3)) for ROWS rows;
+    ``plans`` (S, 40, 3) or None (controls-only); a stopped car on the lane centre at
+    ``car_s_m`` when given; every light green unless ``light_state`` (ROWS, T) says otherwise."""
     n = 2 if car_s_m is not None else 1
     t = POSE_DT_S * np.arange(ROWS)
-    ego = _lane_poses(town, S0_M + SPEED_MPS * t)
+    if ego is None:
+        ego = _lane_poses(town, S0_M + SPEED_MPS * t)
+    if light_state is None:
+        light_state = np.full((ROWS, town.signals.lights_count), LightState.GREEN, np.int8)
     f = np.zeros((ROWS, n))
     fields: dict[str, np.ndarray] = {k: f.copy() for k in
                                      ("x", "y", "z", "yaw", "speed", "accel", "yaw_rate",
@@ -107,7 +113,7 @@ def _log(
         frame=2 * np.arange(ROWS, dtype=np.int64),
         time_s=t,
         actors=actors,
-        light_state=np.zeros((ROWS, 0), np.int8),
+        light_state=light_state,
         plans=plans if plans is not None else np.zeros((steps, HORIZON_STEPS, 3)),
         has_plan=np.full(steps, has),
     )
@@ -192,6 +198,54 @@ def test_shared_rasters_score_as_per_step_scenes(town: Town, planned: PlannedRou
         for m in Metric:
             if m not in (Metric.EP, Metric.PDMS, Metric.EPDMS):
                 assert scores.values[m, i] == direct[m], (i, m.name)
+
+
+RED_LIGHT = 2  # Harness01: the light of connector 48, straight on from lane 89 to lane 88
+RED_CONNECTOR, RED_APPROACH, RED_EXIT = 48, 89, 88
+
+
+def test_plan_into_a_red_light_loses_tlc(town: Town) -> None:
+    """A plan driving on into a junction whose light stays red: TLC 0 from the step whose 4 s
+    reach the connector; the steps share one raster set (same red timeline) and score as
+    per-step scenes do."""
+    lanes = town.lanes
+    assert RED_CONNECTOR in town.signals.light_lanes[RED_LIGHT]
+    (a, b), _ = lanes.position(np.array([RED_APPROACH, RED_EXIT]), np.array([1.0, 30.0]))
+    planned = plan_route(town, np.array([[*a, 0.0], [*b, 0.0]]), "red")
+    assert RED_CONNECTOR in planned.lane
+    entry_m = float(planned.s_m[np.flatnonzero(planned.lane == RED_CONNECTOR)[0]])
+
+    def along(s_m: np.ndarray) -> np.ndarray:
+        x = np.interp(s_m, planned.s_m, planned.xy[:, 0])
+        y = np.interp(s_m, planned.s_m, planned.xy[:, 1])
+        yaw = np.interp(s_m, planned.s_m, np.unwrap(planned.yaw_rad))
+        return np.stack([x, y, yaw], axis=-1)
+
+    # step k: the plan's front reaches start + 2.5 k + 20 + 2.45; the connector starts at entry:
+    # k = 0 stays 3.05 m short, k >= 2 enters it by >= 1.95 m
+    start = entry_m - 25.5
+    t = POSE_DT_S * np.arange(ROWS)
+    steps = (ROWS - 1) // ROWS_PER_STEP + 1
+    t_plan = POSE_DT_S * np.arange(1, HORIZON_STEPS + 1)
+    t0 = ROWS_PER_STEP * POSE_DT_S * np.arange(steps)[:, None]
+    plans = along(start + SPEED_MPS * (t0 + t_plan))
+    lights = np.full((ROWS, town.signals.lights_count), LightState.GREEN, np.int8)
+    lights[:, RED_LIGHT] = LightState.RED
+    log = _log(town, plans, ego=along(start + SPEED_MPS * t), light_state=lights)
+    scores = score_episode(log, town, planned)
+    tlc = scores.values[Metric.TLC]
+    assert tlc[0] == 1.0 and tlc[2:].tolist() == [0.0, 0.0, 0.0]
+    green = score_episode(_log(town, plans, ego=along(start + SPEED_MPS * t)), town, planned)
+    assert green.values[Metric.TLC].tolist() == [1.0] * 5
+    for i in scores.step.tolist():
+        r = ROWS_PER_STEP * i
+        prev = None
+        if i:
+            p0 = log.actors.x[r - 5, 0], log.actors.y[r - 5, 0], log.actors.yaw[r - 5, 0]
+            prev = np.concatenate([[p0], log.plans[i - 1]])
+        scene = step_scene(log, r, town, route_frame(town, planned), planned.xy, prev)
+        states = np.ascontiguousarray(rollout_candidates(scene, log.plans[i][None]))
+        assert score_states(scene, town, states).values[Metric.TLC, 0] == tlc[i]
 
 
 def test_plan_formats() -> None:
