@@ -25,10 +25,12 @@ from harness.leaderboard.results import RouteRecord
 from harness.leaderboard.route_criteria import CriteriaConfig
 from harness.leaderboard.statistics import bench2drive_summary
 from harness.runner.backends import BACKENDS, BackendSpec
+from harness.runner.closed_loop import ClosedLoopSummary, closed_loop_summary
 from harness.runner.config import PENALTY_TABLES, Mode, RunConfig
 from harness.runner.evaluation import EvaluationResult, run_evaluation
 from harness.runner.time_limit import DEFAULT_AGENT_TIMEOUT_S
 from harness.world.backend import TrafficConfig
+from teachers.closed_loop import ClosedLoopScoring
 
 INTERRUPTED_EXIT = 130  # shell convention for SIGINT
 WIDE_CONSOLE = 160  # [columns] table width when stdout is not a terminal
@@ -63,6 +65,7 @@ def build_config(
     blocked_time_s: float | None,
     backend: BackendSpec | None = None,
     agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S,
+    closed_loop: bool = True,
 ) -> RunConfig:
     """The RunConfig of the command-line options (the only place defaults are overridden).
     Without --penalties the table follows the mode: Bench2Drive's own table in bench2drive mode
@@ -93,6 +96,7 @@ def build_config(
         traffic=TrafficConfig(vehicles=traffic, pedestrians=pedestrians), seed=seed,
         record=record, resume=resume, rerun_crashed=rerun_crashed,
         backend=backend or BackendSpec(), agent_timeout_s=agent_timeout_s,
+        route_observers=(ClosedLoopScoring(),) if closed_loop else (),
     )  # fmt: skip
 
 
@@ -166,6 +170,26 @@ def bench2drive_table(m: Bench2DriveMetrics) -> Table:
     return table
 
 
+CLOSED_LOOP_HEADERS = (
+    ("NC", "nc"), ("DAC", "dac"), ("DDC", "ddc"), ("TLC", "tlc"), ("EP", "ep"), ("TTC", "ttc"),
+    ("LK", "lk"), ("HC", "hc"), ("EC", "ec"), ("C", "c"), ("PDMS", "pdms"), ("EPDMS", "epdms"),
+)  # fmt: skip
+
+
+def closed_loop_table(summary: ClosedLoopSummary) -> Table:
+    """Closed-loop PDMS / EPDMS: every sub-score's mean over the routes with scored steps."""
+    table = Table(title="Closed-loop PDMS / EPDMS (agent plans, hindsight)")
+    table.add_column("routes", justify="right")
+    table.add_column("steps", justify="right")
+    for head, _ in CLOSED_LOOP_HEADERS:
+        table.add_column(head, justify="right")
+    table.add_row(
+        str(summary.routes), str(summary.steps),
+        *(f"{summary.means[key]:.3f}" for _, key in CLOSED_LOOP_HEADERS),
+    )  # fmt: skip
+    return table
+
+
 @app.command("eval")
 def eval_command(
     agent: str = typer.Option(..., "--agent", help="Registered agent name or agent .py file."),
@@ -188,7 +212,8 @@ def eval_command(
     pedestrians: int = typer.Option(20, "--pedestrians", min=0, help="Background pedestrians."),
     record: bool = typer.Option(False, "--record", help="Write a full recording per route."),
     penalties: str | None = typer.Option(
-        None, "--penalties",
+        None,
+        "--penalties",
         help="Penalty table: 2.0, 2.1 or bench2drive (no min-speed). Default: bench2drive in "
         "bench2drive mode, 2.0 in leaderboard mode.",
     ),
@@ -202,8 +227,14 @@ def eval_command(
     carla_host: str = typer.Option("localhost", "--carla-host", help="CARLA server host."),
     carla_port: int = typer.Option(2000, "--carla-port", min=1, max=65535, help="CARLA RPC port."),
     agent_timeout: float = typer.Option(
-        DEFAULT_AGENT_TIMEOUT_S, "--agent-timeout",
+        DEFAULT_AGENT_TIMEOUT_S,
+        "--agent-timeout",
         help="Time limit of each agent call (setup, run_step, destroy), seconds.",
+    ),
+    closed_loop: bool = typer.Option(
+        True,
+        "--closed-loop/--no-closed-loop",
+        help="Score the agent's plans (or executed path) with PDMS / EPDMS every 0.5 s.",
     ),
 ) -> None:
     """Evaluate an agent on a route file, leaderboard style (exit 0 even when routes fail)."""
@@ -213,7 +244,7 @@ def eval_command(
         pedestrians=pedestrians, record=record, penalties=penalties, mode=mode,
         blocked_time_s=blocked_time,
         backend=BackendSpec(backend, host=carla_host, port=carla_port),
-        agent_timeout_s=agent_timeout,
+        agent_timeout_s=agent_timeout, closed_loop=closed_loop,
     )  # fmt: skip
     console = Console()
     if not console.is_terminal:  # piped / captured: do not squeeze the tables to 80 columns
@@ -232,4 +263,8 @@ def eval_command(
     console.print(global_table(result))
     if result.bench2drive is not None:
         console.print(bench2drive_table(result.bench2drive))
+    if closed_loop:
+        summary = closed_loop_summary(config.out_dir, (r.route_id for r in result.records))
+        if summary.routes:
+            console.print(closed_loop_table(summary))
     console.print(f"results: {result.results_path}")

@@ -19,6 +19,7 @@ from harness.leaderboard.statistics import (
     PenaltyTable,
 )
 from harness.runner.backends import BackendSpec
+from harness.runner.extensions import RouteObserverFactory
 from harness.runner.time_limit import DEFAULT_AGENT_TIMEOUT_S
 from harness.world.backend import TrafficConfig
 
@@ -69,7 +70,8 @@ class RunConfig:
     episode seed is derived (by route position in the file, so a route gets the same seed in any
     subset and on resume); ``record`` also writes one full episode recording per route;
     ``backend`` says which simulator runs the routes; ``agent_timeout_s`` bounds every call into
-    the agent.
+    the agent; ``route_observers`` build one extension observer per route (e.g. the closed-loop
+    PDMS / EPDMS scoring; picklable, see :mod:`harness.runner.extensions`).
     """
 
     agent: str
@@ -88,6 +90,7 @@ class RunConfig:
     rerun_crashed: bool = False
     plan_spacing_m: float = BENCH2DRIVE_PLAN_SPACING_M
     agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S  # per agent call (setup, run_step, destroy)
+    route_observers: tuple[RouteObserverFactory, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.agent_timeout_s > 0:

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +40,11 @@ from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute, plan_route
 from harness.routes.model import RouteConfig
 from harness.runner.backends import make_backend
+from harness.runner.closed_loop import CLOSED_LOOP
 from harness.runner.config import RunConfig
 from harness.runner.drivers import AgentDriver
 from harness.runner.episode import EpisodeError, Observer, Phase, Tick, run_episode
+from harness.runner.extensions import RouteContext, RouteObserver
 from harness.runner.metric_info import MetricInfoObserver, metric_info_path
 from harness.runner.observers import Recorder
 from harness.runner.steps import StepLog
@@ -92,13 +94,20 @@ class RouteJob:
 @dataclass(frozen=True)
 class RouteResult:
     """What running one route produced: the results record, the criteria outcome, the agent's
-    sensor types, and the output files written (None when none was)."""
+    sensor types, the output files written (None when none was) and the route means of each
+    extension observer (``RunConfig.route_observers``) by its name."""
 
     record: RouteRecord
     outcome: RouteOutcome
     sensors: tuple[str, ...]
     steps_path: Path | None
     recording_path: Path | None
+    observer_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def closed_loop(self) -> dict[str, float] | None:
+        """Per-route means of the closed-loop PDMS / EPDMS sub-scores (None when not scored)."""
+        return self.observer_metrics.get(CLOSED_LOOP)
 
 
 class _RouteFailure(Exception):
@@ -199,6 +208,8 @@ class RouteRunner:
         sensors: tuple[str, ...] = ()
         watcher = _CriteriaObserver(criteria, steps)
         metric_info = MetricInfoObserver()
+        context = RouteContext(town, planned, route, job.save_name, self.config.out_dir)
+        extras: list[RouteObserver] = [make(context) for make in self.config.route_observers]
         try:
             with _boundary(FAILURE_AGENT_INIT, "agent set-up", route.id):
                 driver = AgentDriver.set_up(
@@ -215,8 +226,9 @@ class RouteRunner:
                 scenario = self._build_scenario(job, backend, town, planned, criteria)
                 spec = self._episode_spec(job, planned, sensor_list, scenario)
             recorder = Recorder.for_spec(spec) if self.config.record else None
-            observers: list[Observer] = [watcher, metric_info]
-            observers += [recorder] if recorder is not None else []
+            observers: list[Observer] = [watcher, metric_info, *extras]
+            if recorder is not None:
+                observers.append(recorder)
             try:
                 run_episode(
                     backend, spec, driver, lambda _s, _t: criteria.done[0],
@@ -236,8 +248,9 @@ class RouteRunner:
         if len(metric_info):
             metric_info.write(metric_info_path(self.config.out_dir, job.record_save_name))
         backend.close()
+        metrics = {o.name: m for o in extras if (m := o.finish()) is not None}
         record = self._record(job, outcome, wall0)
-        return RouteResult(record, outcome, sensors, steps_path, recording)
+        return RouteResult(record, outcome, sensors, steps_path, recording, metrics)
 
     # ------------------------------------------------------------------ steps of a route
     def _build_scenario(
@@ -293,9 +306,7 @@ class RouteRunner:
                 close()
             except Exception as exc:  # noqa: BLE001  (runner boundary; the route is over anyway)
                 log.debug("route %s: %s() failed", route_id, what, exc_info=True)
-                log.warning(
-                    "route %s: %s() raised %s: %s", route_id, what, type(exc).__name__, exc
-                )
+                log.warning("route %s: %s() raised %s: %s", route_id, what, type(exc).__name__, exc)
 
     # ------------------------------------------------------------------ outputs
     def _record(self, job: RouteJob, outcome: RouteOutcome, wall0: float) -> RouteRecord:
