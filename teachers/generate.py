@@ -37,6 +37,7 @@ from harness.routes.interpolate import plan_route
 from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file
 from harness.runner.backends import BackendSpec, make_backend
+from harness.runner.town_routes import GENERATED_ROUTE_M, GENERATED_ROUTES
 from harness.world.state import ActorKind, LightState
 from harness.world.timing import HORIZON_S, HORIZON_STEPS, POSE_DT_S, TICKS_PER_POSE
 from teachers.candidates import CandidateConfig, Source
@@ -76,8 +77,6 @@ EARLIER_OUTPUT = ("parts", "manifest.json")  # scored output of an earlier run
 REUSABLE_INPUTS = ("episodes", "vocabulary.npz")  # may be placed in a new folder to reuse them
 DEFAULT_VOCABULARY_SIZE = 1024  # k-means centres (Drive-JEPA uses 8,192)
 DEFAULT_EVERY_S = 0.5  # scene spacing [s]
-GENERATED_ROUTES = 4  # routes generated on a town when no route file is given
-GENERATED_ROUTE_M = 300.0  # their length [m]
 KIND_NAMES = {ActorKind.VEHICLE: "vehicle", ActorKind.PEDESTRIAN: "pedestrian",
               ActorKind.BICYCLE: "bicycle", ActorKind.STATIC: "static",
               ActorKind.EMERGENCY: "vehicle"}  # fmt: skip

@@ -92,7 +92,7 @@ class EvaluationResult:
     results_path: Path
     results: dict[str, Any]  # the results.json content
     records: tuple[RouteRecord, ...]
-    routes: tuple[RouteConfig, ...]  # the selected routes, in record-index order
+    routes: tuple[RouteConfig, ...]  # the route of every record index (repetitions repeat it)
     ran: tuple[int, ...]
     privileged: bool
 
@@ -291,8 +291,8 @@ def run_evaluation(
         )  # fmt: skip
         raise
     return EvaluationResult(
-        results.path, results.to_json(), tuple(results.records), tuple(chosen), tuple(ran),
-        privileged,
+        results.path, results.to_json(), tuple(results.records), tuple(j.route for j in jobs),
+        tuple(ran), privileged,
     )  # fmt: skip
 
 
