@@ -290,3 +290,67 @@ def test_repetitions_follow_the_leaderboard_indexer(setup: Setup) -> None:
     assert seeds == [route_seed(0, 0), route_seed(0, 0, 1), route_seed(0, 2), route_seed(0, 2, 1)]
     assert len(set(seeds)) == 4
     assert json.loads((config.out_dir / "run.json").read_text())["config"]["repetitions"] == 2
+
+
+def _main(args: list[str], monkeypatch: pytest.MonkeyPatch,
+          capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:  # fmt: skip
+    """`harness eval ARGS` through the CLI's error boundary in this process: (status, stderr)."""
+    from harness.cli.main import run
+
+    capsys.readouterr()
+    status = run(["eval", *args])
+    return status, capsys.readouterr().err
+
+
+def test_bad_combinations_are_one_line_errors(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    routes = ("--routes", str(setup.routes))
+    out = ("--out", str(tmp_path / "out"))
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    for args, message in (
+        ((), "give exactly one of --routes FILE"),
+        ((*routes, "--town", TOWN), "give exactly one of --routes FILE"),
+        ((*routes, "--workers", "0"), "--workers must be >= 1"),
+        ((*routes, "--repetitions", "0"), "--repetitions must be >= 1"),
+        ((*routes, "--backend", "carla", "--workers", "2"), "one route at a time"),
+        ((*routes, "--backend", "carla", "--ray", "auto"), "one route at a time"),
+        ((*routes, "--ray", "auto"), "pip install 'harness[ray]'"),
+        (("--town", "Town99"), "Town99"),
+    ):
+        status, err = _main(["--agent", "do_nothing", *out, *args], monkeypatch, capsys)
+        assert status == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1 and message in " ".join(err.split()), err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_town_routes_are_written_into_out(tmp_path: Path) -> None:
+    """--town: the generated routes go to OUT/routes_<town>.xml (the gen-teachers generator,
+    seeded by --seed); the same command finds the same file; another seed refuses to resume
+    over it and replaces it with --no-resume."""
+    from harness.cli.eval_cmd import build_config
+    from harness.errors import ConfigError
+    from harness.runner.town_routes import GENERATED_ROUTE_M, GENERATED_ROUTES
+
+    def config(seed: int, resume: bool = True) -> RunConfig:
+        return build_config(
+            agent="do_nothing", routes=None, town=TOWN, subset=None, out=tmp_path, agent_config="",
+            resume=resume, rerun_crashed=False, seed=seed, traffic=0, pedestrians=0,
+            record=False, penalties=None, mode="bench2drive", blocked_time_s=None,
+        )  # fmt: skip
+
+    path = config(3).routes_file
+    assert path == tmp_path / f"routes_{TOWN}.xml"
+    want = generate_routes(load_town(TOWN), GENERATED_ROUTES, GENERATED_ROUTE_M, seed=3)
+    got = read_route_file(path)
+    assert [r.id for r in got] == [r.id for r in want]
+    assert all((a.keypoints[:, :2].round(2) == b.keypoints[:, :2].round(2)).all()
+               for a, b in zip(got, want, strict=True))  # fmt: skip
+    text = path.read_bytes()
+    assert config(3).routes_file == path and path.read_bytes() == text
+    with pytest.raises(ConfigError, match="--no-resume"):
+        config(4)
+    assert path.read_bytes() == text
+    config(4, resume=False)
+    assert path.read_bytes() != text

@@ -30,6 +30,7 @@ from harness.leaderboard.statistics import bench2drive_summary
 from harness.runner.backends import BACKENDS, BackendSpec
 from harness.runner.config import PENALTY_TABLES, Mode, RunConfig
 from harness.runner.evaluation import EvaluationResult, run_evaluation
+from harness.runner.ray_pool import import_ray
 from harness.runner.time_limit import DEFAULT_AGENT_TIMEOUT_S
 from harness.runner.town_routes import town_routes_path, write_town_routes
 from harness.world.backend import TrafficConfig
@@ -115,6 +116,8 @@ def build_config(
         backend=backend or BackendSpec(), agent_timeout_s=agent_timeout_s,
         workers=workers, ray_address=ray, repetitions=repetitions,
     )  # fmt: skip
+    if ray is not None:
+        import_ray()  # not installed: one line saying how, before any file is written
     if town is not None:  # every option is valid: now the routes file may be written
         write_town_routes(town, config.routes_file, seed, resume)
     return config
