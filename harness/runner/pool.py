@@ -139,6 +139,8 @@ def _worker_main(conn: Connection, spec: WorkerSpec, parent_pid: int) -> None:
             item = conn.recv()
         except (EOFError, OSError):
             return
+        if item is None:  # the pool is closing
+            return
         try:
             reply: tuple[str, Any] = ("ok", worker.run(item))
         except Exception as exc:  # noqa: BLE001  (shipped to the parent, which re-raises it)
@@ -188,9 +190,13 @@ class ProcessPool:
         return tuple(s.process.pid for s in self._slots)
 
     def submit(self, key: Hashable, item: Any) -> None:
+        if item is None:
+            raise ValueError("None is the pool's stop signal, not an item")
         slot = next((s for s in self._slots if s.busy is None), None)
         if slot is None:
             raise RuntimeError("every worker is busy; wait for one to finish first")
+        if not slot.process.is_alive():  # died while idle: no item of its own is lost
+            self._replace(slot)
         slot.busy = (key, item)
         with contextlib.suppress(OSError):  # the worker is gone: wait() reports the item lost
             slot.conn.send(item)
@@ -243,10 +249,13 @@ class ProcessPool:
         for slot in self._slots:
             if slot.busy is not None and slot.process.is_alive():
                 slot.process.kill()  # abandoned work (an interrupt or an error in the caller)
+            else:
+                with contextlib.suppress(OSError):
+                    slot.conn.send(None)  # idle: asked to stop (siblings hold copies of the pipe)
+        for slot in self._slots:
+            slot.process.join(timeout=5.0)
             with contextlib.suppress(OSError):
                 slot.conn.close()
-        for slot in self._slots:
-            slot.process.join(timeout=2.0)
             if slot.process.is_alive():
                 slot.process.kill()
                 slot.process.join(timeout=2.0)

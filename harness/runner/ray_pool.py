@@ -99,7 +99,10 @@ class RayPool:
     def wait(self, timeout_s: float) -> list[Done]:
         if not self._busy:
             return []
-        ready, _ = self._ray.wait(list(self._busy), num_returns=len(self._busy), timeout=timeout_s)
+        refs = list(self._busy)
+        ready, rest = self._ray.wait(refs, num_returns=1, timeout=timeout_s)
+        if ready and rest:  # whatever else is finished too, without waiting
+            ready += self._ray.wait(rest, num_returns=len(rest), timeout=0)[0]
         exceptions = self._ray.exceptions
         lost_errors = (
             exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.ObjectLostError,
