@@ -269,16 +269,22 @@ def test_ray_gives_the_same_records_and_survives_a_lost_actor(
     assert len(list((setup.root / "ray_marks_1").iterdir())) == 1
 
 
-def test_repetitions_follow_the_leaderboard_indexer(setup: Setup) -> None:
+def test_repetitions_follow_the_leaderboard_indexer(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--repetitions 2 over routes 0 and 2: records i*R + r with ids ..._rep<r>, every
-    repetition with its own seed, repetition 0 with the seed of a run without repetitions."""
+    repetition with its own seed, repetition 0 with the seed of a run without repetitions; the
+    progress bar ends at 4/4 with the mean DS."""
     from harness.runner.route_runner import route_seed
 
     config = replace(
         setup.config("reps", setup.root / "none.json", repetitions=2, subset="0,2"),
         agent="do_nothing", criteria=CriteriaConfig(blocked_time_s=0.5, tick_limit=4000),
     )  # fmt: skip
-    result = run_evaluation(config)
+    capsys.readouterr()
+    result = run_evaluation(config, progress=True)
+    bar = " ".join(capsys.readouterr().err.split())
+    assert "4/4" in bar and "DS 0.00" in bar, bar
     ids = [r.route_id for r in result.records]
     assert ids == ["RouteScenario_0_rep0", "RouteScenario_0_rep1", "RouteScenario_2_rep0",
                    "RouteScenario_2_rep1"]  # fmt: skip
@@ -354,3 +360,17 @@ def test_town_routes_are_written_into_out(tmp_path: Path) -> None:
     assert path.read_bytes() == text
     config(4, resume=False)
     assert path.read_bytes() != text
+
+
+def test_gen_teachers_ray_without_ray_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli.main import run
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    capsys.readouterr()
+    status = run(["gen-teachers", "--town", TOWN, "--out", str(tmp_path / "t"), "--ray", "auto"])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert "pip install 'harness[ray]'" in err
+    assert not (tmp_path / "t").exists()

@@ -216,16 +216,17 @@ def make_pool(config: RunConfig, jobs: int) -> Pool:
 
 class EvalProgress:
     """The live progress bar on stderr: routes done / total, the running mean DS of the finished
-    routes, elapsed time, ETA and the routes in flight. Redrawn by :meth:`refresh` from the
-    scheduling loop (no refresh thread, so the parent can fork workers at any time)."""
+    routes, elapsed time, ETA and the routes in flight. With ``threaded`` False it is redrawn
+    only by :meth:`update` from the scheduling loop: no refresh thread runs while the process
+    pool forks workers (at its start and to replace a lost one)."""
 
-    def __init__(self, enabled: bool, total: int, done: int) -> None:
+    def __init__(self, enabled: bool, total: int, done: int, threaded: bool = True) -> None:
         self.bar = Progress(
             TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(),
             TextColumn("DS {task.fields[ds]}"), TimeElapsedColumn(), TextColumn("ETA"),
             TimeRemainingColumn(), TextColumn("{task.description}"),
             console=Console(stderr=True), disable=not enabled, transient=False,
-            auto_refresh=False,
+            auto_refresh=threaded,
         )  # fmt: skip
         self.total = total
         self.task: TaskID = self.bar.add_task("", total=total, completed=done, ds="-")
@@ -264,7 +265,8 @@ def run_evaluation(
     results, todo = open_results(config, [j.save_name for j in jobs])
     _write_run_file(config, privileged)
     ran: list[int] = []
-    bar = EvalProgress(progress, len(jobs), len(jobs) - len(todo))
+    forks = config.ray_address is None and min(config.workers or 1, len(todo)) > 1
+    bar = EvalProgress(progress, len(jobs), len(jobs) - len(todo), threaded=not forks)
 
     def commit(result: RouteResult) -> None:
         job = jobs[result.record.index]
