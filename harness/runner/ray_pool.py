@@ -9,7 +9,10 @@ re-raised here.
 is handed to ``ray.init(address=...)`` to join a running cluster (``ray start --head``). The
 actors import this package: on a local cluster they are given this checkout on PYTHONPATH and
 $HARNESS_MAPS; on other nodes harness (and the maps) must be installed alike. Each node compiles
-or loads the numba kernels once per actor process.
+or loads the numba kernels once per actor process. Ray >= 2.5x enables token authentication by
+default: a process joining a cluster needs the cluster's token (Ray's RAY_AUTH_TOKEN / token
+file), or RAY_AUTH_MODE=disabled on both sides (checked: a cluster started that way, joined by
+address, gives the records of a one-process run).
 """
 
 from __future__ import annotations
@@ -72,8 +75,8 @@ class RayPool:
                 ray.init(**kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(
-                    f"could not reach the Ray cluster at {address!r} ({exc}); start one with "
-                    f"'ray start --head' or pass --ray {LOCAL}"
+                    f"could not reach the Ray cluster at {address!r} ({exc}); check the address and "
+                    f"Ray's auth token, start one with 'ray start --head', or pass --ray {LOCAL}"
                 ) from exc
         if size is None:
             size = max(1, int(ray.cluster_resources().get("CPU", 1)))
