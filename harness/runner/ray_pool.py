@@ -9,7 +9,7 @@ re-raised here.
 is handed to ``ray.init(address=...)`` to join a running cluster (``ray start --head``). The
 actors import this package: on a local cluster they are given this checkout on PYTHONPATH and
 $HARNESS_MAPS; on other nodes harness (and the maps) must be installed alike. Each node compiles
-or loads the numba kernels once per actor process. Ray >= 2.5x enables token authentication by
+or loads the numba kernels once per actor process. Ray 2.60 (the version tested) enables token auth by
 default: a process joining a cluster needs the cluster's token (Ray's RAY_AUTH_TOKEN / token
 file), or RAY_AUTH_MODE=disabled on both sides (checked: a cluster started that way, joined by
 address, gives the records of a one-process run).
