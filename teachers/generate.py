@@ -5,20 +5,21 @@ scene and write the dataset (see ``teachers.dataset`` and docs/TEACHERS.md).
 Work is split into parts (up to SCENES_PER_PART scenes of one route); each part is written with a
 completion marker, so an interrupted run resumes with the unfinished parts, and the final tables
 are merged from the parts. ``workers > 1`` scores parts in a process pool (fork; the town and the
-vocabulary are loaded once per worker). A resume must have the settings of the run that started
-the folder (``settings.json``, see :func:`settings_fingerprint`); other settings are refused.
+vocabulary are loaded once per worker), ``ray_address`` on Ray actors (``harness.runner.pool``,
+the pools ``harness eval`` uses; a worker lost under a part costs only that part, which runs
+again). Drives stay on this machine (``workers`` processes). A resume must have the settings of
+the run that started the folder (``settings.json``, see :func:`settings_fingerprint`); other
+settings are refused.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import harness
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.fingerprint import file_sha256, fingerprint_diff
 from harness.io import atomic_write_json
 from harness.maps import load_town
@@ -37,6 +38,8 @@ from harness.routes.interpolate import plan_route
 from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file
 from harness.runner.backends import BackendSpec, make_backend
+from harness.runner.pool import InlinePool, Pool, ProcessPool, WorkerSpec
+from harness.runner.town_routes import GENERATED_ROUTE_M, GENERATED_ROUTES
 from harness.world.state import ActorKind, LightState
 from harness.world.timing import HORIZON_S, HORIZON_STEPS, POSE_DT_S, TICKS_PER_POSE
 from teachers.candidates import CandidateConfig, Source
@@ -76,8 +79,6 @@ EARLIER_OUTPUT = ("parts", "manifest.json")  # scored output of an earlier run
 REUSABLE_INPUTS = ("episodes", "vocabulary.npz")  # may be placed in a new folder to reuse them
 DEFAULT_VOCABULARY_SIZE = 1024  # k-means centres (Drive-JEPA uses 8,192)
 DEFAULT_EVERY_S = 0.5  # scene spacing [s]
-GENERATED_ROUTES = 4  # routes generated on a town when no route file is given
-GENERATED_ROUTE_M = 300.0  # their length [m]
 KIND_NAMES = {ActorKind.VEHICLE: "vehicle", ActorKind.PEDESTRIAN: "pedestrian",
               ActorKind.BICYCLE: "bicycle", ActorKind.STATIC: "static",
               ActorKind.EMERGENCY: "vehicle"}  # fmt: skip
@@ -94,6 +95,7 @@ class GenerateConfig:
     max_scenes: int | None = None
     max_routes: int | None = None
     workers: int = 1
+    ray_address: str | None = None  # score parts on Ray ('auto': a local cluster)
     vocabulary_size: int = DEFAULT_VOCABULARY_SIZE
     vocabulary_file: Path | None = None
     agent: str = "expert"
@@ -323,6 +325,65 @@ def _init_worker(town_name: str, vocab_path: Path | None, config: GenerateConfig
     _WORKER["episodes"] = {}
 
 
+class PartWorker:
+    """Scores parts in one process (this one, a pool worker or a Ray actor): the town, the
+    vocabulary and the config are loaded once, as :func:`_init_worker` does."""
+
+    def __init__(self, town_name: str, vocab_path: Path | None, config: GenerateConfig) -> None:
+        _init_worker(town_name, vocab_path, config)
+
+    def run(self, task: PartTask) -> tuple[str, dict[str, Any]]:
+        return run_part(task)
+
+
+MAX_PART_ATTEMPTS = 2  # a part whose worker was lost runs once more
+
+
+def part_pool(config: GenerateConfig, town: Town, vocab_path: Path | None, parts: int) -> Pool:
+    """Where parts are scored: Ray with ``config.ray_address`` (``workers`` actors when more
+    than one, else one per cluster CPU); else ``workers`` forked processes; else this one."""
+    spec = WorkerSpec(PartWorker, (town.name, vocab_path, config))
+    if config.ray_address is not None:
+        from harness.runner.ray_pool import RayPool
+
+        return RayPool(spec, config.workers if config.workers > 1 else None, config.ray_address)
+    if config.workers > 1 and parts > 1:
+        return ProcessPool(spec, min(config.workers, parts))
+    return InlinePool(spec)
+
+
+def score_parts(
+    pool: Pool, todo: list[PartTask], on_part: Callable[[PartTask, str, dict[str, Any]], None]
+) -> None:
+    """Score every part of ``todo`` on ``pool`` (closed afterwards), calling ``on_part`` as each
+    finishes; a part whose worker is lost runs again once, then the run stops (resumable)."""
+    queue = list(todo)
+    running = 0
+    attempts = {t.name: 0 for t in todo}
+    try:
+        while queue or running:
+            while queue and running < pool.capacity:
+                task = queue.pop(0)
+                attempts[task.name] += 1
+                pool.submit(task.name, task)
+                running += 1
+            for done in pool.wait(1.0):
+                running -= 1
+                task = done.item
+                if done.lost:
+                    if attempts[task.name] >= MAX_PART_ATTEMPTS:
+                        raise HarnessError(
+                            f"part {task.name} lost its worker {attempts[task.name]} times; "
+                            "run the same command again to resume from the finished parts"
+                        )
+                    queue.insert(0, task)
+                    continue
+                name, stats = done.value
+                on_part(task, name, stats)
+    finally:
+        pool.close()
+
+
 def run_part(task: PartTask) -> tuple[str, dict[str, Any]]:
     """Score one part's scenes and write its files (in a worker or inline)."""
     town: Town = _WORKER["town"]
@@ -429,26 +490,16 @@ def generate(
     if progress:
         progress(finished, total)
     t_score = time.perf_counter()
-    if config.workers > 1 and len(todo) > 1:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(
-            config.workers, ctx, _init_worker, (town.name, vocab_path, config)
-        ) as pool:
-            futs = {pool.submit(run_part, t): t for t in todo}
-            for f in as_completed(futs):
-                name, stats = f.result()
-                done[name] = stats
-                finished += len(futs[f].rows)
-                if progress:
-                    progress(finished, total)
-    else:
-        _init_worker(town.name, vocab_path, config)
-        for t in todo:
-            name, stats = run_part(t)
-            done[name] = stats
-            finished += len(t.rows)
-            if progress:
-                progress(finished, total)
+
+    def on_part(task: PartTask, name: str, stats: dict[str, Any]) -> None:
+        nonlocal finished
+        done[name] = stats
+        finished += len(task.rows)
+        if progress:
+            progress(finished, total)
+
+    if todo:
+        score_parts(part_pool(config, town, vocab_path, len(todo)), todo, on_part)
     score_s = time.perf_counter() - t_score
 
     names = [t.name for t in tasks]

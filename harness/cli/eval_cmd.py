@@ -1,10 +1,15 @@
-"""`harness eval`: leaderboard-style closed-loop evaluation of an agent on a route file.
+"""`harness eval`: leaderboard-style closed-loop evaluation of an agent on a route file (or on
+routes generated for a town, written to OUT/routes_<town>.xml), in this process, a pool of
+worker processes (--workers) or on a Ray cluster (--ray).
 
-Writes OUT/results.json (leaderboard format) after every route and resumes from it; prints one
-table row per route, the global record and the Bench2Drive metrics over the route file. Exit status 0 when the run completes (failed routes
-included), 2 on bad input (agent, route file, subset, settings, invalid sensors, a route whose
-town is unknown or that cannot be planned, a resume with other settings than OUT/harness/run.json's),
-130 when interrupted (results.json then holds the finished routes; run again to resume).
+Writes OUT/results.json (leaderboard format) as routes finish, in record-index order, and
+resumes from it; shows a live progress bar on stderr when it is a terminal (not with --quiet);
+prints one table row per route, the global record, the Bench2Drive metrics over the route
+file and the closed-loop PDMS / EPDMS. Exit status 0 when the run completes
+(failed routes included), 2 on bad input (agent, route file, subset, settings, invalid sensors,
+a route whose town is unknown or that cannot be planned, a resume with other settings than
+OUT/harness/run.json's, --ray without Ray installed), 130 when interrupted (results.json then holds the
+finished routes; run again to resume).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from harness.runner.backends import BACKENDS, BackendSpec
 from harness.runner.closed_loop import ClosedLoopSummary, closed_loop_summary
 from harness.runner.config import PENALTY_TABLES, Mode, RunConfig
 from harness.runner.evaluation import EvaluationResult, run_evaluation
+from harness.runner.ray_pool import import_ray
 from harness.runner.time_limit import DEFAULT_AGENT_TIMEOUT_S
+from harness.runner.town_routes import town_routes_path, write_town_routes
 from harness.world.backend import TrafficConfig
 from teachers.closed_loop import ClosedLoopScoring
 
@@ -50,7 +57,7 @@ BACKEND_HELP = ("embedded", f"Simulator backend: {' or '.join(BACKENDS)}.")
 def build_config(
     *,
     agent: str,
-    routes: Path,
+    routes: Path | None,
     subset: str | None,
     out: Path,
     agent_config: str,
@@ -66,10 +73,25 @@ def build_config(
     backend: BackendSpec | None = None,
     agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S,
     closed_loop: bool = True,
+    town: str | None = None,
+    workers: int | None = None,
+    ray: str | None = None,
+    repetitions: int = 1,
 ) -> RunConfig:
     """The RunConfig of the command-line options (the only place defaults are overridden).
     Without --penalties the table follows the mode: Bench2Drive's own table in bench2drive mode
-    (its statistics manager marks the min-speed penalty 'unused'), the 2.0 table otherwise."""
+    (its statistics manager marks the min-speed penalty 'unused'), the 2.0 table otherwise.
+    With ``town`` instead of ``routes`` the town's generated routes are written into ``out``
+    (once every other option has been checked)."""
+    if (routes is None) == (town is None):
+        raise ConfigError(
+            "give exactly one of --routes FILE (a leaderboard route XML) and --town T (routes "
+            "generated for that town)"
+        )
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if repetitions < 1:
+        raise ConfigError(f"--repetitions must be >= 1, got {repetitions}")
     if blocked_time_s is not None:
         number(blocked_time_s, "--blocked-time", low=0.0, low_open=True)
     number(agent_timeout_s, "--agent-timeout", low=0.0, low_open=True)
@@ -80,7 +102,7 @@ def build_config(
         raise ConfigError(
             f"--penalties must be one of {', '.join(PENALTY_TABLES)}, got {penalties!r}"
         )
-    if not routes.is_file():
+    if routes is not None and not routes.is_file():
         raise ConfigError(f"route file {routes} does not exist; pass a leaderboard route XML")
     m = _mode(mode)
     criteria = m.criteria()
@@ -90,14 +112,21 @@ def build_config(
             min_speed_checkpoints=criteria.min_speed_checkpoints,
             speed_limit_mps=criteria.speed_limit_mps, route_deviation_m=criteria.route_deviation_m,
         )  # fmt: skip
-    return RunConfig.for_mode(
-        m, agent=agent, routes_file=routes, out_dir=out, agent_config=agent_config,
+    config = RunConfig.for_mode(
+        m, agent=agent, out_dir=out, agent_config=agent_config,
+        routes_file=routes if routes is not None else town_routes_path(out, str(town)),
         subset=subset, criteria=criteria, penalties=PENALTY_TABLES[penalties],
         traffic=TrafficConfig(vehicles=traffic, pedestrians=pedestrians), seed=seed,
         record=record, resume=resume, rerun_crashed=rerun_crashed,
         backend=backend or BackendSpec(), agent_timeout_s=agent_timeout_s,
         route_observers=(ClosedLoopScoring(),) if closed_loop else (),
+        workers=workers, ray_address=ray, repetitions=repetitions,
     )  # fmt: skip
+    if ray is not None:
+        import_ray()  # not installed: one line saying how, before any file is written
+    if town is not None:  # every option is valid: now the routes file may be written
+        write_town_routes(town, config.routes_file, seed, resume)
+    return config
 
 
 DEFAULT_PENALTIES_BY_MODE = {"bench2drive": "bench2drive", "leaderboard": "2.0"}
@@ -193,7 +222,12 @@ def closed_loop_table(summary: ClosedLoopSummary) -> Table:
 @app.command("eval")
 def eval_command(
     agent: str = typer.Option(..., "--agent", help="Registered agent name or agent .py file."),
-    routes: Path = typer.Option(..., "--routes", help="Leaderboard route XML file."),
+    routes: Path | None = typer.Option(None, "--routes", help="Leaderboard route XML file."),
+    town: str | None = typer.Option(
+        None,
+        "--town",
+        help="Instead of --routes: routes generated for this town (written to OUT/routes_T.xml).",
+    ),
     routes_subset: str | None = typer.Option(
         None, "--routes-subset", help="Route indices in file order, e.g. '0,3-5' (default all)."
     ),
@@ -236,6 +270,22 @@ def eval_command(
         "--closed-loop/--no-closed-loop",
         help="Score the agent's plans (or executed path) with PDMS / EPDMS every 0.5 s.",
     ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        help="Worker processes running routes in parallel (default 1; with --ray: actors, "
+        "default one per cluster CPU). Results do not depend on it.",
+    ),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        help="Run routes on a Ray cluster: its address, or 'auto' to start a local one "
+        "(pip install 'harness[ray]').",
+    ),
+    repetitions: int = typer.Option(
+        1, "--repetitions", help="Run every route this many times (ids ..._rep<i>, own seeds)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Evaluate an agent on a route file, leaderboard style (exit 0 even when routes fail)."""
     config = build_config(
@@ -244,13 +294,14 @@ def eval_command(
         pedestrians=pedestrians, record=record, penalties=penalties, mode=mode,
         blocked_time_s=blocked_time,
         backend=BackendSpec(backend, host=carla_host, port=carla_port),
-        agent_timeout_s=agent_timeout, closed_loop=closed_loop,
+        agent_timeout_s=agent_timeout, closed_loop=closed_loop, town=town, workers=workers,
+        ray=ray, repetitions=repetitions,
     )  # fmt: skip
     console = Console()
     if not console.is_terminal:  # piped / captured: do not squeeze the tables to 80 columns
         console = Console(width=WIDE_CONSOLE)
     try:
-        result = run_evaluation(config, progress=sys.stderr.isatty())
+        result = run_evaluation(config, progress=sys.stderr.isatty() and not quiet)
     except KeyboardInterrupt:
         Console(stderr=True).print(
             f"interrupted; {config.results_path} holds the finished routes; run the same "

@@ -64,6 +64,11 @@ def gen_teachers(
     max_scenes: int | None = typer.Option(None, min=1, help="Stop after this many scenes."),
     max_routes: int | None = typer.Option(None, min=1, help="Use only the first N routes."),
     workers: int = typer.Option(1, min=1, help="Driving / scoring processes."),
+    ray: str | None = typer.Option(
+        None, "--ray",
+        help="Score on a Ray cluster: its address, or 'auto' to start a local one "
+        "(pip install 'harness[ray]'); --workers then counts actors (default one per CPU).",
+    ),
     threshold: float = typer.Option(0.95, help="Minimum EPDMS of a teacher."),
     vocab_size: int = typer.Option(1024, min=1, max=8192, help="Trajectory vocabulary size."),
     vocabulary: Path | None = typer.Option(None, help="Use this vocabulary .npz instead."),
@@ -99,9 +104,15 @@ def gen_teachers(
         read_route_file(routes)  # a malformed file is reported before any work starts
     if vocabulary is not None and not vocabulary.is_file():
         raise ConfigError(f"--vocabulary {vocabulary} is not a file")
+    if ray is not None:
+        from harness.runner.ray_pool import import_ray
+
+        if not ray.strip():
+            raise ConfigError("--ray needs 'auto' or a cluster address such as 10.0.0.5:6379")
+        import_ray()  # not installed: one line saying how, before any work
     cfg = GenerateConfig(
         town=town, out=out, routes_file=routes, every_s=every, max_scenes=max_scenes, max_routes=max_routes,
-        workers=workers, vocabulary_size=vocab_size, vocabulary_file=vocabulary, agent=agent,
+        workers=workers, ray_address=ray, vocabulary_size=vocab_size, vocabulary_file=vocabulary, agent=agent,
         seed=seed, reactive=reactive, command_line=tuple(sys.argv),
         backend=BackendSpec(backend, host=carla_host, port=carla_port),
     )  # fmt: skip

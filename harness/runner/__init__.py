@@ -2,7 +2,9 @@
 
 Modules: ``config`` (RunConfig, Mode, penalty choices), ``subset`` (``--routes-subset``
 parsing), ``steps`` (per-step metrics Parquet), ``route_runner`` (RouteRunner: one route end to
-end), ``evaluation`` (run_evaluation: all routes, results.json after every route, resume).
+end), ``evaluation`` (run_evaluation: all routes, results.json in record-index order, resume,
+retries), ``pool`` / ``ray_pool`` (where routes run: this process, forked workers, Ray actors),
+``town_routes`` (routes generated for ``--town``).
 """
 
 from harness.runner.config import PENALTY_TABLES, Mode, RunConfig

@@ -71,7 +71,11 @@ class RunConfig:
     subset and on resume); ``record`` also writes one full episode recording per route;
     ``backend`` says which simulator runs the routes; ``agent_timeout_s`` bounds every call into
     the agent; ``route_observers`` build one extension observer per route (e.g. the closed-loop
-    PDMS / EPDMS scoring; picklable, see :mod:`harness.runner.extensions`).
+    PDMS / EPDMS scoring; picklable, see :mod:`harness.runner.extensions`); ``repetitions`` runs
+    every route that many times (record ids ``..._rep<i>``, a seed per repetition). Where the
+    routes run is no part of the results: ``workers`` processes (None: one; with Ray, one actor
+    per CPU of the cluster) and ``ray_address`` (None: no Ray; 'auto': a local cluster; else a
+    cluster's address).
     """
 
     agent: str
@@ -91,8 +95,23 @@ class RunConfig:
     plan_spacing_m: float = BENCH2DRIVE_PLAN_SPACING_M
     agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S  # per agent call (setup, run_step, destroy)
     route_observers: tuple[RouteObserverFactory, ...] = ()
+    repetitions: int = 1
+    workers: int | None = None
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
+        if self.repetitions < 1:
+            raise ConfigError(f"repetitions must be >= 1, got {self.repetitions}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.ray_address is not None and not self.ray_address.strip():
+            raise ConfigError("--ray needs 'auto' or a cluster address such as 10.0.0.5:6379")
+        parallel = (self.workers or 1) > 1 or self.ray_address is not None
+        if parallel and self.backend.name == "carla":
+            raise ConfigError(
+                "the carla backend runs one route at a time on its server; drop --workers / "
+                "--ray, or run one harness eval per CARLA server"
+            )
         if not self.agent_timeout_s > 0:
             raise ConfigError(f"agent_timeout_s must be > 0, got {self.agent_timeout_s}")
         if self.plan_spacing_m <= 0:
@@ -120,10 +139,11 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """The fingerprint a resumed run must share with the run it continues: everything that
         changes route results or the outputs (agent file and config with their content hashes,
-        route file content hash, subset, mode, criteria, penalties, traffic, seed, recording);
+        route file content hash, subset, mode, criteria, penalties, traffic, seed, recording,
+        repetitions; not the workers or Ray);
         stored in ``OUT/run.json``."""
         c = self.criteria
-        return {
+        ident: dict[str, Any] = {
             "agent": _canonical(self.agent),
             "agent_sha256": file_sha256(self.agent),
             "agent_config": _canonical(self.agent_config) if self.agent_config else "",
@@ -150,3 +170,6 @@ class RunConfig:
             "record": self.record,
             "plan_spacing_m": self.plan_spacing_m,
         }
+        if self.repetitions != 1:  # only then: folders of earlier one-repetition runs still resume
+            ident["repetitions"] = self.repetitions
+        return ident

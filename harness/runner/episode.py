@@ -220,4 +220,3 @@ def ego_arrived(end_xy: Sequence[float], radius_m: float, stopped_mps: float) ->
 def any_of(*rules: StopRule) -> StopRule:
     """Stop when any of ``rules`` does."""
     return lambda state, ticks: any(r(state, ticks) for r in rules)
-

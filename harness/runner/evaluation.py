@@ -1,7 +1,17 @@
-"""All routes of a route file (or a subset): load the agent once, run the routes in file order,
-commit ``OUT/results.json`` (leaderboard format, atomic) after every route, and resume an
+"""All routes of a route file (or a subset), each ``repetitions`` times: run them in this process,
+in a pool of worker processes (``workers``) or on Ray actors (``ray_address``), commit
+``OUT/results.json`` (leaderboard format, atomic) in record-index order, and resume an
 interrupted run from that file. Every selected route must load and plan before the first one
-runs; a resume must match the fingerprint in ``harness/run.json`` (see ``RunConfig.identity``).
+runs; a resume must match the fingerprint in ``harness/run.json`` (see ``RunConfig.identity``;
+the number of workers and Ray are not part of it: results are the same whatever runs them).
+
+Records are committed in index order: a route that finishes before a lower-indexed one still
+running is kept in memory until the gap closes, so results.json always holds records 0 .. k-1
+and ``progress[0] = k``, as the leaderboard writes it, and a resume (the leaderboard's rule:
+restart at ``progress[0]``) re-runs only what was not committed. A route that ends "Failed -
+Agent crashed", "Failed - Simulation crashed" or "Failed - Agent couldn't be set up", or whose
+worker process / Ray actor is lost, runs once more; a second loss records it as "Failed -
+Simulation crashed" and the run goes on.
 
 Outputs in ``OUT``: ``results.json`` (the only JSON file at the top, so Bench2Drive's
 ``merge_route_json.py -f OUT`` reads it alone); ``harness/run.json`` (the run's settings and its
@@ -19,12 +29,20 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from harness.errors import ConfigError, MapLoadError, RouteFileError, UnknownTownError
 from harness.fingerprint import fingerprint_diff
@@ -32,17 +50,24 @@ from harness.io import atomic_write_json
 from harness.leaderboard.agent import is_privileged
 from harness.leaderboard.bench2drive import Bench2DriveMetrics, run_stamp, sensor_icons
 from harness.leaderboard.loader import load_agent
+from harness.leaderboard.outcome import (
+    FAILURE_AGENT_INIT,
+    FAILURE_AGENT_RUNTIME,
+    FAILURE_SIMULATION,
+    failed_status,
+)
 from harness.leaderboard.results import (
     ResultsFile,
     RouteRecord,
-    leaderboard_route_id,
     resume_plan,
 )
 from harness.maps import load_town
 from harness.routes.interpolate import plan_route
 from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file
+from harness.runner.backends import prepare_for_workers
 from harness.runner.config import RunConfig
+from harness.runner.pool import Done, InlinePool, Pool, ProcessPool, WorkerSpec
 from harness.runner.route_runner import (
     RouteJob,
     RouteResult,
@@ -64,6 +89,15 @@ LEGACY_RUN_FILE = "run.json"  # where runs before the harness/ folder kept it (r
 
 RouteCallback = Callable[[RouteConfig, RouteResult], None]
 
+MAX_ATTEMPTS = (
+    2  # a route whose agent / simulator crashed, or whose worker was lost, runs again once
+)
+RETRIED_STATUSES = frozenset(
+    failed_status(r) for r in (FAILURE_AGENT_RUNTIME, FAILURE_SIMULATION, FAILURE_AGENT_INIT)
+)
+"""Record statuses that count as a crash (the route is run once more)."""
+PROGRESS_REFRESH_S = 0.25  # [s] how often the progress bar redraws while routes run
+
 
 @dataclass(frozen=True)
 class EvaluationResult:
@@ -73,7 +107,7 @@ class EvaluationResult:
     results_path: Path
     results: dict[str, Any]  # the results.json content
     records: tuple[RouteRecord, ...]
-    routes: tuple[RouteConfig, ...]  # the selected routes, in record-index order
+    routes: tuple[RouteConfig, ...]  # the route of every record index (repetitions repeat it)
     ran: tuple[int, ...]
     privileged: bool
     bench2drive: Bench2DriveMetrics | None = None
@@ -82,6 +116,33 @@ class EvaluationResult:
     def global_record(self) -> dict[str, Any]:
         gr: dict[str, Any] = self.results["_checkpoint"]["global_record"]
         return gr
+
+
+class RouteWorker:
+    """Runs routes of one evaluation in one process (this one, a pool worker or a Ray actor):
+    loads the agent class by name or path once and keeps one :class:`RouteRunner`."""
+
+    def __init__(self, config: RunConfig) -> None:
+        agent_cls, _ = load_agent(config.agent)
+        self.runner = RouteRunner(config, agent_cls)
+
+    def run(self, job: RouteJob) -> RouteResult:
+        return self.runner.run(job)
+
+
+def route_jobs(
+    config: RunConfig, chosen: list[RouteConfig], selection: tuple[int, ...]
+) -> list[RouteJob]:
+    """The run's jobs in record-index order: each selected route, ``config.repetitions`` times in
+    a row (the leaderboard's route indexer order), each repetition with its own seed."""
+    reps = config.repetitions
+    return [
+        RouteJob(
+            k * reps + rep, selection[k], route, route_seed(config.seed, selection[k], rep), rep
+        )
+        for k, route in enumerate(chosen)
+        for rep in range(reps)
+    ]
 
 
 def select_routes(config: RunConfig) -> tuple[list[RouteConfig], tuple[int, ...]]:
@@ -168,6 +229,51 @@ def _write_run_file(config: RunConfig, privileged: bool, stamp: str) -> None:
     (config.out_dir / LEGACY_RUN_FILE).unlink(missing_ok=True)  # keep results.json the only JSON
 
 
+def make_pool(config: RunConfig, jobs: int) -> Pool:
+    """Where the routes run: Ray actors with ``config.ray_address``; else ``config.workers``
+    forked processes (at most one per job) when more than one; else this process."""
+    spec = WorkerSpec(RouteWorker, (config,))
+    if config.ray_address is not None:
+        from harness.runner.ray_pool import RayPool
+
+        prepare_for_workers(config.backend)  # the kernels are in numba's cache for the actors
+        return RayPool(spec, config.workers, config.ray_address)
+    size = min(config.workers or 1, jobs)
+    if size > 1:
+        prepare_for_workers(config.backend)
+        return ProcessPool(spec, size)
+    return InlinePool(spec)
+
+
+class EvalProgress:
+    """The live progress bar on stderr: routes done / total, the running mean DS of the finished
+    routes, elapsed time, ETA and the routes in flight. With ``threaded`` False it is redrawn
+    only by :meth:`update` from the scheduling loop: no refresh thread runs while the process
+    pool forks workers (at its start and to replace a lost one)."""
+
+    def __init__(self, enabled: bool, total: int, done: int, threaded: bool = True) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("DS {task.fields[ds]}"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), TextColumn("{task.description}"),
+            console=Console(stderr=True), disable=not enabled, transient=False,
+            auto_refresh=threaded,
+        )  # fmt: skip
+        self.total = total
+        self.task: TaskID = self.bar.add_task("", total=total, completed=done, ds="-")
+
+    def update(self, done: int, scores: list[float], running: list[str]) -> None:
+        """Show ``done`` routes finished, the mean of ``scores`` (DS) and ``running`` routes."""
+        ds = f"{sum(scores) / len(scores):.2f}" if scores else "-"
+        shown = ", ".join(running[:3]) + (f" +{len(running) - 3}" if len(running) > 3 else "")
+        self.bar.update(self.task, completed=done, ds=ds, description=shown)
+        self.bar.refresh()
+
+
+def _is_crash(result: RouteResult) -> bool:
+    return result.record.status in RETRIED_STATUSES
+
+
 def run_evaluation(
     config: RunConfig,
     *,
@@ -178,51 +284,46 @@ def run_evaluation(
 
     Bad input (route file, subset, agent path, a results.json of another run, invalid agent
     sensors) raises a HarnessError; route-level failures become route statuses. ``on_route`` is
-    called after each route is committed; ``progress`` shows a rich progress bar on stderr.
+    called after each route is committed (in record-index order); ``progress`` shows the live
+    progress bar on stderr.
     """
     routes, selection = select_routes(config)
     check_routes_runnable(routes, selection)
     agent_cls, _ = load_agent(config.agent)
     privileged = is_privileged(agent_cls)
     chosen = [routes[i] for i in selection]
-    route_ids = [leaderboard_route_id(r.id) for r in chosen]
-    results, todo = open_results(config, route_ids)
+    jobs = route_jobs(config, chosen, selection)
+    results, todo = open_results(config, [j.save_name for j in jobs])
     stamp = (_stored_stamp(config) if results.records else None) or run_stamp()
+    jobs = [replace(j, stamp=stamp) for j in jobs]
     _write_run_file(config, privileged, stamp)
     results.privileged = privileged
     fresh: dict[int, list[InfractionRow]] = {}
-    runner = RouteRunner(config, agent_cls)
     ran: list[int] = []
-    console = Console(stderr=True)
-    bar = Progress(
-        TextColumn("[bold]eval[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), console=console, disable=not progress, transient=False,
-    )  # fmt: skip
+    forks = config.ray_address is None and min(config.workers or 1, len(todo)) > 1
+    bar = EvalProgress(progress, len(jobs), len(jobs) - len(todo), threaded=not forks)
+
+    def commit(result: RouteResult) -> None:
+        job = jobs[result.record.index]
+        if result.sensors and not results.sensors:
+            results.sensors = sensor_icons(result.sensors)
+        fresh[job.index] = outcome_infraction_rows(
+            job.index, job.route.id, result.record.route_id, result.outcome
+        )
+        results.commit(result.record)
+        ran.append(job.index)
+        log.info(
+            "route %s: %s, DS %.2f", job.save_name, result.record.status,
+            result.record.scores.score_composed,
+        )  # fmt: skip
+        if on_route is not None:
+            on_route(job.route, result)
+
     try:
-        with bar:
-            task = bar.add_task("", total=len(todo))
-            for index in todo:
-                route = chosen[index]
-                bar.update(task, description=f"route {route.id} ({route.town})")
-                job = RouteJob(
-                    index, selection[index], route, route_seed(config.seed, selection[index]),
-                    stamp,
-                )
-                result = runner.run(job)
-                if result.sensors and not results.sensors:
-                    results.sensors = sensor_icons(result.sensors)
-                fresh[index] = outcome_infraction_rows(
-                    index, route.id, result.record.route_id, result.outcome
-                )
-                results.commit(result.record)
-                ran.append(index)
-                log.info(
-                    "route %s: %s, DS %.2f", route.id, result.record.status,
-                    result.record.scores.score_composed,
-                )  # fmt: skip
-                if on_route is not None:
-                    on_route(route, result)
-                bar.advance(task)
+        with bar.bar:
+            if todo:
+                _schedule(config, [jobs[i] for i in todo], RouteRunner(config, agent_cls),
+                          commit, bar, results)  # fmt: skip
     except KeyboardInterrupt:
         log.warning(
             "interrupted: %s holds %d finished routes; run again with --resume to continue",
@@ -230,8 +331,68 @@ def run_evaluation(
         )  # fmt: skip
         raise
     finally:
-        metrics = write_run_tables(config.out_dir, routes, chosen, results.records, fresh)
+        metrics = write_run_tables(
+            config.out_dir, routes, [j.route for j in jobs], results.records, fresh
+        )
     return EvaluationResult(
-        results.path, results.to_json(), tuple(results.records), tuple(chosen), tuple(ran),
-        privileged, metrics,
+        results.path, results.to_json(), tuple(results.records), tuple(j.route for j in jobs),
+        tuple(ran), privileged, metrics,
     )  # fmt: skip
+
+
+def _schedule(
+    config: RunConfig,
+    todo: list[RouteJob],
+    runner: RouteRunner,
+    commit: Callable[[RouteResult], None],
+    bar: EvalProgress,
+    results: ResultsFile,
+) -> None:
+    """Run ``todo`` (in index order) on the pool, retry crashes once, and ``commit`` results in
+    index order as the gaps close."""
+    queue = list(todo)  # next to submit, in index order (retries go to the front)
+    order = [j.index for j in todo]  # commit order
+    finished: dict[int, RouteResult] = {}  # done but waiting for a lower index
+    attempts = dict.fromkeys(order, 0)
+    running: dict[int, RouteJob] = {}
+    pool = make_pool(config, len(todo))
+    try:
+        while order:
+            while queue and len(running) < pool.capacity:
+                job = queue.pop(0)
+                attempts[job.index] += 1
+                running[job.index] = job
+                pool.submit(job.index, job)
+            for done in pool.wait(PROGRESS_REFRESH_S):
+                job = running.pop(int(done.key))  # type: ignore[call-overload]
+                result = _settle(done, job, runner, attempts[job.index])
+                if result is None:
+                    queue.insert(0, job)
+                    continue
+                finished[job.index] = result
+            while order and order[0] in finished:
+                commit(finished.pop(order.pop(0)))
+            scores = [r.scores.score_composed for r in results.records]
+            scores += [r.record.scores.score_composed for r in finished.values()]
+            bar.update(
+                bar.total - len(order) + len(finished), scores,
+                [running[i].save_name for i in sorted(running)],
+            )  # fmt: skip
+    finally:
+        pool.close()
+
+
+def _settle(done: Done, job: RouteJob, runner: RouteRunner, attempt: int) -> RouteResult | None:
+    """The result to keep for a finished attempt, or None to run the route again."""
+    if done.lost:
+        if attempt < MAX_ATTEMPTS:
+            log.warning("route %s: its worker was lost; running it again", job.save_name)
+            return None
+        log.warning("route %s: its worker was lost twice -> %s", job.save_name,
+                    failed_status(FAILURE_SIMULATION))  # fmt: skip
+        return runner.failed(job, FAILURE_SIMULATION)
+    result: RouteResult = done.value
+    if _is_crash(result) and attempt < MAX_ATTEMPTS:
+        log.warning("route %s: %s; running it again", job.save_name, result.record.status)
+        return None
+    return result

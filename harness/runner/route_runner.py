@@ -70,20 +70,22 @@ _PHASE_FAILURE = {
 
 @dataclass(frozen=True)
 class RouteJob:
-    """One route to run: ``index`` its record index in this run (position in the subset),
-    ``file_index`` its position in the route file, ``seed`` its episode seed, ``stamp`` the
-    run's Bench2Drive save_name time stamp."""
+    """One route to run: ``index`` its record index in this run (position in the subset times
+    the repetitions, plus ``repetition``), ``file_index`` its position in the route file,
+    ``seed`` its episode seed, ``stamp`` the run's Bench2Drive save_name time stamp.
+    Picklable: worker processes and Ray actors receive it."""
 
     index: int
     file_index: int
     route: RouteConfig
     seed: int
+    repetition: int = 0
     stamp: str = ""
 
     @property
     def save_name(self) -> str:
         """The record's route id, also the stem of the route's output files."""
-        return leaderboard_route_id(self.route.id)
+        return leaderboard_route_id(self.route.id, self.repetition)
 
     @property
     def record_save_name(self) -> str:
@@ -141,10 +143,13 @@ def _boundary(reason: str, what: str, route_id: str) -> Iterator[None]:
         raise _RouteFailure(reason) from exc
 
 
-def route_seed(run_seed: int, file_index: int) -> int:
-    """The episode seed of the route at ``file_index`` of the file in a run seeded ``run_seed``
-    (independent of the subset and of the order routes run in, so resumed runs match)."""
-    return int(np.random.SeedSequence([run_seed, file_index]).generate_state(1)[0])
+def route_seed(run_seed: int, file_index: int, repetition: int = 0) -> int:
+    """The episode seed of repetition ``repetition`` of the route at ``file_index`` of the file
+    in a run seeded ``run_seed`` (independent of the subset, of the order routes run in and of
+    the process that runs them, so resumed and parallel runs match; repetition 0 keeps the seed
+    of a run without repetitions)."""
+    entropy = [run_seed, file_index] + ([repetition] if repetition else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def keypoint_length_m(route: RouteConfig) -> float:
@@ -251,6 +256,12 @@ class RouteRunner:
         metrics = {o.name: m for o in extras if (m := o.finish()) is not None}
         record = self._record(job, outcome, wall0)
         return RouteResult(record, outcome, sensors, steps_path, recording, metrics)
+
+    def failed(self, job: RouteJob, reason: str) -> RouteResult:
+        """The result of a route that produced none (its worker process or Ray node was lost):
+        failed with ``reason`` and no progress, as a route that never started."""
+        outcome = self._unplanned_outcome(job.route, reason)
+        return RouteResult(self._record(job, outcome, time.monotonic()), outcome, (), None, None)
 
     # ------------------------------------------------------------------ steps of a route
     def _build_scenario(
