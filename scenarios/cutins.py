@@ -14,7 +14,7 @@ from py_trees.composites import Parallel, Sequence
 from harness.routes.model import Pose, ScenarioConfig
 from harness.world.backend import ActorSpec
 from harness.world.state import ActorKind
-from scenarios.basic import BasicScenario
+from scenarios.basic import SCENARIO_TIMEOUT_S, BasicScenario
 from scenarios.behaviours import (
     CutIn,
     HoldSetup,
@@ -160,6 +160,8 @@ class ParkingExit(BasicScenario):
     ``behind_vehicle_distance`` m behind (centre to centre); it must pull out into its lane. The
     cars stay; the scenario ends when the ego has driven PASS_MARGIN_M along the route.
     ScenarioRunner uses the parking lane; here the spot is the road edge (``parked_lateral``)."""
+
+    timeout_s = SCENARIO_TIMEOUT_S
 
     def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:
         super().__init__(ctx, config)

@@ -14,7 +14,7 @@ from py_trees.behaviour import Behaviour
 
 from harness.errors import ConfigError
 from harness.routes.model import ScenarioConfig
-from scenarios.basic import BasicScenario
+from scenarios.basic import SCENARIO_TIMEOUT_S, BasicScenario
 from scenarios.context import ScenarioContext
 from scenarios.placement import Path, lane_route, route_index
 from scenarios.traffic_behaviours import ActorFlow
@@ -28,6 +28,7 @@ END_MARGIN_M = (
 
 class _Flow(BasicScenario):
     default_speed_mps = 10.0
+    timeout_s = SCENARIO_TIMEOUT_S
     default_spacing_m = (20.0, 40.0)
 
     def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:

@@ -21,7 +21,7 @@ from py_trees.composites import Parallel, Sequence
 from harness.routes.model import ScenarioConfig
 from harness.world.backend import ActorSpec
 from harness.world.state import ActorKind
-from scenarios.basic import BasicScenario
+from scenarios.basic import SCENARIO_TIMEOUT_S, BasicScenario
 from scenarios.behaviours import FollowPath, HoldSetup, Idle, SwitchWrongDirectionTest
 from scenarios.context import ScenarioContext
 from scenarios.placement import (
@@ -62,6 +62,7 @@ class _LaneObstacle(BasicScenario, ABC):
 
     default_distance_m = 40.0
     lateral_fraction = LATERAL_FRACTION
+    timeout_s = SCENARIO_TIMEOUT_S
 
     def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:
         super().__init__(ctx, config)

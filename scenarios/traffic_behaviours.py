@@ -12,7 +12,7 @@ from py_trees.common import Status
 from harness.dynamics.idm import IDMParams, idm_accel
 from harness.leaderboard.route_criteria import ReportKind
 from harness.world.backend import ActorCommand, ActorSpec
-from harness.world.state import ActorKind
+from harness.world.state import COLLISION_EVENTS, ActorKind
 from scenarios.behaviours import ActorPool, ScenarioBehaviour, actor_row
 from scenarios.context import ControlNoise, ScenarioContext
 from scenarios.placement import Path, path_s, path_yaw
@@ -36,8 +36,10 @@ EV_IDM = IDMParams(a_max_mps2=3.0, b_comf_mps2=4.0, s0_m=3.0, headway_s=0.8)
 
 class ActorFlow(ScenarioBehaviour):
     """ScenarioRunner's ActorFlow: vehicles appear at the source (``path[0]``) whenever the last
-    one is a spacing drawn from U(``spacing_m``) away, drive the path at ``speed_mps`` keeping an
-    IDM gap to each other (``ignore_others=False``) and are removed at the sink (``path[-1]``).
+    one is a spacing drawn from U(``spacing_m``) away, drive the path at ``speed_mps`` ignoring
+    every other vehicle, the ego included (its Traffic Manager ignores vehicles, lights and signs
+    at constant velocity), and are removed at the sink (``path[-1]``). As there, once the ego
+    has collided with a flow vehicle the whole flow starts keeping gaps (``ignore_others=False``).
     ``prefill`` also places vehicles along the path at start (so a flow exists when the ego
     arrives instead of growing from the source). Runs until stopped (RUNNING)."""
 
@@ -57,6 +59,7 @@ class ActorFlow(ScenarioBehaviour):
         self.spacing = (min(spacing_m), max(spacing_m))
         self.prefill = prefill
         self.vehicles: list[int] = []
+        self.ignore_others = True
         self._yaw = path_yaw(self.path)
         self._s = path_s(self.path)
         self._next_gap = 0.0
@@ -79,10 +82,23 @@ class ActorFlow(ScenarioBehaviour):
                 speed=self.speed,
             )
         )
-        self.ctx.backend.command_actor(
-            aid, ActorCommand(self.path, self.speed, 3.0, 6.0, ignore_others=False)
-        )
+        self.ctx.backend.command_actor(aid, self._command())
         self.vehicles.append(aid)
+
+    def _command(self) -> ActorCommand:
+        return ActorCommand(self.path, self.speed, 3.0, 6.0, ignore_others=self.ignore_others)
+
+    def _stop_ignoring_on_collision(self) -> None:
+        """ScenarioRunner's stop_constant_velocity: a collision with a flow vehicle makes every
+        flow vehicle (present and future) keep gaps from then on."""
+        if not self.ignore_others or not self.vehicles:
+            return
+        hit = {e.other_id for e in self.ctx.state.events if e.kind in COLLISION_EVENTS}
+        if hit.isdisjoint(self.vehicles):
+            return
+        self.ignore_others = False
+        for aid in self.vehicles:
+            self.ctx.backend.command_actor(aid, self._command())
 
     def initialise(self) -> None:
         if len(self.path) < 2:
@@ -100,6 +116,7 @@ class ActorFlow(ScenarioBehaviour):
     def update(self) -> Status:
         if len(self.path) < 2:
             return Status.RUNNING
+        self._stop_ignoring_on_collision()
         a = self.ctx.state.actors
         for aid in list(self.vehicles):
             r = actor_row(self.ctx, aid)

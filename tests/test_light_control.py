@@ -116,7 +116,9 @@ def test_carla_holds_set_state_stretch_the_times_and_restore_them() -> None:
     assert light.state == carla.TrafficLightState.Red
     # ScenarioRunner: every phase time = duration + the light's elapsed time
     assert (light.green, light.yellow, light.red) == (9.0, 9.0, 9.0)
-    holds.force(3, light, LightState.GREEN, now_s=15.0, duration_s=None)  # re-forced: keeps the original
+    holds.force(
+        3, light, LightState.GREEN, now_s=15.0, duration_s=None
+    )  # re-forced: keeps the original
     assert light.state == carla.TrafficLightState.Green and light.green == HOLD_FOREVER_S + 4.0
     holds.expire(1.0e5)
     assert 3 in holds.holds, "held until released"
