@@ -131,6 +131,10 @@ class BasicScenario:
         e.g. switching a criterion back on)."""
         return []
 
+    def end_condition(self) -> Behaviour:
+        """What ends the scenario (override): by default the ego passing :meth:`end_s_m`."""
+        return WaitUntilEgoPassed(self.ctx, self.end_s_m())
+
     def end_s_m(self) -> float:
         """Route arc length the ego must pass for the scenario to end."""
         return self.trigger_s_m + self.end_distance_m
@@ -158,7 +162,7 @@ class BasicScenario:
         self.trigger = self.make_trigger()
         children: list[Behaviour] = [
             py_trees.composites.Sequence("behaviour", True, [self.behaviour(), Idle(self.ctx)]),
-            WaitUntilEgoPassed(self.ctx, self.end_s_m()),
+            self.end_condition(),
         ]
         if self.timeout_s is not None:
             self.timeout = ScenarioTimeout(self.ctx, self.timeout_s, name)
