@@ -462,3 +462,28 @@ class FreezeLights(ScenarioBehaviour):
         if self._held and new_status != Status.RUNNING:
             self.ctx.backend.release_lights(list(self.states))
             self._held = False
+
+
+class DriveDistance(ScenarioBehaviour):
+    """SUCCESS once an actor has driven ``distance_m`` (summed tick to tick) since it started, or
+    is gone."""
+
+    def __init__(self, ctx: ScenarioContext, actor_id: int, distance_m: float) -> None:
+        super().__init__(ctx, "DriveDistance")
+        self.actor_id, self.distance_m = actor_id, distance_m
+        self._last: np.ndarray | None = None
+        self._driven = 0.0
+
+    def initialise(self) -> None:
+        self._last, self._driven = None, 0.0
+
+    def update(self) -> Status:
+        r = actor_row(self.ctx, self.actor_id)
+        if r is None:
+            return Status.SUCCESS
+        a = self.ctx.state.actors
+        xy = np.array([a.x[r], a.y[r]])
+        if self._last is not None:
+            self._driven += float(np.hypot(*(xy - self._last)))
+        self._last = xy
+        return Status.SUCCESS if self._driven >= self.distance_m else Status.RUNNING
