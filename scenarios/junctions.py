@@ -65,6 +65,7 @@ JUNCTION_GREEN_DELAY_S = 5.0  # [s] the ego's light stays red this long at signa
 RIGHT_TURN_SOURCE_S = 5.0  # [s] x flow speed: the right-turn flow's source before the junction
 RIGHT_TURN_SINK_S = 3.0  # [s] x flow speed: its sink after the junction exit
 RIGHT_TURN_END_M = 10.0  # [m] the right turn ends this far past the junction exit
+T_JUNCTION_DRIVE_M = 200.0  # [m] T_Junction ends when the ego has driven this far (DriveDistance)
 BLOCKER_AHEAD_M = 8.0  # [m] BlockedIntersection's blocker stands this far past the junction exit
 BLOCK_WAIT_S = 10.0  # [s] it drives off once the ego has waited this long behind it
 BLOCKER_LEAVE_MPS = 6.0  # [m/s]
@@ -293,18 +294,15 @@ class SignalizedJunctionRightTurn(_Junction):
         return self.exit_s + RIGHT_TURN_END_M
 
 
-class T_Junction(_Junction):  # noqa: N801 - the route files' type name
-    """Bench2Drive's T-junction: the ego crosses / turns at a T junction with two flows, the
-    traffic driving into its exit lane and (when there is one) the traffic from the opposite arm,
-    both at 10 m/s spaced U(20, 50) m (no parameters in the route files)."""
+class T_Junction(BasicScenario):  # noqa: N801 - the route files' type name
+    """Bench2Drive's T_Junction (t_junction.py): no actors at all, the ego only meets the
+    junction's own lights and stop signs; the scenario ends when the ego has driven
+    T_JUNCTION_DRIVE_M after the trigger, or at its 240 s ScenarioTimeout."""
 
-    def behaviour(self) -> Behaviour:
-        enter = self.enter_path()
-        flows = [self.flow(enter, "enter")]
-        opp = self.opposite_path()
-        if opp is not None and (enter is None or not _overlap(opp, enter)):
-            flows.append(self.flow(opp, "opposite"))
-        return Parallel("T flows", ParallelPolicy.SuccessOnAll(), flows)
+    timeout_s = SCENARIO_TIMEOUT_S
+
+    def end_s_m(self) -> float:
+        return self.trigger_s_m + T_JUNCTION_DRIVE_M
 
 
 class OppositeVehicleRunningRedLight(_Junction):
@@ -429,12 +427,6 @@ class BlockedIntersection(_Junction):
 
     def end_s_m(self) -> float:
         return self.exit_s + BLOCKER_AHEAD_M + EXIT_MARGIN_M
-
-
-def _overlap(a: Path, b: Path, tol_m: float = 1.0, fraction: float = 0.2) -> bool:
-    """Whether more than ``fraction`` of path a's points lie within ``tol_m`` of path b."""
-    d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1]).min(axis=1)
-    return float(np.mean(d < tol_m)) > fraction
 
 
 def _line_crossing(p: np.ndarray, yaw_p: float, q: np.ndarray, yaw_q: float) -> np.ndarray | None:

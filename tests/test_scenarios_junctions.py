@@ -20,7 +20,6 @@ FLOW_CASES = [
     ("28087", "NonSignalizedJunctionLeftTurnEnterFlow", "enter"),
     ("28099", "SignalizedJunctionLeftTurnEnterFlow", "enter"),
     ("26956", "SignalizedJunctionRightTurn", "left"),
-    ("28035", "T_Junction", "enter"),
 ]
 
 
@@ -183,3 +182,13 @@ def test_red_light_runner_starts_at_2_2_s_or_12_m_with_the_lights_forced(
         ls = run.states[t].light_state
         assert ls[ego_light] == LightState.GREEN
         assert all(ls[k] == LightState.RED for k in scn.junction_lights() if k != ego_light)
+
+
+def test_t_junction_has_no_actors_and_ends_200_m_after_the_trigger(bench2drive_xml: Path) -> None:
+    """Bench2Drive's t_junction.py spawns nothing: the ego meets the junction's own lights /
+    signs; the scenario ends after the ego drove 200 m (DriveDistance) or at 240 s."""
+    run = drive(bench2drive_xml, "28035", 40)
+    assert run.config.type == "T_Junction"
+    assert not run.ids_seen()
+    scn = run.scenario
+    assert scn.end_s_m() == pytest.approx(scn.trigger_s_m + 200.0) and scn.timeout_s == 240.0
