@@ -193,7 +193,11 @@ class BasicScenario:
             self.cleanup()
 
     def cleanup(self) -> None:
-        """Remove every actor the scenario still owns."""
+        """Stop a tree still running (its behaviours release forced lights, switch the blocked
+        test back on and close their criteria, as ScenarioRunner's terminate does at the route's
+        end) and remove every actor the scenario still owns."""
+        if self.tree is not None and self.tree.status == Status.RUNNING:
+            self.tree.stop(Status.INVALID)
         self.pool.destroy_all()
 
     @property
