@@ -3,12 +3,15 @@ its global data provider). The tree is
 
     Sequence[ trigger (the ego reaches the trigger point along the route),
               Parallel(SuccessOnOne)[ Sequence[behaviour, Idle], end condition (the ego passed
-                                      the scenario area), scenario timeout, criteria... ],
+                                      the scenario area), [scenario timeout], criteria... ],
               closing behaviours (e.g. criteria switched back on),
               ActorDestroy (the scenario's actors) ]
 
 so the scenario ends when the ego gets through or when the timeout (reported as
-SCENARIO_TIMEOUT, like leaderboard 2.0) fires; its actors are removed either way. Subclasses
+SCENARIO_TIMEOUT, like leaderboard 2.0) fires; its actors are removed either way. As in
+ScenarioRunner, only the types whose source file defines a ScenarioTimeout have one
+(``timeout_s``, 240 s; None: no timeout), and while it runs the route's agent-blocked test is
+switched off. Subclasses
 spawn their actors in :meth:`setup_actors` and return their behaviour from :meth:`behaviour`."""
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from scenarios.placement import route_index, route_pose
 
 log = logging.getLogger(__name__)
 
-SCENARIO_TIMEOUT_S = 180.0  # [s] leaderboard 2.0's default scenario timeout
+SCENARIO_TIMEOUT_S = 240.0  # [s] ScenarioRunner's _scenario_timeout, in the types that set one
 TRIGGER_DISTANCE_M = (
     2.0  # [m] the trigger fires this far before the trigger point (along the route)
 )
@@ -47,7 +50,7 @@ class BasicScenario:
     """One scenario of a route. ``config`` is the route file's entry; parameters are read with
     :meth:`param_float` / :meth:`param_str` / :meth:`param_interval` (defaults as ScenarioRunner's)."""
 
-    timeout_s: ClassVar[float] = SCENARIO_TIMEOUT_S
+    timeout_s: ClassVar[float | None] = None  # [s] ScenarioTimeout; None where the source has none
     end_distance_m: ClassVar[float] = (
         60.0  # [m] the ego has passed the area this far after the trigger
     )
@@ -128,6 +131,10 @@ class BasicScenario:
         e.g. switching a criterion back on)."""
         return []
 
+    def end_condition(self) -> Behaviour:
+        """What ends the scenario (override): by default the ego passing :meth:`end_s_m`."""
+        return WaitUntilEgoPassed(self.ctx, self.end_s_m())
+
     def end_s_m(self) -> float:
         """Route arc length the ego must pass for the scenario to end."""
         return self.trigger_s_m + self.end_distance_m
@@ -153,16 +160,15 @@ class BasicScenario:
         self.setup_actors()
         name = self.config.name or self.config.type
         self.trigger = self.make_trigger()
-        self.timeout = ScenarioTimeout(self.ctx, self.timeout_s, name)
+        children: list[Behaviour] = [
+            py_trees.composites.Sequence("behaviour", True, [self.behaviour(), Idle(self.ctx)]),
+            self.end_condition(),
+        ]
+        if self.timeout_s is not None:
+            self.timeout = ScenarioTimeout(self.ctx, self.timeout_s, name)
+            children.append(self.timeout)
         main = py_trees.composites.Parallel(
-            f"{name} behaviour",
-            ParallelPolicy.SuccessOnOne(),
-            [
-                py_trees.composites.Sequence("behaviour", True, [self.behaviour(), Idle(self.ctx)]),
-                WaitUntilEgoPassed(self.ctx, self.end_s_m()),
-                self.timeout,
-                *self.criteria(),
-            ],
+            f"{name} behaviour", ParallelPolicy.SuccessOnOne(), [*children, *self.criteria()]
         )
         self.tree = py_trees.composites.Sequence(
             name, True, [self.trigger, main, *self.closing(), ActorDestroy(self.ctx, self.pool)]
@@ -187,7 +193,11 @@ class BasicScenario:
             self.cleanup()
 
     def cleanup(self) -> None:
-        """Remove every actor the scenario still owns."""
+        """Stop a tree still running (its behaviours release forced lights, switch the blocked
+        test back on and close their criteria, as ScenarioRunner's terminate does at the route's
+        end) and remove every actor the scenario still owns."""
+        if self.tree is not None and self.tree.status == Status.RUNNING:
+            self.tree.stop(Status.INVALID)
         self.pool.destroy_all()
 
     @property

@@ -15,7 +15,7 @@ from py_trees.common import Status
 
 from harness.leaderboard.route_criteria import ReportKind
 from harness.world.backend import ActorCommand, ActorSpec
-from harness.world.state import ActorKind
+from harness.world.state import ActorKind, LightState
 from scenarios.context import ScenarioContext
 from scenarios.placement import Path, blend_onto, path_s
 
@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 ARRIVED_M = 1.0  # [m] an actor this close to its path end has arrived
 STOPPED_MPS = 0.1  # [m/s] below this an actor counts as stopped
 HOLD = np.zeros((0, 2))  # an empty path: hold position
+EPSILON_MPS = (
+    1e-3  # [m/s] below this the ego's time to arrival is infinite (ScenarioRunner's EPSILON)
+)
 
 
 class ActorPool:
@@ -333,16 +336,26 @@ class ActorDestroy(ScenarioBehaviour):
 class ScenarioTimeout(ScenarioBehaviour):
     """Leaderboard 2.0's ScenarioTimeout + ScenarioTimeoutTest: when the ego has not got through
     the scenario ``timeout_s`` after its trigger, report SCENARIO_TIMEOUT once and SUCCEED (which
-    ends the scenario's parallel)."""
+    ends the scenario's parallel). While it runs the route's agent-blocked test is off (switched
+    off when it starts, back on when it ends, each switch restarting the blocked clock), as
+    ScenarioRunner's AC_SwitchActorBlockedTest does."""
 
     def __init__(self, ctx: ScenarioContext, timeout_s: float, scenario_name: str) -> None:
         super().__init__(ctx, "ScenarioTimeout")
         self.timeout_s, self.scenario_name = timeout_s, scenario_name
         self.timed_out = False
         self._start = 0.0
+        self._blocked_paused = False
 
     def initialise(self) -> None:
         self._start = self.ctx.board.time_s
+        self.ctx.criteria.set_blocked_test_active(False)
+        self._blocked_paused = True
+
+    def terminate(self, new_status: Status) -> None:
+        if self._blocked_paused and new_status != Status.RUNNING:
+            self.ctx.criteria.set_blocked_test_active(True)
+            self._blocked_paused = False
 
     def update(self) -> Status:
         if self.timed_out:
@@ -400,3 +413,77 @@ class EgoStandstill(ScenarioBehaviour):
             return Status.RUNNING
         self._since = now if self._since is None else self._since
         return Status.SUCCESS if now - self._since >= self.duration_s else Status.RUNNING
+
+
+class InTimeToArrivalToLocation(ScenarioBehaviour):
+    """ScenarioRunner's InTimeToArrivalToLocation OR InTriggerDistanceToLocation (the pair its
+    adversary triggers use): SUCCESS once the ego's straight-line distance to ``xy`` divided by
+    its speed drops below ``time_s``, or the distance below ``min_m``."""
+
+    def __init__(self, ctx: ScenarioContext, xy: np.ndarray, time_s: float, min_m: float) -> None:
+        super().__init__(ctx, "InTimeToArrivalToLocation")
+        self.xy, self.time_s, self.min_m = np.asarray(xy, dtype=np.float64)[:2], time_s, min_m
+
+    def update(self) -> Status:
+        a = self.ctx.state.actors
+        d = float(np.hypot(a.x[0] - self.xy[0], a.y[0] - self.xy[1]))
+        v = float(a.speed[0])
+        if d < self.min_m or (v > EPSILON_MPS and d / v < self.time_s):
+            return Status.SUCCESS
+        return Status.RUNNING
+
+
+class FreezeLights(ScenarioBehaviour):
+    """ScenarioRunner's TrafficLightFreezer: hold each light of ``states`` (town light index ->
+    LightState) for ``duration_s`` (None: until the behaviour is stopped), then SUCCESS; the
+    lights go back to their own cycle when it ends or is stopped."""
+
+    def __init__(
+        self, ctx: ScenarioContext, states: dict[int, LightState], duration_s: float | None = None
+    ) -> None:
+        super().__init__(ctx, "FreezeLights")
+        self.states, self.duration_s = dict(states), duration_s
+        self._start = 0.0
+        self._held = False
+
+    def initialise(self) -> None:
+        self._start = self.ctx.board.time_s
+        for state in set(self.states.values()):
+            lights = [k for k, v in self.states.items() if v == state]
+            self.ctx.backend.force_lights(lights, state, self.duration_s)
+        self._held = bool(self.states)
+
+    def update(self) -> Status:
+        if self.duration_s is None or self.ctx.board.time_s - self._start < self.duration_s:
+            return Status.RUNNING
+        return Status.SUCCESS
+
+    def terminate(self, new_status: Status) -> None:
+        if self._held and new_status != Status.RUNNING:
+            self.ctx.backend.release_lights(list(self.states))
+            self._held = False
+
+
+class DriveDistance(ScenarioBehaviour):
+    """SUCCESS once an actor has driven ``distance_m`` (summed tick to tick) since it started, or
+    is gone."""
+
+    def __init__(self, ctx: ScenarioContext, actor_id: int, distance_m: float) -> None:
+        super().__init__(ctx, "DriveDistance")
+        self.actor_id, self.distance_m = actor_id, distance_m
+        self._last: np.ndarray | None = None
+        self._driven = 0.0
+
+    def initialise(self) -> None:
+        self._last, self._driven = None, 0.0
+
+    def update(self) -> Status:
+        r = actor_row(self.ctx, self.actor_id)
+        if r is None:
+            return Status.SUCCESS
+        a = self.ctx.state.actors
+        xy = np.array([a.x[r], a.y[r]])
+        if self._last is not None:
+            self._driven += float(np.hypot(*(xy - self._last)))
+        self._last = xy
+        return Status.SUCCESS if self._driven >= self.distance_m else Status.RUNNING

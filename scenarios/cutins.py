@@ -14,12 +14,15 @@ from py_trees.composites import Parallel, Sequence
 from harness.routes.model import Pose, ScenarioConfig
 from harness.world.backend import ActorSpec
 from harness.world.state import ActorKind
-from scenarios.basic import BasicScenario
+from scenarios.basic import SCENARIO_TIMEOUT_S, BasicScenario
 from scenarios.behaviours import (
+    ActorDestroy,
     CutIn,
+    DriveDistance,
     HoldSetup,
     Idle,
     InTimeToArrivalAlongRoute,
+    InTimeToArrivalToLocation,
     WaitUntilEgoPassed,
 )
 from scenarios.context import ScenarioContext
@@ -37,10 +40,12 @@ from scenarios.traffic_behaviours import CAR_LENGTH_M, CAR_WIDTH_M
 
 log = logging.getLogger(__name__)
 
-PARKING_BLOCKER_AHEAD_M = (
-    20.0  # [m] ParkingCutIn: the parked car behind the cutter, ahead of the trigger
-)
-PARKING_CUTTER_AHEAD_M = 28.0  # [m] ... and the cutter
+PARKING_BLOCKER_AHEAD_M = 28.0  # [m] ParkingCutIn's _blocker_distance: the car parked behind ...
+PARKING_CUTTER_AHEAD_M = 35.0  # [m] ... _cut_in_distance: the cutter (and the collision point)
+PARKING_CUT_IN_SPEED_MPS = 20.0 / 3.6  # [m/s] BasicAgent's default target speed (20 km/h)
+PARKING_REACTION_S = 2.35  # [s] the cutter starts when the ego is this far (in time) ...
+PARKING_MIN_TRIGGER_M = 10.0  # [m] ... or this close to the collision point
+PARKING_DRIVE_M = 30.0  # [m] _end_distance: the cutter is removed after driving this far
 CUT_IN_SPEED_MPS = 7.0  # [m/s] speed of a cutting-in vehicle
 CUT_IN_ACCEL_MPS2 = 3.0  # [m/s2]
 CUT_IN_HOLD_M = 2.0  # [m] straight travel before the lateral move
@@ -86,10 +91,12 @@ def _cut_in(scn: BasicScenario, cutter: int, cutter_s: float, statics: list[int]
 
 
 class ParkingCutIn(BasicScenario):
-    """Two cars parked at the ``direction`` road edge (in the parking lane / on the shoulder, see
-    ``parked_lateral``) PARKING_BLOCKER_AHEAD_M and PARKING_CUTTER_AHEAD_M after the trigger;
-    when the ego is about CUT_IN_TIME_S from the front one, it pulls out into the ego's lane at
-    CUT_IN_SPEED_MPS. The ego must brake. (ScenarioRunner: the same layout with a parking lane.)"""
+    """ScenarioRunner's ParkingCutIn: two cars parked at the ``direction`` road edge (in the
+    parking lane / on the shoulder, see ``parked_lateral``) PARKING_BLOCKER_AHEAD_M and
+    PARKING_CUTTER_AHEAD_M after the trigger; when the ego is PARKING_REACTION_S (time to arrival)
+    or PARKING_MIN_TRIGGER_M from the collision point (the route beside the front car), the
+    front car pulls out into the ego's lane at BasicAgent's 20 km/h and is removed with the other
+    car after PARKING_DRIVE_M. The ego must brake."""
 
     def setup_actors(self) -> None:
         side = self.direction_sign()
@@ -106,8 +113,30 @@ class ParkingCutIn(BasicScenario):
         self.cutter = self.parked[-1]
 
     def behaviour(self) -> Behaviour:
-        return _cut_in(
-            self, self.cutter, self.trigger_s_m + PARKING_CUTTER_AHEAD_M, self.parked[:-1]
+        cutter_s = self.trigger_s_m + PARKING_CUTTER_AHEAD_M
+        self.collision_xy, _, _ = self.route_point(PARKING_CUTTER_AHEAD_M)
+        target = route_slice(self.ctx.planned, cutter_s - 2.0, cutter_s + 80.0)
+        drive = CutIn(self.ctx, self.cutter, target, PARKING_CUT_IN_SPEED_MPS, CUT_IN_HOLD_M,
+                      CUT_IN_BLEND_M, CUT_IN_ACCEL_MPS2)  # fmt: skip
+        go = Sequence(
+            "cut in",
+            True,
+            [
+                InTimeToArrivalToLocation(
+                    self.ctx, self.collision_xy, PARKING_REACTION_S, PARKING_MIN_TRIGGER_M
+                ),
+                drive,
+                DriveDistance(
+                    self.ctx, self.cutter, PARKING_DRIVE_M - CUT_IN_HOLD_M - CUT_IN_BLEND_M
+                ),
+                ActorDestroy(self.ctx, self.pool),
+                Idle(self.ctx),
+            ],
+        )
+        return Parallel(
+            "parking cut-in",
+            ParallelPolicy.SuccessOnSelected([go]),
+            [HoldSetup(self.ctx, self.parked), go],
         )
 
     def end_s_m(self) -> float:
@@ -160,6 +189,8 @@ class ParkingExit(BasicScenario):
     ``behind_vehicle_distance`` m behind (centre to centre); it must pull out into its lane. The
     cars stay; the scenario ends when the ego has driven PASS_MARGIN_M along the route.
     ScenarioRunner uses the parking lane; here the spot is the road edge (``parked_lateral``)."""
+
+    timeout_s = SCENARIO_TIMEOUT_S
 
     def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:
         super().__init__(ctx, config)

@@ -2,7 +2,8 @@
 MergerIntoSlowTrafficV2 (merging into a slow, dense flow). The flow runs along the lanes from
 ``start_actor_flow`` to ``end_actor_flow`` (shortest lane path, follow edges) at ``flow_speed``
 m/s, a new vehicle leaving the source whenever the last one is U(``source_dist_interval``) m
-away; vehicles keep an IDM gap to each other and vanish at the end. The flow starts at the
+away; as ScenarioRunner's ActorFlow the vehicles ignore every other vehicle, the ego included
+(until the ego collides with one), and vanish at the end. The flow starts at the
 trigger, already filled along its path (ScenarioRunner starts it empty from the source a little
 earlier; filling it keeps the scenario short in the embedded simulator)."""
 
@@ -14,7 +15,7 @@ from py_trees.behaviour import Behaviour
 
 from harness.errors import ConfigError
 from harness.routes.model import ScenarioConfig
-from scenarios.basic import BasicScenario
+from scenarios.basic import SCENARIO_TIMEOUT_S, BasicScenario
 from scenarios.context import ScenarioContext
 from scenarios.placement import Path, lane_route, route_index
 from scenarios.traffic_behaviours import ActorFlow
@@ -28,6 +29,7 @@ END_MARGIN_M = (
 
 class _Flow(BasicScenario):
     default_speed_mps = 10.0
+    timeout_s = SCENARIO_TIMEOUT_S
     default_spacing_m = (20.0, 40.0)
 
     def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 from py_trees.behaviour import Behaviour
-from py_trees.common import Status
-from py_trees.composites import Sequence
+from py_trees.common import ParallelPolicy, Status
+from py_trees.composites import Parallel, Sequence
 
 from harness.routes.model import ScenarioConfig
 from harness.world.backend import ActorCommand, ActorSpec
@@ -15,17 +15,27 @@ from scenarios.basic import BasicScenario
 from scenarios.behaviours import (
     HOLD,
     ActorPool,
+    Idle,
     InTriggerDistanceAlongRoute,
     ScenarioBehaviour,
     actor_row,
 )
 from scenarios.context import ScenarioContext
-from scenarios.placement import lane_backward, lane_forward, lane_s, route_pose, route_slice
+from scenarios.placement import (
+    lane_backward,
+    lane_forward,
+    lane_s,
+    path_s,
+    route_pose,
+    route_slice,
+)
 from scenarios.traffic_behaviours import (
     CAR_LENGTH_M,
     CAR_WIDTH_M,
     ControlNoiseWindow,
     EmergencyApproach,
+    EmergencyVehicleNear,
+    EmergencyVehiclePassed,
     YieldToEmergencyVehicleTest,
 )
 
@@ -42,8 +52,9 @@ LEAD_CRUISE_S = 3.0  # [s] it cruises this long ...
 LEAD_BRAKE_MPS2 = 8.0  # [m/s2] ... then brakes this hard
 LEAD_STOP_S = 4.0  # [s] stands this long, then drives on
 EV_EXTRA_BACK_M = 20.0  # [m] the EV path starts this much farther back than its spawn distance
-EV_MAX_BLOCKED_S = 10.0  # [s] the ego may hold the EV up this long (in a row) before it counts
-EV_END_M = 120.0  # [m] the scenario ends this far after the trigger
+EV_NEAR_M = 50.0  # [m] _trigger_distance: the EV this close to the ego starts the idle ...
+EV_IDLE_S = 10.0  # [s] ... _ev_idle_time, after which the scenario ends
+EV_PASSED_M = 50.0  # [m] _end_distance: the EV drives this far once ahead of the ego
 
 
 class ControlLoss(BasicScenario):
@@ -142,10 +153,13 @@ class HardBreakRoute(BasicScenario):
 
 
 class YieldToEmergencyVehicle(BasicScenario):
-    """At the trigger an EMERGENCY vehicle appears ``distance`` m behind the ego in its lane
-    (on the route, extended backwards) and drives at EV_CRUISE_MPS, slowing behind the ego when
-    it is in the way. The ego must make room (change lane / pull over); holding the EV up for
-    more than EV_MAX_BLOCKED_S in a row is reported as YIELD_EMERGENCY_VEHICLE."""
+    """ScenarioRunner's YieldToEmergencyVehicle: at the trigger an EMERGENCY vehicle appears
+    ``distance`` m (default 140) behind the trigger point in the ego's lane (the route extended
+    backwards) and drives at the ego's speed + 25 m/s, slowing behind the ego when it is in the
+    way (:class:`EmergencyApproach`). The scenario ends EV_IDLE_S after the EV first comes within
+    EV_NEAR_M of the ego, or once the EV is ahead of the ego and has driven EV_PASSED_M; if the ego
+    is then still ahead of the EV it failed to yield (YIELD_EMERGENCY_VEHICLE). No ScenarioTimeout
+    and no ego-passed end (as the source)."""
 
     def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:
         super().__init__(ctx, config)
@@ -154,21 +168,32 @@ class YieldToEmergencyVehicle(BasicScenario):
 
     def behaviour(self) -> Behaviour:
         planned, town = self.ctx.planned, self.ctx.town
-        back = lane_backward(
-            town, int(planned.lane[0]), float(_lane_s0(self)), self.distance_m + EV_EXTRA_BACK_M
-        )
+        back_m = self.distance_m + EV_EXTRA_BACK_M
+        back = lane_backward(town, int(planned.lane[0]), float(_lane_s0(self)), back_m)
         last = int(planned.lane[-1])
         fwd = lane_forward(town, last, float(town.lanes.length_m[last]), 0.0)
         path = np.concatenate([back, planned.xy[1:], fwd])
-        self.approach = EmergencyApproach(self.ctx, self.pool, path, self.distance_m)
+        anchor = float(path_s(back)[-1]) + self.trigger_s_m
+        self.approach = EmergencyApproach(self.ctx, self.pool, path, anchor, self.distance_m)
         return self.approach
+
+    def end_condition(self) -> Behaviour:
+        assert self.approach is not None, "behaviour() builds the approach first"
+        return Parallel(
+            "EV end",
+            ParallelPolicy.SuccessOnOne(),
+            [
+                Sequence("EV near, then idle", True, [
+                    EmergencyVehicleNear(self.ctx, self.approach, EV_NEAR_M),
+                    Idle(self.ctx, EV_IDLE_S),
+                ]),
+                EmergencyVehiclePassed(self.ctx, self.approach, EV_PASSED_M),
+            ],
+        )  # fmt: skip
 
     def criteria(self) -> list[Behaviour]:
         assert self.approach is not None, "behaviour() builds the approach first"
-        return [YieldToEmergencyVehicleTest(self.ctx, self.approach, EV_MAX_BLOCKED_S)]
-
-    def end_s_m(self) -> float:
-        return min(self.trigger_s_m + EV_END_M, self.ctx.planned.length_m - 5.0)
+        return [YieldToEmergencyVehicleTest(self.ctx, self.approach)]
 
 
 def _lane_s0(scn: BasicScenario) -> float:

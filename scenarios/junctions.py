@@ -4,13 +4,17 @@ after the trigger point; arms are told apart by the heading of their incoming la
 the ego's heading where it enters (opposite ~180 deg, from the right ~-90 deg: CARLA's frame is
 left-handed, so a car coming from the ego's right heads towards its left).
 
-Traffic lights: ScenarioRunner forces the lights (the ego's green, the flow's or the red-light
-runner's red). The backend protocol cannot set lights and the embedded lights are a pure function
-of time, so lights are left as they are; flows here ignore lights (they are scripted)."""
+Traffic lights are forced through the backend (``force_lights``) where ScenarioRunner's
+TrafficLightFreezer forces them: at the signalised flow scenarios the ego's light is red for
+JUNCTION_GREEN_DELAY_S and then green, the flow's green, every other light of the junction red;
+at OppositeVehicleRunningRedLight the ego's light is green and all others red. Flows and the
+red-light runner ignore lights and other vehicles, as ScenarioRunner's ActorFlow (Traffic Manager
+ignoring vehicles, lights and signs) and its ConstantVelocityAgent runner do."""
 
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 import numpy as np
 from py_trees.behaviour import Behaviour
@@ -18,16 +22,19 @@ from py_trees.common import ParallelPolicy
 from py_trees.composites import Parallel, Sequence
 
 from harness.geometry import wrap_angle
+from harness.maps.signals import STOP_LIGHT
 from harness.routes.model import ScenarioConfig
 from harness.world.backend import ActorSpec
-from harness.world.state import ActorKind
-from scenarios.basic import BasicScenario
+from harness.world.state import ActorKind, LightState
+from scenarios.basic import SCENARIO_TIMEOUT_S, BasicScenario
 from scenarios.behaviours import (
+    ActorDestroy,
     EgoStandstill,
     FollowPath,
+    FreezeLights,
     HoldSetup,
     Idle,
-    InTimeToArrivalAlongRoute,
+    InTimeToArrivalToLocation,
 )
 from scenarios.context import ScenarioContext
 from scenarios.placement import (
@@ -35,7 +42,6 @@ from scenarios.placement import (
     junction_on_route,
     lane_backward,
     lane_forward,
-    path_s,
     path_yaw,
     route_pose,
     straight_successor,
@@ -49,9 +55,17 @@ FLOW_DOWNSTREAM_M = 50.0  # [m] flow sinks lie this far after it
 ARM_TOLERANCE_RAD = np.deg2rad(50.0)  # [rad] an incoming lane belongs to the wanted arm within this
 JUNCTION_LOOKBACK_M = 10.0  # [m] a trigger this far inside the junction still finds it
 EXIT_MARGIN_M = 20.0  # [m] the scenario ends this far after the junction exit
-RED_RUNNER_SPEED_MPS = 12.0  # [m/s] the red-light runner's speed
-RED_RUNNER_ACCEL_MPS2 = 6.0  # [m/s2]
-RED_RUNNER_UPSTREAM_M = 50.0  # [m] the runner waits this far before the conflict point
+RED_RUNNER_SPEED_MPS = 60.0 / 3.6  # [m/s] ScenarioRunner's adversary speed (60 km/h)
+RED_RUNNER_ACCEL_MPS2 = 50.0  # [m/s2] the runner is at speed at once (a constant-velocity agent)
+RED_RUNNER_SOURCE_M = 30.0  # [m] it waits this far before its junction entry (_source_dist)
+RED_RUNNER_SINK_M = 10.0  # [m] it leaves this far past the junction exit (_sink_dist)
+RED_RUNNER_SYNC_S = 2.2  # [s] it starts when the ego is this far (in time) from the conflict ...
+RED_RUNNER_TRIGGER_M = 12.0  # [m] ... or this close to it
+JUNCTION_GREEN_DELAY_S = 5.0  # [s] the ego's light stays red this long at signalised flows
+RIGHT_TURN_SOURCE_S = 5.0  # [s] x flow speed: the right-turn flow's source before the junction
+RIGHT_TURN_SINK_S = 3.0  # [s] x flow speed: its sink after the junction exit
+RIGHT_TURN_END_M = 10.0  # [m] the right turn ends this far past the junction exit
+T_JUNCTION_DRIVE_M = 200.0  # [m] T_Junction ends when the ego has driven this far (DriveDistance)
 BLOCKER_AHEAD_M = 8.0  # [m] BlockedIntersection's blocker stands this far past the junction exit
 BLOCK_WAIT_S = 10.0  # [s] it drives off once the ego has waited this long behind it
 BLOCKER_LEAVE_MPS = 6.0  # [m/s]
@@ -59,6 +73,8 @@ BLOCKER_LEAVE_MPS = 6.0  # [m/s]
 
 class _Junction(BasicScenario):
     """Finds the junction, the ego's incoming / connector / exit lanes and the arms."""
+
+    timeout_s: ClassVar[float | None] = SCENARIO_TIMEOUT_S
 
     def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:
         super().__init__(ctx, config)
@@ -80,6 +96,7 @@ class _Junction(BasicScenario):
         self.exit_lane = int(planned.lane[min(self.last + 1, planned.num_points - 1)])
         self.junction_id = int(town.lanes.junction_id[self.connector])
         self.paths: dict[str, Path] = {}
+        self.source_lane: int | None = None
 
     def incoming_from(self, rel_yaw: float) -> list[int]:
         """Incoming lanes of the junction whose end heading is ``rel_yaw`` off the ego's entry."""
@@ -97,15 +114,78 @@ class _Junction(BasicScenario):
                 out.append(int(lane))
         return out
 
-    def through_path(self, incoming: int, connector: int | None = None) -> Path:
-        """Upstream of ``incoming`` -> its (straightest or given) connector -> downstream."""
+    def through_path(
+        self,
+        incoming: int,
+        connector: int | None = None,
+        up_m: float = FLOW_UPSTREAM_M,
+        down_m: float = FLOW_DOWNSTREAM_M,
+    ) -> Path:
+        """``up_m`` upstream of ``incoming``'s end -> its (straightest or given) connector ->
+        ``down_m`` past the connector."""
         town = self.ctx.town
         conn = straight_successor(town, incoming) if connector is None else connector
-        up = lane_backward(town, incoming, float(town.lanes.length_m[incoming]), FLOW_UPSTREAM_M)
+        up = lane_backward(town, incoming, float(town.lanes.length_m[incoming]), up_m)
         if conn < 0:
             return up
-        down = lane_forward(town, conn, 0.0, float(town.lanes.length_m[conn]) + FLOW_DOWNSTREAM_M)
+        down = lane_forward(town, conn, 0.0, float(town.lanes.length_m[conn]) + down_m)
         return np.concatenate([up, down[1:]])
+
+    def rightmost(self, lanes: list[int]) -> int:
+        """The rightmost of incoming lanes of one arm (by their end points across the heading)."""
+        town = self.ctx.town
+        ends = [town.lanes.position(lane, town.lanes.length_m[lane]) for lane in lanes]
+        yaw = float(ends[0][1])
+        n = np.array([-np.sin(yaw), np.cos(yaw)])
+        return lanes[int(np.argmax([float(np.dot(np.asarray(p), n)) for p, _ in ends]))]
+
+    def junction_lights(self) -> list[int]:
+        """Town light indices of this junction."""
+        return [
+            int(k) for k in np.flatnonzero(self.ctx.town.signals.light_junction == self.junction_id)
+        ]
+
+    def light_of(self, lane: int) -> int | None:
+        """The light of this junction controlling incoming ``lane``: the owner of a light stop
+        line on it, else the junction light nearest the lane's end (ScenarioRunner's
+        get_closest_traffic_light); None at an unsignalised junction."""
+        sig, town = self.ctx.town.signals, self.ctx.town
+        lights = self.junction_lights()
+        if not lights:
+            return None
+        rows = np.flatnonzero((sig.stop_lane == lane) & (sig.stop_kind == STOP_LIGHT))
+        owners = [int(sig.stop_owner[r]) for r in rows if int(sig.stop_owner[r]) in lights]
+        if owners:
+            return owners[0]
+        end = np.asarray(town.lanes.position(lane, town.lanes.length_m[lane])[0])
+        d = np.hypot(*(sig.light_xy[lights] - end).T)
+        return lights[int(np.argmin(d))]
+
+    def flow_lights(self, source_lane: int | None) -> Behaviour:
+        """ScenarioRunner's signalised-flow light sequence: the ego's light red and the flow's
+        green for JUNCTION_GREEN_DELAY_S, then both green; every other light of the junction red
+        throughout (until the scenario ends). No lights here: nothing."""
+        ego_light = self.light_of(self.in_lane)
+        if ego_light is None:
+            log.warning(
+                "%s: no traffic light at this junction; lights left alone", self.config.name
+            )
+            return Idle(self.ctx)
+        src = self.light_of(source_lane) if source_lane is not None else None
+        first = {k: LightState.RED for k in self.junction_lights()}
+        if src is not None:
+            first[src] = LightState.GREEN
+        first[ego_light] = LightState.RED
+        then = dict(first)
+        then[ego_light] = LightState.GREEN
+        return Sequence(
+            "traffic lights",
+            True,
+            [
+                FreezeLights(self.ctx, first, JUNCTION_GREEN_DELAY_S),
+                FreezeLights(self.ctx, then),
+            ],
+        )
 
     def opposite_path(self) -> Path | None:
         """Straight through the junction from the opposite arm (crosses a left turn)."""
@@ -125,9 +205,13 @@ class _Junction(BasicScenario):
         preds = town.graph.predecessors(conn)
         if not preds:
             return None
+        self.source_lane = int(preds[0])
         return self.through_path(int(preds[0]), conn)
 
-    def flow(self, path: Path | None, label: str) -> Behaviour:
+    def flow(
+        self, path: Path | None, label: str, default_speed_mps: float = 10.0,
+        default_spacing_m: tuple[float, float] = (20.0, 50.0),
+    ) -> Behaviour:  # fmt: skip
         if path is None or len(path) < 2:
             log.warning(
                 "%s: no lane for the %s flow at this junction; no flow (fallback)",
@@ -137,8 +221,8 @@ class _Junction(BasicScenario):
             return Idle(self.ctx)
         self.paths[label] = path
         self.clear(path[len(path) // 2], 30.0)
-        speed = self.param_float("flow_speed", 10.0)
-        spacing = self.param_interval("source_dist_interval", (20.0, 50.0))
+        speed = self.param_float("flow_speed", default_speed_mps)
+        spacing = self.param_interval("source_dist_interval", default_spacing_m)
         return ActorFlow(
             self.ctx, self.pool, path, speed, spacing, prefill=True, name=f"{label} flow"
         )
@@ -167,37 +251,71 @@ class NonSignalizedJunctionLeftTurnEnterFlow(_Junction):
 
 
 class SignalizedJunctionLeftTurnEnterFlow(NonSignalizedJunctionLeftTurnEnterFlow):
-    """As NonSignalizedJunctionLeftTurnEnterFlow at a signalised junction (lights untouched, see
-    the module docstring)."""
+    """As NonSignalizedJunctionLeftTurnEnterFlow at a signalised junction, with ScenarioRunner's
+    forced lights (:meth:`_Junction.flow_lights`)."""
+
+    def behaviour(self) -> Behaviour:
+        flow = self.flow(self.enter_path(), "enter")
+        return Parallel(
+            "flow and lights",
+            ParallelPolicy.SuccessOnAll(),
+            [flow, self.flow_lights(self.source_lane)],
+        )
 
 
 class SignalizedJunctionRightTurn(_Junction):
-    """The ego turns right at a signalised junction into a road carrying a flow coming straight
-    from its left (``flow_speed``, ``source_dist_interval``); it must merge into a gap."""
+    """ScenarioRunner's JunctionRightTurn: the ego turns right at a signalised junction while a
+    flow comes straight from the arm on its left, from the rightmost lane of that arm, from
+    RIGHT_TURN_SOURCE_S x ``flow_speed`` before the junction to RIGHT_TURN_SINK_S x ``flow_speed``
+    past it (``flow_speed`` m/s, default 20; spacing U(``source_dist_interval``), default 25-50 m;
+    filled at the start), ignoring other vehicles. The ego's light is red for
+    JUNCTION_GREEN_DELAY_S and then green (:meth:`_Junction.flow_lights`). The scenario ends
+    RIGHT_TURN_END_M past the junction exit."""
+
+    def left_arm_path(self) -> Path | None:
+        lanes = self.incoming_from(np.pi / 2)
+        if not lanes:
+            return None
+        self.source_lane = self.rightmost(lanes)
+        v = self.param_float("flow_speed", 20.0)
+        return self.through_path(
+            self.source_lane, up_m=RIGHT_TURN_SOURCE_S * v, down_m=RIGHT_TURN_SINK_S * v
+        )
 
     def behaviour(self) -> Behaviour:
-        return self.flow(self.enter_path(), "enter")
+        flow = self.flow(self.left_arm_path(), "left", 20.0, (25.0, 50.0))
+        return Parallel(
+            "flow and lights",
+            ParallelPolicy.SuccessOnAll(),
+            [flow, self.flow_lights(self.source_lane)],
+        )
+
+    def end_s_m(self) -> float:
+        return self.exit_s + RIGHT_TURN_END_M
 
 
-class T_Junction(_Junction):  # noqa: N801 - the route files' type name
-    """Bench2Drive's T-junction: the ego crosses / turns at a T junction with two flows, the
-    traffic driving into its exit lane and (when there is one) the traffic from the opposite arm,
-    both at 10 m/s spaced U(20, 50) m (no parameters in the route files)."""
+class T_Junction(BasicScenario):  # noqa: N801 - the route files' type name
+    """Bench2Drive's T_Junction (t_junction.py): no actors at all, the ego only meets the
+    junction's own lights and stop signs; the scenario ends when the ego has driven
+    T_JUNCTION_DRIVE_M after the trigger, or at its 240 s ScenarioTimeout."""
 
-    def behaviour(self) -> Behaviour:
-        enter = self.enter_path()
-        flows = [self.flow(enter, "enter")]
-        opp = self.opposite_path()
-        if opp is not None and (enter is None or not _overlap(opp, enter)):
-            flows.append(self.flow(opp, "opposite"))
-        return Parallel("T flows", ParallelPolicy.SuccessOnAll(), flows)
+    timeout_s = SCENARIO_TIMEOUT_S
+
+    def end_s_m(self) -> float:
+        return self.trigger_s_m + T_JUNCTION_DRIVE_M
 
 
 class OppositeVehicleRunningRedLight(_Junction):
-    """A vehicle waits RED_RUNNER_UPSTREAM_M before the junction on the arm to the ego's
-    ``direction`` and, timed to meet the ego at the conflict point, drives straight through at
-    RED_RUNNER_SPEED_MPS ignoring its light and everyone. The ego must brake / yield. No arm on
-    that side: the other side is tried, then a warning and nothing happens."""
+    """ScenarioRunner's OppositeVehicleRunningRedLight: an emergency vehicle waits
+    RED_RUNNER_SOURCE_M before the junction on the arm to the ego's ``direction`` (default right;
+    the other side when there is none). When the ego is RED_RUNNER_SYNC_S (time to arrival) or
+    RED_RUNNER_TRIGGER_M from the conflict point (where the two entry headings cross), it drives
+    straight through at RED_RUNNER_SPEED_MPS ignoring lights and vehicles, and is removed after
+    the time its straight-line run to RED_RUNNER_SINK_M past the junction takes. From the trigger
+    until the ego leaves the junction the ego's light is green and every other light of the
+    junction red. No ScenarioTimeout (the source has none)."""
+
+    timeout_s = None
 
     def setup_actors(self) -> None:
         side = self.direction_sign()
@@ -209,25 +327,28 @@ class OppositeVehicleRunningRedLight(_Junction):
                 self.config.name,
             )
             return
-        path = self.through_path(lanes[0])
-        ego = self.ctx.planned.xy[self.first : self.last + 1]
-        d = np.hypot(path[:, None, 0] - ego[None, :, 0], path[:, None, 1] - ego[None, :, 1])
-        i_path, i_ego = np.unravel_index(np.argmin(d), d.shape)
-        s = path_s(path)
-        start = int(np.searchsorted(s, max(s[i_path] - RED_RUNNER_UPSTREAM_M, 0.0)))
-        self.path = path[start:]
-        self.conflict_s = float(self.ctx.planned.s_m[self.first + i_ego])
-        run_m = float(s[i_path] - s[start])
-        v, a = RED_RUNNER_SPEED_MPS, RED_RUNNER_ACCEL_MPS2
-        self.run_time_s = run_m / v + v / (2 * a)
+        town = self.ctx.town
+        lane = self.runner_lane = lanes[0]
+        self.path = self.through_path(lane, up_m=RED_RUNNER_SOURCE_M, down_m=RED_RUNNER_SINK_M)
+        entry_xy, entry_yaw = town.lanes.position(lane, town.lanes.length_m[lane])
+        conflict = _line_crossing(
+            self.ctx.planned.xy[self.first], self.entry_yaw, np.asarray(entry_xy), float(entry_yaw)
+        )
+        if conflict is None:  # parallel headings: the closest approach of the paths
+            ego = self.ctx.planned.xy[self.first : self.last + 1]
+            d = np.hypot(
+                self.path[:, None, 0] - ego[None, :, 0], self.path[:, None, 1] - ego[None, :, 1]
+            )
+            conflict = ego[int(np.unravel_index(np.argmin(d), d.shape)[1])]
+        self.conflict_xy: np.ndarray = conflict
+        self.run_time_s = float(np.hypot(*(self.path[-1] - self.path[0]))) / RED_RUNNER_SPEED_MPS
         self.clear(self.path[0], 15.0)
-        yaw = float(path_yaw(self.path)[0])
         self.runner_id = self.pool.spawn(
             ActorSpec(
-                ActorKind.VEHICLE,
+                ActorKind.EMERGENCY,
                 float(self.path[0, 0]),
                 float(self.path[0, 1]),
-                yaw,
+                float(path_yaw(self.path)[0]),
                 CAR_LENGTH_M,
                 CAR_WIDTH_M,
             )
@@ -235,31 +356,38 @@ class OppositeVehicleRunningRedLight(_Junction):
         self.paths["runner"] = self.path
 
     def behaviour(self) -> Behaviour:
+        ego_light = self.light_of(self.in_lane)
+        states = {k: LightState.RED for k in self.junction_lights()}
+        if ego_light is not None:
+            states[ego_light] = LightState.GREEN
+        lights = FreezeLights(self.ctx, states)
         if self.runner_id < 0:
-            return Idle(self.ctx)
-        go = FollowPath(
-            self.ctx,
-            self.runner_id,
-            self.path,
-            RED_RUNNER_SPEED_MPS,
-            accel_mps2=RED_RUNNER_ACCEL_MPS2,
-            wait=True,
-        )
-        return Parallel(
-            "red light runner",
+            return lights
+        cross = Parallel(
+            "adversary crossing",
             ParallelPolicy.SuccessOnOne(),
             [
-                Sequence(
-                    "run",
-                    True,
-                    [
-                        InTimeToArrivalAlongRoute(self.ctx, self.conflict_s, self.run_time_s, 5.0),
-                        go,
-                        Idle(self.ctx),
-                    ],
+                FollowPath(self.ctx, self.runner_id, self.path, RED_RUNNER_SPEED_MPS,
+                           accel_mps2=RED_RUNNER_ACCEL_MPS2, wait=True),
+                Idle(self.ctx, self.run_time_s),
+            ],
+        )  # fmt: skip
+        run = Sequence(
+            "run the red light",
+            True,
+            [
+                InTimeToArrivalToLocation(
+                    self.ctx, self.conflict_xy, RED_RUNNER_SYNC_S, RED_RUNNER_TRIGGER_M
                 ),
+                cross,
+                ActorDestroy(self.ctx, self.pool, [self.runner_id]),
+                Idle(self.ctx),
             ],
         )
+        return Parallel("red light runner", ParallelPolicy.SuccessOnOne(), [lights, run])
+
+    def end_s_m(self) -> float:
+        return self.exit_s  # ScenarioRunner's WaitEndIntersection
 
 
 class BlockedIntersection(_Junction):
@@ -301,7 +429,14 @@ class BlockedIntersection(_Junction):
         return self.exit_s + BLOCKER_AHEAD_M + EXIT_MARGIN_M
 
 
-def _overlap(a: Path, b: Path, tol_m: float = 1.0, fraction: float = 0.2) -> bool:
-    """Whether more than ``fraction`` of path a's points lie within ``tol_m`` of path b."""
-    d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1]).min(axis=1)
-    return float(np.mean(d < tol_m)) > fraction
+def _line_crossing(p: np.ndarray, yaw_p: float, q: np.ndarray, yaw_q: float) -> np.ndarray | None:
+    """Where the lines through ``p`` heading ``yaw_p`` and ``q`` heading ``yaw_q`` cross (2,),
+    None when they are (nearly) parallel (ScenarioRunner's get_geometric_linear_intersection)."""
+    dp = np.array([np.cos(yaw_p), np.sin(yaw_p)])
+    dq = np.array([np.cos(yaw_q), np.sin(yaw_q)])
+    den = dp[0] * dq[1] - dp[1] * dq[0]
+    if abs(den) < 1e-3:
+        return None
+    w = np.asarray(q, dtype=np.float64) - np.asarray(p, dtype=np.float64)
+    t = (w[0] * dq[1] - w[1] * dq[0]) / den
+    return np.asarray(p, dtype=np.float64) + t * dp

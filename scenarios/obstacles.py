@@ -21,7 +21,7 @@ from py_trees.composites import Parallel, Sequence
 from harness.routes.model import ScenarioConfig
 from harness.world.backend import ActorSpec
 from harness.world.state import ActorKind
-from scenarios.basic import BasicScenario
+from scenarios.basic import SCENARIO_TIMEOUT_S, BasicScenario
 from scenarios.behaviours import FollowPath, HoldSetup, Idle, SwitchWrongDirectionTest
 from scenarios.context import ScenarioContext
 from scenarios.placement import (
@@ -46,11 +46,19 @@ ACCIDENT_GAPS_M = (
     10.0,
     6.0,
 )  # [m] police car, then the crashed cars behind it (ScenarioRunner's distances)
-CONE_SPACING_M = 2.0  # [m]
-CONE_COUNT = 6  # [-] cones leading up to the construction sign
-BICYCLE_GAP_M = 3.0  # [m] between the bicycles of HazardAtSideLane
+CONSTRUCTION_DISTANCE_M = 100.0  # [m] ConstructionObstacle's default ``distance``
+WARNING_BACK_M = 5.0  # [m] the traffic-warning board stands this far before the construction point
+WARNING_SIZE_M = (
+    1.2,
+    2.6,
+)  # [m] (along, across) of static.prop.trafficwarning turned across the lane
+CONE_EDGE_FRACTION = 0.85  # [-] the cone line runs at this fraction of half the lane width
+CONE_RUN = ((4, 2.0), (3, 1.0))  # (cones, spacing [m]): along the lane edge, then across it
+CONE_SIZE_M = 0.4  # [m]
+HAZARD_DISTANCE_M = 100.0  # [m] HazardAtSideLane's default ``distance``
+BICYCLE_GAP_M = 9.0  # [m] _obstacle_distance: between the bicycles of HazardAtSideLane
 BICYCLE_COUNT = 2  # [-]
-BICYCLE_EDGE_M = 0.6  # [m] bicycle centre this far inside the lane's right edge
+BICYCLE_OFFSET_FRACTION = 0.55  # [-] _offset: bicycles ride this fraction of half the lane right
 ONCOMING_SPEED_MPS = 8.0  # [m/s] oncoming flow of the TwoWays variants
 ONCOMING_UPSTREAM_M = 80.0  # [m] the oncoming flow's source lies this far beyond the obstacle
 ONCOMING_DOWNSTREAM_M = 50.0  # [m] ... and its sink this far back on the ego's side
@@ -62,6 +70,7 @@ class _LaneObstacle(BasicScenario, ABC):
 
     default_distance_m = 40.0
     lateral_fraction = LATERAL_FRACTION
+    timeout_s = SCENARIO_TIMEOUT_S
 
     def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:
         super().__init__(ctx, config)
@@ -168,15 +177,26 @@ class AccidentTwoWays(_TwoWays, Accident):
 
 
 class ConstructionObstacle(_LaneObstacle):
-    """Road works ``distance`` m ahead in the ego's lane towards ``direction``: a row of
-    CONE_COUNT cones leading up to a construction sign / barrier (STATIC boxes); the ego must
-    pass on the other side. ScenarioRunner uses its construction prop set (cones, signs, a
-    warning construction board); sizes here approximate those props."""
+    """ScenarioRunner's construction set-up ``distance`` m (default 100) ahead, closing the whole
+    lane: a traffic-warning board across the lane centre WARNING_BACK_M before the construction
+    point, then cones from the point on: four 2 m apart along the lane edge away from
+    ``direction`` (at 0.85 x half the lane width) and three 1 m apart turning across the lane
+    towards ``direction`` (STATIC boxes). The ego must leave its lane. The dirt debris and the
+    roadside warning sign are not modelled (flat / off the road)."""
+
+    default_distance_m = CONSTRUCTION_DISTANCE_M
 
     def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
-        d = self.displacement()
-        cones = [(i * CONE_SPACING_M, d, ActorKind.STATIC, 0.4, 0.4) for i in range(CONE_COUNT)]
-        return [*cones, (CONE_COUNT * CONE_SPACING_M + 1.0, d, ActorKind.STATIC, 1.5, 2.2)]
+        out = [(-WARNING_BACK_M, 0.0, ActorKind.STATIC, *WARNING_SIZE_M)]
+        along, lateral = 0.0, -self.side * CONE_EDGE_FRACTION * 0.5 * self.width_m
+        for leg, (count, spacing) in enumerate(CONE_RUN):
+            for _ in range(count):
+                if leg == 0:
+                    along += spacing
+                else:
+                    lateral += self.side * spacing
+                out.append((along, lateral, ActorKind.STATIC, CONE_SIZE_M, CONE_SIZE_M))
+        return out
 
 
 class ConstructionObstacleTwoWays(_TwoWays, ConstructionObstacle):
@@ -198,11 +218,14 @@ class ParkedObstacleTwoWays(_TwoWays, ParkedObstacle):
 
 
 class HazardAtSideLane(_LaneObstacle):
-    """BICYCLE_COUNT bicycles ``distance`` m ahead at the right edge of the ego's lane. When the
+    """BICYCLE_COUNT bicycles ``distance`` m (default 100) ahead, BICYCLE_GAP_M apart, displaced
+    BICYCLE_OFFSET_FRACTION of half the lane width to the right in the ego's lane. When the
     ego comes within ``distance`` m of them (at the trigger) they ride along the lane at
     ``bicycle_speed`` km/h for ``bicycle_drive_distance`` m and then stop at the edge. The ego
     must overtake them (partly leaving its lane) or follow. ScenarioRunner lets them ride on
     with BasicAgent; here they follow the lane edge."""
+
+    default_distance_m = HAZARD_DISTANCE_M
 
     def __init__(self, ctx: ScenarioContext, config: ScenarioConfig) -> None:
         super().__init__(ctx, config)
@@ -210,7 +233,8 @@ class HazardAtSideLane(_LaneObstacle):
         self.bike_drive_m = self.param_float("bicycle_drive_distance", 50.0)
 
     def lateral(self) -> float:
-        return 0.5 * self.width_m - BICYCLE_EDGE_M
+        """ScenarioRunner's displacement: 0.55 x half the lane width to the right."""
+        return BICYCLE_OFFSET_FRACTION * 0.5 * self.width_m
 
     def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
         return [

@@ -9,10 +9,9 @@ import logging
 import numpy as np
 from py_trees.common import Status
 
-from harness.dynamics.idm import IDMParams, idm_accel
 from harness.leaderboard.route_criteria import ReportKind
 from harness.world.backend import ActorCommand, ActorSpec
-from harness.world.state import ActorKind
+from harness.world.state import COLLISION_EVENTS, ActorKind
 from scenarios.behaviours import ActorPool, ScenarioBehaviour, actor_row
 from scenarios.context import ControlNoise, ScenarioContext
 from scenarios.placement import Path, path_s, path_yaw
@@ -25,19 +24,22 @@ SINK_REACH_M = 2.0  # [m] a flow vehicle this close to the sink is removed
 SOURCE_CLEAR_M = 6.0  # [m] nothing spawns while any vehicle is this close to the source
 EV_LENGTH_M = 6.0  # [m] emergency vehicle (ambulance / fire truck scale)
 EV_WIDTH_M = 2.3  # [m]
-EV_CRUISE_MPS = 18.0  # [m/s] the emergency vehicle's desired speed (~65 km/h)
+EV_SPEED_INCREMENT_MPS = (
+    25.0  # [m/s] the EV drives at the ego's speed + this (speed_increment 25 x 3.6 km/h)
+)
+EV_ACCEL_MPS2 = 1000.0  # [m/s2] a constant-velocity agent changes its speed at once ...
+EV_DECEL_MPS2 = 1000.0  # [m/s2] ... both ways
+EV_DETECT_BASE_M = 10.0  # [m] its base_vehicle_threshold (plus its speed in m/s)
 EV_CORRIDOR_M = 1.6  # [m] the ego blocks the EV when its centre is this close to the EV's path
-EV_LOOKAHEAD_M = 60.0  # [m]
-EV_RECOMMAND_MPS = 0.5  # [m/s] re-command the EV when its IDM speed changes by more than this
-EV_BLOCK_GAP_M = 20.0  # [m] the ego blocks the EV when within this bumper gap ahead of it ...
-EV_BLOCK_SPEED_FRACTION = 0.7  # [-] ... and the EV is held below this fraction of its cruise speed
-EV_IDM = IDMParams(a_max_mps2=3.0, b_comf_mps2=4.0, s0_m=3.0, headway_s=0.8)
+EV_RECOMMAND_MPS = 0.5  # [m/s] re-command the EV when its target speed changes by more than this
 
 
 class ActorFlow(ScenarioBehaviour):
     """ScenarioRunner's ActorFlow: vehicles appear at the source (``path[0]``) whenever the last
-    one is a spacing drawn from U(``spacing_m``) away, drive the path at ``speed_mps`` keeping an
-    IDM gap to each other (``ignore_others=False``) and are removed at the sink (``path[-1]``).
+    one is a spacing drawn from U(``spacing_m``) away, drive the path at ``speed_mps`` ignoring
+    every other vehicle, the ego included (its Traffic Manager ignores vehicles, lights and signs
+    at constant velocity), and are removed at the sink (``path[-1]``). As there, once the ego
+    has collided with a flow vehicle the whole flow starts keeping gaps (``ignore_others=False``).
     ``prefill`` also places vehicles along the path at start (so a flow exists when the ego
     arrives instead of growing from the source). Runs until stopped (RUNNING)."""
 
@@ -57,6 +59,7 @@ class ActorFlow(ScenarioBehaviour):
         self.spacing = (min(spacing_m), max(spacing_m))
         self.prefill = prefill
         self.vehicles: list[int] = []
+        self.ignore_others = True
         self._yaw = path_yaw(self.path)
         self._s = path_s(self.path)
         self._next_gap = 0.0
@@ -79,10 +82,23 @@ class ActorFlow(ScenarioBehaviour):
                 speed=self.speed,
             )
         )
-        self.ctx.backend.command_actor(
-            aid, ActorCommand(self.path, self.speed, 3.0, 6.0, ignore_others=False)
-        )
+        self.ctx.backend.command_actor(aid, self._command())
         self.vehicles.append(aid)
+
+    def _command(self) -> ActorCommand:
+        return ActorCommand(self.path, self.speed, 3.0, 6.0, ignore_others=self.ignore_others)
+
+    def _stop_ignoring_on_collision(self) -> None:
+        """ScenarioRunner's stop_constant_velocity: a collision with a flow vehicle makes every
+        flow vehicle (present and future) keep gaps from then on."""
+        if not self.ignore_others or not self.vehicles:
+            return
+        hit = {e.other_id for e in self.ctx.state.events if e.kind in COLLISION_EVENTS}
+        if hit.isdisjoint(self.vehicles):
+            return
+        self.ignore_others = False
+        for aid in self.vehicles:
+            self.ctx.backend.command_actor(aid, self._command())
 
     def initialise(self) -> None:
         if len(self.path) < 2:
@@ -100,6 +116,7 @@ class ActorFlow(ScenarioBehaviour):
     def update(self) -> Status:
         if len(self.path) < 2:
             return Status.RUNNING
+        self._stop_ignoring_on_collision()
         a = self.ctx.state.actors
         for aid in list(self.vehicles):
             r = actor_row(self.ctx, aid)
@@ -124,103 +141,157 @@ class ActorFlow(ScenarioBehaviour):
 
 
 class EmergencyApproach(ScenarioBehaviour):
-    """An EMERGENCY vehicle appears ``behind_m`` behind the ego on ``path`` (the ego's lane and
-    route, extended backwards) and drives it at EV_CRUISE_MPS, slowing with IDM when the ego is in
-    its way; ``blocked`` says whether the ego holds it up this tick. RUNNING until the EV reaches
-    the path end (then it is removed and SUCCESS)."""
+    """ScenarioRunner's AdaptiveConstantVelocityAgentBehavior for the emergency vehicle: an
+    EMERGENCY vehicle appears on ``path`` (the ego's route, extended backwards) ``behind_m``
+    before arc length ``anchor_s_m`` (the trigger point) and drives it at the ego's speed +
+    EV_SPEED_INCREMENT_MPS (re-read every tick, reached at once: a constant-velocity agent),
+    taking the ego's speed at once when the ego is in its lane within EV_DETECT_BASE_M + its
+    speed [m/s] ahead, as the ConstantVelocityAgent does. RUNNING while it exists (the scenario's end
+    conditions end it; it is removed at the path end)."""
 
     def __init__(
         self,
         ctx: ScenarioContext,
         pool: ActorPool,
         path: Path,
+        anchor_s_m: float,
         behind_m: float,
     ) -> None:
         super().__init__(ctx, "EmergencyApproach")
         self.pool, self.path = pool, np.asarray(path, dtype=np.float64)
         self._s = path_s(self.path)
         self._yaw = path_yaw(self.path)
-        self.behind_m = behind_m
+        self.anchor_s_m, self.behind_m = anchor_s_m, behind_m
         self.ev_id: int | None = None
-        self.blocked = False
-        self._commanded = EV_CRUISE_MPS
+        self._commanded = 0.0
 
     def initialise(self) -> None:
-        a = self.ctx.state.actors
-        ego_s = float(
-            self._s[int(np.argmin(np.hypot(self.path[:, 0] - a.x[0], self.path[:, 1] - a.y[0])))]
-        )
-        s0 = max(ego_s - self.behind_m, 0.0)
+        s0 = max(self.anchor_s_m - self.behind_m, 0.0)
         x = float(np.interp(s0, self._s, self.path[:, 0]))
         y = float(np.interp(s0, self._s, self.path[:, 1]))
         k = int(np.clip(np.searchsorted(self._s, s0), 0, len(self._s) - 1))
+        self._commanded = float(self.ctx.state.actors.speed[0]) + EV_SPEED_INCREMENT_MPS
         self.ev_id = self.pool.spawn(
-            ActorSpec(
-                ActorKind.EMERGENCY,
-                x,
-                y,
-                float(self._yaw[k]),
-                EV_LENGTH_M,
-                EV_WIDTH_M,
-                2.5,
-                speed=EV_CRUISE_MPS,
-            )
+            ActorSpec(ActorKind.EMERGENCY, x, y, float(self._yaw[k]), EV_LENGTH_M, EV_WIDTH_M,
+                      2.5, speed=self._commanded)
+        )  # fmt: skip
+        self._command(self._commanded)
+
+    def _command(self, speed: float) -> None:
+        assert self.ev_id is not None
+        self.ctx.backend.command_actor(
+            self.ev_id, ActorCommand(self.path, speed, EV_ACCEL_MPS2, EV_DECEL_MPS2)
         )
-        self.ctx.backend.command_actor(self.ev_id, ActorCommand(self.path, EV_CRUISE_MPS, 4.0, 8.0))
+
+    def ev_row(self) -> int | None:
+        return None if self.ev_id is None else actor_row(self.ctx, self.ev_id)
+
+    def ego_ahead(self) -> bool | None:
+        """YieldToEmergencyVehicleTest's check: the ego lies ahead of the EV (along the EV's
+        heading); None while the EV is not in the state."""
+        r = self.ev_row()
+        if r is None:
+            return None
+        a = self.ctx.state.actors
+        rel = np.array([a.x[0] - a.x[r], a.y[0] - a.y[r]])
+        return bool(np.cos(a.yaw[r]) * rel[0] + np.sin(a.yaw[r]) * rel[1] > 0.0)
 
     def update(self) -> Status:
-        self.blocked = False
-        if self.ev_id is None:
-            return Status.SUCCESS
-        r = actor_row(self.ctx, self.ev_id)
-        if r is None:
+        r = self.ev_row()
+        if self.ev_id is None or r is None:
             return Status.RUNNING
         a = self.ctx.state.actors
         ev_xy = np.array([a.x[r], a.y[r]])
         if float(np.hypot(*(ev_xy - self.path[-1]))) < SINK_REACH_M:
             self.pool.destroy(self.ev_id)
             self.ev_id = None
-            return Status.SUCCESS
+            return Status.RUNNING
         ev_s = float(self._s[int(np.argmin(np.hypot(*(self.path - ev_xy).T)))])
-        ego_xy = np.array([a.x[0], a.y[0]])
-        d = np.hypot(*(self.path - ego_xy).T)
+        d = np.hypot(*(self.path - np.array([a.x[0], a.y[0]])).T)
         k = int(np.argmin(d))
         gap = float(self._s[k] - ev_s - 0.5 * (EV_LENGTH_M + a.length[0]))
         v = float(a.speed[r])
-        target = EV_CRUISE_MPS
-        if d[k] < EV_CORRIDOR_M and -EV_LENGTH_M < gap < EV_LOOKAHEAD_M:
-            acc = float(idm_accel(v, EV_CRUISE_MPS, max(gap, 0.0), v - float(a.speed[0]), EV_IDM))
-            target = float(np.clip(v + acc, 0.0, EV_CRUISE_MPS))
-            self.blocked = gap < EV_BLOCK_GAP_M and v < EV_BLOCK_SPEED_FRACTION * EV_CRUISE_MPS
+        target = float(a.speed[0]) + EV_SPEED_INCREMENT_MPS
+        # ConstantVelocityAgent: a vehicle ahead within 10 m + its own speed [m/s] sets its
+        # velocity to that vehicle's at once
+        if d[k] < EV_CORRIDOR_M and gap < EV_DETECT_BASE_M + v and gap > -EV_LENGTH_M:
+            target = max(float(a.speed[0]), 0.0)
         if abs(target - self._commanded) > EV_RECOMMAND_MPS:
             self._commanded = target
-            self.ctx.backend.command_actor(self.ev_id, ActorCommand(self.path, target, 4.0, 8.0))
+            self._command(target)
         return Status.RUNNING
+
+
+class EmergencyVehicleNear(ScenarioBehaviour):
+    """InTriggerDistanceToVehicle: SUCCESS once the EV's centre is within ``distance_m`` of the
+    ego's."""
+
+    def __init__(
+        self, ctx: ScenarioContext, approach: EmergencyApproach, distance_m: float
+    ) -> None:
+        super().__init__(ctx, "EmergencyVehicleNear")
+        self.approach, self.distance_m = approach, distance_m
+
+    def update(self) -> Status:
+        r = self.approach.ev_row()
+        if r is None:
+            return Status.RUNNING
+        a = self.ctx.state.actors
+        near = float(np.hypot(a.x[0] - a.x[r], a.y[0] - a.y[r])) < self.distance_m
+        return Status.SUCCESS if near else Status.RUNNING
+
+
+class EmergencyVehiclePassed(ScenarioBehaviour):
+    """WaitUntilInFront + DriveDistance: SUCCESS once the EV is ahead of the ego and has driven
+    ``distance_m`` since (or has left the path)."""
+
+    def __init__(
+        self, ctx: ScenarioContext, approach: EmergencyApproach, distance_m: float
+    ) -> None:
+        super().__init__(ctx, "EmergencyVehiclePassed")
+        self.approach, self.distance_m = approach, distance_m
+        self._from: np.ndarray | None = None
+        self._driven = 0.0
+
+    def update(self) -> Status:
+        if self.approach.ev_id is None and self._from is not None:
+            return Status.SUCCESS
+        r = self.approach.ev_row()
+        if r is None:
+            return Status.RUNNING
+        a = self.ctx.state.actors
+        xy = np.array([a.x[r], a.y[r]])
+        if self._from is None:
+            if self.approach.ego_ahead() is False:
+                self._from = xy
+            return Status.RUNNING
+        self._driven += float(np.hypot(*(xy - self._from)))
+        self._from = xy
+        return Status.SUCCESS if self._driven >= self.distance_m else Status.RUNNING
 
 
 class YieldToEmergencyVehicleTest(ScenarioBehaviour):
-    """Leaderboard 2.0's yield criterion, simplified: when the ego keeps the emergency vehicle
-    blocked (``EmergencyApproach.blocked``) for more than ``max_blocked_s`` in a row, report
-    YIELD_EMERGENCY_VEHICLE once. Stays RUNNING (a criterion never ends a scenario)."""
+    """Leaderboard 2.0's YieldToEmergencyVehicleTest: every tick it notes whether the ego is ahead
+    of the emergency vehicle; when the scenario ends (the criterion is stopped) with the ego
+    still ahead, YIELD_EMERGENCY_VEHICLE is reported once. Stays RUNNING (a criterion never ends a
+    scenario)."""
 
-    def __init__(
-        self, ctx: ScenarioContext, approach: EmergencyApproach, max_blocked_s: float
-    ) -> None:
+    def __init__(self, ctx: ScenarioContext, approach: EmergencyApproach) -> None:
         super().__init__(ctx, "YieldToEmergencyVehicleTest")
-        self.approach, self.max_blocked_s = approach, max_blocked_s
+        self.approach = approach
+        self.failing = False
         self.failed = False
-        self._since: float | None = None
 
     def update(self) -> Status:
-        now = self.ctx.board.time_s
-        if not self.approach.blocked:
-            self._since = None
-            return Status.RUNNING
-        self._since = now if self._since is None else self._since
-        if not self.failed and now - self._since > self.max_blocked_s:
+        ahead = self.approach.ego_ahead()
+        if ahead is not None:
+            self.failing = ahead
+        return Status.RUNNING
+
+    def terminate(self, new_status: Status) -> None:
+        if new_status != Status.RUNNING and self.failing and not self.failed:
             self.failed = True
             self.ctx.criteria.report(ReportKind.YIELD_EMERGENCY_VEHICLE)
-        return Status.RUNNING
 
 
 class ControlNoiseWindow(ScenarioBehaviour):

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.world.state import ActorKind
+from harness.world.state import ActorKind, EventKind
+from harness.world.timing import SIM_DT_S
 from tests.test_scenarios_support import Run, drive
 
 
@@ -73,3 +74,32 @@ def test_pedestrian_group_crosses_after_the_junction(bench2drive_xml: Path) -> N
             "start when the ego nears the junction"
         )
     assert any(_crosses_in_front(run, aid) for aid in walkers)
+
+
+@pytest.mark.parametrize("route_id", ["24211", "24224", "24206", "24294"])
+@pytest.mark.parametrize("speed_mps", [5.0, 10.0])
+def test_blind_constant_speed_ego_is_hit_by_the_crossing_walker(
+    bench2drive_xml: Path, route_id: str, speed_mps: float
+) -> None:
+    """ScenarioRunner's timing (2.1 / 2.15 s + 0.1 s per 5 deg, or 6 m; the walk turned towards
+    the ego) puts the walker in front of an ego that never brakes: the collision event fires."""
+    run = drive(bench2drive_xml, route_id, 1)
+    scn = run.scenario
+    reach_m = scn.trigger_s_m + scn.distance_m + 10.0 - run.ego_s[0]
+    run = drive(bench2drive_xml, route_id, int(reach_m / speed_mps / SIM_DT_S),
+                cruise_mps=speed_mps, vehicles=0, blind=True)  # fmt: skip
+    walker = run.scenario.walker_id
+    hits = [
+        e for st in run.states for e in st.events
+        if e.kind == EventKind.COLLISION_PEDESTRIAN and e.other_id == walker
+    ]  # fmt: skip
+    assert hits, f"{run.config.type} at {speed_mps} m/s: the walker missed the blind ego"
+    before = [float(st.actors.speed[0]) for st in run.states if st.frame < hits[0].frame]
+    assert min(before) > 0.9 * speed_mps, "the ego kept its speed up to the hit"
+
+
+def test_walker_trigger_time_grows_with_the_crossing_angle(bench2drive_xml: Path) -> None:
+    run = drive(bench2drive_xml, "24211", 1)  # crossing_angle 8: one whole 5 deg step
+    assert run.scenario.trigger_time_s == pytest.approx(2.2)
+    run = drive(bench2drive_xml, "24294", 1)  # ParkingCrossingPedestrian, 12 deg: two steps
+    assert run.scenario.trigger_time_s == pytest.approx(2.35)

@@ -69,3 +69,33 @@ def test_parking_exit_ego_starts_between_parked_cars(bench2drive_xml: Path) -> N
     assert d == pytest.approx(sorted([front, behind]), abs=0.5)
     for c in cars:
         assert np.all(run.track(c)[:, 4] == 0.0)
+
+
+def test_parking_cut_in_as_scenario_runner(bench2drive_xml: Path) -> None:
+    """Cars parked 28 m and 35 m after the trigger; the front one leaves when the ego is 2.35 s
+    (time to arrival) or 10 m from the route point beside it, at 20 km/h, and both are removed
+    once it has driven 30 m."""
+    run = drive(bench2drive_xml, "24759", 400)
+    scn = run.scenario
+    s_parked = sorted(
+        run.route_frame(*run.actors[0][aid][1:3])[0] - scn.trigger_s_m for aid in scn.parked
+    )
+    assert s_parked == pytest.approx([28.0, 35.0], abs=0.6)
+    tr = run.track(scn.cutter)
+    go = int(tr[np.flatnonzero(tr[:, 4] > 0.05)[0], 0])
+    xy = scn.collision_xy  # the route 35 m after the trigger
+    assert run.route_frame(*xy)[0] - scn.trigger_s_m == pytest.approx(35.0, abs=0.1)
+
+    def tta(t: int) -> tuple[float, float]:
+        e = run.states[t].actors
+        d = float(np.hypot(e.x[0] - xy[0], e.y[0] - xy[1]))
+        return d, d / max(float(e.speed[0]), 1e-3)
+
+    d1, t1 = tta(go - 1)
+    d0, t0 = tta(go - 2)
+    assert (d1 < 10.0 or t1 < 2.35) and not (d0 < 10.0 - 0.3 or t0 < 2.35 - 0.06)
+    assert tr[:, 4].max() == pytest.approx(20.0 / 3.6, abs=0.2)
+    gone = int(tr[-1, 0]) + 1
+    assert gone < len(run.actors) and not run.actors[gone], "both cars removed after 30 m"
+    driven = float(np.sum(np.hypot(*np.diff(tr[:, 1:3], axis=0).T)))
+    assert driven == pytest.approx(30.0, abs=1.5)

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.world.state import COLLISION_EVENTS, ActorKind, LightState
+from harness.world.timing import SIM_DT_S
 from scenarios.placement import path_s
 from tests.test_scenarios_support import Run, drive
 
@@ -17,8 +19,7 @@ FLOW_CASES = [
     ("26990", "NonSignalizedJunctionLeftTurn", "opposite"),
     ("28087", "NonSignalizedJunctionLeftTurnEnterFlow", "enter"),
     ("28099", "SignalizedJunctionLeftTurnEnterFlow", "enter"),
-    ("26956", "SignalizedJunctionRightTurn", "enter"),
-    ("28035", "T_Junction", "enter"),
+    ("26956", "SignalizedJunctionRightTurn", "left"),
 ]
 
 
@@ -80,7 +81,7 @@ def test_red_light_runner_crosses_from_the_right_after_the_trigger(bench2drive_x
         -np.sin(scn.entry_yaw) * rel[0] + np.cos(scn.entry_yaw) * rel[1] > 5.0
     )  # from the ego's right
     assert abs(float(fwd @ rel)) < 40.0
-    assert tr[:, 4].max() == pytest.approx(12.0, abs=0.3)
+    assert tr[:, 4].max() == pytest.approx(60.0 / 3.6, abs=0.3)
     route_j = run.ctx.planned.xy[scn.first : scn.last + 1]
     d = np.hypot(tr[:, None, 1] - route_j[None, :, 0], tr[:, None, 2] - route_j[None, :, 1])
     assert d.min() < 1.5, "drives across the ego's path in the junction"
@@ -94,3 +95,100 @@ def test_blocked_intersection_blocker_stands_in_the_exit_lane(bench2drive_xml: P
     assert s == pytest.approx(scn.exit_s + 8.0, abs=1.0) and abs(lat) < 0.3
     assert np.all(tr[:, 4] == 0.0), "it does not move while the ego has not waited behind it"
     assert run.ctx.town.lanes.junction_id[run.ctx.planned.lane[scn.last + 1]] < 0
+
+
+def _lateral_from_entry(run: Run, xy: np.ndarray) -> float:
+    """Offset [m, + right] of ``xy`` from the ego's junction entry, across its entry heading."""
+    scn = run.scenario
+    rel = np.asarray(xy) - run.ctx.planned.xy[scn.first]
+    return float(-np.sin(scn.entry_yaw) * rel[0] + np.cos(scn.entry_yaw) * rel[1])
+
+
+def test_right_turn_flow_comes_from_the_left_and_lights_are_forced(bench2drive_xml: Path) -> None:
+    run = drive(bench2drive_xml, "26956", 330)
+    scn = run.scenario
+    t0 = run.first_trigger_tick()
+    born = _born(run)
+    flow_ids = set(born)
+    path = scn.paths["left"]
+    # the source lies on the ego's left and the flow drives across towards its right
+    assert _lateral_from_entry(run, path[0]) < -5.0
+    town = run.ctx.town
+    end_xy, end_yaw = town.lanes.position(scn.source_lane, town.lanes.length_m[scn.source_lane])
+    assert _lateral_from_entry(run, np.asarray(end_xy)) < -5.0
+    assert abs(float(np.angle(np.exp(1j * (end_yaw - scn.entry_yaw - np.pi / 2))))) < 0.3
+    first = min(born.values())
+    for aid, t in born.items():  # cars born later appear at the source; none near the ego
+        a = run.actors[t][aid]
+        if t > first:
+            assert float(np.hypot(a[1] - path[0, 0], a[2] - path[0, 1])) < 3.0
+        ego = run.states[t].actors
+        assert float(np.hypot(a[1] - ego.x[0], a[2] - ego.y[0])) > 10.0
+    hits = [
+        e for t, st in enumerate(run.states) for e in st.events
+        if e.kind in COLLISION_EVENTS and e.other_id in flow_ids and t - born[e.other_id] < 5
+    ]  # fmt: skip
+    assert not hits, "no flow car spawns on top of the ego"
+    # ScenarioRunner's lights: the ego's red for 5 s from the trigger, then green; the flow's
+    # light green; every other light of the junction red
+    ego_light = scn.light_of(scn.in_lane)
+    src_light = scn.light_of(scn.source_lane)
+    assert ego_light is not None and src_light is not None and ego_light != src_light
+    others = [k for k in scn.junction_lights() if k not in (ego_light, src_light)]
+    five = round(5.0 / SIM_DT_S)
+    for t in range(t0 + 2, min(t0 + five, len(run.states))):
+        ls = run.states[t].light_state
+        assert ls[ego_light] == LightState.RED and ls[src_light] == LightState.GREEN
+        assert all(ls[k] == LightState.RED for k in others)
+    for t in range(t0 + five + 2, len(run.states)):
+        if scn.finished:
+            break
+        ls = run.states[t].light_state
+        if run.ego_s[t] < scn.end_s_m() - 1.0:
+            assert ls[ego_light] == LightState.GREEN and ls[src_light] == LightState.GREEN
+
+
+def test_red_light_runner_starts_at_2_2_s_or_12_m_with_the_lights_forced(
+    bench2drive_xml: Path,
+) -> None:
+    run = drive(bench2drive_xml, "26950", 260)  # a signalised junction (26944's has no lights)
+    scn = run.scenario
+    tr = run.track(scn.runner_id)
+    assert all(a[0] == ActorKind.EMERGENCY for a in run.actors[0].values())
+    # it waits 30 m before its junction entry (the end of its incoming lane)
+    town = run.ctx.town
+    entry_xy = town.lanes.position(scn.runner_lane, town.lanes.length_m[scn.runner_lane])[0]
+    s = path_s(scn.path)
+    k_entry = int(np.argmin(np.hypot(*(scn.path - np.asarray(entry_xy)).T)))
+    assert s[k_entry] == pytest.approx(30.0, abs=1.0)
+    assert tr[:, 4].max() == pytest.approx(60.0 / 3.6, abs=0.3)
+    moving = np.flatnonzero(tr[:, 4] > 0.1)
+    go = int(tr[moving[0], 0])  # first tick it moves: the trigger fired on the tick before
+
+    def tta(t: int) -> tuple[float, float]:
+        ego = run.states[t].actors
+        d = float(np.hypot(ego.x[0] - scn.conflict_xy[0], ego.y[0] - scn.conflict_xy[1]))
+        return d, d / max(float(ego.speed[0]), 1e-3)
+
+    d1, t1 = tta(go - 1)
+    d0, t0_ = tta(go - 2)
+    assert d1 < 12.0 or t1 < 2.2
+    assert d0 >= 12.0 and t0_ >= 2.2 - 1e-9
+    # lights from the scenario's trigger on: the ego's green, the junction's others red
+    ego_light = scn.light_of(scn.in_lane)
+    assert ego_light is not None
+    trig = run.first_trigger_tick()
+    for t in range(trig + 2, go + 20):
+        ls = run.states[t].light_state
+        assert ls[ego_light] == LightState.GREEN
+        assert all(ls[k] == LightState.RED for k in scn.junction_lights() if k != ego_light)
+
+
+def test_t_junction_has_no_actors_and_ends_200_m_after_the_trigger(bench2drive_xml: Path) -> None:
+    """Bench2Drive's t_junction.py spawns nothing: the ego meets the junction's own lights /
+    signs; the scenario ends after the ego drove 200 m (DriveDistance) or at 240 s."""
+    run = drive(bench2drive_xml, "28035", 40)
+    assert run.config.type == "T_Junction"
+    assert not run.ids_seen()
+    scn = run.scenario
+    assert scn.end_s_m() == pytest.approx(scn.trigger_s_m + 200.0) and scn.timeout_s == 240.0

@@ -15,7 +15,6 @@ from tests.test_scenarios_support import Run, drive
 STATIC_CASES = [
     ("24816", "Accident"),
     ("25857", "AccidentTwoWays"),
-    ("24785", "ConstructionObstacle"),
     ("25318", "ParkedObstacle"),
     ("25896", "ParkedObstacleTwoWays"),
 ]
@@ -88,15 +87,18 @@ def test_side_lane_bicycles_ride_at_the_right_edge_after_the_trigger(
     t0 = run.first_trigger_tick()
     bikes = [aid for aid, a in run.actors[0].items() if a[0] == ActorKind.BICYCLE]
     assert len(bikes) == 2
+    s_first = sorted(run.route_frame(*run.track(aid)[0, 1:3])[0] for aid in bikes)
+    assert s_first[1] - s_first[0] == pytest.approx(9.0, abs=0.5), "9 m apart"
     for aid in bikes:
         tr = run.track(aid)
         s, lat = run.route_frame(tr[0, 1], tr[0, 2])
         assert (
             run.scenario.trigger_s_m + distance - 0.5
             <= s
-            <= run.scenario.trigger_s_m + distance + 4.0
+            <= run.scenario.trigger_s_m + distance + 9.0 + 1.0
         )
-        assert 0.3 < lat < 2.0  # right part of the ego's lane
+        # ScenarioRunner: 0.55 x half the lane width to the right
+        assert lat == pytest.approx(0.55 * 0.5 * run.scenario.width_m, abs=0.15)
         assert np.all(tr[: t0 + 1, 4] == 0.0), "bicycles wait for the trigger"
         assert tr[-1, 4] == pytest.approx(speed, abs=0.2)
         s_end, lat_end = run.route_frame(tr[-1, 1], tr[-1, 2])
@@ -114,3 +116,40 @@ def test_two_ways_switch_the_wrong_direction_test_off_after_the_trigger(
     for behaviour in run.scenario.closing():  # the scenario's end switches it back on
         behaviour.tick_once()
     assert run.ctx.criteria.outside_lanes.wrong_direction_active is True
+
+
+def _largest_free_gap(run: Run, ids: list[int], lane_half_m: float) -> float:
+    """Widest lateral stretch of the ego's lane [-half, half] that no box of ``ids`` covers."""
+    spans = []
+    for aid in ids:
+        tr = run.track(aid)
+        _, lat = run.route_frame(tr[0, 1], tr[0, 2])
+        half = 0.5 * float(run.states[0].actors.width[run.states[0].actors.actor_id == aid][0])
+        spans.append((lat - half, lat + half))
+    edge, gap = -lane_half_m, 0.0
+    for lo, hi in sorted(spans):
+        gap = max(gap, lo - edge)
+        edge = max(edge, hi)
+    return max(gap, lane_half_m - edge)
+
+
+def test_construction_closes_the_whole_lane(bench2drive_xml: Path) -> None:
+    """ScenarioRunner's set-up: a warning board across the lane 5 m before the construction
+    point, cones 2 m apart along the lane's left edge for 8 m and then 1 m apart across it: at
+    the board and at the cone row across the lane no gap is as wide as the ego (2.1 m)."""
+    run = drive(bench2drive_xml, "24785", 20)
+    assert run.config.type == "ConstructionObstacle"
+    scn = run.scenario
+    at = scn.trigger_s_m + float(run.config.params["distance"]["value"])
+    half = 0.5 * scn.width_m
+    rows: dict[int, list[int]] = {}
+    for aid in _setup_ids(run):
+        s, _ = run.route_frame(*run.track(aid)[0, 1:3])
+        rows.setdefault(round(s - at), []).append(aid)
+    assert sorted(rows) == [-5, 2, 4, 6, 8]
+    assert _largest_free_gap(run, rows[-5], half) < 2.1, "the board blocks the lane"
+    assert _largest_free_gap(run, rows[8], half) < 2.1, "the cone row closes the lane"
+    for k in (2, 4, 6):  # the cones along the edge away from ``direction`` (right: the left edge)
+        (cone,) = rows[k]
+        _, lat = run.route_frame(*run.track(cone)[0, 1:3])
+        assert lat == pytest.approx(-0.85 * half, abs=0.1)

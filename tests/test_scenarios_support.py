@@ -3,7 +3,7 @@ background vehicles, the privileged RouteFollower as the ego) and the registry t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -87,9 +87,11 @@ def drive(
     cruise_mps: float = 8.0,
     vehicles: int = 2,
     stop_ego: bool = False,
+    blind: bool = False,
 ) -> Run:
     """Plan the route, reset with few background vehicles, drive the RouteFollower ego for
-    ``ticks`` with RouteScenario ticking after every tick (the runner's call order)."""
+    ``ticks`` with RouteScenario ticking after every tick (the runner's call order). ``blind``:
+    the ego starts at ``cruise_mps`` and keeps it, seeing no other actor and no light."""
     route = _routes(str(xml))[route_id]
     town = load_town(route.town)
     planned = plan_route(town, route.keypoints, route.id)
@@ -105,13 +107,15 @@ def drive(
     )
     state = sim.reset(
         EpisodeSpec(route.town, start, route_xy=planned.xy,
-                    traffic=TrafficConfig(vehicles=vehicles, pedestrians=0, seed=0), seed=0)
+                    traffic=TrafficConfig(vehicles=vehicles, pedestrians=0, seed=0), seed=0,
+                    ego_speed_mps=cruise_mps if blind else 0.0)
     )  # fmt: skip
     rs.setup()
     follower = RouteFollower.for_route(planned, town, cruise_mps)
     run = Run(route, rs, ctx)
     for _ in range(ticks):
-        raw = VehicleControl(brake=1.0) if stop_ego else follower.control(state, SIM_DT_S)
+        seen = _ego_only(state) if blind else state
+        raw = VehicleControl(brake=1.0) if stop_ego else follower.control(seen, SIM_DT_S)
         control = rs.perturb(raw)
         run.controls.append((raw, control))
         state = sim.tick(control)
@@ -127,6 +131,13 @@ def drive(
              for r in rows}
         )  # fmt: skip
     return run
+
+
+def _ego_only(state: WorldState) -> WorldState:
+    """The state as a blind driver sees it: no actor but itself, no traffic light."""
+    a = state.actors
+    valid = a.valid & (np.arange(a.valid.shape[0]) == 0)
+    return replace(state, actors=replace(a, valid=valid), light_state=np.zeros(0, np.int8))
 
 
 def route_ids_of(xml: Path, scenario_type: str) -> list[str]:
@@ -155,8 +166,6 @@ def test_unknown_type_is_skipped_with_a_warning(
 ) -> None:
     route = _routes(str(bench2drive_xml))["24816"]
     odd = ScenarioConfig("odd_1", "NoSuchScenario", route.scenarios[0].trigger)
-    from dataclasses import replace
-
     route = replace(route, scenarios=(odd, *route.scenarios))
     town = load_town(route.town)
     planned = plan_route(town, route.keypoints, route.id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -53,10 +54,70 @@ log = logging.getLogger(__name__)
 SENSOR_WAIT_S = 10.0  # [s] how long sensor_data waits for this frame's readings
 LIGHT_MATCH_M = 20.0  # [m] a town light matches the nearest CARLA light within this distance
 SPAWN_Z_M = 0.5  # [m] actors are dropped from this height
+HOLD_FOREVER_S = 1.0e6  # [s] a light held until released gets its times stretched this long
 
 
 class CarlaConnectionError(HarnessError):
     """No CARLA server answered at the given address."""
+
+
+@dataclass
+class _Hold:
+    """One forced light: the carla.TrafficLight, what it was before (state, green, yellow and
+    red times [s]) and when the hold ends [s] (inf: until released)."""
+
+    light: Any
+    previous: tuple[Any, float, float, float]
+    until_s: float
+
+
+class LightHolds:
+    """Forced traffic lights on a CARLA server, done as ScenarioRunner's TrafficLightFreezer does:
+    remember the light's state and times, ``set_state`` and stretch its green / yellow / red times
+    over the hold (so the light's own cycle does not move on), restore all of it at the end.
+    ``carla`` is the carla module (a stand-in in unit tests)."""
+
+    def __init__(self, carla: Any) -> None:
+        self._carla = carla
+        self.holds: dict[int, _Hold] = {}
+
+    def force(
+        self, index: int, light: Any, state: LightState, now_s: float, duration_s: float | None
+    ) -> None:
+        """Hold ``light`` (the town light ``index``) at ``state`` from ``now_s``."""
+        old = self.holds.get(index)
+        previous = old.previous if old is not None else (
+            light.get_state(), float(light.get_green_time()), float(light.get_yellow_time()),
+            float(light.get_red_time()),
+        )  # fmt: skip
+        hold_s = HOLD_FOREVER_S if duration_s is None else float(duration_s)
+        stretched = hold_s + float(light.get_elapsed_time())
+        light.set_state(getattr(self._carla.TrafficLightState, state.name.capitalize()))
+        light.set_green_time(stretched)
+        light.set_yellow_time(stretched)
+        light.set_red_time(stretched)
+        until = math.inf if duration_s is None else now_s + hold_s
+        self.holds[index] = _Hold(light, previous, until)
+
+    def release(self, index: int) -> None:
+        """Give the light back its previous state and times (no-op when not held)."""
+        hold = self.holds.pop(index, None)
+        if hold is None:
+            return
+        state, green, yellow, red = hold.previous
+        hold.light.set_state(state)
+        hold.light.set_green_time(green)
+        hold.light.set_yellow_time(yellow)
+        hold.light.set_red_time(red)
+
+    def expire(self, now_s: float) -> None:
+        """Release every hold whose time is up at ``now_s``."""
+        for index in [i for i, h in self.holds.items() if now_s >= h.until_s]:
+            self.release(index)
+
+    def release_all(self) -> None:
+        for index in list(self.holds):
+            self.release(index)
 
 
 @dataclass
@@ -107,6 +168,7 @@ class CarlaBackend:
         self._frame0 = 0
         self._frame = 0
         self._light_actors: list[Any | None] = []
+        self._holds = LightHolds(carla)
         self._original_settings: Any = None
         self._tracker = PurePursuitPID()
 
@@ -168,6 +230,7 @@ class CarlaBackend:
         self._require_episode().apply_control(to_carla_control(self._carla, control))
         self._drive_scripted()
         self._frame = self._world.tick()
+        self._holds.expire((self._frame - self._frame0) * SIM_DT_S)
         return self._commit()
 
     def sensor_data(self) -> dict[str, tuple[int, Any]]:
@@ -255,6 +318,31 @@ class CarlaBackend:
             raise ConfigError(f"no scenario actor with id {actor_id}")
         entry.actor.destroy()
         self._actors = [a for a in self._actors if int(a.id) != actor_id]
+
+    def force_lights(
+        self, lights: Sequence[int], state: LightState, duration_s: float | None = None
+    ) -> None:
+        """Hold town lights at ``state`` (see :class:`LightHolds`); lights with no CARLA actor
+        matched are skipped with a warning."""
+        now = self.state.time_s
+        for i in lights:
+            actor = self._light_actor(int(i))
+            if actor is not None:
+                self._holds.force(int(i), actor, state, now, duration_s)
+
+    def release_lights(self, lights: Sequence[int]) -> None:
+        for i in lights:
+            self._holds.release(int(i))
+
+    def _light_actor(self, index: int) -> Any | None:
+        if not 0 <= index < len(self._light_actors):
+            raise ConfigError(
+                f"light index {index} outside the town's {len(self._light_actors)} lights"
+            )
+        actor = self._light_actors[index]
+        if actor is None:
+            log.warning("town light %d has no CARLA traffic light; not forced", index)
+        return actor
 
     def clear_area(self, center_xy: tuple[float, float], radius_m: float) -> int:
         """Destroy Traffic Manager vehicles and walkers inside the circle (as the leaderboard's
@@ -463,6 +551,7 @@ class CarlaBackend:
                           light_state=np.array(states, dtype=np.int8), light_elapsed_s=np.array(elapsed))  # fmt: skip
 
     def _destroy_all(self) -> None:
+        self._holds.release_all()
         for s in self._sensors.values():
             if s.is_listening:
                 s.stop()

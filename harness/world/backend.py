@@ -4,6 +4,7 @@ this protocol and the project's own types (never ``carla.*`` objects)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -12,7 +13,7 @@ from numpy.typing import NDArray
 
 from harness.maps.town import Town
 from harness.world.control import VehicleControl
-from harness.world.state import ActorKind, WorldState
+from harness.world.state import ActorKind, LightState, WorldState
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,19 @@ class SimulatorBackend(Protocol):
 
     def destroy_actor(self, actor_id: int) -> None:
         """Remove an actor."""
+        ...
+
+    def force_lights(
+        self, lights: Sequence[int], state: LightState, duration_s: float | None = None
+    ) -> None:
+        """Hold traffic lights (indices of ``town.signals``) at ``state`` from the next tick on,
+        for ``duration_s`` of simulation time or, with None, until released; afterwards they run
+        their own cycle again (ScenarioRunner's TrafficLightFreezer: ``carla.TrafficLight``
+        set_state with its green / yellow / red times stretched over the hold)."""
+        ...
+
+    def release_lights(self, lights: Sequence[int]) -> None:
+        """End the holds of ``lights`` (ScenarioRunner restores them when its freezer ends)."""
         ...
 
     def clear_area(self, center_xy: tuple[float, float], radius_m: float) -> int:

@@ -130,3 +130,49 @@ def _states_kernel(
         else:
             state[i], elapsed[i] = _RED, tau - green_s - yellow_s
     return state, elapsed
+
+
+class LightOverrides:
+    """Lights a scenario holds at a forced state (ScenarioRunner's TrafficLightFreezer): per light
+    the forced state (-1: none), when the hold began and when it ends ([s] simulation time, inf:
+    until released). :meth:`apply` lays the holds over the schedule's states; once a hold ends the
+    light is back on its fixed cycle (the schedule stays a pure function of time)."""
+
+    def __init__(self, n_lights: int) -> None:
+        self.state = np.full(n_lights, -1, dtype=np.int8)  # (T,) forced LightState or -1
+        self.since_s = np.zeros(n_lights, dtype=np.float64)  # (T,) [s] hold start
+        self.until_s = np.full(n_lights, np.inf, dtype=np.float64)  # (T,) [s] hold end
+
+    def force(
+        self, lights: NDArray[np.int64], state: LightState, now_s: float, duration_s: float | None
+    ) -> None:
+        """Hold ``lights`` at ``state`` from ``now_s`` for ``duration_s`` [s] (None: until
+        released)."""
+        self.state[lights] = int(state)
+        self.since_s[lights] = now_s
+        self.until_s[lights] = np.inf if duration_s is None else now_s + duration_s
+
+    def release(self, lights: NDArray[np.int64]) -> None:
+        """End the holds of ``lights`` (they resume their cycle)."""
+        self.state[lights] = -1
+        self.until_s[lights] = np.inf
+
+    @property
+    def any(self) -> bool:
+        return bool(np.any(self.state >= 0))
+
+    def apply(
+        self, time_s: float, state: NDArray[np.int8], elapsed_s: NDArray[np.float64]
+    ) -> tuple[NDArray[np.int8], NDArray[np.float64]]:
+        """The schedule's (state, elapsed) with the holds active at ``time_s`` laid over them
+        (fresh arrays); expired holds are dropped."""
+        expired = (self.state >= 0) & (time_s >= self.until_s)
+        if expired.any():
+            self.release(np.flatnonzero(expired))
+        held = self.state >= 0
+        if not held.any():
+            return state, elapsed_s
+        state, elapsed_s = state.copy(), elapsed_s.copy()
+        state[held] = self.state[held]
+        elapsed_s[held] = time_s - self.since_s[held]
+        return state, elapsed_s

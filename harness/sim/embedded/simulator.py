@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +25,7 @@ from harness.dynamics.vehicle import LINCOLN_MKZ_2017, WALKER, VehicleParams
 from harness.errors import ConfigError
 from harness.maps import load_town
 from harness.maps.town import Town
-from harness.sim.embedded.lights import LightSchedule, LightTimings
+from harness.sim.embedded.lights import LightOverrides, LightSchedule, LightTimings
 from harness.sim.embedded.pedestrians import PedestrianModel
 from harness.sim.embedded.scripted import ScriptedActors
 from harness.sim.embedded.traffic import TrafficModel, TrafficParams
@@ -32,7 +33,7 @@ from harness.sim.events import EventConfig, EventDetector
 from harness.sim.sensors.suite import SensorSuite
 from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficVehicleSpec
 from harness.world.control import VehicleControl
-from harness.world.state import ActorArrays, ActorKind, ActorRole, WorldState
+from harness.world.state import ActorArrays, ActorKind, ActorRole, LightState, WorldState
 from harness.world.timing import SIM_DT_S
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class _Episode:
     pedestrians: PedestrianModel
     scripted: ScriptedActors
     lights: LightSchedule
+    overrides: LightOverrides
     detector: EventDetector
     sensors: SensorSuite
     frame: int = 0
@@ -149,6 +151,7 @@ class EmbeddedSimulator:
             pedestrians=pedestrians,
             scripted=ScriptedActors(first_id=SCENARIO_FIRST_ID),
             lights=LightSchedule(town.signals, self.config.lights),
+            overrides=LightOverrides(len(town.signals.light_xy)),
             detector=EventDetector(town, spec.route_xy, self.config.events),
             sensors=sensors,
         )
@@ -226,6 +229,22 @@ class EmbeddedSimulator:
     def destroy_actor(self, actor_id: int) -> None:
         self._episode().scripted.destroy(actor_id)
 
+    def force_lights(
+        self, lights: Sequence[int], state: LightState, duration_s: float | None = None
+    ) -> None:
+        """Hold lights (indices of town.signals) at ``state`` from the next tick on, for
+        ``duration_s`` of simulation time or until released; then they resume their cycle."""
+        ep = self._episode()
+        idx = _light_indices(lights, ep.overrides.state.shape[0])
+        ep.overrides.force(idx, state, ep.frame * SIM_DT_S, duration_s)
+        ep.lights_frame = -1  # the next tick recomputes the lights
+
+    def release_lights(self, lights: Sequence[int]) -> None:
+        """End the holds of ``lights`` (from the next tick on)."""
+        ep = self._episode()
+        ep.overrides.release(_light_indices(lights, ep.overrides.state.shape[0]))
+        ep.lights_frame = -1
+
     def clear_area(self, center_xy: tuple[float, float], radius_m: float) -> int:
         """Re-place background vehicles and walkers found within radius_m of center_xy elsewhere
         around the ego (outside the circle); the state is re-assembled so the change is visible."""
@@ -290,6 +309,8 @@ class EmbeddedSimulator:
         time; the tick and the assembled state both read them)."""
         if ep.lights_frame != frame or ep.lights_now is None:
             ep.lights_now = ep.lights.states_at(frame * SIM_DT_S)
+            if ep.overrides.any:
+                ep.lights_now = ep.overrides.apply(frame * SIM_DT_S, *ep.lights_now)
             ep.lights_frame = frame
         return ep.lights_now
 
@@ -358,6 +379,14 @@ class EmbeddedSimulator:
             frame=frame, time_s=frame * SIM_DT_S, actors=actors,
             light_state=light_state, light_elapsed_s=elapsed,
         )  # fmt: skip
+
+
+def _light_indices(lights: Sequence[int], n_lights: int) -> NDArray[np.int64]:
+    """Light indices as an array, checked against the town's light count."""
+    idx = np.asarray(list(lights), dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_lights):
+        raise ConfigError(f"light indices {idx.tolist()} outside the town's {n_lights} lights")
+    return idx
 
 
 def _child(rng: np.random.Generator) -> np.random.Generator:
