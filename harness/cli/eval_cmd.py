@@ -23,8 +23,9 @@ from harness.errors import ConfigError
 from harness.leaderboard.results import RouteRecord
 from harness.leaderboard.route_criteria import CriteriaConfig
 from harness.leaderboard.statistics import bench2drive_summary
+from harness.report.page import write_report
 from harness.runner.backends import BACKENDS, BackendSpec
-from harness.runner.config import PENALTY_TABLES, Mode, RunConfig
+from harness.runner.config import PENALTY_TABLES, Mode, RunConfig, VideoPolicy
 from harness.runner.evaluation import EvaluationResult, run_evaluation
 from harness.runner.time_limit import DEFAULT_AGENT_TIMEOUT_S
 from harness.world.backend import TrafficConfig
@@ -62,6 +63,7 @@ def build_config(
     blocked_time_s: float | None,
     backend: BackendSpec | None = None,
     agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S,
+    videos: str = "none",
 ) -> RunConfig:
     """The RunConfig of the command-line options (the only place defaults are overridden).
     Without --penalties the table follows the mode: Bench2Drive's own table in bench2drive mode
@@ -79,6 +81,11 @@ def build_config(
     if not routes.is_file():
         raise ConfigError(f"route file {routes} does not exist; pass a leaderboard route XML")
     m = _mode(mode)
+    try:
+        policy = VideoPolicy(videos)
+    except ValueError:
+        choices = ", ".join(v.value for v in VideoPolicy)
+        raise ConfigError(f"--videos must be one of {choices}, got {videos!r}") from None
     criteria = m.criteria()
     if blocked_time_s is not None:
         criteria = CriteriaConfig(
@@ -91,7 +98,7 @@ def build_config(
         subset=subset, criteria=criteria, penalties=PENALTY_TABLES[penalties],
         traffic=TrafficConfig(vehicles=traffic, pedestrians=pedestrians), seed=seed,
         record=record, resume=resume, rerun_crashed=rerun_crashed,
-        backend=backend or BackendSpec(), agent_timeout_s=agent_timeout_s,
+        backend=backend or BackendSpec(), agent_timeout_s=agent_timeout_s, videos=policy,
     )  # fmt: skip
 
 
@@ -184,6 +191,11 @@ def eval_command(
         DEFAULT_AGENT_TIMEOUT_S, "--agent-timeout",
         help="Time limit of each agent call (setup, run_step, destroy), seconds.",
     ),
+    videos: str = typer.Option(
+        "none", "--videos",
+        help="Episode videos under OUT/videos/: failed (routes not completed), all or none "
+        "(mp4 with imageio-ffmpeg installed, else gif).",
+    ),
 ) -> None:
     """Evaluate an agent on a route file, leaderboard style (exit 0 even when routes fail)."""
     config = build_config(
@@ -192,7 +204,7 @@ def eval_command(
         pedestrians=pedestrians, record=record, penalties=penalties, mode=mode,
         blocked_time_s=blocked_time,
         backend=BackendSpec(backend, host=carla_host, port=carla_port),
-        agent_timeout_s=agent_timeout,
+        agent_timeout_s=agent_timeout, videos=videos,
     )  # fmt: skip
     console = Console()
     if not console.is_terminal:  # piped / captured: do not squeeze the tables to 80 columns
@@ -210,3 +222,4 @@ def eval_command(
     console.print(route_table(result.records, tuple(r.id for r in result.routes)))
     console.print(global_table(result))
     console.print(f"results: {result.results_path}")
+    console.print(f"report: {write_report(config.out_dir)}")

@@ -25,6 +25,19 @@ from harness.world.backend import TrafficConfig
 BENCH2DRIVE_PLAN_SPACING_M = 50.0  # [m] global-plan downsampling of Bench2Drive
 LEADERBOARD_PLAN_SPACING_M = 200.0  # [m] global-plan downsampling of the CARLA leaderboard
 
+
+class VideoPolicy(StrEnum):
+    """Which evaluated routes get an episode video (``--videos``)."""
+
+    NONE = "none"
+    FAILED = "failed"  # routes that did not complete
+    ALL = "all"
+
+    def wants(self, completed: bool) -> bool:
+        """Whether a route that did (not) complete gets a video."""
+        return self is VideoPolicy.ALL or (self is VideoPolicy.FAILED and not completed)
+
+
 PENALTY_TABLES: dict[str, PenaltyTable] = {
     "2.0": LEADERBOARD_2_0,
     "2.1": LEADERBOARD_2_1,
@@ -69,7 +82,8 @@ class RunConfig:
     episode seed is derived (by route position in the file, so a route gets the same seed in any
     subset and on resume); ``record`` also writes one full episode recording per route;
     ``backend`` says which simulator runs the routes; ``agent_timeout_s`` bounds every call into
-    the agent.
+    the agent; ``videos`` which routes get an episode video (not part of the identity: it
+    changes no result).
     """
 
     agent: str
@@ -88,6 +102,7 @@ class RunConfig:
     rerun_crashed: bool = False
     plan_spacing_m: float = BENCH2DRIVE_PLAN_SPACING_M
     agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S  # per agent call (setup, run_step, destroy)
+    videos: VideoPolicy = VideoPolicy.NONE
 
     def __post_init__(self) -> None:
         if not self.agent_timeout_s > 0:

@@ -39,11 +39,12 @@ from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute, plan_route
 from harness.routes.model import RouteConfig
 from harness.runner.backends import make_backend
-from harness.runner.config import RunConfig
+from harness.runner.config import RunConfig, VideoPolicy
 from harness.runner.drivers import AgentDriver
 from harness.runner.episode import EpisodeError, Phase, Tick, run_episode
 from harness.runner.observers import Recorder
 from harness.runner.steps import StepLog
+from harness.runner.videos import route_track, write_video
 from harness.sim.sensors.spec import validate_sensors
 from harness.world.backend import EpisodeSpec, SimulatorBackend
 from harness.world.state import WorldState
@@ -209,7 +210,8 @@ class RouteRunner:
             with _boundary(FAILURE_SIMULATION, "building the route scenario", route.id):
                 scenario = self._build_scenario(job, backend, town, planned, criteria)
                 spec = self._episode_spec(job, planned, sensor_list, scenario)
-            recorder = Recorder.for_spec(spec) if self.config.record else None
+            keep = self.config.record or self.config.videos is not VideoPolicy.NONE
+            recorder = Recorder.for_spec(spec) if keep else None
             observers = [watcher] + ([recorder] if recorder is not None else [])
             try:
                 run_episode(
@@ -226,7 +228,11 @@ class RouteRunner:
             self._cleanup(route.id, driver, scenario)
         outcome = criteria.summary(duration_game_s=watcher.duration_s)
         steps_path = self._write_steps(job, steps, outcome)
+        if recorder is not None and len(recorder):
+            recorder.recorder.route = route_track(planned.xy, steps, outcome, self.config.penalties)
         recording = self._write_recording(job, recorder, outcome)
+        if recorder is not None and len(recorder) and self.config.videos.wants(outcome.completed):
+            write_video(recorder, town, self.config.out_dir, job.save_name)
         backend.close()
         record = self._record(job, outcome, wall0)
         return RouteResult(record, outcome, sensors, steps_path, recording)
@@ -332,7 +338,7 @@ class RouteRunner:
         self, job: RouteJob, recorder: Recorder | None, outcome: RouteOutcome
     ) -> Path | None:
         """OUT/recordings/<save_name>.parquet when recording was asked and the route started."""
-        if recorder is None or not len(recorder):
+        if recorder is None or not len(recorder) or not self.config.record:
             return None
         path = self.config.out_dir / RECORDINGS_DIR / f"{job.save_name}.parquet"
         return recorder.write(path, extra_meta=self._metadata(job, outcome))
