@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DPI = 80
 MAP_MARGIN_M = 25.0  # [m] around the route and the driven path
+MIN_SPAN_FRACTION = 0.45  # [-] the map's short side is at least this fraction of its long side
 PLANS_PER_ROUTE = 25  # about this many of the agent's plans drawn per route
 INFRACTION_STYLE: dict[str, tuple[str, str]] = {
     "collisions_vehicle": ("X", "tab:red"),
@@ -52,10 +53,11 @@ def _plt() -> Any:
     return plt
 
 
-def to_data_uri(fig: Figure) -> str:
-    """The figure as a base64 PNG data URI (the figure is closed)."""
+def to_data_uri(fig: Figure, tight: bool = True) -> str:
+    """The figure as a base64 PNG data URI (the figure is closed). ``tight`` trims the margins
+    (an extra draw pass: the per-route figures set their margins instead)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight" if tight else None)
     _plt().close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -113,10 +115,10 @@ def _map(
         ax.plot(m.x_m, m.y_m, marker=marker, ms=11, color=colour, mec="black", ls="none",
                 zorder=7, label=m.key if m.key not in seen else None)  # fmt: skip
         seen.add(m.key)
-    side = float(max(hi - lo))
+    span = np.maximum(hi - lo, MIN_SPAN_FRACTION * float(max(hi - lo)))
     mid = 0.5 * (lo + hi)
-    ax.set_xlim(mid[0] - side / 2, mid[0] + side / 2)
-    ax.set_ylim(mid[1] + side / 2, mid[1] - side / 2)  # +y (south) down
+    ax.set_xlim(mid[0] - span[0] / 2, mid[0] + span[0] / 2)
+    ax.set_ylim(mid[1] + span[1] / 2, mid[1] - span[1] / 2)  # +y (south) down
     ax.set_aspect("equal")
     ax.set_xlabel("x [m]")
     ax.set_ylabel("y [m] (CARLA, +y south)")
@@ -160,7 +162,8 @@ def route_figure(
     """One route: its map (left) and its timelines (right), as a data URI."""
     plt = _plt()
     fig = plt.figure(figsize=(13.0, 6.0))
-    grid = fig.add_gridspec(2, 2, width_ratios=(1.1, 1.0), hspace=0.3, wspace=0.25)
+    grid = fig.add_gridspec(2, 2, width_ratios=(1.1, 1.0), hspace=0.3, wspace=0.3, left=0.07,
+                            right=0.94, bottom=0.09, top=0.91)  # fmt: skip
     _map(fig.add_subplot(grid[:, 0]), route, town, planned_xy)
     _timelines(fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1]), route)
     rec = route.record
@@ -168,7 +171,7 @@ def route_figure(
         f"{route.save_name}  {rec.get('town_name') or ''}  {rec['status']}  "
         f"DS {float(rec['scores']['score_composed']):.1f}", fontsize=11,
     )  # fmt: skip
-    return to_data_uri(fig)
+    return to_data_uri(fig, tight=False)
 
 
 def _grouped_bars(ax: Axes, labels: Sequence[str], series: Mapping[str, Sequence[float]],
