@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.errors import ConfigError
 from harness.leaderboard.outcome import RouteOutcome
 from harness.leaderboard.statistics import PenaltyTable, penalty_factor
 from harness.maps.town import Town
@@ -68,12 +69,18 @@ def route_track(
     )
 
 
-def write_video(recorder: Recorder, town: Town, out_dir: Path, save_name: str) -> Path:
-    """Render the recorded episode to ``out_dir/videos/<save_name>`` (.mp4 or .gif)."""
+def write_video(recorder: Recorder, town: Town, out_dir: Path, save_name: str) -> Path | None:
+    """Render the recorded episode to ``out_dir/videos/<save_name>`` (.mp4 or .gif); None (and
+    a warning) when the replay refuses it (a drive spanning a region too large to draw), so a
+    video never stops an evaluation."""
     path = out_dir / VIDEOS_DIR / f"{save_name}{video_suffix()}"
-    written = render_topdown(
-        recorder.recorder.to_recording(), town, path, fps=VIDEO_FPS, every=VIDEO_EVERY,
-        size_px=VIDEO_SIZE_PX,
-    )  # fmt: skip
+    try:
+        written = render_topdown(
+            recorder.recorder.to_recording(), town, path, fps=VIDEO_FPS, every=VIDEO_EVERY,
+            size_px=VIDEO_SIZE_PX,
+        )  # fmt: skip
+    except ConfigError as exc:
+        log.warning("route %s: no video (%s)", save_name, exc)
+        return None
     log.info("route %s: video %s", save_name, written)
     return written
