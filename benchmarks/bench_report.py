@@ -2,7 +2,10 @@
 took (the records' duration_system, the reference) and the town loading the report shares with
 the eval process. Prints one JSON line.
 
-    python benchmarks/bench_report.py EVAL_DIR [--out FILE.html]
+    python benchmarks/bench_report.py [EVAL_DIR] [--out FILE.html]
+
+Without EVAL_DIR it reports on results/demo/eval (`make demo`), or prints a "skipped" line when
+that folder does not exist (so `make bench` runs it unattended).
 """
 
 from __future__ import annotations
@@ -18,12 +21,17 @@ from harness.maps import load_town
 from harness.report.inputs import load_run
 from harness.report.page import write_report
 
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "results" / "demo" / "eval"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("eval_dir", type=Path)
+    parser.add_argument("eval_dir", type=Path, nargs="?", default=DEFAULT_DIR)
     parser.add_argument("--out", type=Path, default=None, help="report file (default: a temp file)")
     args = parser.parse_args()
+    if not (args.eval_dir / "results.json").is_file():
+        print(json.dumps({"bench": "report", "skipped": f"no eval folder at {args.eval_dir}"}))
+        return
     run = load_run(args.eval_dir)
     towns = sorted(
         {str(r.record.get("town_name")) for r in run.routes if r.record.get("town_name")}

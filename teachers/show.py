@@ -24,6 +24,7 @@ from harness.errors import ConfigError
 from harness.geometry import wrap_angle
 from harness.io import atomic_output
 from harness.maps import load_town
+from harness.maps.area import polygon_exteriors
 from teachers.dataset import PAST_STEPS, load_dataset, poses_array
 
 MIN_VIEW_M = 40.0  # [m] smallest side of the zoomed map window
@@ -106,8 +107,9 @@ def draw_scene(dataset: str | os.PathLike[str], scene_id: str, out: str | os.Pat
     fig = plt.figure(figsize=FIGURE_SIZE_IN)
     grid = fig.add_gridspec(2, 2, width_ratios=(1.0, 1.05), wspace=0.22, hspace=0.32)
     ax = fig.add_subplot(grid[:, 0])
-    polys = [np.asarray(p.exterior.coords)[:, :2] for p in town.area.lane_polygons
-             if p is not None and not p.is_empty and p.geom_type == "Polygon" and p.intersects(window)]  # fmt: skip
+    polys = [ring for p in town.area.lane_polygons
+             if p is not None and not p.is_empty and p.intersects(window)
+             for ring in polygon_exteriors(p)]  # fmt: skip
     ax.add_collection(
         PolyCollection(polys, facecolors="0.9", edgecolors="0.72", linewidths=0.4, zorder=0)
     )

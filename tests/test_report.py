@@ -202,3 +202,19 @@ def test_eval_writes_report_and_videos_of_failed_routes(tmp_path: Path) -> None:
     assert "videos/RouteScenario_0_rep0" in page and "Failed - Agent got blocked" in page
     assert run(["eval", "--agent", "do_nothing", "--routes", str(ROUTES), "--out", str(out),
                 "--videos", "some"]) == 2  # fmt: skip
+
+
+def test_polygon_exteriors_skip_lines_in_clipped_lane_polygons() -> None:
+    import shapely
+
+    from harness.maps.area import polygon_exteriors
+
+    square = shapely.box(0.0, 0.0, 1.0, 1.0)
+    far = shapely.box(5.0, 5.0, 7.0, 6.0)
+    mixed = shapely.GeometryCollection(
+        [square, shapely.LineString([(0, 0), (3, 3)]), shapely.MultiPolygon([far])]
+    )
+    rings = polygon_exteriors(mixed)
+    assert [r.shape for r in rings] == [(5, 2), (5, 2)]
+    np.testing.assert_allclose(sorted(r[:, 0].max() for r in rings), [1.0, 7.0])
+    assert polygon_exteriors(shapely.Polygon()) == []

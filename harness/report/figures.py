@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.maps.area import polygon_exteriors
 from harness.report.abilities import ABILITIES, AbilityScore
 from harness.report.inputs import RouteData
 
@@ -72,8 +73,7 @@ def _draw_lanes(ax: Axes, town: Town, lo: NDArray[np.float64], hi: NDArray[np.fl
         b = poly.bounds
         if b[2] < lo[0] or b[0] > hi[0] or b[3] < lo[1] or b[1] > hi[1]:
             continue
-        for part in getattr(poly, "geoms", [poly]):
-            polys.append(np.asarray(part.exterior.coords)[:, :2])
+        polys.extend(polygon_exteriors(poly))
     ax.add_collection(PolyCollection(polys, facecolors="0.9", edgecolors="0.75", linewidths=0.3,
                                      zorder=0))  # fmt: skip
 
