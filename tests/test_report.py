@@ -218,3 +218,14 @@ def test_polygon_exteriors_skip_lines_in_clipped_lane_polygons() -> None:
     assert [r.shape for r in rings] == [(5, 2), (5, 2)]
     np.testing.assert_allclose(sorted(r[:, 0].max() for r in rings), [1.0, 7.0])
     assert polygon_exteriors(shapely.Polygon()) == []
+
+
+def test_comparison_labels_tell_same_named_folders_apart(tmp_path: Path) -> None:
+    from harness.report.page import run_labels
+
+    a = _eval_dir(tmp_path)
+    other = tmp_path / "new" / "run_a"
+    shutil.copytree(a, other)
+    runs = [load_run(a), load_run(other)]
+    assert run_labels(runs) == [f"{tmp_path.name}/run_a", "new/run_a"]
+    assert run_labels(runs[:1]) == ["run_a"]

@@ -270,7 +270,9 @@ def write_report(out_dir: str | Path, target: str | Path | None = None) -> Path:
     return atomic_write_text(path, render_report(run))
 
 
-def _route_ds(runs: Sequence[RunData]) -> tuple[list[str], dict[str, NDArray[np.float64]]]:
+def _route_ds(
+    runs: Sequence[RunData], names: Sequence[str]
+) -> tuple[list[str], dict[str, NDArray[np.float64]]]:
     """Route ids over all runs (first-seen order) and each run's DS per route (NaN: absent)."""
     ids: list[str] = []
     for run in runs:
@@ -278,30 +280,27 @@ def _route_ds(runs: Sequence[RunData]) -> tuple[list[str], dict[str, NDArray[np.
             if r.save_name not in ids:
                 ids.append(r.save_name)
     table = {}
-    for run in runs:
+    for name, run in zip(names, runs, strict=True):
         by = {r.save_name: float(r.record["scores"]["score_composed"]) for r in run.routes}
-        table[run.name] = np.array([by.get(i, np.nan) for i in ids])
+        table[name] = np.array([by.get(i, np.nan) for i in ids])
     return ids, table
 
 
-def _unique_names(runs: Sequence[RunData]) -> list[RunData]:
-    """Runs renamed '<name> (2)' ... where folder names repeat (the columns need distinct names)."""
-    seen: Counter[str] = Counter()
-    out = []
-    for run in runs:
-        seen[run.name] += 1
-        if seen[run.name] > 1:
-            run = RunData(run.out_dir / f"({seen[run.name]})", run.results, run.run,
-                          run.total_routes, run.routes)  # fmt: skip
-        out.append(run)
-    return out
+def run_labels(runs: Sequence[RunData]) -> list[str]:
+    """A distinct column label per run: the shortest trailing part of the folder paths that
+    tells them apart ('a', or 'ex_before/a' and 'new/a'), '#k' appended if nothing does."""
+    paths = [run.out_dir.resolve().parts for run in runs]
+    for depth in range(1, max((len(p) for p in paths), default=1) + 1):
+        labels = ["/".join(p[-depth:]) for p in paths]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{run.name} #{k + 1}" for k, run in enumerate(runs)]
 
 
 def render_comparison(runs: Sequence[RunData]) -> str:
     """Runs side by side: headline numbers, abilities, infractions by kind, DS per route."""
-    runs = _unique_names(runs)
-    sums = {run.name: summarise(run) for run in runs}
-    names = list(sums)
+    names = run_labels(runs)
+    sums = {n: summarise(run) for n, run in zip(names, runs, strict=True)}
     body = ["<h1>Comparison of " + ", ".join(_e(n) for n in names) + "</h1>"]
     body.append(
         _table(["run", "folder"], [[n, run.out_dir] for n, run in zip(names, runs, strict=True)])
@@ -337,7 +336,7 @@ def render_comparison(runs: Sequence[RunData]) -> str:
         body.append('<img alt="infractions" src="' + bars_figure(
             kinds, {n: [sums[n].infractions[k] for k in kinds] for n in names}, "count",
             "infractions by kind") + '">')  # fmt: skip
-    ids, ds = _route_ds(runs)
+    ids, ds = _route_ds(runs, names)
     body.append("<h2>Driving score per route</h2>")
     body.append(_table(["route", *names], [
         [rid, *("-" if np.isnan(ds[n][i]) else f"{ds[n][i]:.2f}" for n in names)]
