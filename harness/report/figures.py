@@ -174,35 +174,38 @@ def route_figure(
     return to_data_uri(fig, tight=False)
 
 
-def _grouped_bars(ax: Axes, labels: Sequence[str], series: Mapping[str, Sequence[float]],
-                  ylabel: str) -> None:  # fmt: skip
+def _grouped_bars(
+    ax: Axes, labels: Sequence[str], series: Mapping[str, Sequence[float]], ylabel: str
+) -> None:
+    """One group of bars per label, one bar per series; NaN values are drawn as 'n/a'."""
     n = max(1, len(series))
     width = 0.8 / n
     x = np.arange(len(labels))
     for k, (name, values) in enumerate(series.items()):
-        bars = ax.bar(x + (k - (n - 1) / 2) * width, values, width, label=name,
+        v = np.asarray(values, dtype=np.float64)
+        pos = x + (k - (n - 1) / 2) * width
+        bars = ax.bar(pos, np.nan_to_num(v), width, label=name,
                       color=RUN_COLOURS[k % len(RUN_COLOURS)])  # fmt: skip
-        ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
-    ax.set_xticks(
-        x,
-        labels,
-        rotation=30 if len(labels) > 6 else 0,
-        ha="right" if len(labels) > 6 else "center",
-        fontsize=8,
-    )
+        ax.bar_label(bars, labels=["n/a" if np.isnan(b) else f"{b:.3g}" for b in v],
+                     fontsize=7, padding=1)  # fmt: skip
+    rotate = len(labels) > 6
+    ax.set_xticks(x, labels, rotation=30 if rotate else 0, ha="right" if rotate else "center",
+                  fontsize=8)  # fmt: skip
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     if n > 1:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def ability_figure(runs: Mapping[str, Mapping[str, AbilityScore]]) -> str:
-    """Success rate [%] per ability, one bar per run (an ability no route tests shows 0 and is
-    marked n/a in the table)."""
+    """Success rate [%] per ability, one bar per run ('n/a' where no route tests it)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9.0, 3.6))
     labels = list(ABILITIES)
-    series = {name: [100.0 * (s[a].rate or 0.0) for a in labels] for name, s in runs.items()}
+    series = {
+        name: [np.nan if s[a].rate is None else 100.0 * (s[a].rate or 0.0) for a in labels]
+        for name, s in runs.items()
+    }
     _grouped_bars(ax, labels, series, "success rate [%]")
     ax.set_ylim(0, 110)
     ax.set_title("Bench2Drive abilities")
@@ -216,4 +219,26 @@ def bars_figure(labels: Sequence[str], series: Mapping[str, Sequence[float]], yl
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(labels) * max(1, len(series)) + 2), 3.8))
     _grouped_bars(ax, labels, series, ylabel)
     ax.set_title(title)
+    return to_data_uri(fig)
+
+
+ROUTE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def per_route_figure(routes: Sequence[str], series: Mapping[str, Sequence[float]], ylabel: str,
+                     title: str) -> str:  # fmt: skip
+    """One column per route, one marker per run (NaN: the run has no such route)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.26 * len(routes) + 2.5)), 4.2))
+    x = np.arange(len(routes))
+    for k, (name, values) in enumerate(series.items()):
+        ax.plot(x, np.asarray(values, dtype=np.float64), ls="none", ms=6, alpha=0.85,
+                marker=ROUTE_MARKERS[k % len(ROUTE_MARKERS)],
+                color=RUN_COLOURS[k % len(RUN_COLOURS)], label=name)  # fmt: skip
+    ax.set_xticks(x, routes, rotation=90, fontsize=7)
+    ax.set_xlim(-0.7, len(routes) - 0.3)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return to_data_uri(fig)

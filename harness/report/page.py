@@ -33,7 +33,7 @@ from harness.report.abilities import (
     mean_ability_rate,
     scenario_type_of,
 )
-from harness.report.figures import ability_figure, bars_figure, route_figure
+from harness.report.figures import ability_figure, bars_figure, per_route_figure, route_figure
 from harness.report.inputs import RouteData, RunData, load_run
 from harness.routes.interpolate import PlannedRoute, plan_route
 
@@ -343,9 +343,9 @@ def render_comparison(runs: Sequence[RunData]) -> str:
         for i, rid in enumerate(ids)
     ]))  # fmt: skip
     if ids:
-        body.append('<img alt="DS per route" src="' + bars_figure(
-            [i.removeprefix("RouteScenario_") for i in ids],
-            {n: np.nan_to_num(ds[n]).tolist() for n in names}, "DS", "driving score per route",
+        body.append('<img alt="DS per route" src="' + per_route_figure(
+            [i.removeprefix("RouteScenario_") for i in ids], {n: v.tolist() for n, v in ds.items()}, "DS",
+            "driving score per route",
         ) + '">')  # fmt: skip
     return _page("comparison", body)
 
