@@ -33,7 +33,7 @@ def _record(
     ip = float(np.prod([factors.get(k, 1.0) for k, v in infractions.items() for _ in v]))
     return {
         "index": index, "route_id": f"RouteScenario_{index}_rep0", "scenario_name": scenario,
-        "weather_id": None, "save_name": f"RouteScenario_{index}_rep0", "status": status,
+        "weather_id": None, "save_name": f"{index}_Harness01_{scenario}_0_stamp", "status": status,
         "num_infractions": sum(len(v) for v in infractions.values()),
         "infractions": {k: list(infractions.get(k, [])) for k in INFRACTION_KEYS},
         "scores": {"score_route": rc, "score_penalty": ip, "score_composed": rc * ip},
@@ -107,6 +107,8 @@ def test_ability_counting_follows_bench2drive() -> None:
 
 def test_report_holds_the_hand_computed_numbers(tmp_path: Path) -> None:
     run_data = load_run(_eval_dir(tmp_path))
+    # step files are found by route id (Bench2Drive's save_name differs)
+    assert [r.steps is not None for r in run_data.routes] == [False, False, True]
     s = summarise(run_data)
     assert (s.routes_done, s.total_routes) == (3, 4)
     assert s.ds == pytest.approx(47.0) and s.rc == pytest.approx(60.0)

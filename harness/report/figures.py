@@ -168,7 +168,7 @@ def route_figure(
     _timelines(fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1]), route)
     rec = route.record
     fig.suptitle(
-        f"{route.save_name}  {rec.get('town_name') or ''}  {rec['status']}  "
+        f"{route.stem}  {rec.get('town_name') or ''}  {rec['status']}  "
         f"DS {float(rec['scores']['score_composed']):.1f}", fontsize=11,
     )  # fmt: skip
     return to_data_uri(fig, tight=False)

@@ -1,9 +1,11 @@
 """What a report reads from an eval folder, gathered by one function (:func:`load_run`) so that
 further tables (``routes.parquet``, ``infractions.parquet``) plug in at one place.
 
-Today it reads ``OUT/results.json`` (leaderboard records), ``OUT/run.json`` (the route file and
-settings), ``OUT/steps/<save_name>.parquet`` (per-tick ego pose, progress, infraction counts and
-the agent's plan, :mod:`harness.runner.steps`) and lists ``OUT/videos/``.
+Today it reads ``OUT/results.json`` (leaderboard records), the run's settings (the route file;
+``harness.runner.evaluation.RUN_FILE``, else ``OUT/run.json``), ``OUT/steps/<route_id>.parquet``
+(per-tick ego pose, progress, infraction counts and the agent's plan,
+:mod:`harness.runner.steps`) and lists ``OUT/videos/``. Files are found by the record's
+leaderboard ``route_id``, which Bench2Drive-style ``save_name``s need not equal.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from harness.runner.route_runner import STEPS_DIR
 from harness.runner.videos import VIDEOS_DIR
 
 RESULTS_FILE = "results.json"
+LEGACY_RUN_FILE = "run.json"  # OUT/run.json, where runs kept their settings before OUT/harness/
 _LOCATION = re.compile(
     r"at \(x=(-?[\d.]+(?:e-?\d+)?), y=(-?[\d.]+(?:e-?\d+)?), z=(-?[\d.]+(?:e-?\d+)?)\)"
 )
@@ -74,8 +77,11 @@ class RouteData:
     video: Path | None
 
     @property
-    def save_name(self) -> str:
-        return str(self.record.get("save_name") or self.record["route_id"])
+    def stem(self) -> str:
+        """The record's leaderboard route id ('RouteScenario_<id>_rep<r>'), the stem of the
+        route's files under steps/, recordings/ and videos/ (Bench2Drive's save_name may
+        differ)."""
+        return str(self.record["route_id"])
 
     @property
     def marks(self) -> tuple[InfractionMark, ...]:
@@ -173,14 +179,17 @@ def load_run(out_dir: str | Path) -> RunData:
             f"{path} is not a leaderboard results file ({type(exc).__name__}: {exc}); "
             "pass the --out folder of a `harness eval` run"
         ) from exc
-    try:
-        run = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        run = {}
+    run: dict[str, Any] = {}
+    for name in dict.fromkeys((RUN_FILE, LEGACY_RUN_FILE)):
+        try:
+            run = json.loads((out / name).read_text(encoding="utf-8"))
+            break
+        except (OSError, ValueError):
+            continue
     configs = _route_configs(run)
     routes = []
     for rec in sorted(records, key=lambda r: int(r.get("index", 0))):
-        save = str(rec.get("save_name") or rec["route_id"])
+        save = str(rec["route_id"])
         steps_path = out / STEPS_DIR / f"{save}.parquet"
         videos = sorted((out / VIDEOS_DIR).glob(f"{save}.*")) if (out / VIDEOS_DIR).is_dir() else []
         routes.append(

@@ -206,7 +206,7 @@ def _routes_table(run: RunData) -> str:
     for r in run.routes:
         rec, sc = r.record, r.record["scores"]
         rows.append([
-            rec["index"], r.save_name, rec.get("town_name") or "-", rec.get("scenario_name") or "-",
+            rec["index"], r.stem, rec.get("town_name") or "-", rec.get("scenario_name") or "-",
             _status(rec), f"{float(sc['score_route']):.2f}", f"{float(sc['score_penalty']):.3f}",
             f"{float(sc['score_composed']):.2f}", _infraction_text(rec),
             str(r.video.relative_to(run.out_dir)) if r.video is not None else "-",
@@ -258,8 +258,8 @@ def render_report(run: RunData) -> str:
     )
     for r, g in zip(run.routes, geos, strict=True):
         planned_xy = g.planned.xy if g.planned is not None else None
-        body.append(f"<h3>{_e(r.save_name)}</h3>")
-        body.append(f'<img alt="{_e(r.save_name)}" src="{route_figure(r, g.town, planned_xy)}">')
+        body.append(f"<h3>{_e(r.stem)}</h3>")
+        body.append(f'<img alt="{_e(r.stem)}" src="{route_figure(r, g.town, planned_xy)}">')
     return _page(f"report {run.name}", body)
 
 
@@ -277,11 +277,11 @@ def _route_ds(
     ids: list[str] = []
     for run in runs:
         for r in run.routes:
-            if r.save_name not in ids:
-                ids.append(r.save_name)
+            if r.stem not in ids:
+                ids.append(r.stem)
     table = {}
     for name, run in zip(names, runs, strict=True):
-        by = {r.save_name: float(r.record["scores"]["score_composed"]) for r in run.routes}
+        by = {r.stem: float(r.record["scores"]["score_composed"]) for r in run.routes}
         table[name] = np.array([by.get(i, np.nan) for i in ids])
     return ids, table
 
