@@ -3,7 +3,7 @@
 1. the built-in town and a check of its route file (leaderboard rules);
 2. closed-loop evaluation of the privileged expert on the built-in routes, with their scenarios
    and background traffic, scored like Bench2Drive: ``results.json`` in the leaderboard format
-   and per-step Parquet (``harness eval``'s code path);
+   and per-step Parquet and report.html (``harness eval``'s code path);
 3. a top-down replay (GIF) of the first route's recording;
 4. a small teacher dataset (``harness gen-teachers``'s code path): scenes from expert drives,
    candidates scored with PDMS/EPDMS, K diverse teachers per scene.
@@ -22,6 +22,7 @@ from rich.table import Table
 
 from harness.io import atomic_write_json
 from harness.maps import load_town
+from harness.report.page import write_report
 from harness.routes.check import check_route_file
 from harness.runner.config import Mode, RunConfig
 from harness.runner.evaluation import run_evaluation
@@ -75,6 +76,7 @@ def run_demo(out_dir: Path, routes: int = 2, vehicles: int = 30, pedestrians: in
     g = result.global_record["scores_mean"]
     console.print(f"driving score {g['score_composed']:.1f}, route completion {g['score_route']:.1f}, "
                   f"results: {result.results_path}")  # fmt: skip
+    console.print(f"report: {write_report(out_dir / 'eval')}")
 
     console.rule("[bold]3. replay")
     recordings = sorted((out_dir / "eval").rglob("*.parquet"))

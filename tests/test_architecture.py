@@ -25,12 +25,13 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "harness.world": ABOVE_WORLD,
     "harness.dynamics": ABOVE_WORLD[1:],
     "harness.sim": ("harness.leaderboard", "harness.planning", "harness.runner", "harness.cli",
-                    "teachers", "scenarios"),  # fmt: skip
+                    "teachers", "scenarios", "harness.report"),  # fmt: skip
     "harness.leaderboard": ("harness.sim", "harness.planning", "harness.runner", "harness.cli",
                             "teachers", "scenarios"),  # fmt: skip
     "harness.planning": ("harness.sim", "harness.leaderboard", "harness.runner", "harness.cli",
                          "teachers", "scenarios"),  # fmt: skip
-    "harness.runner": ("harness.cli", "teachers"),
+    "harness.runner": ("harness.cli", "teachers", "harness.report"),
+    "harness.report": ("harness.cli", "teachers"),
     "teachers": ("harness.sim", "harness.cli"),
     "scenarios": ("harness.sim", "harness.runner", "harness.cli", "teachers"),
 }

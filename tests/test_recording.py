@@ -170,25 +170,25 @@ def _real_town_recording(tmp_path: Path, n_frames: int) -> tuple[Path, Town]:
 
 
 def test_replay_gif_and_png_frames(tmp_path: Path, shared_maps: Path) -> None:
-    from harness.sim.replay import render_topdown
+    from harness.sim.replay import panel_height, render_topdown
 
     path, town = _real_town_recording(tmp_path, n_frames=6)
     recording = load_recording(path)
     gif = render_topdown(recording, town, tmp_path / "out.gif", fps=10, every=2, size_px=160)
     with Image.open(gif) as im:
-        assert im.size == (160, 160)
+        assert im.size == (160, 160 + panel_height(10))  # map, then the info panel
         assert getattr(im, "n_frames", 1) == 3  # frames 0, 2, 4 of 6
     frames_dir = render_topdown(recording, town, tmp_path / "frames", every=1, size_px=128)
     pngs = sorted(frames_dir.glob("*.png"))
     assert len(pngs) == 6
     with Image.open(pngs[0]) as im:
-        assert im.size == (128, 128) and im.mode == "RGB"
+        assert im.size == (128, 128 + panel_height(10)) and im.mode == "RGB"
     assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_replay_mp4_and_bad_outputs(tmp_path: Path, shared_maps: Path) -> None:
     from harness.errors import ConfigError
-    from harness.sim.replay import render_topdown
+    from harness.sim.replay import panel_height, render_topdown
 
     path, town = _real_town_recording(tmp_path, n_frames=4)
     recording = load_recording(path)
@@ -201,7 +201,7 @@ def test_replay_mp4_and_bad_outputs(tmp_path: Path, shared_maps: Path) -> None:
     import imageio.v3 as iio
 
     frames = iio.imread(mp4, plugin="FFMPEG", index=None)
-    assert frames.shape[:3] == (4, 64, 64)
+    assert frames.shape[:3] == (4, 64 + panel_height(10), 64)
 
 
 def test_cli_replay(
@@ -211,6 +211,7 @@ def test_cli_replay(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from harness.cli.main import main
+    from harness.sim.replay import panel_height
 
     path, _ = _real_town_recording(tmp_path, n_frames=4)
     out = tmp_path / "cli.gif"
@@ -220,7 +221,7 @@ def test_cli_replay(
     )
     main()  # returns normally on success
     with Image.open(out) as im:
-        assert im.size == (96, 96) and getattr(im, "n_frames", 1) == 4
+        assert im.size == (96, 96 + panel_height(10)) and getattr(im, "n_frames", 1) == 4
     missing = tmp_path / "missing.parquet"
     monkeypatch.setattr("sys.argv", ["harness", "replay", str(missing), "--out", str(out)])
     with pytest.raises(SystemExit) as failed:

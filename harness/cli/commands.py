@@ -4,6 +4,7 @@ from harness.cli import (
     demo_cmd,  # noqa: F401
     eval_cmd,  # noqa: F401
     replay_cmd,  # noqa: F401
+    report_cmd,  # noqa: F401
     routes_cmd,  # noqa: F401
     serve_cmd,  # noqa: F401,E402
     sim_cmd,  # noqa: F401

@@ -29,9 +29,10 @@ from harness.leaderboard.bench2drive import ABILITIES, Bench2DriveMetrics
 from harness.leaderboard.results import RouteRecord
 from harness.leaderboard.route_criteria import CriteriaConfig
 from harness.leaderboard.statistics import bench2drive_summary
+from harness.report.page import write_report
 from harness.runner.backends import BACKENDS, BackendSpec
 from harness.runner.closed_loop import ClosedLoopSummary, closed_loop_summary
-from harness.runner.config import PENALTY_TABLES, Mode, RunConfig
+from harness.runner.config import PENALTY_TABLES, Mode, RunConfig, VideoPolicy
 from harness.runner.evaluation import EvaluationResult, run_evaluation
 from harness.runner.ray_pool import import_ray
 from harness.runner.time_limit import DEFAULT_AGENT_TIMEOUT_S
@@ -77,6 +78,7 @@ def build_config(
     workers: int | None = None,
     ray: str | None = None,
     repetitions: int = 1,
+    videos: str = "none",
 ) -> RunConfig:
     """The RunConfig of the command-line options (the only place defaults are overridden).
     Without --penalties the table follows the mode: Bench2Drive's own table in bench2drive mode
@@ -105,6 +107,11 @@ def build_config(
     if routes is not None and not routes.is_file():
         raise ConfigError(f"route file {routes} does not exist; pass a leaderboard route XML")
     m = _mode(mode)
+    try:
+        policy = VideoPolicy(videos)
+    except ValueError:
+        choices = ", ".join(v.value for v in VideoPolicy)
+        raise ConfigError(f"--videos must be one of {choices}, got {videos!r}") from None
     criteria = m.criteria()
     if blocked_time_s is not None:
         criteria = CriteriaConfig(
@@ -121,6 +128,7 @@ def build_config(
         backend=backend or BackendSpec(), agent_timeout_s=agent_timeout_s,
         route_observers=(ClosedLoopScoring(),) if closed_loop else (),
         workers=workers, ray_address=ray, repetitions=repetitions,
+        videos=policy,
     )  # fmt: skip
     if ray is not None:
         import_ray()  # not installed: one line saying how, before any file is written
@@ -286,6 +294,12 @@ def eval_command(
         1, "--repetitions", help="Run every route this many times (ids ..._rep<i>, own seeds)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    videos: str = typer.Option(
+        "none",
+        "--videos",
+        help="Episode videos under OUT/videos/: failed (routes not completed), all or none "
+        "(mp4 with imageio-ffmpeg installed, else gif).",
+    ),
 ) -> None:
     """Evaluate an agent on a route file, leaderboard style (exit 0 even when routes fail)."""
     config = build_config(
@@ -295,7 +309,7 @@ def eval_command(
         blocked_time_s=blocked_time,
         backend=BackendSpec(backend, host=carla_host, port=carla_port),
         agent_timeout_s=agent_timeout, closed_loop=closed_loop, town=town, workers=workers,
-        ray=ray, repetitions=repetitions,
+        ray=ray, repetitions=repetitions, videos=videos,
     )  # fmt: skip
     console = Console()
     if not console.is_terminal:  # piped / captured: do not squeeze the tables to 80 columns
@@ -319,3 +333,4 @@ def eval_command(
         if summary.routes:
             console.print(closed_loop_table(summary))
     console.print(f"results: {result.results_path}")
+    console.print(f"report: {write_report(config.out_dir)}")

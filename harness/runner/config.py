@@ -26,6 +26,19 @@ from harness.world.backend import TrafficConfig
 BENCH2DRIVE_PLAN_SPACING_M = 50.0  # [m] global-plan downsampling of Bench2Drive
 LEADERBOARD_PLAN_SPACING_M = 200.0  # [m] global-plan downsampling of the CARLA leaderboard
 
+
+class VideoPolicy(StrEnum):
+    """Which evaluated routes get an episode video (``--videos``)."""
+
+    NONE = "none"
+    FAILED = "failed"  # routes that did not complete
+    ALL = "all"
+
+    def wants(self, completed: bool) -> bool:
+        """Whether a route that did (not) complete gets a video."""
+        return self is VideoPolicy.ALL or (self is VideoPolicy.FAILED and not completed)
+
+
 PENALTY_TABLES: dict[str, PenaltyTable] = {
     "2.0": LEADERBOARD_2_0,
     "2.1": LEADERBOARD_2_1,
@@ -75,7 +88,8 @@ class RunConfig:
     every route that many times (record ids ``..._rep<i>``, a seed per repetition). Where the
     routes run is no part of the results: ``workers`` processes (None: one; with Ray, one actor
     per CPU of the cluster) and ``ray_address`` (None: no Ray; 'auto': a local cluster; else a
-    cluster's address).
+    cluster's address); ``videos`` which routes get an episode video (not part of the identity:
+    it changes no result).
     """
 
     agent: str
@@ -98,6 +112,7 @@ class RunConfig:
     repetitions: int = 1
     workers: int | None = None
     ray_address: str | None = None
+    videos: VideoPolicy = VideoPolicy.NONE
 
     def __post_init__(self) -> None:
         if self.repetitions < 1:

@@ -41,13 +41,14 @@ from harness.routes.interpolate import PlannedRoute, plan_route
 from harness.routes.model import RouteConfig
 from harness.runner.backends import make_backend
 from harness.runner.closed_loop import CLOSED_LOOP
-from harness.runner.config import RunConfig
+from harness.runner.config import RunConfig, VideoPolicy
 from harness.runner.drivers import AgentDriver
 from harness.runner.episode import EpisodeError, Observer, Phase, Tick, run_episode
 from harness.runner.extensions import RouteContext, RouteObserver
 from harness.runner.metric_info import MetricInfoObserver, metric_info_path
 from harness.runner.observers import Recorder
 from harness.runner.steps import StepLog
+from harness.runner.videos import route_track, write_video
 from harness.sim.sensors.spec import validate_sensors
 from harness.world.backend import EpisodeSpec, SimulatorBackend
 from harness.world.state import WorldState
@@ -230,7 +231,8 @@ class RouteRunner:
             with _boundary(FAILURE_SIMULATION, "building the route scenario", route.id):
                 scenario = self._build_scenario(job, backend, town, planned, criteria)
                 spec = self._episode_spec(job, planned, sensor_list, scenario)
-            recorder = Recorder.for_spec(spec) if self.config.record else None
+            keep = self.config.record or self.config.videos is not VideoPolicy.NONE
+            recorder = Recorder.for_spec(spec) if keep else None
             observers: list[Observer] = [watcher, metric_info, *extras]
             if recorder is not None:
                 observers.append(recorder)
@@ -249,9 +251,13 @@ class RouteRunner:
             self._cleanup(route.id, driver, scenario)
         outcome = criteria.summary(duration_game_s=watcher.duration_s)
         steps_path = self._write_steps(job, steps, outcome)
+        if recorder is not None and len(recorder):
+            recorder.recorder.route = route_track(planned.xy, steps, outcome, self.config.penalties)
         recording = self._write_recording(job, recorder, outcome)
         if len(metric_info):
             metric_info.write(metric_info_path(self.config.out_dir, job.record_save_name))
+        if recorder is not None and len(recorder) and self.config.videos.wants(outcome.completed):
+            write_video(recorder, town, self.config.out_dir, job.save_name)
         backend.close()
         metrics = {o.name: m for o in extras if (m := o.finish()) is not None}
         record = self._record(job, outcome, wall0)
@@ -363,7 +369,7 @@ class RouteRunner:
         self, job: RouteJob, recorder: Recorder | None, outcome: RouteOutcome
     ) -> Path | None:
         """OUT/recordings/<save_name>.parquet when recording was asked and the route started."""
-        if recorder is None or not len(recorder):
+        if recorder is None or not len(recorder) or not self.config.record:
             return None
         path = self.config.out_dir / RECORDINGS_DIR / f"{job.save_name}.parquet"
         return recorder.write(path, extra_meta=self._metadata(job, outcome))

@@ -2,8 +2,12 @@
 
 The static map (drivable area, sidewalks, lane outlines, markings) is drawn once with PIL into a
 palette image covering the recorded region; every output frame is a crop of it (centred on the
-ego when following) with the dynamic layer drawn on top: stop lines coloured by light state,
-actors as oriented boxes coloured by kind, the ego highlighted, recent events and a time stamp.
+ego when following) with the dynamic layer drawn on top: the route (the part still to drive
+bright, the part driven dim) and its goal (an arrow at the border when out of view), stop lines
+coloured by light state, actors as oriented boxes coloured by kind, scenario actors outlined
+apart from background traffic, the ego highlighted, infractions marked where they happened and
+recent events. Below the map a panel holds the time, the ego speed, the running RC / IP / DS
+with every infraction so far (from the recording's route track, schema 2) and a legend.
 Image axes: x east to the right, CARLA's +y (south) downward, so no flip is needed.
 """
 
@@ -26,8 +30,8 @@ from PIL import Image, ImageDraw, ImageFont
 from harness.boxes import box_corners
 from harness.errors import ConfigError
 from harness.io import atomic_output, publish
-from harness.world.recording import Recording
-from harness.world.state import EGO_INDEX, ActorKind, LightState
+from harness.world.recording import Recording, RouteTrack
+from harness.world.state import EGO_INDEX, ActorKind, ActorRole, LightState
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,9 @@ MAX_STATIC_PX = 16000  # [px] longest side of the precomputed map image
 EVENT_SHOW_S = 3.0  # [s] how long an event stays annotated after it happened
 DASH_M = 3.0  # [m] dash and gap length of broken markings
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")
+LEGEND_ROWS = 3  # panel rows kept for the legend
+ROUTE_WIDTH_M = 1.4  # [m] width of the drawn route band
+PANEL_INFRACTIONS = 4  # infractions listed in the panel (the latest ones)
 
 # palette (index -> RGB); frames are palette images so GIFs need no quantisation
 _COLORS: dict[str, tuple[int, int, int]] = {
@@ -60,6 +67,12 @@ _COLORS: dict[str, tuple[int, int, int]] = {
     "text": (240, 240, 240),
     "event": (255, 90, 90),
     "shadow": (0, 0, 0),
+    "route_left": (70, 200, 235),
+    "route_done": (60, 95, 110),
+    "goal": (255, 215, 0),
+    "scenario": (255, 240, 60),
+    "panel": (14, 15, 18),
+    "text_dim": (165, 165, 170),
 }
 _IDX = {name: i for i, name in enumerate(_COLORS)}
 _PALETTE = [c for rgb in _COLORS.values() for c in rgb]
@@ -263,8 +276,9 @@ def render_topdown(
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Render every ``every``-th recorded tick top-down to ``out_path`` (.gif, .mp4 or a folder of
-    PNGs: a path without suffix or ending in '/'); returns the written path. ``progress(done,
-    total)`` is called after each frame."""
+    PNGs: a path without suffix or ending in '/'); returns the written path. Frames are
+    ``size_px`` wide, ``size_px`` + :func:`panel_height` high. ``progress(done, total)`` is
+    called after each frame."""
     if every < 1 or fps <= 0 or size_px < 16 or view_m <= 0:
         raise ConfigError(
             f"replay needs every >= 1, fps > 0, size >= 16 px and view > 0 m (got {every}, {fps}, {size_px}, {view_m})"
@@ -288,18 +302,24 @@ def render_topdown(
         bounds = np.stack([centre - 0.5 * side, centre + 0.5 * side])
         px_per_m = size_px / side
     layer = _draw_map(town, bounds, px_per_m)
-    font = ImageFont.load_default(size=max(10, size_px // 40))
+    font_px = max(10, size_px // 40)
+    font = ImageFont.load_default(size=font_px)
+    panel_px = panel_height(font_px)
     writer = _Writer(os.fspath(out_path), fps)
     picks = np.arange(0, len(recording), every)
     try:
         for n, i in enumerate(picks):
             centre_px = layer.to_px(track[i]) if follow_ego else np.array(layer.image.size) / 2.0
             left, top = np.round(centre_px - size_px / 2).astype(int)
-            frame = layer.image.crop((int(left), int(top), int(left) + size_px, int(top) + size_px))
-            frame.putpalette(_PALETTE)
+            crop = layer.image.crop((int(left), int(top), int(left) + size_px, int(top) + size_px))
+            crop.putpalette(_PALETTE)
             _draw_dynamic(
-                frame, recording, int(i), town, layer, np.array([left, top], dtype=np.float64), font
+                crop, recording, int(i), town, layer, np.array([left, top], dtype=np.float64), font
             )
+            frame = Image.new("P", (size_px, size_px + panel_px), _IDX["panel"])
+            frame.putpalette(_PALETTE)
+            frame.paste(crop, (0, 0))
+            _draw_panel(frame, recording, int(i), size_px, font)
             writer.add(frame)
             if progress is not None:
                 progress(n + 1, len(picks))
@@ -322,6 +342,8 @@ def _draw_dynamic(
     def px(xy: NDArray[np.float64]) -> NDArray[np.float64]:
         return layer.to_px(xy) - offset
 
+    if recording.route is not None:
+        _draw_route(draw, recording.route, int(recording.frames[i]), px, layer.px_per_m, size)
     sig = town.signals
     a_px, b_px = px(np.asarray(sig.stop_a)), px(np.asarray(sig.stop_b))
     seen = np.all((np.minimum(a_px, b_px) < size) & (np.maximum(a_px, b_px) > 0), axis=1)
@@ -356,18 +378,30 @@ def _draw_dynamic(
             if int(a.kind[i, r]) in ActorKind._value2member_map_
             else ActorKind.STATIC
         )
-        draw.polygon([tuple(p) for p in c], fill=_KIND_COLOR[kind], outline=_IDX["shadow"])
+        scripted = int(a.role[i, r]) == ActorRole.SCENARIO
+        draw.polygon(
+            [tuple(p) for p in c], fill=_KIND_COLOR[kind],
+            outline=_IDX["scenario"] if scripted else _IDX["shadow"], width=2 if scripted else 1,
+        )  # fmt: skip
         draw.line([tuple(0.5 * (c[0] + c[1])), tuple(c.mean(axis=0))], fill=_IDX["shadow"], width=1)
     if ego_rows.size:
         c = corners[ego_rows[0]]
         draw.polygon([tuple(p) for p in c], outline=_IDX["outline"], width=2)
         draw.line([tuple(0.5 * (c[0] + c[1])), tuple(c.mean(axis=0))], fill=_IDX["shadow"], width=2)
 
+    if recording.route is not None:
+        r_x = max(3.0, 1.0 * layer.px_per_m)
+        for inf in recording.route.infractions:
+            if inf.frame > recording.frames[i] or not np.isfinite(inf.x_m):
+                continue
+            p = px(np.array([inf.x_m, inf.y_m]))
+            for d in ((1, 1), (1, -1)):
+                draw.line(
+                    [(p[0] - d[0] * r_x, p[1] - d[1] * r_x), (p[0] + d[0] * r_x, p[1] + d[1] * r_x)],
+                    fill=_IDX["event"], width=3,
+                )  # fmt: skip
     t = float(recording.time_s[i])
-    speed = float(a.speed[i, EGO_INDEX])
-    lines = [
-        (f"t {t:7.2f} s  frame {int(recording.frames[i])}  ego {speed:5.1f} m/s", _IDX["text"])
-    ]
+    lines: list[tuple[str, int]] = []
     ev_t = np.array([e.time_s for e in recording.events], dtype=np.float64)
     recent = (
         (recording.event_state_frames <= recording.frames[i])
@@ -389,3 +423,114 @@ def _draw_dynamic(
         draw.text((5.0, y + 1.0), text, fill=_IDX["shadow"], font=font)
         draw.text((4.0, y), text, fill=color, font=font)
         y += font.size + 3 if hasattr(font, "size") else 12
+
+
+def panel_height(font_px: int) -> int:
+    """Height [px] of the info panel below the map (even, as H.264 needs)."""
+    rows = 2 + PANEL_INFRACTIONS + LEGEND_ROWS
+    h = rows * (font_px + 3) + 10
+    return h + h % 2
+
+
+def _draw_route(
+    draw: ImageDraw.ImageDraw, route: RouteTrack, frame: int,
+    px: Callable[[NDArray[np.float64]], NDArray[np.float64]], px_per_m: float,
+    size: NDArray[np.float64],
+) -> None:  # fmt: skip
+    """The route band (driven part dim, the rest bright) and the goal (an arrow at the border
+    pointing to it when it is out of view)."""
+    xy = route.route_xy
+    if len(xy) < 2:
+        return
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(xy, axis=0), axis=1))])
+    rc, _, _ = route.scores_at(frame)
+    k = int(np.clip(np.searchsorted(s, rc / 100.0 * s[-1]), 0, len(xy) - 1))
+    w = max(2, round(ROUTE_WIDTH_M * px_per_m))
+    pts = px(xy)
+    if k > 0:
+        draw.line([tuple(p) for p in pts[: k + 1]], fill=_IDX["route_done"], width=w, joint="curve")
+    if k < len(xy) - 1:
+        draw.line([tuple(p) for p in pts[k:]], fill=_IDX["route_left"], width=w, joint="curve")
+    goal = pts[-1]
+    r = max(5.0, 1.8 * px_per_m)
+    if np.all((goal >= 0) & (goal < size)):
+        draw.ellipse([goal[0] - r, goal[1] - r, goal[0] + r, goal[1] + r], fill=_IDX["goal"],
+                     outline=_IDX["shadow"], width=2)  # fmt: skip
+        return
+    centre = size / 2.0
+    d = goal - centre
+    edge = centre + d * float(np.min((centre - 8.0) / np.maximum(np.abs(d), 1e-9)))
+    u = d / max(float(np.linalg.norm(d)), 1e-9)
+    n = np.array([-u[1], u[0]])
+    tri = [edge + 8.0 * u, edge - 6.0 * u + 6.0 * n, edge - 6.0 * u - 6.0 * n]
+    draw.polygon([tuple(p) for p in tri], fill=_IDX["goal"], outline=_IDX["shadow"])
+
+
+_LEGEND: tuple[tuple[str, str, str], ...] = (
+    ("ego", "ego", "box"), ("vehicle", "vehicle", "box"), ("pedestrian", "pedestrian", "box"),
+    ("bicycle", "bicycle", "box"), ("static", "static", "box"),
+    ("scenario actor", "scenario", "outline"), ("route to go", "route_left", "bar"),
+    ("route driven", "route_done", "bar"), ("goal", "goal", "dot"),
+    ("infraction", "event", "cross"), ("red light", "light_red", "bar"),
+    ("stop sign", "stop_sign", "bar"),
+)  # fmt: skip
+"""Legend entries: label, palette colour, swatch shape."""
+
+
+def _draw_panel(frame: Image.Image, recording: Recording, i: int, top: int, font: Any) -> None:
+    """Time, speed, running RC / IP / DS, the latest infractions and the legend below the map."""
+    draw = ImageDraw.Draw(frame)
+    width = frame.size[0]
+    fs = int(getattr(font, "size", 10))
+    line_h = fs + 3
+    y = top + 4.0
+
+    def text(x: float, s: str, color: str) -> float:
+        draw.text((x, y), s, fill=_IDX[color], font=font)
+        return float(draw.textlength(s, font=font))
+
+    def fit(s: str, room: float) -> str:
+        while s and draw.textlength(s, font=font) > room:
+            s = s[:-2] + "…" if len(s) > 2 else ""
+        return s
+
+    t = float(recording.time_s[i])
+    speed = float(recording.actors.speed[i, EGO_INDEX])
+    text(6, f"t {t:7.2f} s   ego {speed:5.1f} m/s ({3.6 * speed:4.0f} km/h)", "text")
+    y += line_h
+    route = recording.route
+    if route is None:
+        text(6, "no route track in this recording (recorded before schema 2)", "text_dim")
+        y += line_h * (1 + PANEL_INFRACTIONS)
+    else:
+        frame_no = int(recording.frames[i])
+        rc, ip, ds = route.scores_at(frame_no)
+        so_far = [inf for inf in route.infractions if inf.frame <= frame_no]
+        text(6, f"RC {rc:5.1f} %   IP {ip:5.3f}   DS {ds:5.1f}   infractions {len(so_far)}", "text")
+        y += line_h
+        for inf in so_far[-PANEL_INFRACTIONS:]:
+            fresh = t - inf.time_s <= EVENT_SHOW_S
+            line = f"{inf.time_s:6.1f} s  {inf.key} (x{inf.factor:.2f}): {inf.text}"
+            text(6, fit(line, width - 12.0), "event" if fresh else "text_dim")
+            y += line_h
+        y += line_h * (PANEL_INFRACTIONS - len(so_far[-PANEL_INFRACTIONS:]))
+    x = 6.0
+    sw = float(fs)
+    for label, color, shape in _LEGEND:
+        need = sw + 4 + float(draw.textlength(label, font=font)) + 12
+        if x + need > width:
+            x, y = 6.0, y + line_h
+        box = [x, y + 2, x + sw, y + sw]
+        if shape == "box":
+            draw.rectangle(box, fill=_IDX[color], outline=_IDX["shadow"])
+        elif shape == "outline":
+            draw.rectangle(box, fill=_IDX["vehicle"], outline=_IDX[color], width=2)
+        elif shape == "bar":
+            draw.rectangle([x, y + sw / 2 - 1, x + sw, y + sw / 2 + 3], fill=_IDX[color])
+        elif shape == "dot":
+            draw.ellipse(box, fill=_IDX[color], outline=_IDX["shadow"])
+        else:
+            draw.line([box[0], box[1], box[2], box[3]], fill=_IDX[color], width=2)
+            draw.line([box[0], box[3], box[2], box[1]], fill=_IDX[color], width=2)
+        draw.text((x + sw + 4, y), label, fill=_IDX["text"], font=font)
+        x += need

@@ -13,7 +13,10 @@ File schema (one file per episode, long format; every row has a ``table`` column
 - Parquet schema key-value metadata (UTF-8 JSON values): ``harness.meta`` (episode metadata: town,
   seed, route, version, ...), ``harness.events`` (list of events, each with the frame of the state
   that carried it), ``harness.frames`` (frame numbers and times of every recorded tick, so ticks
-  without rows survive), ``harness.layout`` (actor capacity N, light count T, schema version).
+  without rows survive), ``harness.layout`` (actor capacity N, light count T, schema version),
+  and since schema 2, optionally ``harness.route`` (:class:`RouteTrack`: the route driven, route
+  completion per tick and every scored infraction, so a replay can draw the running RC / DS;
+  absent in schema-1 files and for episodes without a route, which still load and replay).
 
 Invalid (padding) actor rows are not stored; they load back as :meth:`ActorArrays.empty` fills.
 """
@@ -40,7 +43,8 @@ from harness.world.state import ActorArrays, Event, EventKind, WorldState
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # schema 1 files lack only the optional route track
 CHUNK_TICKS = 512  # ticks per preallocated buffer chunk
 FLOAT_FIELDS = ("x", "y", "z", "yaw", "speed", "accel", "yaw_rate", "length", "width", "height")
 INT_FIELDS = ("actor_id", "kind", "role")  # stored in one int64 block per tick
@@ -48,6 +52,7 @@ META_KEY = b"harness.meta"
 EVENTS_KEY = b"harness.events"
 FRAMES_KEY = b"harness.frames"
 LAYOUT_KEY = b"harness.layout"
+ROUTE_KEY = b"harness.route"
 TABLE_ACTOR = "actor"
 TABLE_LIGHT = "light"
 
@@ -70,6 +75,64 @@ SCHEMA = pa.schema(
 
 class RecordingError(HarnessError):
     """A recording file that is missing, unreadable or not a harness episode recording."""
+
+
+@dataclass(frozen=True)
+class ScoredInfraction:
+    """One route infraction as the criteria scored it: leaderboard ``key`` and ``text``, when
+    (``frame``, ``time_s`` [s]) and where (``x_m``, ``y_m``: the ego) it happened, and the
+    ``factor`` it multiplied the infraction penalty by."""
+
+    key: str
+    text: str
+    frame: int
+    time_s: float
+    x_m: float
+    y_m: float
+    factor: float
+
+
+@dataclass(frozen=True)
+class RouteTrack:
+    """The route of an episode and its score over time: ``route_xy`` (R, 2) [m] the planned
+    route, ``frames`` (K,) the ticks with a completion sample and ``progress_pct`` (K,) route
+    completion [%] after each, ``infractions`` in the order they happened."""
+
+    route_xy: NDArray[np.float64]
+    frames: NDArray[np.int64]
+    progress_pct: NDArray[np.float64]
+    infractions: tuple[ScoredInfraction, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.route_xy.ndim != 2 or self.route_xy.shape[1] != 2:
+            raise ValueError(f"route_xy must be (R, 2), got {self.route_xy.shape}")
+        if self.frames.shape != self.progress_pct.shape:
+            raise ValueError("frames and progress_pct must have the same (K,) shape")
+
+    def scores_at(self, frame: int) -> tuple[float, float, float]:
+        """(RC [%], IP, DS) as they stood after ``frame``: the last completion sample at or
+        before it, times the factors of the infractions up to it."""
+        k = int(np.searchsorted(self.frames, frame, side="right")) - 1
+        rc = float(self.progress_pct[k]) if k >= 0 else 0.0
+        ip = float(np.prod([i.factor for i in self.infractions if i.frame <= frame]))
+        return rc, ip, rc * ip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "route_xy": np.round(self.route_xy, 3).tolist(),
+            "frames": self.frames.tolist(),
+            "progress_pct": np.round(self.progress_pct, 4).tolist(),
+            "infractions": [vars(i) for i in self.infractions],
+        }
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> RouteTrack:
+        return RouteTrack(
+            route_xy=np.asarray(d["route_xy"], dtype=np.float64).reshape(-1, 2),
+            frames=np.asarray(d["frames"], dtype=np.int64),
+            progress_pct=np.asarray(d["progress_pct"], dtype=np.float64),
+            infractions=tuple(ScoredInfraction(**i) for i in d.get("infractions", [])),
+        )
 
 
 def _json_default(obj: Any) -> Any:
@@ -127,6 +190,7 @@ class EpisodeRecorder:
         self._last_frame = -1
         self._chunks: list[tuple[NDArray[Any], ...]] = []
         self._events: list[tuple[Event, int]] = []
+        self.route: RouteTrack | None = None  # set before writing to store the route track
 
     def __len__(self) -> int:
         return self._n
@@ -256,6 +320,8 @@ class EpisodeRecorder:
                 {"capacity": self._cap, "lights": self._t, "schema_version": SCHEMA_VERSION}
             ),
         }
+        if self.route is not None:
+            md[ROUTE_KEY] = json.dumps(self.route.to_json())
         return table.replace_schema_metadata(md)
 
     @staticmethod
@@ -273,6 +339,10 @@ class EpisodeRecorder:
         log.info("wrote %d ticks, %d events to %s", self._n, len(self._events), out)
         return out
 
+    def to_recording(self) -> Recording:
+        """The episode as a loaded :class:`Recording`, without a file (e.g. to render a video)."""
+        return recording_from_table(self.to_table(), Path("<in memory>"))
+
 
 @dataclass(frozen=True, eq=False)
 class Recording:
@@ -287,6 +357,7 @@ class Recording:
     events: tuple[Event, ...]
     event_state_frames: NDArray[np.int64]  # (E,) frame of the state each event came with
     meta: dict[str, Any] = field(default_factory=dict)
+    route: RouteTrack | None = None  # schema 2 files of route episodes
 
     @property
     def town(self) -> str:
@@ -349,15 +420,22 @@ def load_recording(path: str | os.PathLike[str]) -> Recording:
         raise RecordingError(
             f"{p} is not a readable Parquet file ({exc}); pass an episode .parquet recording"
         ) from exc
+    return recording_from_table(table, p)
+
+
+def recording_from_table(table: pa.Table, p: Path) -> Recording:
+    """A :class:`Recording` from an episode table (``p`` names its origin in errors)."""
     md = table.schema.metadata or {}
     meta = _read_json(md, META_KEY, p)
     layout = _read_json(md, LAYOUT_KEY, p)
     fr = _read_json(md, FRAMES_KEY, p)
     ev = _read_json(md, EVENTS_KEY, p)
-    if layout.get("schema_version") != SCHEMA_VERSION:
+    if layout.get("schema_version") not in READABLE_VERSIONS:
         raise RecordingError(
-            f"{p} has recording schema {layout.get('schema_version')}, this harness reads {SCHEMA_VERSION}; re-record the episode"
+            f"{p} has recording schema {layout.get('schema_version')}, this harness reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; re-record the episode"
         )
+    route = RouteTrack.from_json(json.loads(md[ROUTE_KEY])) if ROUTE_KEY in md else None
     frames = np.asarray(fr["frame"], dtype=np.int64)
     times = np.asarray(fr["time_s"], dtype=np.float64)
     n_f, cap, n_t = frames.size, int(layout["capacity"]), int(layout["lights"])
@@ -397,4 +475,5 @@ def load_recording(path: str | os.PathLike[str]) -> Recording:
         events=tuple(_event_from_json(d) for d in ev),
         event_state_frames=np.asarray([d["state_frame"] for d in ev], dtype=np.int64),
         meta=meta,
+        route=route,
     )
