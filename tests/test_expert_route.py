@@ -109,7 +109,7 @@ def _one_proposal(curvature: float, speed_mps: float) -> tuple[Proposals, PathSe
 def test_comfort_bounds_lateral_acceleration_of_turns_either_way(sign: float) -> None:
     # 10 m/s on a 20 m radius: 5 m/s2 lateral, over the PDMS bound (4.89 m/s2)
     props, paths = _one_proposal(sign / 20.0, 10.0)
-    assert 10.0**2 / 20.0 > MAX_ABS_LAT_ACCEL_MPS2
+    assert MAX_ABS_LAT_ACCEL_MPS2 < 10.0**2 / 20.0
     assert _comfort(props, paths)[0] == 0.0
     # 5 m/s on the same curve: 1.25 m/s2 lateral, 0.25 rad/s yaw rate: comfortable
     props, paths = _one_proposal(sign / 20.0, 5.0)

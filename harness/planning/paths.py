@@ -222,7 +222,10 @@ def _route_stops(
     stations, owner, kind = [], [], []
     for i in np.flatnonzero(np.isin(sig.stop_lane, planned.lane)).tolist():
         rows = np.flatnonzero(planned.lane == sig.stop_lane[i])
-        a, b = np.asarray(sig.stop_a[i], dtype=np.float64), np.asarray(sig.stop_b[i], dtype=np.float64)
+        a, b = (
+            np.asarray(sig.stop_a[i], dtype=np.float64),
+            np.asarray(sig.stop_b[i], dtype=np.float64),
+        )
         ab = b - a
         u = np.clip(((planned.xy[rows] - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
         dist = np.hypot(*(planned.xy[rows] - (a + u[:, None] * ab)).T)
