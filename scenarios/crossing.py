@@ -115,7 +115,8 @@ class _Crossing(BasicScenario):
 
 
 class DynamicObjectCrossing(_Crossing):
-    """A ``blocker_model`` prop (STATIC box of that prop's size) stands on the ``direction``
+    """A ``blocker_model`` prop (a box of that prop's size, STATIC or for a vehicle.* model
+    VEHICLE) stands on the ``direction``
     sidewalk ``distance`` m ahead; a pedestrian hides behind it (further along the road) and,
     as the ego approaches, crosses the whole road at ``crossing_angle`` deg off the
     perpendicular (tilted along the ego's travel) at WALKER_SPEED_MPS. The ego must brake.
@@ -134,10 +135,11 @@ class DynamicObjectCrossing(_Crossing):
             - fwd * (0.5 * length + 1.0)
             + right_normal(self.cross_yaw) * self.side * (edge + 0.5 * width + 0.3)
         )
+        # a static.prop.* blocker scores collisions_layout, a vehicle.* one collisions_vehicle
+        model = self.param_str("blocker_model", "")
+        kind = ActorKind.VEHICLE if "vehicle" in model else ActorKind.STATIC
         self.blocker_id = self.pool.spawn(
-            ActorSpec(
-                ActorKind.STATIC, float(p[0]), float(p[1]), self.cross_yaw, length, width, 2.5
-            )
+            ActorSpec(kind, float(p[0]), float(p[1]), self.cross_yaw, length, width, 2.5)
         )
         self.spawn_walker(SIDEWALK_OFFSET_M)
 
@@ -166,7 +168,7 @@ class ParkingCrossingPedestrian(_Crossing):
             self.parked.append(
                 self.pool.spawn(
                     ActorSpec(
-                        ActorKind.STATIC,
+                        ActorKind.VEHICLE,  # vehicle.* in ScenarioRunner
                         float(p[0]),
                         float(p[1]),
                         self.cross_yaw,
