@@ -176,8 +176,11 @@ class RunningRedLight:
         if g is None or g.line_light.size == 0 or state.light_state.size == 0:
             return
         x, y, yaw, length, _ = _ego(state)
-        near = np.hypot(g.light_centre[:, 0] - x, g.light_centre[:, 1] - y) <= RED_LIGHT_DISTANCE_M
-        near &= state.light_state[: near.size] == LightState.RED
+        n = min(int(state.light_state.size), int(g.light_centre.shape[0]))
+        near = (
+            np.hypot(g.light_centre[:n, 0] - x, g.light_centre[:n, 1] - y) <= RED_LIGHT_DISTANCE_M
+        )
+        near &= state.light_state[:n] == LightState.RED
         if not near.any():
             return
         c, s = math.cos(yaw), math.sin(yaw)
