@@ -114,3 +114,15 @@ def test_comfort_bounds_lateral_acceleration_of_turns_either_way(sign: float) ->
     # 5 m/s on the same curve: 1.25 m/s2 lateral, 0.25 rad/s yaw rate: comfortable
     props, paths = _one_proposal(sign / 20.0, 5.0)
     assert _comfort(props, paths)[0] == 1.0
+
+
+def test_stop_line_ahead_of_the_route_end_on_its_last_lane_is_kept() -> None:
+    town = load_town("Harness01")
+    # along the right lane (x = 265.24, heading -y) ending at y = -200, 12.5 m before the stop
+    # line of the junction's light (y = -212.5)
+    kp = np.array([[265.24, -170.0, 0.0], [265.24, -185.0, 0.0], [265.24, -200.0, 0.0]])
+    planned = plan_route(town, kp, "end-before-light")
+    ctx = build_route_context(town, planned)
+    ahead = ctx.stop_station - planned.s_m[-1]
+    assert ahead.size == 1
+    assert ahead[0] == pytest.approx(12.5, abs=0.3)

@@ -216,8 +216,10 @@ def build_route_context(town: Town, planned: PlannedRoute) -> RouteContext:
 def _route_stops(
     town: Town, planned: PlannedRoute
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
-    """Stop lines that the route crosses on their incoming lane: station [m], owner, kind. A
-    route that leaves the lane before its stop line (a lane change) does not meet that line."""
+    """Stop lines that the route crosses on their incoming lane, or that lie ahead of its end on
+    its last lane: station [m] (past the end: the end + the distance ahead along the route's
+    last heading), owner, kind. A route that changes to another lane before the stop line of the
+    lane it leaves does not meet that line."""
     sig = town.signals
     stations, owner, kind = [], [], []
     for i in np.flatnonzero(np.isin(sig.stop_lane, planned.lane)).tolist():
@@ -230,10 +232,17 @@ def _route_stops(
         u = np.clip(((planned.xy[rows] - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
         dist = np.hypot(*(planned.xy[rows] - (a + u[:, None] * ab)).T)
         j = int(np.argmin(dist))
-        if dist[j] > STOP_ON_ROUTE_M:
+        if dist[j] <= STOP_ON_ROUTE_M:
+            station = float(planned.s_m[rows[j]])
+        elif rows[-1] == planned.lane.shape[0] - 1:  # the route ends on this lane: ahead?
+            yaw = float(planned.yaw_rad[-1])
+            ahead = float((0.5 * (a + b) - planned.xy[-1]) @ np.array([np.cos(yaw), np.sin(yaw)]))
+            if ahead <= 0.0:
+                continue
+            station = float(planned.s_m[-1]) + ahead
+        else:
             continue
-        k = rows[j]
-        stations.append(float(planned.s_m[k]))
+        stations.append(station)
         owner.append(int(sig.stop_owner[i]))
         kind.append(int(sig.stop_kind[i]))
     return (
