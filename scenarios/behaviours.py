@@ -291,8 +291,9 @@ class CrossRoad(FollowPath):
 
 
 class OpenDoor(ScenarioBehaviour):
-    """A car door opening: a small STATIC box appears beside a parked car (on its ``side``: +1
-    right, -1 left). SUCCESS once spawned; the pool owns it."""
+    """A car door opening: a small box appears beside a parked car (on its ``side``: +1 right,
+    -1 left), a VEHICLE (in CARLA the door is part of the car: a hit is collisions_vehicle).
+    SUCCESS once spawned; the pool owns it."""
 
     DOOR_LENGTH_M = 1.0  # [m]
     DOOR_WIDTH_M = 0.2  # [m]
@@ -312,7 +313,7 @@ class OpenDoor(ScenarioBehaviour):
         fwd = np.array([np.cos(yaw), np.sin(yaw)])
         xy = np.array([a.x[r], a.y[r]]) + n * (0.5 * a.width[r] + 0.5) + fwd * 0.6
         self.door_id = self.pool.spawn(
-            ActorSpec(ActorKind.STATIC, float(xy[0]), float(xy[1]), yaw + self.side * 1.1,
+            ActorSpec(ActorKind.VEHICLE, float(xy[0]), float(xy[1]), yaw + self.side * 1.1,
                       self.DOOR_LENGTH_M, self.DOOR_WIDTH_M, 1.2)
         )  # fmt: skip
         return Status.SUCCESS

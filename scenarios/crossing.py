@@ -154,7 +154,8 @@ class _Crossing(BasicScenario):
 
 
 class DynamicObjectCrossing(_Crossing):
-    """A ``blocker_model`` prop (STATIC box of that prop's size) stands on the ``direction``
+    """A ``blocker_model`` prop (a box of that prop's size, STATIC, or VEHICLE for a
+    vehicle.* model) stands on the ``direction``
     sidewalk (SIDEWALK_OFFSET_M beyond the drivable edge) beside the route point ``distance`` m
     ahead (the collision point); a pedestrian stands on the sidewalk just past it (half its length
     + 0.5 m further along) and, when triggered, walks twice its distance to the collision point
@@ -168,10 +169,11 @@ class DynamicObjectCrossing(_Crossing):
         right, left = road_extent(self.ctx.town, self.cross_xy, self.cross_yaw)
         sidewalk = (right if self.side > 0 else left) + SIDEWALK_OFFSET_M
         p = self.side_point(0.0, sidewalk + max(0.0, 0.5 * width - SIDEWALK_OFFSET_M))
+        # a static.prop.* blocker scores collisions_layout, a vehicle.* one collisions_vehicle
+        model = self.param_str("blocker_model", "")
+        kind = ActorKind.VEHICLE if "vehicle" in model else ActorKind.STATIC
         self.blocker_id = self.pool.spawn(
-            ActorSpec(
-                ActorKind.STATIC, float(p[0]), float(p[1]), self.cross_yaw, length, width, 2.5
-            )
+            ActorSpec(kind, float(p[0]), float(p[1]), self.cross_yaw, length, width, 2.5)
         )
         start = self.side_point(0.5 * length + WALKER_BEHIND_BLOCKER_M, sidewalk)
         collision_dist = float(np.hypot(*(start - self.collision_xy)))
@@ -200,8 +202,8 @@ class ParkingCrossingPedestrian(_Crossing):
         p = self.side_point(0.0, w)
         self.parked = [
             self.pool.spawn(
-                ActorSpec(ActorKind.STATIC, float(p[0]), float(p[1]), self.cross_yaw,
-                          CAR_LENGTH_M, CAR_WIDTH_M)
+                ActorSpec(ActorKind.VEHICLE, float(p[0]), float(p[1]), self.cross_yaw,
+                          CAR_LENGTH_M, CAR_WIDTH_M)  # vehicle.* in ScenarioRunner
             )
         ]  # fmt: skip
         ahead = 0.5 * CAR_LENGTH_M + WALKER_BEHIND_BLOCKER_M

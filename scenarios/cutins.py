@@ -108,8 +108,7 @@ class ParkingCutIn(BasicScenario):
             p = xy + side * parked_lateral(town, xy, yaw, lane, side, CAR_WIDTH_M) * right_normal(
                 yaw
             )
-            kind = ActorKind.STATIC if ahead == PARKING_BLOCKER_AHEAD_M else ActorKind.VEHICLE
-            self.parked.append(_spawn_car(self, p, yaw, kind))
+            self.parked.append(_spawn_car(self, p, yaw, ActorKind.VEHICLE))  # vehicle.* in SR
         self.cutter = self.parked[-1]
 
     def behaviour(self) -> Behaviour:
@@ -212,8 +211,8 @@ class ParkingExit(BasicScenario):
     def setup_actors(self) -> None:
         self.clear(self.start_xy, 20.0)
         self.parked = [
-            _spawn_car(self, *self._parked_pose(self.front_m), ActorKind.STATIC),
-            _spawn_car(self, *self._parked_pose(-self.behind_m), ActorKind.STATIC),
+            _spawn_car(self, *self._parked_pose(self.front_m), ActorKind.VEHICLE),  # vehicle.*
+            _spawn_car(self, *self._parked_pose(-self.behind_m), ActorKind.VEHICLE),
         ]
 
     def _parked_pose(self, along_m: float) -> tuple[np.ndarray, float]:

@@ -159,14 +159,15 @@ class Accident(_LaneObstacle):
     """A police car ``distance`` m ahead in the ego's lane, displaced towards ``direction``, and two
     crashed cars behind it (10 m and 6 m further); all stand still. The ego must change lanes
     (to the side opposite ``direction``) and pass. ScenarioRunner also puts a warning-lights
-    police car and accident props; here they are plain boxes (police = VEHICLE, cars = STATIC)."""
+    police car and accident props; here they are plain boxes, all three VEHICLE (ScenarioRunner
+    spawns vehicle.* blueprints: CollisionTest scores a hit as collisions_vehicle)."""
 
     lateral_fraction = ACCIDENT_LATERAL_FRACTION
 
     def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
         d = self.displacement()
         along = np.cumsum(ACCIDENT_GAPS_M).tolist()
-        kinds = (ActorKind.VEHICLE, ActorKind.STATIC, ActorKind.STATIC)
+        kinds = (ActorKind.VEHICLE, ActorKind.VEHICLE, ActorKind.VEHICLE)
         return [(a, d, k, CAR_LENGTH_M, CAR_WIDTH_M) for a, k in zip(along, kinds, strict=True)]
 
 
@@ -205,12 +206,13 @@ class ConstructionObstacleTwoWays(_TwoWays, ConstructionObstacle):
 
 class ParkedObstacle(_LaneObstacle):
     """A vehicle parked ``distance`` m ahead, half in the ego's lane on the ``direction`` side
-    (STATIC: it never moves). The ego must pass on the other side."""
+    (a VEHICLE that never moves: ScenarioRunner's vehicle.* blueprint, a collisions_vehicle hit).
+    The ego must pass on the other side."""
 
     lateral_fraction = PARKED_LATERAL_FRACTION
 
     def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
-        return [(0.0, self.displacement(), ActorKind.STATIC, CAR_LENGTH_M, CAR_WIDTH_M)]
+        return [(0.0, self.displacement(), ActorKind.VEHICLE, CAR_LENGTH_M, CAR_WIDTH_M)]
 
 
 class ParkedObstacleTwoWays(_TwoWays, ParkedObstacle):

@@ -77,26 +77,16 @@ def test_98_percent_is_not_completed() -> None:
 
 def test_completed_with_an_infraction_is_completed_not_perfect() -> None:
     crit = RouteCriteria(straight_route(100))
-    drive(crit, np.arange(0.5, 101.0, 1.0), {20: [event(EventKind.STOP_SIGN, 20, 20.5, ref=2)]})
+    hit = {20: [event(EventKind.COLLISION_STATIC, 20, 20.5, other_id=7)]}
+    drive(crit, np.arange(0.5, 101.0, 1.0), hit)
     out = crit.summary()
     assert out.status == "Completed"
-    assert out.messages()["stop_infraction"] == [
-        "Agent ran a stop with id=2 at (x=20.5, y=0.0, z=0.0)"
-    ]
-    assert route_scores(out).score_penalty == pytest.approx(0.8)
+    assert len(out.messages()["collisions_layout"]) == 1
+    assert route_scores(out).score_penalty == pytest.approx(0.65)
 
 
-def test_red_light_counted_once_per_light() -> None:
-    crit = RouteCriteria(straight_route(100))
-    evs = {
-        5: [event(EventKind.RED_LIGHT, 5, 5.5, ref=3)],
-        6: [event(EventKind.RED_LIGHT, 6, 6.5, ref=3)],  # same light again: not counted
-        30: [event(EventKind.RED_LIGHT, 30, 30.5, ref=4)],
-    }
-    drive(crit, np.arange(0.5, 40.0, 1.0), evs)
-    reds = crit.summary().by_key()["red_light"]
-    assert [r.other_id for r in reds] == [3, 4]
-    assert reds[0].message == "Agent ran a red light 3 at (x=5.5, y=0.0, z=0.0)"
+# red lights and stop signs: tests/test_traffic_rules.py (they read the town's stop lines, not
+# the simulator's RED_LIGHT / STOP_SIGN events)
 
 
 def test_deviation_of_31_m_ends_the_route() -> None:

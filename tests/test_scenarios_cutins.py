@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.world.state import ActorKind
 from tests.test_scenarios_support import drive
 
 
@@ -69,6 +70,7 @@ def test_parking_exit_ego_starts_between_parked_cars(bench2drive_xml: Path) -> N
     assert d == pytest.approx(sorted([front, behind]), abs=0.5)
     for c in cars:
         assert np.all(run.track(c)[:, 4] == 0.0)
+        assert run.actors[0][c][0] == ActorKind.VEHICLE  # vehicle.* in ScenarioRunner
 
 
 def test_parking_cut_in_as_scenario_runner(bench2drive_xml: Path) -> None:

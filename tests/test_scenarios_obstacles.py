@@ -41,6 +41,10 @@ def test_obstacle_stands_at_distance_on_direction_side(
     s, lat = run.route_frame(x, y)
     assert s == pytest.approx(run.scenario.trigger_s_m + distance, abs=1.5)
     assert side * lat > 0.5 and abs(lat) < 2.0  # displaced towards `direction`, still in the lane
+    # what CARLA's CollisionTest calls them: vehicle.* cars (police, crashed, parked) score
+    # collisions_vehicle, static.prop.* cones and signs collisions_layout
+    expected = ActorKind.STATIC if kind == "ConstructionObstacle" else ActorKind.VEHICLE
+    assert all(run.actors[0][aid][0] == expected for aid in setup)
     for aid in setup:  # they never move
         tr = run.track(aid)
         assert np.all(tr[:, 4] == 0.0) and np.ptp(tr[:, 1]) < 1e-6 and np.ptp(tr[:, 2]) < 1e-6

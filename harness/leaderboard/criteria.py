@@ -1,6 +1,7 @@
 """Route criteria with the leaderboard's semantics (ScenarioRunner's atomic_criteria.py and the
 leaderboard's RouteTimeoutBehavior), each a small class fed one shared :class:`TickInput` per
-tick and producing :class:`~harness.leaderboard.outcome.Infraction` records.
+tick and producing :class:`~harness.leaderboard.outcome.Infraction` records. The red-light and
+stop-sign tests, which read the town's stop lines, live in :mod:`harness.leaderboard.traffic_rules`.
 
 Progress along the route is the leaderboard's: the furthest dense route point (about 1 m apart)
 that the ego has passed, found by a forward window search (a point is passed when the
@@ -312,40 +313,6 @@ class Collision:
             EventKind.COLLISION_VEHICLE: "vehicle",
             EventKind.COLLISION_PEDESTRIAN: "walker.pedestrian",
         }.get(ev.kind, "static.layout")
-
-
-class RunningRedLight:
-    """RunningRedLightTest over RED_LIGHT events: one infraction per crossing, a second crossing
-    of the light last run not counted again (``_last_red_light_id``)."""
-
-    def __init__(self) -> None:
-        self.items: list[Infraction] = []
-        self._last_light: int | None = None
-
-    def update(self, tick: TickInput) -> None:
-        for ev in tick.events:
-            if ev.kind != EventKind.RED_LIGHT or ev.ref == self._last_light:
-                continue
-            self._last_light = ev.ref
-            msg = f"Agent ran a red light {ev.ref} at {tick.where}"
-            self.items.append(tick.infraction(InfractionKey.RED_LIGHT, msg, other_id=ev.ref))
-
-
-class RunningStop:
-    """RunningStopTest over STOP_SIGN events (the detector applies the 0.1 m/s stop rule); the
-    stop last failed is not counted again (``_last_failed_stop``)."""
-
-    def __init__(self) -> None:
-        self.items: list[Infraction] = []
-        self._last_stop: int | None = None
-
-    def update(self, tick: TickInput) -> None:
-        for ev in tick.events:
-            if ev.kind != EventKind.STOP_SIGN or ev.ref == self._last_stop:
-                continue
-            self._last_stop = ev.ref
-            msg = f"Agent ran a stop with id={ev.ref} at {tick.where}"
-            self.items.append(tick.infraction(InfractionKey.STOP_INFRACTION, msg, other_id=ev.ref))
 
 
 class MinimumSpeed:

@@ -28,8 +28,6 @@ from harness.leaderboard.criteria import (
     RouteGeometry,
     RouteTimeout,
     RouteTracker,
-    RunningRedLight,
-    RunningStop,
     TickInput,
 )
 from harness.leaderboard.outcome import (
@@ -44,6 +42,7 @@ from harness.leaderboard.outcome import (
     RouteOutcome,
     failed_status,
 )
+from harness.leaderboard.traffic_rules import RunningRedLight, RunningStop, SignalGeometry
 from harness.world.state import WorldState
 
 
@@ -102,15 +101,19 @@ class RouteCriteria:
         config: CriteriaConfig | None = None,
         lane_check: LaneCheck | None = None,
         route_id: str = "",
+        signals: SignalGeometry | None = None,
     ) -> None:
+        """``lane_check`` and ``signals`` come from the route's town
+        (:func:`~harness.leaderboard.criteria.town_lane_check`, ``SignalGeometry.from_town``);
+        without them nobody is ever outside its lanes and no light or stop sign is checked."""
         self.route, self.route_id = route, route_id
         self.config = cfg = config or CriteriaConfig()
         self.tracker = RouteTracker(route)
         self.completion = RouteCompletion(route)
         self.outside_lanes = OutsideRouteLanes(route, lane_check or _always_on_lane)
         self.collision = Collision()
-        self.red_light = RunningRedLight()
-        self.stop = RunningStop()
+        self.red_light = RunningRedLight(signals)
+        self.stop = RunningStop(signals)
         self.min_speed = MinimumSpeed(route, cfg.min_speed_checkpoints)
         self.in_route = InRoute(route, cfg.route_deviation_m)
         self.blocked = ActorBlocked(cfg.blocked_time_s)
@@ -133,10 +136,12 @@ class RouteCriteria:
         self.ticks += 1
         self._last = tick
         for crit in (
-            self.collision, self.red_light, self.stop, self.min_speed, self.in_route,
-            self.completion, self.outside_lanes, self.blocked, self.timeout,
+            self.collision, self.min_speed, self.in_route, self.completion, self.outside_lanes,
+            self.blocked, self.timeout,
         ):  # fmt: skip
             crit.update(tick)
+        self.red_light.update(state)
+        self.stop.update(state)
 
     def report(self, kind: ReportKind | str, message: str | None = None) -> Infraction:
         """Record a scenario-detected infraction at the ego's last position (a scenario

@@ -8,9 +8,10 @@ Penalty tables (statistics_manager.py of each release):
   static x0.65, red light x0.7, stop sign x0.8, scenario timeout x0.7, failure to yield to an
   emergency vehicle x0.7; outside route lanes x(1 - pct/100); each min-speed checkpoint
   x(1 - 0.3 (1 - pct/100)).
-- leaderboard 2.1: we could not confirm any change of the penalty formula from 2.0 in the
-  published code, so ``LEADERBOARD_2_1`` is the 2.0 table under another name; replace it here if
-  a difference is confirmed.
+- leaderboard 2.1 (branch leaderboard-2.1 of carla-simulator/leaderboard): additive weights,
+  IP = (1 - outside-lanes pct/100) / (1 + sum of weights), each collision with a pedestrian 1.0,
+  vehicle 0.7, layout / static 0.6, red light 0.4, stop sign 0.25, scenario timeout 0.4, failure
+  to yield 0.4, each min-speed checkpoint 0.4 x (1 - pct/100).
 - Bench2Drive: the 2.0 table with the min-speed penalty disabled ('unused' in its code; the
   infractions are still listed and counted).
 - leaderboard 1.0: pedestrian 0.5, vehicle 0.6, layout 0.65, red light 0.7, stop 0.8, outside
@@ -43,9 +44,14 @@ _OUTSIDE_METERS = re.compile(r"for about ([-+0-9.eE]+) meters")
 class PenaltyTable:
     """Penalty factors per infraction. Percentage criteria: outside route lanes multiplies by
     1 - (1 - outside_lanes_base) x pct/100; min speed by 1 - (1 - min_speed_base) x (1 - pct/100),
-    or not at all when ``min_speed_base`` is None."""
+    or not at all when ``min_speed_base`` is None.
+
+    With ``additive`` (leaderboard 2.1) the count-based fields are weights instead: IP =
+    (1 - outside pct/100) / (1 + sum of the weights of every infraction), a min-speed checkpoint
+    weighing ``min_speed_base`` x (1 - pct/100)."""
 
     name: str = "leaderboard-2.0"
+    additive: bool = False
     collisions_pedestrian: float = 0.5
     collisions_vehicle: float = 0.6
     collisions_layout: float = 0.65
@@ -70,7 +76,11 @@ class PenaltyTable:
 
 
 LEADERBOARD_2_0 = PenaltyTable()
-LEADERBOARD_2_1 = replace(LEADERBOARD_2_0, name="leaderboard-2.1")  # unconfirmed: same as 2.0
+LEADERBOARD_2_1 = PenaltyTable(
+    name="leaderboard-2.1", additive=True, collisions_pedestrian=1.0, collisions_vehicle=0.7,
+    collisions_layout=0.6, red_light=0.4, stop_infraction=0.25, scenario_timeouts=0.4,
+    yield_emergency_vehicle_infractions=0.4, min_speed_base=0.4,
+)  # fmt: skip
 BENCH2DRIVE = replace(LEADERBOARD_2_0, name="bench2drive", min_speed_base=None)
 LEADERBOARD_1_0 = replace(
     LEADERBOARD_2_0, name="leaderboard-1.0", scenario_timeouts=1.0,
@@ -85,7 +95,10 @@ def penalty_factor(
     key: str, percentage: float | None, table: PenaltyTable = LEADERBOARD_2_0
 ) -> float:
     """The factor one infraction multiplies the route's penalty by (1.0 for keys without one:
-    route_dev, vehicle_blocked, route_timeout)."""
+    route_dev, vehicle_blocked, route_timeout). Additive tables: 1 / (1 + its weight), its IP
+    alone."""
+    if table.additive and key != InfractionKey.OUTSIDE_ROUTE_LANES:
+        return 1.0 / (1.0 + penalty_weight(key, percentage, table))
     if key == InfractionKey.OUTSIDE_ROUTE_LANES:
         return 1.0 - (1.0 - table.outside_lanes_base) * float(percentage or 0.0) / 100.0
     if key == InfractionKey.MIN_SPEED_INFRACTIONS:
@@ -96,14 +109,34 @@ def penalty_factor(
     return table.fixed().get(key, 1.0)
 
 
+def penalty_weight(key: str, percentage: float | None, table: PenaltyTable) -> float:
+    """An additive table's weight of one infraction (0 for keys without one; min speed
+    weighs min_speed_base x (1 - pct/100))."""
+    if key == InfractionKey.MIN_SPEED_INFRACTIONS:
+        if table.min_speed_base is None:
+            return 0.0
+        pct = 100.0 if percentage is None else float(percentage)
+        return table.min_speed_base * (1.0 - pct / 100.0)
+    return table.fixed().get(key, 0.0)
+
+
 def infraction_penalty(
     items: Iterable[tuple[str, float | None]], table: PenaltyTable = LEADERBOARD_2_0
 ) -> float:
-    """IP: the product of the factors of (key, percentage) infractions (1.0 for none)."""
-    ip = 1.0
+    """IP of (key, percentage) infractions (1.0 for none): the product of their factors, or for
+    an additive table (1 - outside pct/100) / (1 + sum of their weights)."""
+    if not table.additive:
+        ip = 1.0
+        for key, pct in items:
+            ip *= penalty_factor(key, pct, table)
+        return ip
+    lanes, weights = 1.0, 0.0
     for key, pct in items:
-        ip *= penalty_factor(key, pct, table)
-    return ip
+        if key == InfractionKey.OUTSIDE_ROUTE_LANES:
+            lanes *= penalty_factor(key, pct, table)
+        else:
+            weights += penalty_weight(key, pct, table)
+    return lanes / (1.0 + weights)
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,8 @@ class ExpertPlanner:
         if junction is not None:
             stop = min(stop, yield_stop(ctx, state, junction, front, s_ego, ego.length_m, half_w,
                                         self.waited_s))  # fmt: skip
-        self.waited_s = self.waited_s + POSE_DT_S if v < STANDSTILL_MPS else 0.0  # one 10 Hz plan
+        plan_dt_s = cfg.plan_every_ticks * SIM_DT_S  # [s] time between two plans
+        self.waited_s = self.waited_s + plan_dt_s if v < STANDSTILL_MPS else 0.0
         limit = ctx.speed_limit[idx]
         props = rollout(paths, limit, v, s_rel, leads, stop - origin * STATION_STEP_M,
                         0.5 * ego.length_m, cfg.proposals)  # fmt: skip

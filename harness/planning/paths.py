@@ -40,6 +40,9 @@ NEIGHBOUR_MAX_M = 6.0  # [m] ... and farther than this is not adjacent
 DEFAULT_LANE_WIDTH_M = 3.5  # [m] lane width assumed on the run-out
 STOP_KIND_LIGHT = 0  # SignalSet.stop_kind of a traffic-light stop line
 STOP_KIND_SIGN = 1  # ... of a stop-sign stop line
+STOP_ON_ROUTE_M = 1.5  # [m] a stop line counts when the route passes this close to its extent
+LANE_CHANGE_BLEND_M = 20.0  # [m] a lane change of the route is blended over this length before
+# the switch (the planned route jumps between lane centres; a car cannot)
 
 
 class PathKind(IntEnum):
@@ -170,8 +173,9 @@ def build_route_context(town: Town, planned: PlannedRoute) -> RouteContext:
     st = np.arange(0.0, end + RUN_OUT_M, STATION_STEP_M)
     inside = st <= end
     yaw_u = np.unwrap(planned.yaw_rad)
-    x = np.interp(st, s_src, planned.xy[:, 0])
-    y = np.interp(st, s_src, planned.xy[:, 1])
+    src_xy = blend_lane_changes(town, planned)
+    x = np.interp(st, s_src, src_xy[:, 0])
+    y = np.interp(st, s_src, src_xy[:, 1])
     yaw = np.interp(st, s_src, yaw_u)
     over = st - end
     x = np.where(inside, x, planned.xy[-1, 0] + over * np.cos(yaw_u[-1]))
@@ -195,6 +199,7 @@ def build_route_context(town: Town, planned: PlannedRoute) -> RouteContext:
     left_offset = np.where(left_offset < 0.0, left_offset, np.nan)
     right_offset = _neighbour_offsets(town, lane, xy, normal, right_nb)
     right_offset = np.where(right_offset > 0.0, right_offset, np.nan)
+    # (inside a blended lane change the offsets are measured from the moved centre)
     n_same = {ln: _same_direction_lanes(town, ln) for ln in np.unique(lane[lane >= 0]).tolist()}
     lanes_here = np.array([n_same.get(int(ln), 1) for ln in lane])
     cruise = np.where(lanes_here >= HIGHWAY_LANES, HIGHWAY_CRUISE_MPS, URBAN_CRUISE_MPS)
@@ -211,14 +216,33 @@ def build_route_context(town: Town, planned: PlannedRoute) -> RouteContext:
 def _route_stops(
     town: Town, planned: PlannedRoute
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
-    """Stop lines whose incoming lane is on the route: station [m], owner, kind."""
+    """Stop lines that the route crosses on their incoming lane, or that lie ahead of its end on
+    its last lane: station [m] (past the end: the end + the distance ahead along the route's
+    last heading), owner, kind. A route that changes to another lane before the stop line of the
+    lane it leaves does not meet that line."""
     sig = town.signals
     stations, owner, kind = [], [], []
     for i in np.flatnonzero(np.isin(sig.stop_lane, planned.lane)).tolist():
         rows = np.flatnonzero(planned.lane == sig.stop_lane[i])
-        mid = 0.5 * (sig.stop_a[i] + sig.stop_b[i])
-        k = rows[int(np.argmin(np.hypot(*(planned.xy[rows] - mid).T)))]
-        stations.append(float(planned.s_m[k]))
+        a, b = (
+            np.asarray(sig.stop_a[i], dtype=np.float64),
+            np.asarray(sig.stop_b[i], dtype=np.float64),
+        )
+        ab = b - a
+        u = np.clip(((planned.xy[rows] - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+        dist = np.hypot(*(planned.xy[rows] - (a + u[:, None] * ab)).T)
+        j = int(np.argmin(dist))
+        if dist[j] <= STOP_ON_ROUTE_M:
+            station = float(planned.s_m[rows[j]])
+        elif rows[-1] == planned.lane.shape[0] - 1:  # the route ends on this lane: ahead?
+            yaw = float(planned.yaw_rad[-1])
+            ahead = float((0.5 * (a + b) - planned.xy[-1]) @ np.array([np.cos(yaw), np.sin(yaw)]))
+            if ahead <= 0.0:
+                continue
+            station = float(planned.s_m[-1]) + ahead
+        else:
+            continue
+        stations.append(station)
         owner.append(int(sig.stop_owner[i]))
         kind.append(int(sig.stop_kind[i]))
     return (
@@ -295,3 +319,31 @@ def build_paths(
     step = np.hypot(d[..., 0], d[..., 1])
     curvature = np.abs(np.gradient(np.unwrap(yaw, axis=1), axis=1)) / np.maximum(step, 1e-6)
     return PathSet(origin, xy, yaw, offset, kinds.astype(np.int64), curvature)
+
+
+def blend_lane_changes(town: Town, planned: PlannedRoute) -> NDArray[np.float64]:
+    """``planned.xy`` (M, 2) [m] with each lane change (a switch to the same-direction left or
+    right neighbour lane, where the planned route jumps between lane centres) spread over up to
+    LANE_CHANGE_BLEND_M before the switch: the points on the old lane move toward the new
+    lane's centre along a smoothstep, reaching it at the last old-lane point."""
+    xy = planned.xy.copy()
+    lane, s = planned.lane, planned.s_m
+    g, lanes = town.graph, town.lanes
+    start = 0  # first point of the current lane stretch
+    for k in range(1, lane.shape[0]):
+        if lane[k] == lane[k - 1]:
+            continue
+        old, new = int(lane[k - 1]), int(lane[k])
+        if new in (int(g.left[old]), int(g.right[old])):
+            rows = np.flatnonzero(s[start:k] >= s[k - 1] - LANE_CHANGE_BLEND_M) + start
+            pts = lanes.xy[lanes.lane_points(new)]
+            rel = pts[None, :, :] - planned.xy[rows, None, :]
+            near = pts[np.argmin((rel * rel).sum(axis=-1), axis=1)]
+            yaw = planned.yaw_rad[rows]
+            normal = np.column_stack([-np.sin(yaw), np.cos(yaw)])
+            off = ((near - planned.xy[rows]) * normal).sum(axis=1)  # to the new centre [m]
+            span = max(float(s[k - 1] - s[rows[0]]), 1e-9)
+            w = smoothstep((s[rows] - s[rows[0]]) / span)
+            xy[rows] += (off * w)[:, None] * normal
+        start = k
+    return xy

@@ -136,7 +136,9 @@ def _comfort(props: Proposals, paths: PathSet) -> NDArray[np.float64]:
     v = props.speed[:, 1:]
     kappa = paths.sample(paths.curvature, props.path[:, None], props.station[:, 1:])
     lon_ok = (acc > MIN_LON_ACCEL_MPS2) & (acc < MAX_LON_ACCEL_MPS2)
-    lat_ok = (v * v * kappa < MAX_ABS_LAT_ACCEL_MPS2) & (v * kappa < MAX_ABS_YAW_RATE_RADPS)
+    lat_ok = (np.abs(v * v * kappa) < MAX_ABS_LAT_ACCEL_MPS2) & (
+        np.abs(v * kappa) < MAX_ABS_YAW_RATE_RADPS
+    )
     return np.where(np.all(lon_ok & lat_ok, axis=1), 1.0, 0.0)
 
 

@@ -35,6 +35,7 @@ from harness.leaderboard.outcome import (
 )
 from harness.leaderboard.results import RouteRecord, leaderboard_route_id, record_from_outcome
 from harness.leaderboard.route_criteria import RouteCriteria
+from harness.leaderboard.traffic_rules import SignalGeometry
 from harness.maps import load_town
 from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute, plan_route
@@ -205,6 +206,7 @@ class RouteRunner:
             self.config.criteria,
             town_lane_check(town),
             route_id=route.id,
+            signals=SignalGeometry.from_town(town),
         )
         backend = make_backend(self.config.backend, self.privileged)
         steps = StepLog()
