@@ -30,7 +30,7 @@ WALKER_DOWN_HEIGHT_M = 0.3  # [m] box height of a walker lying on the ground aft
 EGO_MASS_KG = 1_800.0  # [kg] CARLA's Lincoln MKZ 2017 (vehicle.lincoln.mkz_2017 physics mass)
 WALKER_MASS_KG = 80.0  # [kg] a CARLA walker
 KERB_CLOSE_M = 3.0  # [m] closing radius: gaps up to twice this between road and sidewalk are road
-KERB_MARGIN_M = 1.5  # [m] the layout bodies start this far outside the closed road surface
+KERB_MARGIN_M = 2.5  # [m] the layout bodies start this far outside the closed road surface
 __all__ = ["LAYOUT_ID"]  # re-exported: the simulator names contacts with it
 CODE_TOUCH, CODE_OVERLAP = 1, 2  # contact_rows: within CONTACT_MARGIN_M / interpenetrating
 

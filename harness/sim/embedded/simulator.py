@@ -365,8 +365,9 @@ class EmbeddedSimulator:
     ) -> NDArray[np.float64]:  # fmt: skip
         """Resolve the other side of the contacts with the rows ``overlapping`` the ego's new box:
         a body that moved into the ego's old box is put back where it was; a hit walker falls
-        beside the ego; hit vehicles stop and are held. Returns the boxes (K, 5) the ego's step
-        must stay clear of: every non-walker body near the ego, as now placed."""
+        beside the ego; hit vehicles stop and are held; a body overlapping the ego's old box even
+        so (spawned onto it) neither blocks nor is held, so the ego can leave it. Returns the boxes
+        (K, 5) the ego's step must stay clear of: the other non-walker bodies near the ego."""
         a, p, prev = state.actors, self.config.ego, ep.state
         t, w = ep.traffic, ep.pedestrians
         nt, nw = t.n, w.n
@@ -374,6 +375,7 @@ class EmbeddedSimulator:
         ego1 = (float(ep.ego.x), float(ep.ego.y), float(ep.ego.yaw), p.length_m, p.width_m)
         near = near_rows(a.x, a.y, a.length, a.width, a.valid, EGO_INDEX, NEAR_SLACK_M)
         boxes = a.boxes
+        ghosts: list[int] = []
         for r in overlapping.tolist():
             aid, kind = int(a.actor_id[r]), int(a.kind[r])
             walker = kind == ActorKind.PEDESTRIAN
@@ -394,6 +396,9 @@ class EmbeddedSimulator:
                     else:
                         ep.scripted.place(aid, qx, qy, qyaw, step_m)
                         boxes[r, :3] = (qx, qy, qyaw)
+            if intruder and overlaps_any(box0, boxes[r : r + 1]):  # spawned onto the ego:
+                ghosts.append(r)  # nothing to undo; the ego may drive out of it (no hold)
+                continue
             if (
                 walker
                 and (not intruder or abs(ego_speed) > WALKER_KNOCK_MPS)
@@ -413,7 +418,7 @@ class EmbeddedSimulator:
                     t.hold(r - 1, VEHICLE_HIT_HOLD_S)
                 elif r > nt + nw:
                     ep.scripted.hit(aid, VEHICLE_HIT_HOLD_S)
-        solid = near[a.kind[near] != ActorKind.PEDESTRIAN]
+        solid = near[(a.kind[near] != ActorKind.PEDESTRIAN) & ~np.isin(near, ghosts)]
         return boxes[solid]
 
     def _fresh_models(
