@@ -259,3 +259,22 @@ def test_kerb_stand_in_stops_a_car_driven_off_the_road(shared_maps: object) -> N
     beyond = max(float(shapely.distance(road, shapely.Point(p))) for p in front)
     assert beyond == pytest.approx(KERB_MARGIN_M, abs=0.05)
     assert not town.area.contains(np.array(front)).any()  # it did leave the drivable area
+
+
+def test_background_walker_knocked_down_lies_still_and_a_respawn_stands_up() -> None:
+    from harness.sim.embedded.pedestrians import PedestrianModel
+
+    town = load_town(TOWN)
+    walkers = PedestrianModel(town, np.random.default_rng(2))
+    walkers.spawn(6)
+    assert walkers.n == 6
+    walkers.knock_down(0, float(walkers.x[0]) + 0.5, float(walkers.y[0]), 1.0)
+    pose = (walkers.x[0], walkers.y[0], walkers.yaw[0])
+    others = walkers.boxes[1:, :2].copy()
+    for _ in range(100):
+        walkers.step(SIM_DT_S)
+    assert (walkers.x[0], walkers.y[0], walkers.yaw[0]) == pose
+    assert walkers.height[0] == WALKER_DOWN_HEIGHT_M and walkers.height[1] > 1.0
+    assert np.hypot(*(walkers.boxes[1:, :2] - others).T).min() > 1.0  # the others walked on
+    walkers.evict(np.array(pose[:2]), 0.1, np.array(pose[:2]), 300.0)  # re-placed: a new walker
+    assert not walkers.down[0] and walkers.height[0] > 1.0
