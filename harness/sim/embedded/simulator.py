@@ -365,7 +365,7 @@ class EmbeddedSimulator:
     ) -> NDArray[np.float64]:  # fmt: skip
         """Resolve the other side of the contacts with the rows ``overlapping`` the ego's new box:
         a body that moved into the ego's old box is put back where it was; a hit walker falls
-        beside the ego; hit vehicles stop and are held; a body overlapping the ego's old box even
+        beside the ego; newly hit vehicles stop and are held; a body overlapping the ego's old box even
         so (spawned onto it) neither blocks nor is held, so the ego can leave it. Returns the boxes
         (K, 5) the ego's step must stay clear of: the other non-walker bodies near the ego."""
         a, p, prev = state.actors, self.config.ego, ep.state
@@ -413,7 +413,7 @@ class EmbeddedSimulator:
                 else:
                     ep.scripted.place(aid, x, y, yaw)
                     ep.scripted.hit(aid, VEHICLE_HIT_HOLD_S)
-            elif not walker:
+            elif not walker and aid not in ep.contacts:  # a new hit (pressing on does not re-arm)
                 if 1 <= r <= nt:
                     t.hold(r - 1, VEHICLE_HIT_HOLD_S)
                 elif r > nt + nw:
