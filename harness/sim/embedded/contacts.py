@@ -58,14 +58,16 @@ class LayoutBodies:
         return not bool(np.all(shapely.contains_xy(self.surface, c[:, 0], c[:, 1])))
 
 
+@njit
 def box_corners(x: float, y: float, yaw: float, length: float, width: float) -> NDArray[np.float64]:
-    """(4, 2) corners [m] of one box, in harness.boxes.Corner order."""
-    c, s = math.cos(yaw), math.sin(yaw)
+    """(4, 2) corners [m] of one box, in harness.boxes.Corner order (compiled: called per tick)."""
+    c, s = np.cos(yaw), np.sin(yaw)
     hl, hw = 0.5 * length, 0.5 * width
-    return np.array(
-        [[x + c * sl * hl - s * sw * hw, y + s * sl * hl + c * sw * hw]
-         for sl, sw in ((1.0, 1.0), (1.0, -1.0), (-1.0, -1.0), (-1.0, 1.0))]
-    )  # fmt: skip
+    out = np.empty((4, 2))
+    for k, (sl, sw) in enumerate(((1.0, 1.0), (1.0, -1.0), (-1.0, -1.0), (-1.0, 1.0))):
+        out[k, 0] = x + c * sl * hl - s * sw * hw
+        out[k, 1] = y + s * sl * hl + c * sw * hw
+    return out
 
 
 @njit
