@@ -380,25 +380,25 @@ class EmbeddedSimulator:
             aid, kind = int(a.actor_id[r]), int(a.kind[r])
             walker = kind == ActorKind.PEDESTRIAN
             intruder = overlaps_any(box0, boxes[r : r + 1])
-            if intruder and prev is not None:  # it moved into the ego: undo its step
-                q = np.flatnonzero(prev.actors.valid & (prev.actors.actor_id == aid))
-                if q.size:
-                    qx, qy, qyaw = (
-                        float(v[q[0]]) for v in (prev.actors.x, prev.actors.y, prev.actors.yaw)
-                    )
-                    step_m = float(np.hypot(boxes[r, 0] - qx, boxes[r, 1] - qy))
-                    if 1 <= r <= nt:
-                        t.move_back(r - 1, step_m)
-                        boxes[r, :3] = (t.x[r - 1], t.y[r - 1], t.yaw[r - 1])
-                    elif r <= nt + nw:
-                        w.put_back(r - 1 - nt, qx, qy, qyaw, SIM_DT_S)
-                        boxes[r, :3] = (qx, qy, qyaw)
-                    else:
-                        ep.scripted.place(aid, qx, qy, qyaw, step_m)
-                        boxes[r, :3] = (qx, qy, qyaw)
-            if intruder and overlaps_any(box0, boxes[r : r + 1]):  # spawned onto the ego:
-                ghosts.append(r)  # nothing to undo; the ego may drive out of it (no hold)
-                continue
+            if intruder:  # it moved into the ego: undo its step, unless it overlapped before
+                before = _previous_pose(prev, aid)
+                if before is None:  # spawned onto the ego: no step to undo; the ego may drive
+                    ghosts.append(r)  # out of it (no hold)
+                    continue
+                qx, qy, qyaw = before
+                if overlaps_any(box0, np.array([[qx, qy, qyaw, a.length[r], a.width[r]]])):
+                    ghosts.append(r)  # overlapped the ego already (spawned onto it): as above
+                    continue
+                step_m = float(np.hypot(boxes[r, 0] - qx, boxes[r, 1] - qy))
+                if 1 <= r <= nt:
+                    t.move_back(r - 1, step_m)
+                    boxes[r, :3] = (t.x[r - 1], t.y[r - 1], t.yaw[r - 1])
+                elif r <= nt + nw:
+                    w.put_back(r - 1 - nt, qx, qy, qyaw, SIM_DT_S)
+                    boxes[r, :3] = (qx, qy, qyaw)
+                else:
+                    ep.scripted.place(aid, qx, qy, qyaw, step_m)
+                    boxes[r, :3] = (qx, qy, qyaw)
             if (
                 walker
                 and (not intruder or abs(ego_speed) > WALKER_KNOCK_MPS)
@@ -515,6 +515,17 @@ class EmbeddedSimulator:
             frame=frame, time_s=frame * SIM_DT_S, actors=actors,
             light_state=light_state, light_elapsed_s=elapsed,
         )  # fmt: skip
+
+
+def _previous_pose(prev: WorldState | None, actor_id: int) -> tuple[float, float, float] | None:
+    """(x, y, yaw) of an actor in the previous tick's state; None when it was not there."""
+    if prev is None:
+        return None
+    a = prev.actors
+    q = np.flatnonzero(a.valid & (a.actor_id == actor_id))
+    if not q.size:
+        return None
+    return float(a.x[q[0]]), float(a.y[q[0]]), float(a.yaw[q[0]])
 
 
 def _child(rng: np.random.Generator) -> np.random.Generator:
