@@ -284,3 +284,22 @@ def test_background_walker_knocked_down_lies_still_and_a_respawn_stands_up() -> 
     assert np.hypot(*(walkers.boxes[1:, :2] - others).T).min() > 1.0  # the others walked on
     walkers.evict(np.array(pose[:2]), 0.1, np.array(pose[:2]), 300.0)  # re-placed: a new walker
     assert not walkers.down[0] and walkers.height[0] > 1.0
+
+
+def test_actor_spawned_onto_the_ego_drives_out_of_it(route: np.ndarray) -> None:
+    """A scenario car spawned overlapping the standing ego (as a junction flow can) has no step
+    to undo: it is neither frozen nor held, and drives off along its path."""
+    sim = EmbeddedSimulator()
+    state = sim.reset(_spec(route))
+    x, y, yaw = (float(v) for v in (state.actors.x[0], state.actors.y[0], state.actors.yaw[0]))
+    fwd = np.array([np.cos(yaw), np.sin(yaw)])
+    start = np.array([x, y]) + 2.0 * fwd  # overlaps the ego by ~2.8 m
+    path = start + np.outer(np.linspace(0.0, 60.0, 61), fwd)
+    car = sim.spawn_actor(ActorSpec(ActorKind.VEHICLE, *start, yaw, *CAR))
+    sim.command_actor(car, ActorCommand(path_xy=path, target_speed_mps=5.0, max_accel_mps2=2.5))
+    for _ in range(100):  # 5 s: 2 s accelerating to 5 m/s (5 m), 3 s at 5 m/s (15 m)
+        state = sim.tick(VehicleControl(brake=1.0))
+    r = _row(state, car)
+    moved = float(np.dot(np.array([state.actors.x[r], state.actors.y[r]]) - start, fwd))
+    assert moved == pytest.approx(20.0, abs=0.3) and state.actors.speed[r] == pytest.approx(5.0)
+    assert not _interpenetrating(state)
