@@ -180,9 +180,7 @@ class CarlaBackend:
                     f"sensor data for frame {self._frame} did not arrive within {SENSOR_WAIT_S} s"
                 )
             time.sleep(0.001)
-        frame = (
-            self._frame - self._frame0
-        )  # frames count from the episode's reset, as on the embedded backend
+        frame = self._frame - self._frame0  # frames count from the episode's reset, as on the embedded backend
         out: dict[str, tuple[int, Any]] = {k: (frame, self._readings[k][1]) for k in wanted}
         for s in self._specs:
             if s.type == SPEEDOMETER:
