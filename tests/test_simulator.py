@@ -14,7 +14,7 @@ from harness.routes.interpolate import plan_route
 from harness.runner.drivers import FollowerDriver
 from harness.runner.episode import after_ticks, run_episode
 from harness.runner.observers import Recorder
-from harness.sim.embedded.simulator import EmbeddedSimulator
+from harness.sim.embedded.simulator import EmbeddedConfig, EmbeddedSimulator
 from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficConfig
 from harness.world.control import VehicleControl
 from harness.world.recording import load_recording
@@ -91,10 +91,11 @@ def test_same_seed_same_episode_different_seed_differs(route: np.ndarray, tmp_pa
 
 def test_full_throttle_in_the_loop_matches_the_vehicle_model(route: np.ndarray) -> None:
     """Through tick(): full throttle from rest on an empty road follows the documented
-    0 -> 100 km/h time of the ego model (harness.dynamics.vehicle)."""
+    0 -> 100 km/h time of the ego model (harness.dynamics.vehicle). Straight ahead for ~115 m
+    leaves the road, so the layout stand-in is off here."""
     from harness.dynamics import vehicle
 
-    sim = EmbeddedSimulator()
+    sim = EmbeddedSimulator(EmbeddedConfig(layout_bodies=False))
     sim.reset(_spec(route, traffic=TrafficConfig(vehicles=0, pedestrians=0)))
     target = 100.0 / 3.6
     t = 0.0

@@ -48,6 +48,7 @@ NEAR_MOVE_M = (
     25.0  # [m] the near stop-line subset stays valid while the ego is this close to its centre
 )
 NEAR_MARGIN_M = 1.0  # [m] slack on the near-subset bounds (rounding)
+LAYOUT_ID = -1  # contact id of the road layout (walls, kerbs, poles): Event.other_id -1
 ROUTE_BOUND_MARGIN_M = 1e-6  # [m] slack on the route-distance Lipschitz bound (GEOS rounding)
 
 COLLISION_KIND = {
@@ -213,8 +214,9 @@ class EventDetector:
         self._cache = None
         self._near = None
 
-    def _flags(self, state: WorldState) -> _TickFlags:
-        """Collision ids, off-drivable and deviation of one state (cached for the next tick)."""
+    def _flags(self, state: WorldState, contacts: frozenset[int] | None = None) -> _TickFlags:
+        """Collision ids, off-drivable and deviation of one state (cached for the next tick);
+        ``contacts`` replaces the box-overlap test when the backend resolves contacts itself."""
         c = (
             self._cache
         )  # keyed on the actors object: dataclasses.replace(state, events=...) keeps it
@@ -223,12 +225,14 @@ class EventDetector:
         a, i = state.actors, EGO_INDEX
         ex, ey, eyaw = float(a.x[i]), float(a.y[i]), float(a.yaw[i])
         el, ew = float(a.length[i]), float(a.width[i])
-        # circumscribed-circle broad phase (the same test boxes_overlap starts with), compiled
         ids: frozenset[int] = frozenset()
-        others = _near_rows(a.x, a.y, a.length, a.width, a.valid, i)
-        if others.size:
-            hit = boxes_overlap(a.boxes[i], a.boxes[others])
-            ids = frozenset(int(v) for v in a.actor_id[others[hit]])
+        if contacts is not None:
+            ids = contacts
+        else:  # circumscribed-circle broad phase (as boxes_overlap starts with), compiled
+            others = _near_rows(a.x, a.y, a.length, a.width, a.valid, i)
+            if others.size:
+                hit = boxes_overlap(a.boxes[i], a.boxes[others])
+                ids = frozenset(int(v) for v in a.actor_id[others[hit]])
         pose = (ex, ey, eyaw, el, ew)
         pc = self._pose_cache
         if pc is not None and pc[0] == pose:  # the ego's box did not move: same corners, same area
@@ -344,8 +348,12 @@ class EventDetector:
             m.stopped[idx[inside]] = True
         m.in_area[idx] = inside
 
-    def detect(self, prev: WorldState | None, cur: WorldState) -> tuple[Event, ...]:
-        """Events of the ego raised by the step from ``prev`` to ``cur``."""
+    def detect(
+        self, prev: WorldState | None, cur: WorldState, contacts: frozenset[int] | None = None
+    ) -> tuple[Event, ...]:
+        """Events of the ego raised by the step from ``prev`` to ``cur``. ``contacts``: the ids
+        of the bodies touching the ego in ``cur`` (LAYOUT_ID for the road layout) where the
+        backend resolves contacts (embedded); None = the boxes overlapping the ego's."""
         if prev is None:
             self.reset()
         a, i = cur.actors, EGO_INDEX
@@ -358,9 +366,14 @@ class EventDetector:
 
         events: list[Event] = []
         before = self._flags(prev) if prev is not None else _NO_FLAGS
-        now = self._flags(cur)  # cached: the next tick's ``prev`` is this ``cur``
+        now = self._flags(cur, contacts)  # cached: the next tick's ``prev`` is this ``cur``
 
         new_ids = now.colliding_ids - before.colliding_ids
+        if LAYOUT_ID in new_ids:
+            events.append(
+                ev(EventKind.COLLISION_STATIC, "collision with the road layout", other_id=LAYOUT_ID)
+            )
+            new_ids = new_ids - {LAYOUT_ID}
         if new_ids:
             rows = np.flatnonzero(a.valid & np.isin(a.actor_id, list(new_ids)))
             for r in rows[rows != i]:

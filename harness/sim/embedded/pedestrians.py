@@ -18,6 +18,7 @@ from scipy.spatial import cKDTree
 from shapely.geometry import LinearRing, Polygon
 
 from harness.dynamics.vehicle import WALKER
+from harness.sim.embedded.contacts import WALKER_DOWN_HEIGHT_M
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ class PedestrianModel:
         self.u, self.direction, self.speed, self.x, self.y, self.yaw = z, z, z, z, z, z
         self.crossing = np.zeros(0, dtype=bool)
         self.cross_to = np.zeros((0, 2))  # (N, 2) [m] crosswalk end a crossing walker heads to
+        self.down = np.zeros(0, dtype=bool)  # (N,) knocked down by the ego: lies still for good
 
     @property
     def n(self) -> int:
@@ -162,7 +164,7 @@ class PedestrianModel:
 
     @property
     def height(self) -> NDArray[np.float64]:
-        return np.full(self.n, WALKER.height_m)
+        return np.where(self.down, WALKER_DOWN_HEIGHT_M, WALKER.height_m)
 
     @property
     def boxes(self) -> NDArray[np.float64]:
@@ -213,6 +215,7 @@ class PedestrianModel:
         self.direction[rows] = self.rng.choice([-1.0, 1.0], size=k)
         self.speed[rows] = self.rng.uniform(*WALK_SPEED_MPS, size=k)
         self.crossing[rows] = False
+        self.down[rows] = False
         self._pose(rows)
 
     def spawn(
@@ -243,6 +246,7 @@ class PedestrianModel:
             for a in (self.u, self.direction, self.speed, self.x, self.y, self.yaw)
         )
         self.crossing = np.concatenate([self.crossing, np.zeros(k, dtype=bool)])
+        self.down = np.concatenate([self.down, np.zeros(k, dtype=bool)])
         self.cross_to = np.concatenate([self.cross_to, np.zeros((k, 2))])
         rows = np.arange(first, first + k)
         self._place(rows, pts)
@@ -304,7 +308,7 @@ class PedestrianModel:
         """Advance every walker by dt_s [s]; ``vehicle_boxes`` (K, 5) decide whether a crossing is free."""
         if self.n == 0:
             return
-        walk = ~self.crossing
+        walk = ~self.crossing & ~self.down
         lengths = self.paths.length_m[self.ring]
         self.u = np.where(
             walk, np.mod(self.u + self.direction * self.speed * dt_s, lengths), self.u
@@ -316,13 +320,29 @@ class PedestrianModel:
         if self.crossing.any():
             self._move_crossing(dt_s)
 
+    def knock_down(self, i: int, x: float, y: float, yaw: float) -> None:
+        """Walker i was hit: it lies at (x, y, yaw) [m, rad] from now on (never walks again)."""
+        self.generation += 1  # its box height changes (the assembled layout caches heights)
+        self.down[i], self.crossing[i], self.speed[i] = True, False, 0.0
+        self.x[i], self.y[i], self.yaw[i] = x, y, yaw
+
+    def put_back(self, i: int, x: float, y: float, yaw: float, dt_s: float) -> None:
+        """Undo walker i's last step (it walked into the ego): back to (x, y, yaw), and its path
+        position back by the step's length."""
+        if not self.crossing[i] and not self.down[i]:
+            ring = self.ring[i]
+            self.u[i] = np.mod(
+                self.u[i] - self.direction[i] * self.speed[i] * dt_s, self.paths.length_m[ring]
+            )
+        self.x[i], self.y[i], self.yaw[i] = x, y, yaw
+
     def _start_crossings(self, dt_s: float, vehicle_boxes: NDArray[np.float64] | None) -> None:
         """Walkers near a crosswalk end start across (seeded chance) when no vehicle is near it."""
         ends = self.crosswalks.reshape(-1, 2)  # (2C, 2)
         d = np.hypot(self.x[:, None] - ends[None, :, 0], self.y[:, None] - ends[None, :, 1])
         e = np.argmin(d, axis=1)
         roll = self.rng.random(self.n) < self.cross_rate_per_s * dt_s
-        start = ~self.crossing & (d[np.arange(self.n), e] < CROSS_TRIGGER_M) & roll
+        start = ~self.crossing & ~self.down & (d[np.arange(self.n), e] < CROSS_TRIGGER_M) & roll
         if not start.any():
             return
         centre = self.crosswalks.mean(axis=1)[e // 2]

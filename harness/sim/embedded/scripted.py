@@ -14,8 +14,9 @@ from numpy.typing import NDArray
 
 from harness.dynamics.idm import IDMParams, idm_accel
 from harness.errors import ConfigError
+from harness.sim.embedded.contacts import WALKER_DOWN_HEIGHT_M
 from harness.world.backend import ActorCommand, ActorSpec
-from harness.world.state import ActorRole
+from harness.world.state import ActorKind, ActorRole
 
 GAP_LOOKAHEAD_M = 40.0  # [m] how far along its path a yielding actor looks for a leader
 GAP_CORRIDOR_M = 1.5  # [m] a box centre this close to the path ahead blocks it
@@ -53,6 +54,12 @@ class _Actor:
     command: ActorCommand | None = None
     path_s: NDArray[np.float64] | None = None  # (M,) cumulative arc length of the command path
     s_m: float = 0.0
+    hold_s: float = 0.0  # [s] still to stand after a collision with the ego
+    down: bool = False  # a walker knocked down by the ego: lies still for good
+
+    @property
+    def height(self) -> float:
+        return WALKER_DOWN_HEIGHT_M if self.down else self.spec.height
 
 
 class ScriptedActors:
@@ -99,7 +106,11 @@ class ScriptedActors:
         leaders = self._leader_gaps(obstacles, obstacle_speed)
         for a in self._actors.values():
             c = a.command
-            if c is None:
+            if c is None or a.down:
+                continue
+            if a.hold_s > 0.0:  # held after a collision: stands still
+                a.hold_s = max(a.hold_s - dt_s, 0.0)
+                a.speed, a.accel, a.yaw_rate = 0.0, 0.0, 0.0
                 continue
             target = c.target_speed_mps if a.path_s is not None else 0.0
             if a.path_s is not None and a.s_m >= a.path_s[-1] - 1e-6:
@@ -125,6 +136,23 @@ class ScriptedActors:
             new_yaw = float(np.arctan2(*(path[i + 1] - path[i])[::-1]))
             a.yaw_rate = float((new_yaw - a.yaw + np.pi) % (2 * np.pi) - np.pi) / dt_s
             a.yaw = new_yaw
+
+    def hit(self, actor_id: int, hold_s: float) -> None:
+        """A collision with the ego: a walker falls and lies still for good; anything else stops
+        at once and stands for hold_s [s] before its command resumes."""
+        a = self._get(actor_id)
+        a.speed, a.accel, a.yaw_rate = 0.0, 0.0, 0.0
+        if a.spec.kind == ActorKind.PEDESTRIAN:
+            a.down = True
+        else:
+            a.hold_s = max(a.hold_s, hold_s)
+
+    def place(self, actor_id: int, x: float, y: float, yaw: float, back_m: float = 0.0) -> None:
+        """Put an actor at (x, y, yaw) [m, rad], its path progress back_m [m] earlier (undoing a
+        step into the ego, or where a hit walker falls)."""
+        a = self._get(actor_id)
+        a.x, a.y, a.yaw = x, y, yaw
+        a.s_m = max(a.s_m - back_m, 0.0)
 
     def _leader_gaps(
         self, obstacles: NDArray[np.float64] | None, obstacle_speed: NDArray[np.float64] | None
@@ -184,7 +212,7 @@ class ScriptedActors:
         """Per-field (K,) arrays in spawn order, named as ActorArrays' fields."""
         rows = [
             (a.actor_id, int(a.spec.kind), int(ActorRole.SCENARIO), a.x, a.y, a.spec.z, a.yaw, a.speed,
-             a.accel, a.yaw_rate, a.spec.length, a.spec.width, a.spec.height)
+             a.accel, a.yaw_rate, a.spec.length, a.spec.width, a.height)
             for a in self._actors.values()
         ]  # fmt: skip
         table = np.array(rows, dtype=np.float64).reshape(-1, len(FIELDS))

@@ -2,8 +2,9 @@
 
 One tick (0.05 s): lights are a pure function of time; the ego's control moves a kinematic
 bicycle; background vehicles (IDM on the lane graph), pedestrians and scenario actors advance;
-the tick's state is assembled into padded arrays (ego row 0), events are detected against the
-previous tick. Everything random comes from one seeded generator per episode, so the same spec
+the tick's state is assembled into padded arrays (ego row 0); contacts of the ego with the other
+bodies and the layout stand-in are resolved (contacts.py: nothing interpenetrates the ego); events
+are detected against the previous tick. Everything random comes from one seeded generator per episode, so the same spec
 and controls give the same episode.
 """
 
@@ -25,6 +26,23 @@ from harness.dynamics.vehicle import LINCOLN_MKZ_2017, WALKER, VehicleParams
 from harness.errors import ConfigError
 from harness.maps import load_town
 from harness.maps.town import Town
+from harness.sim.embedded.contacts import (
+    CODE_OVERLAP,
+    CONTACT_MARGIN_M,
+    EGO_MASS_KG,
+    LAYOUT_ID,
+    NEAR_SLACK_M,
+    VEHICLE_HIT_HOLD_S,
+    WALKER_MASS_KG,
+    LayoutBodies,
+    box_corners,
+    clear_fraction,
+    contact_rows,
+    interpolate_pose,
+    near_rows,
+    overlaps_any,
+    walker_landing,
+)
 from harness.sim.embedded.lights import LightOverrides, LightSchedule, LightTimings
 from harness.sim.embedded.pedestrians import PedestrianModel
 from harness.sim.embedded.scripted import ScriptedActors
@@ -33,7 +51,14 @@ from harness.sim.events import EventConfig, EventDetector
 from harness.sim.sensors.suite import SensorSuite
 from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficVehicleSpec
 from harness.world.control import VehicleControl
-from harness.world.state import ActorArrays, ActorKind, ActorRole, LightState, WorldState
+from harness.world.state import (
+    EGO_INDEX,
+    ActorArrays,
+    ActorKind,
+    ActorRole,
+    LightState,
+    WorldState,
+)
 from harness.world.timing import SIM_DT_S
 
 log = logging.getLogger(__name__)
@@ -41,6 +66,7 @@ log = logging.getLogger(__name__)
 TRAFFIC_FIRST_ID = 1_000  # background vehicle ids start here (respawns take fresh ids)
 PEDESTRIAN_FIRST_ID = 1_000_000  # background pedestrian ids
 SCENARIO_FIRST_ID = 2_000_000  # scenario actor ids
+WALKER_KNOCK_MPS = 0.5  # [m/s] an ego at least this fast knocks a walker down (else it stands)
 FLOAT_FIELDS = (
     "x", "y", "z", "yaw", "speed", "accel", "yaw_rate", "length", "width", "height"
 )  # fmt: skip  # float rows of the assembled ActorArrays, in recording order
@@ -58,6 +84,8 @@ class EmbeddedConfig:
     despawn_radius_m: float = 250.0  # background actors farther than this from the ego respawn [m]
     recycle_every_ticks: int = 20  # how often far actors are recycled [ticks]
     privileged_sensors: bool = False  # allow the BEV raster sensor (teachers, debugging)
+    collision_response: bool = True  # the ego cannot enter other bodies (False: events only)
+    layout_bodies: bool = True  # the road surface's edge is a static body (contacts.LayoutBodies)
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,6 +121,8 @@ class _Episode:
     layout: _Layout | None = None
     lights_frame: int = -1
     lights_now: tuple[NDArray[np.int8], NDArray[np.float64]] | None = None
+    layout_bodies: LayoutBodies | None = None
+    contacts: frozenset[int] = frozenset()  # ids touching the ego after the last tick (LAYOUT_ID)
 
 
 class EmbeddedSimulator:
@@ -103,6 +133,7 @@ class EmbeddedSimulator:
         self._town: Town | None = None
         self._ep: _Episode | None = None
         self._templates: dict[str, tuple[TrafficModel, PedestrianModel]] = {}
+        self._layouts: dict[str, tuple[Town, LayoutBodies]] = {}
 
     # ------------------------------------------------------------------ protocol
     @property
@@ -154,6 +185,7 @@ class EmbeddedSimulator:
             overrides=LightOverrides(len(town.signals.light_xy)),
             detector=EventDetector(town, spec.route_xy, self.config.events),
             sensors=sensors,
+            layout_bodies=self._layout_bodies(town) if self.config.layout_bodies else None,
         )
         self._ep.frame = spec.start_frame
         state = self._assemble(spec.start_frame)
@@ -163,6 +195,7 @@ class EmbeddedSimulator:
         """Advance one 0.05 s tick with the ego's control and return the new state."""
         ep = self._episode()
         p = self.config.ego
+        pose0 = (float(ep.ego.x), float(ep.ego.y), float(ep.ego.yaw))
         accel, steer = control_to_command(
             control.throttle, control.steer, control.brake, control.hand_brake, control.reverse,
             ep.ego.speed, p,
@@ -196,7 +229,10 @@ class EmbeddedSimulator:
             ep.traffic.recycle(centre, self.config.despawn_radius_m)
             ep.pedestrians.recycle(centre, self.config.despawn_radius_m)
         state = self._assemble(ep.frame)
-        return self._commit(ep.state, state)
+        if not self.config.collision_response:
+            return self._commit(ep.state, state)
+        state, contacts = self._resolve_contacts(ep, pose0, state)
+        return self._commit(ep.state, state, contacts)
 
     def sensor_data(self) -> dict[str, tuple[int, Any]]:
         """The agent's declared sensors for the current tick (leaderboard input_data)."""
@@ -275,13 +311,160 @@ class EmbeddedSimulator:
             raise ConfigError("no episode: call reset(EpisodeSpec(...)) before tick()")
         return self._ep
 
-    def _commit(self, prev: WorldState | None, state: WorldState) -> WorldState:
+    def _commit(
+        self, prev: WorldState | None, state: WorldState, contacts: frozenset[int] | None = None
+    ) -> WorldState:
         ep = self._episode()
-        events = ep.detector.detect(prev, state)
+        events = ep.detector.detect(prev, state, contacts)
         if events:
             state = replace(state, events=events)
         ep.state = state
         return state
+
+    def _layout_bodies(self, town: Town) -> LayoutBodies:
+        """The town's layout stand-in, built once per town (a few ms to tens of ms)."""
+        hit = self._layouts.get(town.name)
+        if hit is None or hit[0] is not town:
+            hit = (town, LayoutBodies(town.area))
+            self._layouts[town.name] = hit
+        return hit[1]
+
+    def _resolve_contacts(
+        self, ep: _Episode, pose0: tuple[float, float, float], state: WorldState
+    ) -> tuple[WorldState, frozenset[int]]:
+        """Contacts of the ego after everything moved (``pose0`` = the ego's pose before its step):
+        the ids touching the ego (LAYOUT_ID for the layout), and the state, re-assembled when a
+        contact had to be resolved. Common case: one kernel call and one layout test."""
+        a, p = state.actors, self.config.ego
+        rows, code = contact_rows(
+            a.x, a.y, a.yaw, a.length, a.width, a.valid, EGO_INDEX, CONTACT_MARGIN_M
+        )
+        pose1 = (float(ep.ego.x), float(ep.ego.y), float(ep.ego.yaw))
+        moved = pose1 != pose0
+        lay = ep.layout_bodies
+        into_layout = (
+            lay is not None and moved and lay.outside(box_corners(*pose1, p.length_m, p.width_m))
+            and not lay.outside(box_corners(*pose0, p.length_m, p.width_m))
+        )  # fmt: skip
+        if not into_layout and not (code == CODE_OVERLAP).any():
+            ids = set(a.actor_id[rows].tolist())
+            if LAYOUT_ID in ep.contacts and not moved:  # resting against the layout
+                ids.add(LAYOUT_ID)
+            ep.contacts = frozenset(ids)
+            return state, ep.contacts
+        v_pre = float(ep.ego.speed)
+        blocking, struck = self._push_out_others(
+            ep, pose0, state, rows[code == CODE_OVERLAP], v_pre
+        )
+        t = clear_fraction(pose0, pose1, p.length_m, p.width_m, blocking, lay)
+        ego = ep.ego
+        if t < 1.0:
+            x, y, yaw = interpolate_pose(pose0, pose1, t)
+            ego = replace(
+                ego, x=np.asarray(x), y=np.asarray(y), yaw=np.asarray(yaw),
+                speed=np.asarray(0.0), accel=np.asarray(0.0),
+            )  # fmt: skip
+        elif (a.kind[rows] == ActorKind.PEDESTRIAN).any():  # only walkers hit: the ego goes on
+            ratio = EGO_MASS_KG / (EGO_MASS_KG + WALKER_MASS_KG)
+            ego = replace(ego, speed=np.asarray(float(ego.speed) * ratio))
+        ep.ego = ego
+        state = self._assemble(ep.frame)
+        a = state.actors
+        rows, _ = contact_rows(
+            a.x, a.y, a.yaw, a.length, a.width, a.valid, EGO_INDEX, CONTACT_MARGIN_M
+        )
+        ids = set(a.actor_id[rows].tolist()) | struck
+        if lay is not None and lay.outside(
+            box_corners(
+                float(ego.x), float(ego.y), float(ego.yaw),
+                p.length_m + 2.0 * CONTACT_MARGIN_M, p.width_m + 2.0 * CONTACT_MARGIN_M,
+            )
+        ):  # fmt: skip
+            ids.add(LAYOUT_ID)
+        contacts = frozenset(ids)
+        if contacts - ep.contacts:  # an impact: the tick reports the speed the ego hit with
+            a.speed[EGO_INDEX] = v_pre
+        ep.contacts = contacts
+        return state, contacts
+
+    def _push_out_others(
+        self, ep: _Episode, pose0: tuple[float, float, float], state: WorldState,
+        overlapping: NDArray[np.int64], ego_speed: float,
+    ) -> tuple[NDArray[np.float64], frozenset[int]]:  # fmt: skip
+        """Resolve the other side of the contacts with the rows ``overlapping`` the ego's new box:
+        a vehicle that moved into the ego's old box is moved back to where it touched it (and
+        counts as a contact: it hit the ego), a walker back to where it was; a hit walker falls
+        beside the ego; newly hit vehicles stop and are held; a body overlapping the ego's old box even
+        so (spawned onto it) neither blocks nor is held, so the ego can leave it. Returns the boxes
+        (K, 5) the ego's step must stay clear of (the other non-walker bodies near the ego) and the ids
+        of the vehicles that drove into the ego."""
+        a, p, prev = state.actors, self.config.ego, ep.state
+        t, w = ep.traffic, ep.pedestrians
+        nt, nw = t.n, w.n
+        box0 = np.array([*pose0, p.length_m, p.width_m])
+        ego1 = (float(ep.ego.x), float(ep.ego.y), float(ep.ego.yaw), p.length_m, p.width_m)
+        near = near_rows(a.x, a.y, a.length, a.width, a.valid, EGO_INDEX, NEAR_SLACK_M)
+        boxes = a.boxes
+        ghosts: list[int] = []
+        struck: set[int] = set()  # vehicles that drove into the ego (stopped touching it)
+        for r in overlapping.tolist():
+            aid, kind = int(a.actor_id[r]), int(a.kind[r])
+            walker = kind == ActorKind.PEDESTRIAN
+            intruder = overlaps_any(box0, boxes[r : r + 1])
+            if intruder:  # it moved into the ego: undo its step, unless it overlapped before
+                before = _previous_pose(prev, aid)
+                if before is None:  # spawned onto the ego: no step to undo; the ego may drive
+                    ghosts.append(r)  # out of it (no hold)
+                    continue
+                qx, qy, qyaw = before
+                if overlaps_any(box0, np.array([[qx, qy, qyaw, a.length[r], a.width[r]]])):
+                    ghosts.append(r)  # overlapped the ego already (spawned onto it): as above
+                    continue
+                step_m = float(np.hypot(boxes[r, 0] - qx, boxes[r, 1] - qy))
+                if 1 <= r <= nt:
+                    # a vehicle stops where it touched the ego (not a step short of it): the
+                    # contact is a collision, as a car driving into the ego is in CARLA
+                    keep = clear_fraction(
+                        (qx, qy, qyaw), (float(a.x[r]), float(a.y[r]), float(a.yaw[r])),
+                        float(a.length[r]), float(a.width[r]), box0[None, :], None,
+                    )  # fmt: skip
+                    t.move_back(r - 1, (1.0 - keep) * step_m)
+                    boxes[r, :3] = (t.x[r - 1], t.y[r - 1], t.yaw[r - 1])
+                    struck.add(aid)
+                elif r <= nt + nw:
+                    w.put_back(r - 1 - nt, qx, qy, qyaw, SIM_DT_S)
+                    boxes[r, :3] = (qx, qy, qyaw)
+                else:
+                    keep = clear_fraction(
+                        (qx, qy, qyaw), (float(a.x[r]), float(a.y[r]), float(a.yaw[r])),
+                        float(a.length[r]), float(a.width[r]), box0[None, :], None,
+                    )  # fmt: skip
+                    x, y, yaw = interpolate_pose((qx, qy, qyaw), tuple(boxes[r, :3]), keep)
+                    ep.scripted.place(aid, x, y, yaw, (1.0 - keep) * step_m)
+                    boxes[r, :3] = (x, y, yaw)
+                    if kind != ActorKind.PEDESTRIAN:
+                        struck.add(aid)
+            if (
+                walker
+                and (not intruder or abs(ego_speed) > WALKER_KNOCK_MPS)
+                and overlaps_any(np.array(ego1), boxes[r : r + 1])
+            ):  # the ego ran into it: it falls beside the ego
+                x, y, yaw = walker_landing(
+                    ego1, float(boxes[r, 0]), float(boxes[r, 1]), float(a.width[r])
+                )
+                boxes[r, :3] = (x, y, yaw)
+                if r <= nt + nw:
+                    w.knock_down(r - 1 - nt, x, y, yaw)
+                else:
+                    ep.scripted.place(aid, x, y, yaw)
+                    ep.scripted.hit(aid, VEHICLE_HIT_HOLD_S)
+            elif not walker and aid not in ep.contacts:  # a new hit (pressing on does not re-arm)
+                if 1 <= r <= nt:
+                    t.hold(r - 1, VEHICLE_HIT_HOLD_S)
+                elif r > nt + nw:
+                    ep.scripted.hit(aid, VEHICLE_HIT_HOLD_S)
+        solid = near[(a.kind[near] != ActorKind.PEDESTRIAN) & ~np.isin(near, ghosts)]
+        return boxes[solid], frozenset(struck)
 
     def _fresh_models(
         self, town: Town, rng: np.random.Generator
@@ -329,7 +512,7 @@ class EmbeddedSimulator:
         floats[[F_LENGTH, F_WIDTH, F_HEIGHT], 0] = (p.length_m, p.width_m, p.height_m)
         wk = slice(1 + nt, 1 + nt + nw)
         floats[F_LENGTH, wk], floats[F_WIDTH, wk] = WALKER.length_m, WALKER.width_m
-        floats[F_HEIGHT, wk] = WALKER.height_m
+        floats[F_HEIGHT, wk] = w.height  # WALKER's, lower for a walker knocked down
         ids = np.concatenate([[0], t.ids, w.ids, np.zeros(ns)]).astype(np.int64)
         kind = np.full(n, int(ActorKind.VEHICLE), dtype=np.int8)
         kind[wk] = int(ActorKind.PEDESTRIAN)
@@ -387,6 +570,17 @@ def _light_indices(lights: Sequence[int], n_lights: int) -> NDArray[np.int64]:
     if idx.size and (idx.min() < 0 or idx.max() >= n_lights):
         raise ConfigError(f"light indices {idx.tolist()} outside the town's {n_lights} lights")
     return idx
+
+
+def _previous_pose(prev: WorldState | None, actor_id: int) -> tuple[float, float, float] | None:
+    """(x, y, yaw) of an actor in the previous tick's state; None when it was not there."""
+    if prev is None:
+        return None
+    a = prev.actors
+    q = np.flatnonzero(a.valid & (a.actor_id == actor_id))
+    if not q.size:
+        return None
+    return float(a.x[q[0]]), float(a.y[q[0]]), float(a.yaw[q[0]])
 
 
 def _child(rng: np.random.Generator) -> np.random.Generator:

@@ -43,12 +43,14 @@ def step_kernel(
     m_o: NDArray[np.int64], m_lane: NDArray[np.int64], m_s: NDArray[np.float64],
     m_half: NDArray[np.float64], m_cos: NDArray[np.float64], speed_o: NDArray[np.float64],
     prm: NDArray[np.float64], tick: float, dt_s: float, flags: NDArray[np.int8],
+    hold_s: NDArray[np.float64],
 ) -> int:  # fmt: skip
     """Advance every vehicle's (s, speed, accel, lane, plan, grants, stop-sign state) by dt_s in
     place; ``flags`` (N,) gets FLAG_RESPAWN / FLAG_EXTEND / 0; returns how many are flagged.
     Tables are LaneTables' (L + 1,) with the sentinel row; lane -1 reads it. ``lights`` (T,)
     LightState per light (lights out of range read OFF); ``m_*`` an ObstacleMatcher match's rows
-    (Q,) and ``speed_o`` (K,) the obstacles' speeds [m/s]; ``prm`` the P_* parameters."""
+    (Q,) and ``speed_o`` (K,) the obstacles' speeds [m/s]; ``prm`` the P_* parameters;
+    ``hold_s`` (N,) [s] time a vehicle still stands still after a collision (counted down here)."""
     n, k_slots = seq.shape
     sentinel = length_m.shape[0] - 1
     n_lights = lights.shape[0]
@@ -101,6 +103,9 @@ def step_kernel(
         a = min(max(a, -prm[P_MAX_BRAKE]), a_max)
         v_new = max(v + a * dt_s, 0.0)
         ds = min(v_new * dt_s, max(min(gap_v[i], gap_o[i]) - 0.05, 0.0))  # never into a leader
+        if hold_s[i] > 0.0:  # held after a collision: stands still
+            hold_s[i] = max(hold_s[i] - dt_s, 0.0)
+            ds = 0.0
         speed[i] = ds / dt_s
         accel[i] = (speed[i] - v) / dt_s
         s[i] += ds

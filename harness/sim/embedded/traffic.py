@@ -42,7 +42,7 @@ __all__ = [  # the lane tables moved to lanetables.py; re-exported for existing 
 STATE_FIELDS = (
     "ids", "lane", "prev_lane", "s", "speed", "accel", "x", "y", "z", "yaw", "yaw_rate", "v0",
     "length", "width", "height", "seq", "seq_off", "req_since", "granted_entry", "stop_done_lane",
-    "stop_timer",
+    "stop_timer", "hold_s",
 )  # fmt: skip
 
 
@@ -166,6 +166,7 @@ class TrafficModel:
         self.granted_entry = np.full(n, -1, dtype=np.int64)  # entry lane it may drive through
         self.stop_done_lane = np.full(n, -1, dtype=np.int64)  # stop-sign lane already honoured
         self.stop_timer = f.copy()  # [s] full stop held at a stop sign so far
+        self.hold_s = f.copy()  # [s] still to stand after a collision with the ego
         self._flags = np.zeros(n, dtype=np.int8)  # step kernel output (FLAG_*)
         self._at_end = np.zeros(n, dtype=np.int8)  # pose kernel output
         for k, v in old.items():
@@ -314,7 +315,7 @@ class TrafficModel:
         sampled = self.rng.uniform(*self.params.speed_range_mps)
         self.v0[i] = sampled if v0 is None else v0
         self.prev_lane[i] = self.granted_entry[i] = self.stop_done_lane[i] = -1
-        self.req_since[i], self.stop_timer[i] = INF, 0.0
+        self.req_since[i], self.stop_timer[i], self.hold_s[i] = INF, 0.0, 0.0
         self.seq[i], self.seq_off[i] = -1, 0.0
         self.seq[i, 0] = lane
         self._extend(i)
@@ -459,7 +460,7 @@ class TrafficModel:
             self.stop_timer, self.ids, t.length_m, t.in_junction, t.ok, t.is_entry, t.dead_end,
             t.stop_s_m, t.stop_kind, t.stop_light, t.conn, t.conflict, lights,
             m[0], m[1], m[2], m[3], m[4], ospeed, self._params_vec, float(self.tick_count), dt_s,
-            self._flags,
+            self._flags, self.hold_s,
         )  # fmt: skip
         if flagged:
             flags = self._flags
@@ -471,6 +472,19 @@ class TrafficModel:
         if self._pose(self._all_rows(), dt_s):
             for i in np.flatnonzero(self._at_end).tolist():
                 self._respawn(i)
+
+    def hold(self, i: int, hold_s: float) -> None:
+        """Stop vehicle i at once and keep it standing for hold_s [s] (a collision)."""
+        self.speed[i], self.accel[i] = 0.0, 0.0
+        self.hold_s[i] = max(float(self.hold_s[i]), hold_s)
+
+    def move_back(self, i: int, dist_m: float) -> None:
+        """Move vehicle i back dist_m [m] along its current lane (not past the lane's start) and
+        recompute its pose (undoing a step that ran into the ego)."""
+        self.s[i] = max(float(self.s[i]) - dist_m, 0.0)
+        yaw_rate = float(self.yaw_rate[i])
+        self._pose(np.array([i], dtype=np.int64))
+        self.yaw_rate[i] = yaw_rate
 
     def _all_rows(self) -> NDArray[np.int64]:
         """arange(n), cached per size."""
