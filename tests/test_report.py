@@ -23,7 +23,7 @@ import pytest
 from harness.cli.main import run
 from harness.leaderboard import bench2drive as b2d
 from harness.leaderboard.outcome import INFRACTION_KEYS
-from harness.report.inputs import BENCH2DRIVE_FILE, COMPUTED, infraction_marks, load_run
+from harness.report.inputs import BENCH2DRIVE_FILE, COMPUTED, READ, infraction_marks, load_run
 from harness.report.page import (
     B2D_HEAD,
     REPORT_FILE,
@@ -201,7 +201,7 @@ def test_stored_bench2drive_json_is_what_the_report_shows(tmp_path: Path) -> Non
         {a: (1, 2) for a in b2d.ABILITIES}, (("Accident", "7"),)))  # fmt: skip
     (out / BENCH2DRIVE_FILE).write_text(json.dumps(stored.to_json()))
     run_data = load_run(out)
-    assert run_data.bench2drive == stored and run_data.bench2drive_source == BENCH2DRIVE_FILE
+    assert run_data.bench2drive == stored and run_data.bench2drive_source == READ
     assert "3/8 12.50 12.50 - 50.00 50.00 50.00 50.00 50.00 50.00 50.00" in _text(
         render_report(run_data)
     )

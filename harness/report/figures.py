@@ -262,8 +262,9 @@ ROUTE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def per_route_figure(routes: Sequence[str], series: Mapping[str, Sequence[float]], ylabel: str,
-                     title: str) -> str:  # fmt: skip
-    """One column per route, one marker per run (NaN: the run has no such route)."""
+                     title: str, ylim: tuple[float, float] | None = None) -> str:  # fmt: skip
+    """One column per route, one marker per run (NaN: the run has no such route); ``ylim``
+    fixes the value axis (scores in [0, 1])."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.26 * len(routes) + 2.5)), 4.2))
     x = np.arange(len(routes))
@@ -273,6 +274,8 @@ def per_route_figure(routes: Sequence[str], series: Mapping[str, Sequence[float]
                 color=RUN_COLOURS[k % len(RUN_COLOURS)], label=name)  # fmt: skip
     ax.set_xticks(x, routes, rotation=90, fontsize=7)
     ax.set_xlim(-0.7, len(routes) - 0.3)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 RESULTS_FILE = "results.json"
 LEGACY_RUN_FILE = "run.json"  # OUT/run.json, where runs kept their settings before OUT/harness/
 BENCH2DRIVE_FILE = f"{HARNESS_DIR}/{SUMMARY_FILE}"  # OUT/harness/bench2drive.json
+READ = f"read from {BENCH2DRIVE_FILE}"
 COMPUTED = "computed from results.json, the route file and metric_info/"
 _LOCATION = re.compile(
     r"at \(x=(-?[\d.]+(?:e-?\d+)?), y=(-?[\d.]+(?:e-?\d+)?), z=(-?[\d.]+(?:e-?\d+)?)\)"
@@ -326,7 +327,7 @@ def load_run(out_dir: str | Path) -> RunData:
     all_routes = _route_file(run)
     configs = {r.id: r for r in all_routes or ()}
 
-    metrics, source = _stored_metrics(out, records), BENCH2DRIVE_FILE
+    metrics, source = _stored_metrics(out, records), READ
     smooth: dict[str, float | None] | None = None
     if metrics is None and all_routes:
         smooth = _smoothness(out, records)

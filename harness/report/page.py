@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 REPORT_FILE = "report.html"  # OUT/report.html
 CLOSED_LOOP_HEADERS = tuple((c.upper(), c) for c in SCORE_COLUMNS)
 """(column head, score column) of the closed-loop tables, as `harness eval` prints them."""
+SCORE_AXIS = (-0.02, 1.02)  # [-] value axis of the per-route closed-loop score plots
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}
@@ -184,7 +185,7 @@ def _bench2drive_html(run: RunData, s: Summary) -> str:
                 "file). Run the evaluation again to get them.</p>")  # fmt: skip
     parts = [
         f'<p class="note">Over all {m.total_routes} routes of the route file (routes without a '
-        f"record count 0 in DS and SR), from {_e(run.bench2drive_source)}: the numbers "
+        f"record count 0 in DS and SR), {_e(run.bench2drive_source)}: the numbers "
         "`harness eval` prints. Efficiency: mean min-speed percentage over the routes that have "
         "one; comfortness: share of comfortable 2 s windows (Bench2Drive's smoothness).</p>",
         _table(B2D_HEAD, [bench2drive_row(m)], left=0),
@@ -388,7 +389,7 @@ def _closed_cell(key: str) -> Callable[[Summary], str]:
 
 def _per_route_section(
     runs: Sequence[RunData], names: Sequence[str], title: str, ylabel: str,
-    value: Callable[[RouteData], float | None], fmt: str,
+    value: Callable[[RouteData], float | None], fmt: str, ylim: tuple[float, float],
 ) -> list[str]:  # fmt: skip
     ids, table = _per_route(runs, names, value)
     if not ids or all(np.isnan(v).all() for v in table.values()):
@@ -399,7 +400,7 @@ def _per_route_section(
     ])]  # fmt: skip
     out.append(f'<img alt="{_e(title)}" src="' + per_route_figure(
         [i.removeprefix("RouteScenario_") for i in ids], {n: v.tolist() for n, v in table.items()},
-        ylabel, title.lower(),
+        ylabel, title, ylim,
     ) + '">')  # fmt: skip
     return out
 
@@ -451,11 +452,13 @@ def render_comparison(runs: Sequence[RunData]) -> str:
         body.append('<img alt="infractions" src="' + bars_figure(
             kinds, {n: [sums[n].infractions[k] for k in kinds] for n in names}, "count",
             "infractions by kind") + '">')  # fmt: skip
-    body += _per_route_section(runs, names, "Driving score per route", "DS", _route_ds, ".2f")
+    body += _per_route_section(
+        runs, names, "Driving score per route", "DS", _route_ds, ".2f", (-2.0, 102.0)
+    )
     body += _per_route_section(runs, names, "Closed-loop PDMS per route", "PDMS",
-                               _route_score("pdms"), ".3f")  # fmt: skip
+                               _route_score("pdms"), ".3f", SCORE_AXIS)  # fmt: skip
     body += _per_route_section(runs, names, "Closed-loop EPDMS per route", "EPDMS",
-                               _route_score("epdms"), ".3f")  # fmt: skip
+                               _route_score("epdms"), ".3f", SCORE_AXIS)  # fmt: skip
     return _page("comparison", body)
 
 
