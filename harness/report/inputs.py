@@ -19,7 +19,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,7 @@ class RunData:
     routes: tuple[RouteData, ...]
     bench2drive: b2d.Bench2DriveMetrics | None = None
     bench2drive_source: str = ""
-    closed_loop: ClosedLoopSummary = ClosedLoopSummary({}, 0, 0)
+    closed_loop: ClosedLoopSummary = field(default_factory=lambda: ClosedLoopSummary({}, 0, 0))
 
     @property
     def name(self) -> str:
