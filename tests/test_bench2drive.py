@@ -216,6 +216,31 @@ def test_multi_ability_as_ability_benchmark_counts() -> None:
     assert empty.rates["Give_Way"] is None and empty.mean == pytest.approx(1.0)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="multi_ability counts a Traffic_Signs route once (success, or the junction rule for a "
+    "failed one); ability_benchmark.py (Bench2Drive main and the stored older version) counts "
+    "it once by success in update_Ability and once more by the junction rule",
+)
+def test_traffic_signs_routes_count_twice_as_ability_benchmark_does() -> None:
+    """The case report.html's own counting pinned before it took its numbers from here."""
+    routes = [
+        _route("1", "PedestrianCrossing"),  # Emergency_Brake + Traffic_Signs
+        _route("2", "SignalizedJunctionLeftTurn"),  # Merging + Traffic_Signs
+        _route("3", "VehicleTurningRoute"),  # Emergency_Brake + Traffic_Signs
+    ]
+    records = [
+        _record("1", "Failed - Agent got blocked", 30.0, rc=30.0),
+        _record("2", "Completed", 70.0, red_light=["ran it"]),
+        _record("3", "Perfect", 100.0),
+    ]
+    res = b2d.multi_ability(routes, records, {"1": 0.2, "2": 0.2, "3": 0.2})
+    # Traffic_Signs, by success: 0/1, 0/1, 1/1; by the junction rule: route 1 passed 20 % at
+    # 30 % without red light / stop (1/1), route 2 ran a red light (0/1), route 3 (1/1)
+    assert res.counts["Traffic_Signs"] == (3, 6)
+    assert res.counts["Emergency_Brake"] == (1, 2) and res.counts["Merging"] == (0, 1)
+
+
 def test_junction_completion() -> None:
     in_junction = np.zeros(20, dtype=bool)
     in_junction[[4, 5, 12]] = True

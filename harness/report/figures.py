@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from harness.leaderboard.bench2drive import ABILITIES
 from harness.maps.area import polygon_exteriors
-from harness.report.abilities import ABILITIES, AbilityScore
 from harness.report.inputs import RouteData
 
 if TYPE_CHECKING:
@@ -130,27 +130,60 @@ def _driven(route: RouteData) -> NDArray[np.float64] | None:
     return None if s is None or not len(s) else np.stack([s.x_m, s.y_m], axis=1)
 
 
-def _timelines(ax_rc: Axes, ax_v: Axes, route: RouteData) -> None:
-    """Route progress and infractions over time; ego speed below."""
+def _time_origin(route: RouteData) -> float:
+    """The route's first step time [s] (the timelines' zero), else its first scored step's."""
+    if route.steps is not None and len(route.steps):
+        return float(route.steps.time_s[0])
+    cl = route.closed_loop
+    return float(cl.time_s[0]) if cl is not None and len(cl.time_s) else 0.0
+
+
+def _timelines(ax_rc: Axes, ax_cl: Axes, ax_v: Axes, route: RouteData) -> None:
+    """Route progress and infractions over time; closed-loop PDMS / EPDMS; ego speed below."""
+    t0 = _time_origin(route)
     s = route.steps
     if s is None or not len(s):
         ax_rc.text(0.5, 0.5, "no step log", ha="center", transform=ax_rc.transAxes)
-        return
-    t = s.time_s - s.time_s[0]
-    ax_rc.plot(t, s.progress_pct, color="tab:blue", lw=1.5, label="route completion")
-    ax_rc.set_ylim(-2, 102)
+        ax_v.text(0.5, 0.5, "no step log", ha="center", transform=ax_v.transAxes)
+    else:
+        t = s.time_s - t0
+        ax_rc.plot(t, s.progress_pct, color="tab:blue", lw=1.5, label="route completion")
+        jumps = np.flatnonzero(np.diff(s.infractions, prepend=0) > 0)
+        for n, i in enumerate(jumps):
+            ax_rc.axvline(t[i], color="tab:red", lw=1.0, ls="--",
+                          label="infraction" if n == 0 else None)  # fmt: skip
+        ax2 = ax_rc.twinx()
+        ax2.step(t, s.infractions, where="post", color="tab:red", lw=1.0)
+        ax2.set_ylabel("infractions", color="tab:red")
+        ax2.set_ylim(bottom=0, top=max(1, int(s.infractions.max())) + 0.5)
+        ax_v.plot(t, s.speed_mps, color="0.3", lw=1.0)
+    seen: set[str] = set()
+    for m in route.marks:  # infractions with a known time (infractions.parquet)
+        if not np.isfinite(m.time_s):
+            continue
+        marker, colour = INFRACTION_STYLE.get(m.key, ("o", "red"))
+        ax_rc.plot(m.time_s - t0, 101.0, marker=marker, ms=8, color=colour, mec="black",
+                   ls="none", clip_on=False, zorder=5,
+                   label=m.key if m.key not in seen else None)  # fmt: skip
+        seen.add(m.key)
+    ax_rc.set_ylim(-2, 104)
     ax_rc.set_ylabel("RC [%]")
-    jumps = np.flatnonzero(np.diff(s.infractions, prepend=0) > 0)
-    for n, i in enumerate(jumps):
-        ax_rc.axvline(t[i], color="tab:red", lw=1.0, ls="--",
-                      label="infraction" if n == 0 else None)  # fmt: skip
-    ax2 = ax_rc.twinx()
-    ax2.step(t, s.infractions, where="post", color="tab:red", lw=1.0)
-    ax2.set_ylabel("infractions", color="tab:red")
-    ax2.set_ylim(bottom=0, top=max(1, int(s.infractions.max())) + 0.5)
-    ax_rc.legend(loc="upper left", fontsize=7)
+    if ax_rc.get_legend_handles_labels()[0]:
+        ax_rc.legend(loc="upper left", fontsize=7, framealpha=0.85)
     ax_rc.grid(alpha=0.3)
-    ax_v.plot(t, s.speed_mps, color="0.3", lw=1.0)
+    cl = route.closed_loop
+    if cl is None:
+        ax_cl.text(0.5, 0.5, "no closed-loop scores", ha="center", transform=ax_cl.transAxes)
+    else:
+        t = cl.time_s - t0
+        ax_cl.plot(t, cl.pdms, color="tab:purple", lw=1.3, marker=".", ms=3,
+                   label=f"PDMS (mean {cl.means['pdms']:.3f})")  # fmt: skip
+        ax_cl.plot(t, cl.epdms, color="tab:green", lw=1.3, marker=".", ms=3,
+                   label=f"EPDMS (mean {cl.means['epdms']:.3f})")  # fmt: skip
+        ax_cl.legend(loc="lower left", fontsize=7, framealpha=0.85)
+    ax_cl.set_ylim(-0.05, 1.05)
+    ax_cl.set_ylabel("closed-loop score")
+    ax_cl.grid(alpha=0.3)
     ax_v.set_ylabel("speed [m/s]")
     ax_v.set_xlabel("time since start [s]")
     ax_v.grid(alpha=0.3)
@@ -161,11 +194,13 @@ def route_figure(
 ) -> str:
     """One route: its map (left) and its timelines (right), as a data URI."""
     plt = _plt()
-    fig = plt.figure(figsize=(13.0, 6.0))
-    grid = fig.add_gridspec(2, 2, width_ratios=(1.1, 1.0), hspace=0.3, wspace=0.3, left=0.07,
-                            right=0.94, bottom=0.09, top=0.91)  # fmt: skip
+    fig = plt.figure(figsize=(13.0, 7.5))
+    grid = fig.add_gridspec(3, 2, width_ratios=(1.1, 1.0), hspace=0.32, wspace=0.3, left=0.07,
+                            right=0.94, bottom=0.07, top=0.93)  # fmt: skip
     _map(fig.add_subplot(grid[:, 0]), route, town, planned_xy)
-    _timelines(fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1]), route)
+    ax_rc = fig.add_subplot(grid[0, 1])
+    _timelines(ax_rc, fig.add_subplot(grid[1, 1], sharex=ax_rc),
+               fig.add_subplot(grid[2, 1], sharex=ax_rc), route)  # fmt: skip
     rec = route.record
     fig.suptitle(
         f"{route.stem}  {rec.get('town_name') or ''}  {rec['status']}  "
@@ -197,14 +232,15 @@ def _grouped_bars(
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
-def ability_figure(runs: Mapping[str, Mapping[str, AbilityScore]]) -> str:
-    """Success rate [%] per ability, one bar per run ('n/a' where no route tests it)."""
+def ability_figure(runs: Mapping[str, Mapping[str, float | None]]) -> str:
+    """Success rate [%] per ability (run -> ability -> rate [0, 1]), one bar per run ('n/a'
+    where no route tests it)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9.0, 3.6))
     labels = list(ABILITIES)
     series = {
-        name: [np.nan if s[a].rate is None else 100.0 * (s[a].rate or 0.0) for a in labels]
-        for name, s in runs.items()
+        name: [np.nan if (v := rates.get(a)) is None else 100.0 * v for a in labels]
+        for name, rates in runs.items()
     }
     _grouped_bars(ax, labels, series, "success rate [%]")
     ax.set_ylim(0, 110)
@@ -226,8 +262,9 @@ ROUTE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def per_route_figure(routes: Sequence[str], series: Mapping[str, Sequence[float]], ylabel: str,
-                     title: str) -> str:  # fmt: skip
-    """One column per route, one marker per run (NaN: the run has no such route)."""
+                     title: str, ylim: tuple[float, float] | None = None) -> str:  # fmt: skip
+    """One column per route, one marker per run (NaN: the run has no such route); ``ylim``
+    fixes the value axis (scores in [0, 1])."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.26 * len(routes) + 2.5)), 4.2))
     x = np.arange(len(routes))
@@ -237,6 +274,8 @@ def per_route_figure(routes: Sequence[str], series: Mapping[str, Sequence[float]
                 color=RUN_COLOURS[k % len(RUN_COLOURS)], label=name)  # fmt: skip
     ax.set_xticks(x, routes, rotation=90, fontsize=7)
     ax.set_xlim(-0.7, len(routes) - 0.3)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)

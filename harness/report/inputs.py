@@ -1,35 +1,64 @@
-"""What a report reads from an eval folder, gathered by one function (:func:`load_run`) so that
-further tables (``routes.parquet``, ``infractions.parquet``) plug in at one place.
+"""What a report reads from an eval folder, gathered by one function (:func:`load_run`).
 
-Today it reads ``OUT/results.json`` (leaderboard records), the run's settings (the route file;
-``harness.runner.evaluation.RUN_FILE``, else ``OUT/run.json``), ``OUT/steps/<route_id>.parquet``
-(per-tick ego pose, progress, infraction counts and the agent's plan,
-:mod:`harness.runner.steps`) and lists ``OUT/videos/``. Files are found by the record's
-leaderboard ``route_id``, which Bench2Drive-style ``save_name``s need not equal.
+It reads ``OUT/results.json`` (leaderboard records), the run's settings (the route file;
+``harness.runner.evaluation.RUN_FILE``, else ``OUT/run.json``), the Bench2Drive metrics
+(``OUT/harness/bench2drive.json``; for folders without it computed by the same functions of
+:mod:`harness.leaderboard.bench2drive` from the records, the route file and ``metric_info/``),
+``OUT/routes.parquet`` (per-route efficiency / smoothness; else computed), ``OUT/infractions.parquet``
+(infraction time and place; else the place parsed from the message),
+``OUT/steps/<route_id>.parquet`` (per-tick ego pose, progress, infraction counts and the agent's
+plan), ``OUT/closed_loop/<route_id>.parquet`` (closed-loop PDMS / EPDMS per scored step) and lists
+``OUT/videos/``. Files are found by the record's leaderboard ``route_id``, which
+Bench2Drive-style ``save_name``s need not equal.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from harness.errors import HarnessError
+from harness.leaderboard import bench2drive as b2d
 from harness.leaderboard.outcome import INFRACTION_KEYS
+from harness.leaderboard.results import RouteRecord
 from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file
+from harness.runner.closed_loop import (
+    ClosedLoopSummary,
+    overall_means,
+    step_scores_path,
+    table_means,
+)
 from harness.runner.evaluation import RUN_FILE
 from harness.runner.route_runner import STEPS_DIR
+from harness.runner.tables import (
+    HARNESS_DIR,
+    INFRACTIONS_TABLE,
+    ROUTES_TABLE,
+    SUMMARY_FILE,
+    junction_completions,
+    route_smoothness,
+)
 from harness.runner.videos import VIDEOS_DIR
+
+log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.json"
 LEGACY_RUN_FILE = "run.json"  # OUT/run.json, where runs kept their settings before OUT/harness/
+BENCH2DRIVE_FILE = f"{HARNESS_DIR}/{SUMMARY_FILE}"  # OUT/harness/bench2drive.json
+READ = f"read from {BENCH2DRIVE_FILE}"
+COMPUTED = "computed from results.json, the route file and metric_info/"
 _LOCATION = re.compile(
     r"at \(x=(-?[\d.]+(?:e-?\d+)?), y=(-?[\d.]+(?:e-?\d+)?), z=(-?[\d.]+(?:e-?\d+)?)\)"
 )
@@ -41,13 +70,15 @@ class ReportError(HarnessError):
 
 @dataclass(frozen=True)
 class InfractionMark:
-    """One infraction of a record: its key, the message, and the place the message names
-    (NaN when the message names none, e.g. min-speed or blocked)."""
+    """One infraction of a record: its key, the message, the place (from infractions.parquet,
+    else the place the message names; NaN when neither gives one, e.g. min-speed) and the
+    simulation time [s] (NaN where unknown)."""
 
     key: str
     text: str
     x_m: float
     y_m: float
+    time_s: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -68,36 +99,54 @@ class Steps:
 
 
 @dataclass(frozen=True)
+class ClosedLoopRoute:
+    """One route's closed-loop scores: ``means`` of every score column (plus ``steps`` and
+    ``agent_plan_share``, :func:`harness.runner.closed_loop.table_means`) and the per-step
+    ``time_s`` [s], ``pdms``, ``epdms`` [0, 1], (S,) each."""
+
+    means: dict[str, float]
+    time_s: NDArray[np.float64]
+    pdms: NDArray[np.float64]
+    epdms: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
 class RouteData:
-    """One route record with what else the folder holds about it."""
+    """One route record with what else the folder holds about it: the route's Bench2Drive
+    efficiency [%] and smoothness [-] (None where it has none), its infractions."""
 
     record: dict[str, Any]
     route: RouteConfig | None  # from the run's route file (None when it is gone)
     steps: Steps | None
     video: Path | None
+    marks: tuple[InfractionMark, ...] = ()
+    efficiency_pct: float | None = None
+    smoothness: float | None = None
+    closed_loop: ClosedLoopRoute | None = None
 
     @property
     def stem(self) -> str:
         """The record's leaderboard route id ('RouteScenario_<id>_rep<r>'), the stem of the
-        route's files under steps/, recordings/ and videos/ (Bench2Drive's save_name may
-        differ)."""
+        route's files under steps/, recordings/, closed_loop/ and videos/ (Bench2Drive's
+        save_name may differ)."""
         return str(self.record["route_id"])
-
-    @property
-    def marks(self) -> tuple[InfractionMark, ...]:
-        return infraction_marks(self.record)
 
 
 @dataclass(frozen=True)
 class RunData:
     """One eval folder: ``results`` the results.json content, ``total_routes`` the run's route
-    count (missing routes count 0 in the means), ``routes`` one entry per record."""
+    count (missing routes count 0 in the leaderboard means), ``routes`` one entry per record,
+    ``bench2drive`` every Bench2Drive metric over the route file (None when the route file is
+    gone) and where it came from, ``closed_loop`` the closed-loop means over the routes."""
 
     out_dir: Path
     results: dict[str, Any]
     run: dict[str, Any]
     total_routes: int
     routes: tuple[RouteData, ...]
+    bench2drive: b2d.Bench2DriveMetrics | None = None
+    bench2drive_source: str = ""
+    closed_loop: ClosedLoopSummary = field(default_factory=lambda: ClosedLoopSummary({}, 0, 0))
 
     @property
     def name(self) -> str:
@@ -112,15 +161,27 @@ class RunData:
         return bool(self.run.get("privileged", False))
 
 
-def infraction_marks(record: dict[str, Any]) -> tuple[InfractionMark, ...]:
+def infraction_marks(record: Mapping[str, Any]) -> tuple[InfractionMark, ...]:
     """Every infraction message of a record with the location it names."""
     out = []
     for key in INFRACTION_KEYS:
         for text in record.get("infractions", {}).get(key, []):
-            m = _LOCATION.search(str(text))
-            x, y = (float(m.group(1)), float(m.group(2))) if m else (np.nan, np.nan)
-            out.append(InfractionMark(key, str(text), x, y))
+            out.append(_mark(key, str(text), None, None, None))
     return tuple(out)
+
+
+def _mark(key: str, text: str, x: float | None, y: float | None, t: float | None) -> InfractionMark:
+    """A mark at (x, y) where given, else at the place the message names."""
+    if x is None or y is None:
+        m = _LOCATION.search(text)
+        x, y = (float(m.group(1)), float(m.group(2))) if m else (math.nan, math.nan)
+    return InfractionMark(key, text, x, y, math.nan if t is None else float(t))
+
+
+def _table_marks(rows: Sequence[Mapping[str, Any]]) -> tuple[InfractionMark, ...]:
+    return tuple(
+        _mark(str(r["kind"]), str(r["text"]), r["x_m"], r["y_m"], r["time_s"]) for r in rows
+    )
 
 
 def read_steps(path: Path) -> Steps:
@@ -143,21 +204,98 @@ def read_steps(path: Path) -> Steps:
     )  # fmt: skip
 
 
-def _route_configs(run: dict[str, Any]) -> dict[str, RouteConfig]:
-    """The run's route file's routes by id ({} when run.json names none or it is unreadable)."""
+def read_closed_loop(path: Path) -> ClosedLoopRoute | None:
+    """A route's closed-loop step file (None when it is absent, empty or unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        log.warning("report: %s is unreadable (%s)", path, exc)
+        return None
+    means = table_means(table)
+    if means is None:
+        return None
+
+    def col(name: str) -> NDArray[np.float64]:
+        return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+    return ClosedLoopRoute(means, col("time_s"), col("pdms"), col("epdms"))
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]] | None:
+    """The rows of a run table (None when it is absent or unreadable: then the report computes
+    what it needs from results.json)."""
+    if not path.is_file():
+        return None
+    try:
+        rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    except (OSError, pa.ArrowException) as exc:
+        log.warning("report: %s is unreadable (%s); using results.json", path, exc)
+        return None
+    return rows
+
+
+def _route_file(run: Mapping[str, Any]) -> list[RouteConfig] | None:
+    """Every route of the run's route file (None when run.json names none or it is
+    unreadable)."""
     name = run.get("config", {}).get("routes_file")
     if not name or not Path(name).is_file():
-        return {}
+        return None
     try:
-        return {r.id: r for r in read_route_file(name)}
-    except HarnessError:
-        return {}
+        return read_route_file(name)
+    except HarnessError as exc:
+        log.warning("report: route file %s is unreadable (%s)", name, exc)
+        return None
 
 
-def _file_route_id(record: dict[str, Any]) -> str:
+def _file_route_id(record: Mapping[str, Any]) -> str:
     """'RouteScenario_<id>_rep<r>' -> '<id>' (the route file's id)."""
     m = re.fullmatch(r"RouteScenario_(.+)_rep\d+", str(record["route_id"]))
     return m.group(1) if m else str(record["route_id"])
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def metrics_from_json(data: Mapping[str, Any]) -> b2d.Bench2DriveMetrics:
+    """The :class:`Bench2DriveMetrics` that ``Bench2DriveMetrics.to_json`` wrote."""
+    counts = {str(a): (int(c[0]), int(c[1])) for a, c in data["ability_counts"].items()}
+    missing = tuple(
+        (None if m[0] is None else str(m[0]), str(m[1])) for m in data.get("missing_routes", [])
+    )
+    return b2d.Bench2DriveMetrics(
+        driving_score=float(data["driving_score"]), success_rate=float(data["success_rate"]),
+        num_records=int(data["eval_num"]), total_routes=int(data["total_routes"]),
+        efficiency_pct=_opt(data["driving_efficiency"]),
+        smoothness=_opt(data["driving_smoothness"]),
+        abilities=b2d.AbilityResult(counts, missing),
+    )  # fmt: skip
+
+
+def _stored_metrics(
+    out: Path, records: Sequence[Mapping[str, Any]]
+) -> b2d.Bench2DriveMetrics | None:
+    """OUT/harness/bench2drive.json when it is readable and covers the records."""
+    path = out / BENCH2DRIVE_FILE
+    if not path.is_file():
+        return None
+    try:
+        metrics = metrics_from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        log.warning("report: %s is unreadable (%s); computing the metrics", path, exc)
+        return None
+    if metrics.num_records != len(records):
+        log.warning("report: %s counts %d records, results.json %d; computing the metrics",
+                    path, metrics.num_records, len(records))  # fmt: skip
+        return None
+    return metrics
+
+
+def _smoothness(out: Path, records: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """save_name -> the route's smoothness from its metric_info.json (as the run computes it)."""
+    return route_smoothness(out, [RouteRecord.from_json(dict(r)) for r in records])
 
 
 def load_run(out_dir: str | Path) -> RunData:
@@ -172,7 +310,7 @@ def load_run(out_dir: str | Path) -> RunData:
         )
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
-        records = list(results["_checkpoint"]["records"])
+        records = sorted(results["_checkpoint"]["records"], key=lambda r: int(r.get("index", 0)))
         total = int(results["_checkpoint"]["progress"][1])
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise ReportError(
@@ -186,18 +324,52 @@ def load_run(out_dir: str | Path) -> RunData:
             break
         except (OSError, ValueError):
             continue
-    configs = _route_configs(run)
+    all_routes = _route_file(run)
+    configs = {r.id: r for r in all_routes or ()}
+
+    metrics, source = _stored_metrics(out, records), READ
+    smooth: dict[str, float | None] | None = None
+    if metrics is None and all_routes:
+        smooth = _smoothness(out, records)
+        metrics = b2d.bench2drive_metrics(
+            all_routes, records, smooth, junction_completions(all_routes, records)
+        )
+        source = COMPUTED
+
+    table = {str(r["record_route_id"]): r for r in _read_rows(out / ROUTES_TABLE) or ()}
+    inf_rows: dict[str, list[dict[str, Any]]] = {}
+    for inf in _read_rows(out / INFRACTIONS_TABLE) or ():
+        inf_rows.setdefault(str(inf["record_route_id"]), []).append(inf)
+
     routes = []
-    for rec in sorted(records, key=lambda r: int(r.get("index", 0))):
+    for rec in records:
         save = str(rec["route_id"])
         steps_path = out / STEPS_DIR / f"{save}.parquet"
         videos = sorted((out / VIDEOS_DIR).glob(f"{save}.*")) if (out / VIDEOS_DIR).is_dir() else []
+        row = table.get(save)
+        if row is not None:
+            eff, sm = _opt(row.get("efficiency_pct")), _opt(row.get("smoothness"))
+        else:
+            if smooth is None:
+                smooth = _smoothness(out, records)
+            eff, sm = b2d.route_efficiency_pct(rec), smooth.get(str(rec.get("save_name")))
+        kept = inf_rows.get(save, [])
+        n_msgs = sum(len(rec.get("infractions", {}).get(k, [])) for k in INFRACTION_KEYS)
+        marks = _table_marks(kept) if kept and len(kept) == n_msgs else infraction_marks(rec)
         routes.append(
             RouteData(
                 record=rec,
                 route=configs.get(_file_route_id(rec)),
                 steps=read_steps(steps_path) if steps_path.is_file() else None,
                 video=videos[0] if videos else None,
-            )
+                marks=marks,
+                efficiency_pct=eff,
+                smoothness=sm,
+                closed_loop=read_closed_loop(step_scores_path(out, save)),
+            )  # fmt: skip
         )
-    return RunData(out, results, run, max(total, len(records), 1), tuple(routes))
+    closed = overall_means(r.closed_loop.means if r.closed_loop else None for r in routes)
+    return RunData(
+        out, results, run, max(total, len(records), 1), tuple(routes), metrics,
+        source if metrics is not None else "", closed,
+    )  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
+from harness.leaderboard.bench2drive import ABILITIES, Bench2DriveMetrics
 from harness.leaderboard.outcome import INFRACTION_KEYS
 from harness.leaderboard.statistics import (
     bench2drive_summary,
@@ -24,22 +25,17 @@ from harness.leaderboard.statistics import (
 )
 from harness.maps import load_town
 from harness.maps.town import Town
-from harness.report.abilities import (
-    ABILITIES,
-    JUNCTION_MARGIN_POINTS,
-    AbilityRoute,
-    AbilityScore,
-    ability_scores,
-    mean_ability_rate,
-    scenario_type_of,
-)
 from harness.report.figures import ability_figure, bars_figure, per_route_figure, route_figure
 from harness.report.inputs import RouteData, RunData, load_run
 from harness.routes.interpolate import PlannedRoute, plan_route
+from harness.runner.closed_loop import SCORE_COLUMNS, ClosedLoopSummary
 
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"  # OUT/report.html
+CLOSED_LOOP_HEADERS = tuple((c.upper(), c) for c in SCORE_COLUMNS)
+"""(column head, score column) of the closed-loop tables, as `harness eval` prints them."""
+SCORE_AXIS = (-0.02, 1.02)  # [-] value axis of the per-route closed-loop score plots
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}
@@ -54,23 +50,29 @@ img{max-width:100%;border:1px solid #ddd;margin:6px 0}
 
 @dataclass(frozen=True)
 class Summary:
-    """The headline numbers of one run (leaderboard means over ``total_routes``, missing routes
-    count 0; Bench2Drive DS / SR; statuses and infractions counted over the records)."""
+    """The headline numbers of one run: the leaderboard's global record (means over the run's
+    ``total_routes``, missing routes count 0) and Bench2Drive's success rate over them, as
+    `harness eval` prints its global record; statuses and infractions counted over the records;
+    every Bench2Drive metric over the route file (None without the route file) and the
+    closed-loop means."""
 
     routes_done: int
     total_routes: int
     ds: float
     rc: float
     ip: float
-    b2d_ds: float
     success_rate_pct: float
     statuses: dict[str, int]
     infractions: dict[str, int]
-    abilities: dict[str, AbilityScore]
+    bench2drive: Bench2DriveMetrics | None
+    closed_loop: ClosedLoopSummary
 
     @property
-    def ability_mean(self) -> float | None:
-        return mean_ability_rate(self.abilities)
+    def ability_rates(self) -> dict[str, float | None]:
+        """Ability -> success rate [0, 1] (None: no route tests it, or no Bench2Drive metrics)."""
+        if self.bench2drive is None:
+            return dict.fromkeys(ABILITIES)
+        return self.bench2drive.abilities.rates
 
 
 @dataclass(frozen=True)
@@ -98,28 +100,7 @@ def _geometry(route: RouteData) -> _Geometry:
         return _Geometry(town, None)
 
 
-def junction_fraction(town: Town, planned: PlannedRoute) -> float | None:
-    """Fraction of the 1 m route up to its first junction point + Bench2Drive's margin."""
-    in_junction = town.lanes.junction_id[planned.lane] >= 0
-    if not in_junction.any():
-        return None
-    count = int(np.argmax(in_junction)) + 1
-    return (count + JUNCTION_MARGIN_POINTS) / float(len(planned.lane))
-
-
-def _ability_route(route: RouteData, geo: _Geometry | None) -> AbilityRoute:
-    kind = None
-    if route.route is not None and route.route.scenarios:
-        kind = route.route.scenarios[0].type
-    if kind is None:
-        kind = scenario_type_of(route.record.get("scenario_name"))
-    frac = None
-    if geo is not None and geo.town is not None and geo.planned is not None:
-        frac = junction_fraction(geo.town, geo.planned)
-    return AbilityRoute(route.record, kind, frac)
-
-
-def summarise(run: RunData, geometry: Sequence[_Geometry | None] | None = None) -> Summary:
+def summarise(run: RunData) -> Summary:
     """The run's headline numbers."""
     records = run.records
     glob = global_record(records, run.total_routes)["scores_mean"]
@@ -128,16 +109,12 @@ def summarise(run: RunData, geometry: Sequence[_Geometry | None] | None = None) 
     infr = {
         k: sum(len(r.get("infractions", {}).get(k, [])) for r in records) for k in INFRACTION_KEYS
     }
-    geos = geometry if geometry is not None else [None] * len(run.routes)
-    abilities = ability_scores(
-        [_ability_route(r, g) for r, g in zip(run.routes, geos, strict=True)]
-    )
     return Summary(
         routes_done=len(records), total_routes=run.total_routes,
         ds=float(glob["score_composed"]), rc=float(glob["score_route"]),
-        ip=float(glob["score_penalty"]), b2d_ds=b2d.driving_score,
-        success_rate_pct=b2d.success_rate_pct, statuses=dict(statuses), infractions=infr,
-        abilities=abilities,
+        ip=float(glob["score_penalty"]), success_rate_pct=b2d.success_rate_pct,
+        statuses=dict(statuses), infractions=infr, bench2drive=run.bench2drive,
+        closed_loop=run.closed_loop,
     )  # fmt: skip
 
 
@@ -171,28 +148,118 @@ def _status(record: dict[str, Any]) -> _Raw:
     return _Raw(f'<span class="{cls}">{_e(record["status"])}</span>')
 
 
-def _rate(s: AbilityScore) -> str:
-    return "n/a" if s.rate is None else f"{100.0 * s.rate:.1f}"
+def _pct(value: float | None, scale: float = 100.0) -> str:
+    """A fraction (or with ``scale`` 1 a percentage) as `harness eval` prints it; '-' for None."""
+    return "-" if value is None else f"{value * scale:.2f}"
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "-" if value is None or not np.isfinite(value) else format(value, fmt)
+
+
+B2D_HEAD = ("routes", "DS", "SR %", "efficiency %", "comfortness %",
+            *(a.replace("_", " ") for a in ABILITIES), "ability mean %")  # fmt: skip
+"""The columns of `harness eval`'s Bench2Drive table."""
+
+
+def bench2drive_row(m: Bench2DriveMetrics) -> list[str]:
+    """The cells of `harness eval`'s Bench2Drive table for ``m`` (the same text)."""
+    rates = m.abilities.rates
+    return [
+        f"{m.num_records}/{m.total_routes}", f"{m.driving_score:.2f}", _pct(m.success_rate),
+        _pct(m.efficiency_pct, 1.0), _pct(m.smoothness), *(_pct(rates[a]) for a in ABILITIES),
+        _pct(m.abilities.mean),
+    ]  # fmt: skip
+
+
+def closed_loop_row(means: dict[str, float]) -> list[str]:
+    """Every closed-loop score's mean (3 decimals, as `harness eval` prints them)."""
+    return [_num(means.get(key)) for _, key in CLOSED_LOOP_HEADERS]
+
+
+def _bench2drive_html(run: RunData, s: Summary) -> str:
+    m = s.bench2drive
+    if m is None:
+        return ('<p class="note">No Bench2Drive metrics: the folder holds no harness/'
+                "bench2drive.json and its route file is gone (they are counted over the route "
+                "file). Run the evaluation again to get them.</p>")  # fmt: skip
+    parts = [
+        f'<p class="note">Over all {m.total_routes} routes of the route file (routes without a '
+        f"record count 0 in DS and SR), {_e(run.bench2drive_source)}: the numbers "
+        "`harness eval` prints. Efficiency: mean min-speed percentage over the routes that have "
+        "one; comfortness: share of comfortable 2 s windows (Bench2Drive's smoothness).</p>",
+        _table(B2D_HEAD, [bench2drive_row(m)], left=0),
+        "<h3>Abilities</h3>",
+        _table(
+            ["ability", "successes", "routes", "success rate %"],
+            [
+                [a, n_ok, n, _pct(m.abilities.rates[a])]
+                for a, (n_ok, n) in m.abilities.counts.items()
+            ],
+        ),  # fmt: skip
+    ]
+    if m.abilities.missing:
+        ids = ", ".join(rid for _, rid in m.abilities.missing[:12])
+        more = len(m.abilities.missing) - 12
+        parts.append(
+            f'<p class="note">{len(m.abilities.missing)} routes of the route file have no '
+            f"record and are left out of the abilities: {_e(ids)}"
+            + (f" and {more} more" if more > 0 else "") + "</p>"
+        )  # fmt: skip
+    parts.append(f'<img alt="abilities" src="{ability_figure({"run": s.ability_rates})}">')
+    return "\n".join(parts)
+
+
+def _closed_loop_html(run: RunData) -> str:
+    c = run.closed_loop
+    if not c.routes:
+        return ('<p class="note">No closed-loop scores (run without --no-closed-loop; routes '
+                "shorter than the 4 s horizon get none).</p>")  # fmt: skip
+    head = ["routes", "steps", *(h for h, _ in CLOSED_LOOP_HEADERS), "agent plan share"]
+    parts = [
+        '<p class="note">PDMS / EPDMS of the agent\'s plans every 0.5 s, scored in hindsight '
+        "(means over the routes with scored steps, each route weighing the same).</p>",
+        _table(
+            head,
+            [
+                [
+                    c.routes,
+                    c.steps,
+                    *closed_loop_row(c.means),
+                    _num(c.means.get("agent_plan_share"), ".2f"),
+                ]
+            ],
+            left=0,
+        ),  # fmt: skip
+        "<h3>Per route</h3>",
+    ]
+    rows = []
+    for r in run.routes:
+        cl = r.closed_loop
+        if cl is None:
+            rows.append([r.stem, "-", *("-" for _ in CLOSED_LOOP_HEADERS), "-"])
+            continue
+        rows.append([r.stem, str(int(cl.means["steps"])), *closed_loop_row(cl.means),
+                     _num(cl.means["agent_plan_share"], ".2f")])  # fmt: skip
+    parts.append(_table(["route", "steps", *head[2:]], rows))
+    return "\n".join(parts)
 
 
 def _summary_html(s: Summary) -> str:
     parts = [_table(
-        ["routes", "DS", "RC [%]", "IP", "Bench2Drive DS", "success rate [%]", "ability mean [%]"],
+        ["routes", "DS", "RC [%]", "IP", "success rate [%]"],
         [[f"{s.routes_done}/{s.total_routes}", f"{s.ds:.3f}", f"{s.rc:.3f}", f"{s.ip:.3f}",
-          f"{s.b2d_ds:.3f}", f"{s.success_rate_pct:.2f}",
-          "n/a" if s.ability_mean is None else f"{100.0 * s.ability_mean:.2f}"]],
+          f"{s.success_rate_pct:.2f}"]],
         left=0,
     )]  # fmt: skip
+    parts.append(
+        '<p class="note">Leaderboard global record: means over the run\'s routes (routes '
+        "without a record count 0).</p>"
+    )
     parts.append("<h3>Statuses</h3>")
     parts.append(_table(["status", "routes"], sorted(s.statuses.items())))
     parts.append("<h3>Infractions by kind</h3>")
     parts.append(_table(["kind", "count"], [[k, n] for k, n in s.infractions.items()]))
-    parts.append("<h3>Abilities</h3>")
-    parts.append(_table(
-        ["ability", "successes", "routes", "success rate [%]"],
-        [[a, sc.successes, sc.routes, _rate(sc)] for a, sc in s.abilities.items()],
-    ))  # fmt: skip
-    parts.append(f'<img alt="abilities" src="{ability_figure({"run": s.abilities})}">')
     return "\n".join(parts)
 
 
@@ -205,24 +272,17 @@ def _routes_table(run: RunData) -> str:
     rows = []
     for r in run.routes:
         rec, sc = r.record, r.record["scores"]
+        cl = r.closed_loop.means if r.closed_loop is not None else {}
         rows.append([
             rec["index"], r.stem, rec.get("town_name") or "-", rec.get("scenario_name") or "-",
             _status(rec), f"{float(sc['score_route']):.2f}", f"{float(sc['score_penalty']):.3f}",
-            f"{float(sc['score_composed']):.2f}", _infraction_text(rec),
+            f"{float(sc['score_composed']):.2f}", _pct(r.efficiency_pct, 1.0),
+            _pct(r.smoothness), _num(cl.get("pdms")), _num(cl.get("epdms")),
+            _infraction_text(rec),
             str(r.video.relative_to(run.out_dir)) if r.video is not None else "-",
         ])  # fmt: skip
-    head = [
-        "#",
-        "route",
-        "town",
-        "scenario",
-        "status",
-        "RC [%]",
-        "IP",
-        "DS",
-        "infractions",
-        "video",
-    ]
+    head = ["#", "route", "town", "scenario", "status", "RC [%]", "IP", "DS", "efficiency %",
+            "comfortness %", "PDMS", "EPDMS", "infractions", "video"]  # fmt: skip
     return _table(head, rows, left=2)
 
 
@@ -238,7 +298,7 @@ def _page(title: str, body: Sequence[str]) -> str:
 def render_report(run: RunData) -> str:
     """The report page of one run."""
     geos = [_geometry(r) for r in run.routes]
-    s = summarise(run, geos)
+    s = summarise(run)
     body = [f"<h1>Evaluation report: {_e(run.out_dir)}</h1>"]
     cfg = run.run.get("config", {})
     if cfg:
@@ -249,12 +309,16 @@ def render_report(run: RunData) -> str:
             + ("; privileged agent: not leaderboard-eligible" if run.privileged else "")
             + "</p>"
         )
-    body += ["<h2>Summary</h2>", _summary_html(s), "<h2>Routes</h2>", _routes_table(run)]
+    body += ["<h2>Summary</h2>", _summary_html(s)]
+    body += ["<h2>Bench2Drive</h2>", _bench2drive_html(run, s)]
+    body += ["<h2>Closed-loop PDMS / EPDMS</h2>", _closed_loop_html(run)]
+    body += ["<h2>Routes</h2>", _routes_table(run)]
     body.append("<h2>Per route</h2>")
     body.append(
         '<p class="note">Map: grey band the planned route, blue the driven path, orange the '
-        "agent's plans, star the goal, markers the infractions at the places their messages name. "
-        "Right: route completion with each infraction (dashed) and the ego speed.</p>"
+        "agent's plans, star the goal, markers the infractions at their places. Right: route "
+        "completion with each infraction (dashed), the closed-loop PDMS / EPDMS of the plans "
+        "made at each time, and the ego speed.</p>"
     )
     for r, g in zip(run.routes, geos, strict=True):
         planned_xy = g.planned.xy if g.planned is not None else None
@@ -270,10 +334,11 @@ def write_report(out_dir: str | Path, target: str | Path | None = None) -> Path:
     return atomic_write_text(path, render_report(run))
 
 
-def _route_ds(
-    runs: Sequence[RunData], names: Sequence[str]
+def _per_route(
+    runs: Sequence[RunData], names: Sequence[str], value: Callable[[RouteData], float | None]
 ) -> tuple[list[str], dict[str, NDArray[np.float64]]]:
-    """Route ids over all runs (first-seen order) and each run's DS per route (NaN: absent)."""
+    """Route ids over all runs (first-seen order) and each run's ``value`` per route (NaN:
+    absent or None)."""
     ids: list[str] = []
     for run in runs:
         for r in run.routes:
@@ -281,9 +346,20 @@ def _route_ds(
                 ids.append(r.stem)
     table = {}
     for name, run in zip(names, runs, strict=True):
-        by = {r.stem: float(r.record["scores"]["score_composed"]) for r in run.routes}
-        table[name] = np.array([by.get(i, np.nan) for i in ids])
+        by = {r.stem: value(r) for r in run.routes}
+        table[name] = np.array([np.nan if by.get(i) is None else by[i] for i in ids], np.float64)
     return ids, table
+
+
+def _route_ds(r: RouteData) -> float:
+    return float(r.record["scores"]["score_composed"])
+
+
+def _route_score(key: str) -> Callable[[RouteData], float | None]:
+    def get(r: RouteData) -> float | None:
+        return None if r.closed_loop is None else r.closed_loop.means[key]
+
+    return get
 
 
 def run_labels(runs: Sequence[RunData]) -> list[str]:
@@ -297,32 +373,72 @@ def run_labels(runs: Sequence[RunData]) -> list[str]:
     return [f"{run.name} #{k + 1}" for k, run in enumerate(runs)]
 
 
+def _b2d_cell(k: int) -> Callable[[Summary], str]:
+    def get(s: Summary) -> str:
+        return "-" if s.bench2drive is None else bench2drive_row(s.bench2drive)[k]
+
+    return get
+
+
+def _closed_cell(key: str) -> Callable[[Summary], str]:
+    def get(s: Summary) -> str:
+        return _num(s.closed_loop.means.get(key)) if s.closed_loop.routes else "-"
+
+    return get
+
+
+def _per_route_section(
+    runs: Sequence[RunData], names: Sequence[str], title: str, ylabel: str,
+    value: Callable[[RouteData], float | None], fmt: str, ylim: tuple[float, float],
+) -> list[str]:  # fmt: skip
+    ids, table = _per_route(runs, names, value)
+    if not ids or all(np.isnan(v).all() for v in table.values()):
+        return []
+    out = [f"<h2>{_e(title)}</h2>", _table(["route", *names], [
+        [rid, *("-" if np.isnan(table[n][i]) else format(table[n][i], fmt) for n in names)]
+        for i, rid in enumerate(ids)
+    ])]  # fmt: skip
+    out.append(f'<img alt="{_e(title)}" src="' + per_route_figure(
+        [i.removeprefix("RouteScenario_") for i in ids], {n: v.tolist() for n, v in table.items()},
+        ylabel, title, ylim,
+    ) + '">')  # fmt: skip
+    return out
+
+
 def render_comparison(runs: Sequence[RunData]) -> str:
-    """Runs side by side: headline numbers, abilities, infractions by kind, DS per route."""
+    """Runs side by side: headline numbers, every Bench2Drive metric and ability, the
+    closed-loop means, infractions by kind, DS and PDMS / EPDMS per route."""
     names = run_labels(runs)
     sums = {n: summarise(run) for n, run in zip(names, runs, strict=True)}
     body = ["<h1>Comparison of " + ", ".join(_e(n) for n in names) + "</h1>"]
     body.append(
         _table(["run", "folder"], [[n, run.out_dir] for n, run in zip(names, runs, strict=True)])
     )
-    metrics = [
+    metrics: list[tuple[str, Callable[[Summary], str]]] = [
         ("routes", lambda s: f"{s.routes_done}/{s.total_routes}"),
         ("DS", lambda s: f"{s.ds:.3f}"), ("RC [%]", lambda s: f"{s.rc:.3f}"),
-        ("IP", lambda s: f"{s.ip:.3f}"), ("Bench2Drive DS", lambda s: f"{s.b2d_ds:.3f}"),
+        ("IP", lambda s: f"{s.ip:.3f}"),
         ("success rate [%]", lambda s: f"{s.success_rate_pct:.2f}"),
-        ("ability mean [%]", lambda s: "n/a" if s.ability_mean is None else f"{100 * s.ability_mean:.2f}"),
     ]  # fmt: skip
+    metrics += [(f"Bench2Drive {h}", _b2d_cell(k)) for k, h in enumerate(B2D_HEAD)]
+    metrics.append(("closed-loop routes", lambda s: str(s.closed_loop.routes)))
+    metrics += [(f"closed-loop {h}", _closed_cell(key)) for h, key in CLOSED_LOOP_HEADERS]
     body.append("<h2>Summary</h2>")
+    body.append(
+        '<p class="note">DS / RC / IP / success rate: leaderboard means over each run\'s routes; '
+        "Bench2Drive: over the route file's routes, as `harness eval` prints them; closed-loop: "
+        "means over the routes with scored steps.</p>"
+    )
     body.append(_table(["metric", *names], [[m, *(f(sums[n]) for n in names)] for m, f in metrics]))
-    body.append("<h2>Abilities (success rate [%])</h2>")
+    body.append("<h2>Abilities (success rate %)</h2>")
     body.append(
         _table(
             ["ability", *names],
-            [[a, *(_rate(sums[n].abilities[a]) for n in names)] for a in ABILITIES],
+            [[a, *(_pct(sums[n].ability_rates[a]) for n in names)] for a in ABILITIES],
         )
     )
     body.append(
-        f'<img alt="abilities" src="{ability_figure({n: sums[n].abilities for n in names})}">'
+        f'<img alt="abilities" src="{ability_figure({n: sums[n].ability_rates for n in names})}">'
     )
     body.append("<h2>Infractions by kind</h2>")
     body.append(
@@ -336,17 +452,13 @@ def render_comparison(runs: Sequence[RunData]) -> str:
         body.append('<img alt="infractions" src="' + bars_figure(
             kinds, {n: [sums[n].infractions[k] for k in kinds] for n in names}, "count",
             "infractions by kind") + '">')  # fmt: skip
-    ids, ds = _route_ds(runs, names)
-    body.append("<h2>Driving score per route</h2>")
-    body.append(_table(["route", *names], [
-        [rid, *("-" if np.isnan(ds[n][i]) else f"{ds[n][i]:.2f}" for n in names)]
-        for i, rid in enumerate(ids)
-    ]))  # fmt: skip
-    if ids:
-        body.append('<img alt="DS per route" src="' + per_route_figure(
-            [i.removeprefix("RouteScenario_") for i in ids], {n: v.tolist() for n, v in ds.items()}, "DS",
-            "driving score per route",
-        ) + '">')  # fmt: skip
+    body += _per_route_section(
+        runs, names, "Driving score per route", "DS", _route_ds, ".2f", (-2.0, 102.0)
+    )
+    body += _per_route_section(runs, names, "Closed-loop PDMS per route", "PDMS",
+                               _route_score("pdms"), ".3f", SCORE_AXIS)  # fmt: skip
+    body += _per_route_section(runs, names, "Closed-loop EPDMS per route", "EPDMS",
+                               _route_score("epdms"), ".3f", SCORE_AXIS)  # fmt: skip
     return _page("comparison", body)
 
 
