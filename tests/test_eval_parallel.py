@@ -110,7 +110,9 @@ class Setup:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.routes = root / "routes.xml"
-        write_routes(generate_routes(load_town(TOWN), ROUTES, ROUTE_M, seed=ROUTE_SEED), self.routes)
+        write_routes(
+            generate_routes(load_town(TOWN), ROUTES, ROUTE_M, seed=ROUTE_SEED), self.routes
+        )
         self.starts = [tuple(r.keypoints[0, :2]) for r in read_route_file(self.routes)]
         self.agent = root / "flaky_agent.py"
         self.agent.write_text(FLAKY_AGENT)
@@ -145,7 +147,10 @@ def baseline(setup: Setup) -> dict[str, Any]:
     """The uninterrupted one-process run (no faults)."""
     result = run_evaluation(setup.config("baseline", setup.faults("none", {})))
     assert len(result.records) == ROUTES
-    assert len({r.scores.score_composed for r in result.records}) > 1  # the routes differ
+    # the routes differ (so results put at the wrong index would show): their step tables
+    tables = steps_tables(setup.root / "baseline")
+    assert len(tables) == ROUTES
+    assert len({round(float(t.column("x_m")[0].as_py()), 1) for t in tables.values()}) == ROUTES
     return result.results
 
 
@@ -295,7 +300,10 @@ def test_repetitions_follow_the_leaderboard_indexer(
     ]
     assert seeds == [route_seed(0, 0), route_seed(0, 0, 1), route_seed(0, 2), route_seed(0, 2, 1)]
     assert len(set(seeds)) == 4
-    assert json.loads((config.out_dir / "harness" / "run.json").read_text())["config"]["repetitions"] == 2
+    assert (
+        json.loads((config.out_dir / "harness" / "run.json").read_text())["config"]["repetitions"]
+        == 2
+    )
 
 
 def _main(args: list[str], monkeypatch: pytest.MonkeyPatch,
