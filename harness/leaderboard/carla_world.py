@@ -53,6 +53,7 @@ ROLE_NAMES = {
 TRAFFIC_LIGHT_TYPE_ID = "traffic.traffic_light"
 LIGHT_ID_OFFSET = 1_000_000  # carla ids of traffic lights: offset + light index
 LIGHT_BOX_HALF_M = (0.5, 0.5, 2.5)  # [m] extent of a traffic-light box (pole)
+TRIGGER_HALF_DEPTH_M = 1.5  # [m] half depth (along the traffic) of a light's trigger volume
 
 
 def carla_transform(x_m: float, y_m: float, z_m: float, yaw_rad: float) -> carla.Transform:
@@ -236,6 +237,27 @@ class CarlaTrafficLight:
     def bounding_box(self) -> carla.BoundingBox:
         hx, hy, hz = LIGHT_BOX_HALF_M
         return carla.BoundingBox(carla.Location(0.0, 0.0, hz), carla.Vector3D(hx, hy, hz))
+
+    @property
+    def trigger_volume(self) -> carla.BoundingBox:
+        """The box (in the light's frame) over the stop lines it controls, as CARLA's trigger
+        volume: centred on their mean midpoint, ``TRIGGER_HALF_DEPTH_M`` deep along the traffic,
+        as wide as the lines span; a small box at the pole for a light without stop lines."""
+        sig = self._world.town.signals
+        mine = np.flatnonzero((sig.stop_owner == self._index) & (sig.stop_kind == 0))
+        if not len(mine):
+            return carla.BoundingBox(carla.Location(), carla.Vector3D(*LIGHT_BOX_HALF_M))
+        ends = np.concatenate([sig.stop_a[mine], sig.stop_b[mine]])
+        mid = ends.mean(axis=0) - sig.light_xy[self._index]
+        yaw = float(sig.light_yaw[self._index])
+        c, s = math.cos(yaw), math.sin(yaw)
+        local = (mid[0] * c + mid[1] * s, -mid[0] * s + mid[1] * c)
+        across = (ends - sig.light_xy[self._index]) @ np.array([-s, c])
+        half_width = max(float(np.ptp(across)) / 2.0, 0.5)
+        return carla.BoundingBox(
+            carla.Location(x=float(local[0]), y=float(local[1]), z=0.0),
+            carla.Vector3D(TRIGGER_HALF_DEPTH_M, half_width, 1.0),
+        )
 
     def get_world(self) -> CarlaWorld:
         return self._world

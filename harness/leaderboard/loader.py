@@ -116,7 +116,7 @@ def _import_by_stem(path: Path) -> ModuleType:
             )
         raise AgentLoadError(
             f"importing agent file {path} failed: {type(exc).__name__}: {exc} "
-            f"(at {_innermost_frame(exc)}; run with --verbose for the traceback){hint}"
+            f"(at {_innermost_frame(exc)}; rerun as `harness --verbose ...` for the traceback){hint}"
         ) from exc
 
 
