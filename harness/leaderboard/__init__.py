@@ -4,7 +4,9 @@ results.json of the CARLA leaderboard's statistics manager (with Bench2Drive's e
 Modules: ``agent`` (AutonomousAgent, PrivilegedAgent, Track), ``loader`` (load_agent,
 REGISTERED_AGENTS), ``criteria`` (one class per criterion), ``route_criteria`` (RouteCriteria),
 ``outcome`` (Infraction, RouteOutcome, status strings), ``statistics`` (penalties, DS, global
-record, Bench2Drive summary), ``results`` (ResultsFile, resume_plan).
+record, Bench2Drive summary), ``results`` (ResultsFile, resume_plan), ``carla_world`` (the
+``carla.World`` facade leaderboard agent files see on the embedded backend) and ``compat`` (the
+shipped ``leaderboard`` / ``srunner`` packages and their binding).
 """
 
 from harness.leaderboard.agent import (

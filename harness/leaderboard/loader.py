@@ -5,6 +5,11 @@ the module is imported by its file stem with ``importlib``, and the class is
 ``getattr(module, module.get_entry_point())``. Agent files are never imported as a package
 called ``agents`` (CARLA's PythonAPI owns that name).
 
+Before the import, the shipped ``leaderboard`` / ``srunner`` compatibility packages are bound
+(:func:`harness.leaderboard.compat.bind_compat_packages`), so leaderboard and Bench2Drive agent
+files import what they expect. When the import fails, the full traceback goes to the log
+(DEBUG: ``harness --verbose``) and the one-line error names the innermost frame.
+
 Registered names resolve inside the agents folder: ``$HARNESS_AGENTS_DIR`` when set, else the
 ``agents/`` folder beside the installed ``harness`` package (the repository root for the
 editable install this project uses).
@@ -13,14 +18,19 @@ editable install this project uses).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from harness.errors import HarnessError
 from harness.leaderboard.agent import AutonomousAgent
+from harness.leaderboard.compat import bind_compat_packages
+
+log = logging.getLogger(__name__)
 
 AGENTS_DIR_ENV = "HARNESS_AGENTS_DIR"
 ENTRY_POINT = "get_entry_point"
@@ -92,13 +102,33 @@ def _import_by_stem(path: Path) -> ModuleType:
     if cached is not None and Path(getattr(cached, "__file__", "") or "").resolve() != path:
         del sys.modules[stem]
     importlib.invalidate_caches()
+    bind_compat_packages()
     try:
         return importlib.import_module(stem)
     except Exception as exc:  # any error inside the agent's module is the user's to fix
         sys.modules.pop(stem, None)
+        log.debug("importing agent file %s failed", path, exc_info=exc)
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "agents":
+            hint = (
+                "; the agent needs CARLA's PythonAPI 'agents' package: add "
+                "$CARLA_ROOT/PythonAPI/carla to PYTHONPATH"
+            )
         raise AgentLoadError(
-            f"importing agent file {path} failed: {type(exc).__name__}: {exc}"
+            f"importing agent file {path} failed: {type(exc).__name__}: {exc} "
+            f"(at {_innermost_frame(exc)}; rerun as `harness --verbose ...` for the traceback){hint}"
         ) from exc
+
+
+def _innermost_frame(exc: BaseException) -> str:
+    """'file:line in function' of the frame that raised ``exc`` (where a deep import failed)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    if not frames:
+        return "unknown location"
+    f = frames[-1]
+    return f"{f.filename}:{f.lineno} in {f.name}"
 
 
 def load_agent(name_or_path: str | os.PathLike[str]) -> tuple[type[AutonomousAgent], ModuleType]:

@@ -221,21 +221,22 @@ def _route_element(route: RouteConfig) -> ET.Element:
     wps = ET.SubElement(el, "waypoints")
     for x, y, z in route.keypoints:
         ET.SubElement(wps, "position", {"x": _fmt(x), "y": _fmt(y), "z": _fmt(z)})
-    if route.scenarios:
-        scs = ET.SubElement(el, "scenarios")
-        for sc in route.scenarios:
-            s_el = ET.SubElement(scs, "scenario", {"name": sc.name, "type": sc.type})
-            x, y, z, yaw = sc.trigger
-            ET.SubElement(
-                s_el, "trigger_point", {"x": _fmt(x), "y": _fmt(y), "z": _fmt(z), "yaw": _fmt(yaw)}
-            )
-            for tag, attrs in sc.params.items():
-                ET.SubElement(s_el, tag, dict(attrs))
+    scs = ET.SubElement(el, "scenarios")  # kept when empty: the leaderboard's RouteParser needs it
+    for sc in route.scenarios:
+        s_el = ET.SubElement(scs, "scenario", {"name": sc.name, "type": sc.type})
+        x, y, z, yaw = sc.trigger
+        ET.SubElement(
+            s_el, "trigger_point", {"x": _fmt(x), "y": _fmt(y), "z": _fmt(z), "yaw": _fmt(yaw)}
+        )
+        for tag, attrs in sc.params.items():
+            ET.SubElement(s_el, tag, dict(attrs))
     return el
 
 
 def write_routes(routes: Iterable[RouteConfig], path: str | os.PathLike[str]) -> None:
-    """Write routes as Leaderboard 2.0 XML, atomically (temp file in the same folder, then rename)."""
+    """Write routes as Leaderboard 2.0 XML, atomically (temp file in the same folder, then rename).
+    Every route gets a ``<scenarios>`` element, empty when it has none (the leaderboard's
+    RouteParser reads ``route.find('scenarios')`` without a check)."""
     target = Path(path)
     root = ET.Element("routes")
     for r in routes:

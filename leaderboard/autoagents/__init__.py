@@ -1,0 +1,1 @@
+"""``leaderboard.autoagents``: the agent base class (``autonomous_agent``)."""

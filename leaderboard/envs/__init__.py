@@ -1,0 +1,1 @@
+"""``leaderboard.envs``: the sensor interface."""

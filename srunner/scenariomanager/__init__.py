@@ -1,0 +1,1 @@
+"""``srunner.scenariomanager``: the data provider and the game timer."""
