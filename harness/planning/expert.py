@@ -12,9 +12,10 @@ Scoring (:mod:`harness.planning.scoring`) mirrors PDMS: gates (no at-fault colli
 area, opposite lane only when clear for the whole manoeuvre) x weighted (progress, TTC, comfort,
 route-lane keeping).
 
-Emergency vehicle from behind (same lane, within EV_BEHIND_M): the expert makes room by moving
-right - to the same-direction right lane when there is one, else EV_NUDGE_M to the right within
-its lane - and keeps its speed (it neither stops nor speeds up beyond the limit).
+Emergency vehicle from behind (in the route lane, within EV_BEHIND_M): the expert makes room by
+leaving the EV's lane - to the same-direction right lane when there is one, else the
+same-direction left lane, else EV_NUDGE_M to the right within its lane - and keeps its speed (it
+neither stops nor speeds up beyond the limit) until the EV is past.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from harness.planning.paths import (
     build_route_context,
 )
 from harness.planning.proposals import (
+    SAME_HEADING_COS,
     ProposalConfig,
     Proposals,
     next_junction,
@@ -76,7 +78,11 @@ OPPOSITE_START_MPS = 3.0  # [m/s] a pass through the opposite lane starts from (
 PASS_NUDGE_OVER_M = 0.3  # [m] a pass nudge lets the ego's side cross its lane line by this ...
 PASS_NUDGE_MAX_M = 0.95  # [m] ... with its centre at most this far off (within OFF_LANE_M)
 EV_BEHIND_M = 60.0  # [m] an emergency vehicle this close behind triggers making room
-EV_NUDGE_M = 0.8  # [m] in-lane move to the right for an emergency vehicle
+EV_NUDGE_M = 0.8  # [m] in-lane move to the right for an emergency vehicle (no lane to yield to)
+EV_LANE_MARGIN_M = 0.5  # [m] an EV this far beyond half the lane width is out of the route lane
+EV_LANE_LOOK_STATIONS = 10  # [stations] neighbour lanes to yield into are looked for this far ahead
+PULL_OUT_MAX_MPS = 6.0  # [m/s] a vehicle moving off the drivable lanes slower than this ...
+PULL_OUT_REACH_M = 1.5  # [m] ... this close to a path's corridor is treated as cutting in now
 EMERGENCY_TTC_S = 2.0  # [s] brake fully when the best proposal collides this soon
 SLOWING_MPS = 0.2  # [m/s] a plan this much slower than the ego 0.3 s ahead asks to slow down
 STANDSTILL_MPS = 0.3  # [m/s] slower counts as waiting (yield patience)
@@ -180,12 +186,14 @@ class ExpertPlanner:
         self._note_stopped(fc, state.time_s)
         idx = np.clip(origin + np.arange(PATH_STATIONS), 0, ctx.n - 1)
 
-        base_t, base_k = self._base_targets(state, idx, v)
+        ev_behind = self._emergency_behind(state, s_ego)
+        base_t, base_k = self._base_targets(idx, ev_behind)
         paths = build_paths(ctx, origin, PATH_STATIONS, d0, base_t, base_k, self._ramps(base_k, v))
-        leads = corridor_leads(paths, fc, s_rel, half_w)
+        reach = self._pull_out_reach(fc)
+        leads = corridor_leads(paths, fc, s_rel, half_w, reach)
         blockage = self._blockage(state, fc, leads, origin, s_ego)
         opposite_ok = False
-        if blockage is not None or abs(d0) > OFF_LANE_M or self._emergency_behind(state):
+        if blockage is not None or abs(d0) > OFF_LANE_M or ev_behind:
             extra_t, extra_k = self._lane_targets(idx)
             if blockage is not None:
                 extra_t = np.concatenate([extra_t, self._pass_nudge(idx)[None]])
@@ -195,11 +203,12 @@ class ExpertPlanner:
                 kinds = np.concatenate([base_k, extra_k])
                 paths = build_paths(ctx, origin, PATH_STATIONS, d0, targets, kinds,
                                     self._ramps(kinds, v))  # fmt: skip
-                leads = corridor_leads(paths, fc, s_rel, half_w)
+                leads = corridor_leads(paths, fc, s_rel, half_w, reach)
             if blockage is not None and d0 > -OFF_LANE_M and v < OPPOSITE_START_MPS:
                 opposite_ok = self._opposite_clear(state, s_ego, v, blockage)
+        blocked = np.zeros(paths.n_paths, dtype=bool)
         if blockage is not None:
-            leads = self._stand_off(paths, leads, blockage, origin)
+            leads, blocked = self._stand_off(paths, leads, blockage, origin)
 
         stop = traffic_stop(ctx, state, front, v, self.served)
         junction = next_junction(ctx, state, front)
@@ -213,8 +222,8 @@ class ExpertPlanner:
                         0.5 * ego.length_m, cfg.proposals)  # fmt: skip
         scores = score_proposals(
             props, paths, fc, drivable_ok(self.town, paths, ego), ego, cfg.scoring,
-            preferred_offset_m=self._preferred_offset(state, fc, idx, d0),
-            opposite_allowed=opposite_ok or d0 < -OFF_LANE_M,
+            preferred_offset_m=self._preferred_offset(idx) if ev_behind else 0.0,
+            opposite_allowed=opposite_ok or d0 < -OFF_LANE_M, blocked=blocked,
         )  # fmt: skip
         best = scores.best
         emergency = bool(scores.first_collision_s[best] < cfg.emergency_ttc_s)
@@ -233,13 +242,13 @@ class ExpertPlanner:
         return np.where(lane, change, in_lane).astype(np.float64)
 
     def _base_targets(
-        self, state: WorldState, idx: NDArray[np.int64], v: float
+        self, idx: NDArray[np.int64], ev_behind: bool
     ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         """Target offsets (P, K) and kinds of the always-present paths: centre and nudges."""
         k = idx.size
         offs = [0.0, NUDGE_M, -NUDGE_M]
         kinds = [PathKind.CENTER, PathKind.NUDGE_RIGHT, PathKind.NUDGE_LEFT]
-        if self._emergency_behind(state):
+        if ev_behind:
             offs.append(EV_NUDGE_M)
             kinds.append(PathKind.NUDGE_RIGHT)
         return np.repeat(np.asarray(offs)[:, None], k, axis=1), np.asarray(kinds, dtype=np.int64)
@@ -311,6 +320,21 @@ class ExpertPlanner:
         front = float(np.max(st[in_lane] + 0.5 * b0[slow[in_lane], 3], initial=rear + 1.0))
         return _Blockage(rear, front)
 
+    def _pull_out_reach(self, fc: Forecast) -> NDArray[np.float64]:
+        """Extra corridor reach [m] (N,) at t = 0 per forecast actor: PULL_OUT_REACH_M for a
+        vehicle ahead that moves off the drivable lanes (leaving a parking spot or the shoulder)
+        at under PULL_OUT_MAX_MPS - it is about to enter a lane, and its heading does not show
+        it yet - else 0."""
+        b0 = fc.boxes[0]
+        cand = (fc.kind == ActorKind.VEHICLE) & (fc.speed > 0.0) & (fc.speed < PULL_OUT_MAX_MPS)
+        cand &= fc.ahead_m > 0.0
+        out = np.zeros(fc.n)
+        if cand.any():
+            rows = np.flatnonzero(cand)
+            off = ~np.asarray(self.town.area.contains(b0[rows, :2]), dtype=bool)
+            out[rows[off]] = PULL_OUT_REACH_M
+        return out
+
     def _note_stopped(self, fc: Forecast, time_s: float) -> None:
         """Remember since when each forecast actor stands still (forgets moving ones)."""
         stopped = {int(i) for i in fc.actor_id[fc.speed <= 0.0]}
@@ -318,13 +342,15 @@ class ExpertPlanner:
 
     def _stand_off(
         self, paths: PathSet, leads: CorridorLeads, blockage: _Blockage, origin: int
-    ) -> CorridorLeads:
+    ) -> tuple[CorridorLeads, NDArray[np.bool_]]:
         """Stop BLOCKER_STANDOFF_M farther back behind a blockage on in-lane paths, leaving room
-        to pull out around it."""
+        to pull out around it; also which paths (P,) end at the blockage (they make no progress
+        past it, so a free way around is preferred as soon as one exists)."""
         in_lane = paths.kind <= PathKind.NUDGE_LEFT
         at_block = np.abs(leads.station + origin * STATION_STEP_M - blockage.rear_m) < 1.0
-        shift = np.where(in_lane & at_block, BLOCKER_STANDOFF_M, 0.0)
-        return CorridorLeads(leads.station - shift, leads.speed, leads.row)
+        blocked = np.asarray(in_lane & at_block, dtype=bool)
+        shift = np.where(blocked, BLOCKER_STANDOFF_M, 0.0)
+        return CorridorLeads(leads.station - shift, leads.speed, leads.row), blocked
 
     def _opposite_clear(self, state: WorldState, s_ego: float, v: float, b: _Blockage) -> bool:
         """Whether the opposite lane stays free of oncoming traffic for the whole pass: the ego
@@ -356,23 +382,31 @@ class ExpertPlanner:
         need = pass_m + np.maximum(a.speed[rows], 0.0) * (t_pass + ONCOMING_MARGIN_S)
         return bool(np.all(ahead[relevant] > need[relevant]))
 
-    def _emergency_behind(self, state: WorldState) -> bool:
-        """Whether an emergency vehicle drives behind the ego in its lane within EV_BEHIND_M."""
-        a = state.actors
+    def _emergency_behind(self, state: WorldState, s_ego: float) -> bool:
+        """Whether an emergency vehicle drives in the ego's route lane behind it, within
+        EV_BEHIND_M, heading the route's way. Measured along the route (not from the ego), so
+        the ego keeps making room while it stands in a neighbour lane until the EV is past."""
+        a, ctx = state.actors, self.ctx
         rows = np.flatnonzero(a.valid & (a.kind == ActorKind.EMERGENCY))
         if rows.size == 0:
             return False
-        c, s = np.cos(a.yaw[0]), np.sin(a.yaw[0])
-        dx, dy = a.x[rows] - a.x[0], a.y[rows] - a.y[0]
-        lon, lat = c * dx + s * dy, -s * dx + c * dy
-        same_dir = np.cos(a.yaw[rows] - a.yaw[0]) > 0.7
-        return bool(np.any((lon < 0.0) & (lon > -EV_BEHIND_M) & (np.abs(lat) < 2.5) & same_dir))
+        lo = int(s_ego - EV_BEHIND_M) - 5
+        st, lat = ctx.project_many(np.column_stack([a.x[rows], a.y[rows]]), lo, int(s_ego) + 5)
+        k = np.clip(np.rint(st).astype(np.int64), 0, ctx.n - 1)
+        same_dir = np.cos(a.yaw[rows] - ctx.yaw[k]) > SAME_HEADING_COS
+        in_lane = np.abs(lat) < 0.5 * ctx.width[k] + EV_LANE_MARGIN_M
+        behind = (st < s_ego) & (st > s_ego - EV_BEHIND_M)
+        return bool(np.any(behind & in_lane & same_dir))
 
-    def _preferred_offset(self, state: WorldState, fc: Forecast, idx: NDArray[np.int64],
-                          d0: float) -> float:  # fmt: skip
-        """Lateral offset [m] the lane-keeping score pulls toward: the route lane centre, or
-        to the right when an emergency vehicle comes from behind."""
-        if not self._emergency_behind(state):
-            return 0.0
-        right = self.ctx.right_offset[idx[:10]]
-        return float(np.nanmean(right)) if np.isfinite(right).any() else EV_NUDGE_M
+    def _preferred_offset(self, idx: NDArray[np.int64]) -> float:
+        """Lateral offset [m] the lane-keeping score pulls toward while an emergency vehicle
+        comes from behind: out of its way, into the same-direction right lane, else the
+        same-direction left lane, else EV_NUDGE_M to the right within the lane."""
+        ctx, near = self.ctx, idx[:EV_LANE_LOOK_STATIONS]
+        right = ctx.right_offset[near]
+        if np.isfinite(right).any():
+            return float(np.nanmean(right))
+        left = ctx.left_offset[near]
+        if np.isfinite(left).any() and not ctx.left_opposite[near].any():
+            return float(np.nanmean(left))
+        return EV_NUDGE_M

@@ -93,13 +93,15 @@ class CorridorLeads:
 
 
 def corridor_leads(
-    paths: PathSet, fc: Forecast, ego_station_m: float, ego_half_width_m: float
-) -> CorridorLeads:
+    paths: PathSet, fc: Forecast, ego_station_m: float, ego_half_width_m: float,
+    reach_m: NDArray[np.float64] | None = None,
+) -> CorridorLeads:  # fmt: skip
     """Nearest object in each path's corridor, searched at CORRIDOR_SAMPLE_STEPS: an actor
     counts at t = 0 when its box reaches into the corridor; later only when it enters within
     VEHICLE_ENTRY_S (vehicles: a cut-in, keeps its along-path speed) or VULNERABLE_ENTRY_S
     (pedestrians, bicycles: a stopped object where it enters). Actors behind the ego's centre at
-    t = 0 never lead."""
+    t = 0 never lead. ``reach_m`` (N,) [m] widens the corridor at t = 0 per actor (vehicles
+    pulling out beside the lane count as leads before their heading shows it)."""
     p_n = paths.n_paths
     none = CorridorLeads(np.full(p_n, np.inf), np.zeros(p_n), np.full(p_n, -1, dtype=np.int64))
     if fc.n == 0:
@@ -115,7 +117,12 @@ def corridor_leads(
     )[..., 0]
     lon, lat = _extents(b[None, ..., 2], b[None, ..., 3], b[None, ..., 4], ref_yaw)
     centre = k * STATION_STEP_M
-    inside = (dist < ego_half_width_m + lat + CORRIDOR_MARGIN_M) & (k < paths.yaw.shape[1] - 1)
+    extra = np.zeros((steps.size, fc.n))
+    if reach_m is not None:
+        extra[steps == 0] = reach_m
+    inside = (dist < ego_half_width_m + lat + CORRIDOR_MARGIN_M + extra[None]) & (
+        k < paths.yaw.shape[1] - 1
+    )
     inside &= (centre > ego_station_m) & (fc.ahead_m > 0.0)[None, None, :]
     t = steps * POSE_DT_S
     vulnerable = np.isin(fc.kind, VULNERABLE)

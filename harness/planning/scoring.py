@@ -145,10 +145,12 @@ def _comfort(props: Proposals, paths: PathSet) -> NDArray[np.float64]:
 def score_proposals(
     props: Proposals, paths: PathSet, fc: Forecast, dac_table: NDArray[np.bool_],
     ego: VehicleParams, cfg: ScoreConfig, preferred_offset_m: float = 0.0,
-    opposite_allowed: bool = False,
+    opposite_allowed: bool = False, blocked: NDArray[np.bool_] | None = None,
 ) -> Scores:  # fmt: skip
     """Score every proposal and pick the best (gated argmax; when every proposal fails a gate,
-    the one colliding last, slowest first)."""
+    the one colliding last, slowest first). ``blocked`` (P,) marks paths that end at an
+    obstacle the ego has to go around: their proposals score no progress (they stay the
+    fallback when no way around passes the gates)."""
     first, ttc = _collisions(props, paths, fc, ego, cfg)
     drivable = _drivable(props, dac_table)
     kinds = paths.kind[props.path]
@@ -157,6 +159,8 @@ def score_proposals(
     best_progress = float(progress_m[gate].max()) if gate.any() else 0.0
     ep = (np.clip(progress_m / best_progress, 0.0, 1.0) if best_progress > cfg.min_progress_m
           else np.ones(props.n))  # fmt: skip
+    if blocked is not None:
+        ep = np.where(blocked[props.path], 0.0, ep)
     comfort = _comfort(props, paths)
     err = np.abs(props.offset[:, 1:] - preferred_offset_m).mean(axis=1)
     lane = 1.0 - np.clip(err / cfg.lane_keep_scale_m, 0.0, 1.0)
