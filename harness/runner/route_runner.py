@@ -7,8 +7,10 @@ leaderboard route record.
 This module is the runner boundary of the error policy: an exception from the agent ends the
 route as "Failed - Agent crashed" (or "Agent couldn't be set up"), one from the simulator,
 the town / route planning or the scenarios as "Failed - Simulation crashed"; the traceback goes
-to the DEBUG log, one line to WARNING, and the evaluation goes on with the next route. Invalid
-sensors (SensorConfigError) and KeyboardInterrupt are not caught: they stop the run.
+to the DEBUG log, one line to WARNING, and the evaluation goes on with the next route. A sensor list the leaderboard
+would reject (SensorConfigError: type, count, mount radius, missing fields) ends the route as
+"Failed - Agent's sensors were invalid" before the simulation starts (entry status Rejected)
+and the evaluation goes on. KeyboardInterrupt is not caught: it stops the run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from harness.leaderboard.criteria import RouteGeometry, town_lane_check
 from harness.leaderboard.outcome import (
     FAILURE_AGENT_INIT,
     FAILURE_AGENT_RUNTIME,
+    FAILURE_SENSORS,
     FAILURE_SIMULATION,
     RouteOutcome,
     failed_status,
@@ -226,7 +229,12 @@ class RouteRunner:
                     time_limit_s=self.config.agent_timeout_s,
                 )  # fmt: skip
                 sensor_list = driver.sensors()
-            validate_sensors(sensor_list, privileged=self.privileged)
+            try:
+                validate_sensors(sensor_list, privileged=self.privileged)
+            except SensorConfigError as exc:  # the leaderboard's SensorConfigurationInvalid
+                log.warning("route %s: invalid sensors: %s -> Failed - %s", route.id, exc,
+                            FAILURE_SENSORS)  # fmt: skip
+                raise _RouteFailure(FAILURE_SENSORS) from exc
             sensors = tuple(str(s.get("type", "")) for s in sensor_list)
             with _boundary(FAILURE_SIMULATION, "building the route scenario", route.id):
                 scenario = self._build_scenario(job, backend, town, planned, criteria)
