@@ -209,7 +209,12 @@ class RouteRunner:
             town_lane_check(town),
             route_id=route.id,
         )
-        backend = make_backend(self.config.backend, self.privileged)
+        try:
+            with _boundary(FAILURE_SIMULATION, "connecting to the simulator", route.id):
+                backend = make_backend(self.config.backend, self.privileged)
+        except _RouteFailure as f:
+            outcome = self._unplanned_outcome(route, f.reason)
+            return RouteResult(self._record(job, outcome, wall0), outcome, (), None, None)
         steps = StepLog()
         driver: AgentDriver | None = None
         scenario: RouteScenario | None = None
@@ -257,6 +262,7 @@ class RouteRunner:
             criteria.fail(f.reason)
         finally:
             self._cleanup(route.id, driver, scenario)
+            self._close(route.id, backend)
         outcome = criteria.summary(duration_game_s=watcher.duration_s)
         steps_path = self._write_steps(job, steps, outcome)
         if recorder is not None and len(recorder):
@@ -266,7 +272,6 @@ class RouteRunner:
             metric_info.write(metric_info_path(self.config.out_dir, job.record_save_name))
         if recorder is not None and len(recorder) and self.config.videos.wants(outcome.completed):
             write_video(recorder, town, self.config.out_dir, job.save_name)
-        backend.close()
         metrics = {o.name: m for o in extras if (m := o.finish()) is not None}
         record = self._record(job, outcome, wall0)
         return RouteResult(record, outcome, sensors, steps_path, recording, metrics)
@@ -332,6 +337,16 @@ class RouteRunner:
             except Exception as exc:  # noqa: BLE001  (runner boundary; the route is over anyway)
                 log.debug("route %s: %s() failed", route_id, what, exc_info=True)
                 log.warning("route %s: %s() raised %s: %s", route_id, what, type(exc).__name__, exc)
+
+    def _close(self, route_id: str, backend: SimulatorBackend) -> None:
+        """Close the backend on every exit path (a CARLA server gets its actors destroyed and
+        its settings back); an error here is logged, the route's status stands."""
+        try:
+            backend.close()
+        except Exception as exc:  # noqa: BLE001  (runner boundary; the route is over anyway)
+            log.debug("route %s: closing the simulator failed", route_id, exc_info=True)
+            log.warning("route %s: closing the simulator raised %s: %s", route_id,
+                        type(exc).__name__, exc)  # fmt: skip
 
     # ------------------------------------------------------------------ outputs
     def _record(self, job: RouteJob, outcome: RouteOutcome, wall0: float) -> RouteRecord:

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.sim.sensors.raycast import GROUND_HIT, NO_HIT, boxes_in_reach, cast_rays, ego_frame_boxes
+from harness.sim.sensors.raycast import (
+    GROUND_HIT,
+    NO_HIT,
+    boxes_in_reach,
+    cast_rays,
+    ego_frame_boxes,
+)
 from harness.sim.sensors.spec import SensorSpec
 from harness.world.state import EGO_INDEX, WorldState
 from harness.world.timing import SIM_DT_S
