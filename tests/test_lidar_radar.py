@@ -5,10 +5,12 @@ in the world), the scan's start angle, the radar's relative velocity, azimuth an
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness.runner import run_evaluation
 from harness.sim.sensors.lidar import LEADERBOARD_LIDAR, NO_DROPOFF, Lidar, LidarConfig
 from harness.sim.sensors.radar import Radar, detections_to_input_data
 from harness.sim.sensors.raycast import GROUND_HIT, NO_HIT, cast_rays, ego_frame_boxes
@@ -173,3 +175,32 @@ def test_radar_input_data_reverses_the_columns() -> None:
     out = radar().read(scene([{}, {"x": 10.0, "width": 30.0, "height": 4.0}]), np.random.default_rng(0))
     assert out.dtype == np.float32 and out.shape == (75, 4)  # 1500 points/s x 0.05 s, all hit
     assert np.all(out[:, 0] >= 8.0 - 1e-4)  # depth first
+
+
+def test_an_agent_with_the_dummy_agents_sensors_runs_on_the_embedded_backend(tmp_path: Path) -> None:
+    # the leaderboard's dummy agent declares a camera, a lidar and a radar; the route runs and
+    # the agent sees lidar points and radar detections every tick
+    from tests.test_runner import _agent_file, _config, _results
+
+    agent = _agent_file(
+        tmp_path, "sensor_agent",
+        """
+def sensors(self):
+    return [
+        {"type": "sensor.camera.rgb", "x": 0.7, "y": -0.4, "z": 1.60, "roll": 0.0, "pitch": 0.0,
+         "yaw": -45.0, "width": 80, "height": 60, "fov": 100, "id": "Left"},
+        {"type": "sensor.lidar.ray_cast", "x": 0.7, "y": -0.4, "z": 1.60, "roll": 0.0,
+         "pitch": 0.0, "yaw": -45.0, "id": "LIDAR"},
+        {"type": "sensor.other.radar", "x": 0.7, "y": -0.4, "z": 1.60, "roll": 0.0, "pitch": 0.0,
+         "yaw": -45.0, "horizontal_fov": 30, "vertical_fov": 30, "id": "RADAR"},
+    ]
+
+def on_step(self, input_data, timestamp):
+    lidar = input_data["LIDAR"][1]
+    assert lidar.dtype.name == "float32" and lidar.shape[1] == 4 and len(lidar) > 1000, lidar.shape
+    assert input_data["RADAR"][1].shape[1] == 4
+""",
+    )  # fmt: skip
+    result = run_evaluation(_config(tmp_path / "out", agent, "0"))
+    assert result.records[0].status == "Failed - Agent got blocked"  # it brakes; no crash
+    assert _results(tmp_path / "out")["sensors"] == ["carla_camera", "carla_lidar", "carla_radar"]

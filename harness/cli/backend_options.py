@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from harness.cli.checks import number
 from harness.errors import ConfigError
 from harness.runner.backends import BACKENDS, DEFAULT_EGO_BLUEPRINT, BackendSpec
 
@@ -39,6 +40,7 @@ def backend_spec(
     ego_blueprint: str = DEFAULT_EGO_BLUEPRINT,
 ) -> BackendSpec:
     """The spec of the command line's backend options (ConfigError on inconsistent ones)."""
+    number(timeout_s, "--carla-timeout", low=0.0, low_open=True)
     if port == 0 and not launch:
         raise ConfigError("--carla-port 0 (a free port) needs --carla-launch")
     if carla_root is not None and not (carla_root / "CarlaUE4.sh").is_file():

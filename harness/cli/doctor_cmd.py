@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from harness.cli.checks import number
 from harness.cli.main import app
 from harness.sim.carla_checks import Check, Status, run_checks
 
@@ -39,6 +40,7 @@ def doctor(
 ) -> None:
     """Check the carla client, the CARLA server (version, towns), the Traffic Manager port,
     $CARLA_ROOT, the GPU and which leaderboard / srunner / agents packages agent files import."""
+    number(timeout, "--timeout", low=0.1)
     checks = run_checks(host, port, tm_port, timeout, PROJECT_ROOT)
     if as_json:
         typer.echo(json.dumps({"checks": [asdict(c) for c in checks]}))
