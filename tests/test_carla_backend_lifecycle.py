@@ -15,8 +15,9 @@ import carla
 import numpy as np
 import pytest
 
+from harness.errors import ConfigError
 from harness.maps import load_town
-from harness.sim.carla_backend import CarlaBackend
+from harness.sim.carla_backend import CarlaBackend, load_server_town
 from harness.world.backend import EpisodeSpec, TrafficConfig
 from harness.world.control import VehicleControl
 from harness.world.state import EventKind
@@ -178,7 +179,7 @@ def stand_in() -> tuple[Client, World, EpisodeSpec]:
 
 def test_reset_tick_and_close(stand_in: tuple[Client, World, EpisodeSpec]) -> None:
     client, world, spec = stand_in
-    backend = CarlaBackend(tm_port=8123, client=client)
+    backend = CarlaBackend("stand-in", tm_port=8123, client=client)
     state = backend.reset(spec)
     assert world.settings.synchronous_mode is True and world.settings.fixed_delta_seconds == 0.05
     tm = client.tms[8123]
@@ -228,7 +229,7 @@ def test_reset_tick_and_close(stand_in: tuple[Client, World, EpisodeSpec]) -> No
 def test_a_failed_reset_destroys_what_it_spawned(stand_in: tuple[Client, World, EpisodeSpec]) -> None:
     client, world, spec = stand_in
     world.fail_on = "sensor.other.radar"
-    backend = CarlaBackend(client=client)
+    backend = CarlaBackend("stand-in", client=client)
     with pytest.raises(RuntimeError, match="radar"):
         backend.reset(spec)
     assert world.actors and all(not a.is_alive for a in world.actors)  # ego and lidar are gone
@@ -238,7 +239,29 @@ def test_a_failed_reset_destroys_what_it_spawned(stand_in: tuple[Client, World, 
 
 def test_the_ego_blueprint_is_configurable(stand_in: tuple[Client, World, EpisodeSpec]) -> None:
     client, world, spec = stand_in
-    backend = CarlaBackend(client=client, ego_blueprint="vehicle.lincoln.mkz_2017")
+    backend = CarlaBackend("stand-in", client=client, ego_blueprint="vehicle.lincoln.mkz_2017")
     backend.reset(spec)
     assert world.actors[0].type_id == "vehicle.lincoln.mkz_2017"
     backend.close()
+
+
+def test_the_route_town_comes_from_the_server(stand_in: tuple[Client, World, EpisodeSpec]) -> None:
+    client, world, spec = stand_in
+    xodr = world.map.to_opendrive()
+    world.map.name = "Carla/Maps/Town10HD_Opt"  # another map is up: the town gets loaded
+    loads: list[str] = []
+
+    def load_world(town: str) -> World:
+        loads.append(town)
+        world.map.name = f"Carla/Maps/{town}"
+        return world
+
+    client.load_world = load_world  # type: ignore[method-assign]
+    town = load_server_town(client, TOWN, "stand-in:1")
+    assert loads == [TOWN] and town.name == TOWN and town.origin == "carla-server"
+    assert town.xodr == xodr
+    assert load_server_town(client, TOWN, "stand-in:1") is town  # cached per server
+    client.load_world = lambda t: world  # type: ignore[method-assign]
+    world.map.name = "Carla/Maps/Town02"  # the server keeps another map
+    with pytest.raises(ConfigError, match="loaded Town02, not Town01"):
+        load_server_town(client, "Town01", "stand-in:2")

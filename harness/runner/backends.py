@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.maps import load_town
+from harness.maps.town import Town
 from harness.sim.carla_convert import EGO_BLUEPRINT
 from harness.world.backend import SimulatorBackend
 
@@ -85,6 +87,20 @@ def prepare_for_workers(spec: BackendSpec) -> None:
         from harness.runner.warmup import warm_up_kernels
 
         warm_up_kernels()
+
+
+def route_town(spec: BackendSpec, name: str) -> Town:
+    """The town a route is planned and judged on: the local OpenDRIVE for the embedded backend,
+    the server's own map (``get_map().to_opendrive()``) for ``carla``."""
+    if spec.name != "carla":
+        return load_town(name)
+    import carla
+
+    from harness.sim.carla_backend import load_server_town
+
+    client = carla.Client(spec.host, spec.port)
+    client.set_timeout(spec.timeout_s)
+    return load_server_town(client, name, f"{spec.host}:{spec.port}")
 
 
 @dataclass(frozen=True)

@@ -38,11 +38,10 @@ from harness.leaderboard.outcome import (
 )
 from harness.leaderboard.results import RouteRecord, leaderboard_route_id, record_from_outcome
 from harness.leaderboard.route_criteria import RouteCriteria
-from harness.maps import load_town
 from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute, plan_route
 from harness.routes.model import RouteConfig
-from harness.runner.backends import make_backend
+from harness.runner.backends import make_backend, route_town
 from harness.runner.closed_loop import CLOSED_LOOP
 from harness.runner.config import RunConfig, VideoPolicy
 from harness.runner.drivers import AgentDriver
@@ -197,7 +196,7 @@ class RouteRunner:
         route = job.route
         try:
             with _boundary(FAILURE_SIMULATION, "loading the town / planning the route", route.id):
-                town = load_town(route.town)
+                town = route_town(self.config.backend, route.town)
                 planned = plan_route(town, route.keypoints, route.id)
         except _RouteFailure as f:
             outcome = self._unplanned_outcome(route, f.reason)

@@ -78,6 +78,25 @@ PHYSICAL_SENSORS = (CAMERA_RGB, LIDAR, RADAR, GNSS, IMU)  # spawned on the serve
 COLLISION_SENSOR = "sensor.other.collision"
 
 
+_SERVER_TOWNS: dict[tuple[str, str], Town] = {}  # (server address, town) -> its Town, per process
+
+
+def load_server_town(client: Any, name: str, address: str = "") -> Town:
+    """The town ``name`` as the server at ``address`` has it: loaded there when another map is
+    up (as the leaderboard does before a route), then built from ``get_map().to_opendrive()``;
+    cached per process (a server's map of a town does not change)."""
+    key = (address, name)
+    if key not in _SERVER_TOWNS:
+        world = client.get_world()
+        if world.get_map().name.split("/")[-1] != name:
+            world = client.load_world(name)
+        loaded = world.get_map().name.split("/")[-1]
+        if loaded != name:
+            raise ConfigError(f"the CARLA server at {address} loaded {loaded}, not {name}")
+        _SERVER_TOWNS[key] = Town.from_xodr(name, world.get_map().to_opendrive(), origin="carla-server")
+    return _SERVER_TOWNS[key]
+
+
 @dataclass
 class _Hold:
     """One forced light: the carla.TrafficLight, what it was before (state, green, yellow and
@@ -178,6 +197,7 @@ class CarlaBackend:
                 f"no CARLA server at {host}:{port} ({exc}); start CarlaUE4.sh or use the embedded backend"
             ) from exc
         self._ego_blueprint = ego_blueprint
+        self._address = f"{host}:{port}"
         self._privileged = privileged
         self._collisions: list[CollisionHit] = []
         self._tm: Any = None
@@ -242,9 +262,7 @@ class CarlaBackend:
         tm.set_hybrid_physics_mode(True)
         tm.set_random_device_seed(spec.seed)
         world.set_pedestrians_seed(spec.seed)
-        self._town = Town.from_xodr(
-            spec.town, world.get_map().to_opendrive(), origin="carla-server"
-        )
+        self._town = load_server_town(self._client, spec.town, self._address)
         self._specs = validate_sensors(list(spec.sensors), privileged=self._privileged)
         library = world.get_blueprint_library()
         x, y, z, yaw = spec.ego_start
