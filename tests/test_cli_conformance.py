@@ -26,6 +26,7 @@ Path_ = tuple[str, ...]
 # the smallest valid arguments of each command (paths under the test's tmp folder)
 REQUIRED_ARGS: dict[Path_, list[str]] = {
     ("demo",): [],
+    ("doctor",): [],
     ("eval",): ["--agent", "do_nothing", "--routes", str(ROUTES), "--out", "out"],
     ("replay",): ["episode.parquet", "--out", "out.gif"],
     ("report",): ["evaldir"],
@@ -42,6 +43,7 @@ REQUIRED_ARGS: dict[Path_, list[str]] = {
 # one value outside its range per command (None: the command has no numeric option)
 OUT_OF_RANGE: dict[Path_, list[str] | None] = {
     ("demo",): ["--routes", "0"],
+    ("doctor",): ["--timeout", "0"],
     ("eval",): ["--traffic", "-1"],
     ("replay",): ["--every", "0"],
     ("report",): None,
@@ -63,6 +65,7 @@ WORK = (
     ("harness.cli.report_cmd", "write_comparison"),
     ("teachers.generate", "generate"),
     ("harness.demo", "run_demo"),
+    ("harness.cli.doctor_cmd", "run_checks"),
     ("harness.runner.bench", "run_bench"),
     ("uvicorn", "run"),
 )

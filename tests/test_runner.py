@@ -19,7 +19,6 @@ import pytest
 from harness.errors import (
     ConfigError,
     RoutePlanningError,
-    SensorConfigError,
     UnknownTownError,
 )
 from harness.leaderboard.route_criteria import CriteriaConfig
@@ -255,7 +254,9 @@ def test_unplannable_route_is_an_input_error_before_the_run(tmp_path: Path) -> N
     assert not (tmp_path / "out" / "results.json").exists()
 
 
-def test_invalid_sensors_stop_the_run(tmp_path: Path) -> None:
+def test_invalid_sensors_are_recorded_as_the_leaderboard_rejects_them(tmp_path: Path) -> None:
+    # a GNSS 5.1 m from the origin: the leaderboard raises SensorConfigurationInvalid and records
+    # "Failed - Agent's sensors were invalid" with entry status "Rejected"; the run goes on
     agent = _agent_file(
         tmp_path, "far_sensor_agent",
         """
@@ -264,10 +265,13 @@ def sensors(self):
              "roll": 0.0, "pitch": 0.0, "yaw": 0.0}]
 """,
     )  # fmt: skip
-    with pytest.raises(SensorConfigError, match="3"):
-        run_evaluation(_config(tmp_path / "out", agent, "0-1"))
+    result = run_evaluation(_config(tmp_path / "out", agent, "0-1"))
+    assert [r.status for r in result.records] == ["Failed - Agent's sensors were invalid"] * 2
     data = _results(tmp_path / "out")
-    assert data["_checkpoint"]["records"] == [] and data["_checkpoint"]["progress"] == [0, 2]
+    assert data["entry_status"] == "Rejected"
+    assert data["_checkpoint"]["progress"] == [2, 2]
+    assert data["sensors"] == []  # the leaderboard saves the icons only after validation
+    assert all(r["scores"]["score_route"] == 0 for r in data["_checkpoint"]["records"])
 
 
 def test_privileged_agent_sees_the_live_world(tmp_path: Path) -> None:

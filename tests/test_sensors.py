@@ -307,13 +307,27 @@ def test_suite_returns_leaderboard_input_data(fake_town: SimpleNamespace) -> Non
     assert data["speed"][1] == {"speed": 3.0} and data["map"][1] == {"opendrive": "<OpenDRIVE/>"}
 
 
-def test_suite_refuses_lidar_with_a_clear_message(fake_town: SimpleNamespace) -> None:
+def test_suite_delivers_lidar_and_radar_in_the_leaderboard_formats(
+    fake_town: SimpleNamespace,
+) -> None:
     sensors = [
         cam(0),
         {"type": "sensor.lidar.ray_cast", "id": "LIDAR", "x": 1.3, "y": 0.0, "z": 2.5},
-    ]
-    with pytest.raises(SensorConfigError, match="no lidar or radar.*'LIDAR'"):
-        SensorSuite.from_sensor_dicts(fake_town, sensors)
+        {"type": "sensor.other.radar", "id": "RADAR", "x": 2.0, "y": 0.0, "z": 1.0,
+         "horizontal_fov": 30, "vertical_fov": 10},
+    ]  # fmt: skip
+    data = SensorSuite.from_sensor_dicts(fake_town, sensors).read(
+        make_state([{"speed": 3.0}, {"x": 12.0}])
+    )
+    lidar, radar = data["LIDAR"][1], data["RADAR"][1]
+    assert lidar.dtype == np.float32 and lidar.ndim == 2 and lidar.shape[1] == 4
+    assert radar.dtype == np.float32 and radar.ndim == 2 and radar.shape[1] == 4
+    assert len(lidar) > 0 and len(radar) > 0
+
+
+def test_radar_needs_its_fovs() -> None:
+    with pytest.raises(SensorConfigError, match="horizontal_fov"):
+        validate_sensors([{"type": "sensor.other.radar", "id": "r", "vertical_fov": 10}])
 
 
 def test_suite_noise_is_seeded_and_off_by_default(fake_town: SimpleNamespace) -> None:

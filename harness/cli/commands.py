@@ -2,6 +2,7 @@
 
 from harness.cli import (
     demo_cmd,  # noqa: F401
+    doctor_cmd,  # noqa: F401
     eval_cmd,  # noqa: F401
     replay_cmd,  # noqa: F401
     report_cmd,  # noqa: F401

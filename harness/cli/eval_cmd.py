@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from harness.cli import backend_options
 from harness.cli.checks import number, writable_dir
 from harness.cli.main import app
 from harness.errors import ConfigError
@@ -30,7 +31,7 @@ from harness.leaderboard.results import RouteRecord
 from harness.leaderboard.route_criteria import CriteriaConfig
 from harness.leaderboard.statistics import bench2drive_summary
 from harness.report.page import write_report
-from harness.runner.backends import BACKENDS, BackendSpec
+from harness.runner.backends import BackendSpec
 from harness.runner.closed_loop import ClosedLoopSummary, closed_loop_summary
 from harness.runner.config import PENALTY_TABLES, Mode, RunConfig, VideoPolicy
 from harness.runner.evaluation import EvaluationResult, run_evaluation
@@ -52,7 +53,6 @@ def _mode(text: str) -> Mode:
         raise ConfigError(f"--mode must be one of {choices}, got {text!r}") from None
 
 
-BACKEND_HELP = ("embedded", f"Simulator backend: {' or '.join(BACKENDS)}.")
 
 
 def build_config(
@@ -265,9 +265,15 @@ def eval_command(
     blocked_time: float | None = typer.Option(
         None, "--blocked-time", help="Override the mode's agent-blocked timeout [s]."
     ),
-    backend: str = typer.Option(BACKEND_HELP[0], "--backend", help=BACKEND_HELP[1]),
-    carla_host: str = typer.Option("localhost", "--carla-host", help="CARLA server host."),
-    carla_port: int = typer.Option(2000, "--carla-port", min=1, max=65535, help="CARLA RPC port."),
+    backend: str = backend_options.BACKEND,
+    carla_host: str = backend_options.CARLA_HOST,
+    carla_port: int = backend_options.CARLA_PORT,
+    carla_tm_port: int = backend_options.CARLA_TM_PORT,
+    carla_timeout: float = backend_options.CARLA_TIMEOUT,
+    carla_launch: bool = backend_options.CARLA_LAUNCH,
+    carla_root: Path | None = backend_options.CARLA_ROOT,
+    carla_gpu: int | None = backend_options.CARLA_GPU,
+    ego_blueprint: str = backend_options.EGO_BLUEPRINT,
     agent_timeout: float = typer.Option(
         DEFAULT_AGENT_TIMEOUT_S,
         "--agent-timeout",
@@ -307,7 +313,10 @@ def eval_command(
         resume=resume, rerun_crashed=rerun_crashed, seed=seed, traffic=traffic,
         pedestrians=pedestrians, record=record, penalties=penalties, mode=mode,
         blocked_time_s=blocked_time,
-        backend=BackendSpec(backend, host=carla_host, port=carla_port),
+        backend=backend_options.backend_spec(
+            backend, carla_host, carla_port, carla_tm_port, carla_timeout, carla_launch,
+            carla_root, carla_gpu, ego_blueprint,
+        ),
         agent_timeout_s=agent_timeout, closed_loop=closed_loop, town=town, workers=workers,
         ray=ray, repetitions=repetitions, videos=videos,
     )  # fmt: skip

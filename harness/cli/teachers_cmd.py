@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from harness.cli import backend_options
 from harness.cli.checks import number, writable_dir, writable_file
 from harness.cli.main import app, command_group
 from harness.errors import ConfigError
@@ -82,14 +83,20 @@ def gen_teachers(
         "--reactive",
         help="Re-simulate each teacher with reactive traffic (fills `reactive`).",
     ),
-    backend: str = typer.Option("embedded", "--backend", help="Simulator backend: embedded or carla."),
-    carla_host: str = typer.Option("localhost", "--carla-host", help="CARLA server host."),
-    carla_port: int = typer.Option(2000, "--carla-port", min=1, max=65535, help="CARLA RPC port."),
+    backend: str = backend_options.BACKEND,
+    carla_host: str = backend_options.CARLA_HOST,
+    carla_port: int = backend_options.CARLA_PORT,
+    carla_tm_port: int = backend_options.CARLA_TM_PORT,
+    carla_timeout: float = backend_options.CARLA_TIMEOUT,
+    carla_launch: bool = backend_options.CARLA_LAUNCH,
+    carla_root: Path | None = backend_options.CARLA_ROOT,
+    carla_gpu: int | None = backend_options.CARLA_GPU,
+    ego_blueprint: str = backend_options.EGO_BLUEPRINT,
 ) -> None:
     """Generate a PDMS / EPDMS teacher dataset for a town."""
     from dataclasses import replace
 
-    from harness.runner.backends import BackendSpec
+    from harness.runner.backends import backend_session
     from teachers.generate import GenerateConfig, generate
     from teachers.selection import SelectionConfig
 
@@ -114,7 +121,10 @@ def gen_teachers(
         town=town, out=out, routes_file=routes, every_s=every, max_scenes=max_scenes, max_routes=max_routes,
         workers=workers, ray_address=ray, vocabulary_size=vocab_size, vocabulary_file=vocabulary, agent=agent,
         seed=seed, reactive=reactive, command_line=tuple(sys.argv),
-        backend=BackendSpec(backend, host=carla_host, port=carla_port),
+        backend=backend_options.backend_spec(
+            backend, carla_host, carla_port, carla_tm_port, carla_timeout, carla_launch,
+            carla_root, carla_gpu, ego_blueprint,
+        ),
     )  # fmt: skip
     cfg = replace(cfg, selection=SelectionConfig(k=k, threshold=threshold))
     bar = Progress(
@@ -131,7 +141,8 @@ def gen_teachers(
         bar.update(tasks[0], completed=done, total=total or None)
 
     try:
-        summary = generate(cfg, progress)
+        with backend_session(cfg.backend) as (live, _guard):  # no server: one line, exit 2
+            summary = generate(replace(cfg, backend=live), progress)
     finally:
         if tasks:
             bar.stop()

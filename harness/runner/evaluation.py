@@ -65,7 +65,7 @@ from harness.maps import load_town
 from harness.routes.interpolate import plan_route
 from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file
-from harness.runner.backends import prepare_for_workers
+from harness.runner.backends import ServerGuard, backend_session, prepare_for_workers
 from harness.runner.config import RunConfig
 from harness.runner.pool import Done, InlinePool, Pool, ProcessPool, WorkerSpec
 from harness.runner.route_runner import (
@@ -290,9 +290,25 @@ def run_evaluation(
     routes, selection = select_routes(config)
     check_routes_runnable(routes, selection)
     agent_cls, _ = load_agent(config.agent)
-    privileged = is_privileged(agent_cls)
     chosen = [routes[i] for i in selection]
     jobs = route_jobs(config, chosen, selection)
+    with backend_session(config.backend) as (live, guard):  # a launched server lives as long
+        return _evaluate(replace(config, backend=live), guard, agent_cls, routes, jobs, progress,
+                         on_route)  # fmt: skip
+    raise AssertionError("unreachable")  # pragma: no cover  (mypy: a context may swallow)
+
+
+def _evaluate(
+    config: RunConfig,
+    guard: ServerGuard,
+    agent_cls: type,
+    routes: list[RouteConfig],
+    jobs: list[RouteJob],
+    progress: bool,
+    on_route: RouteCallback | None,
+) -> EvaluationResult:
+    """The run proper, with the backend ready (see :func:`run_evaluation`)."""
+    privileged = is_privileged(agent_cls)
     results, todo = open_results(config, [j.save_name for j in jobs])
     stamp = (_stored_stamp(config) if results.records else None) or run_stamp()
     jobs = [replace(j, stamp=stamp) for j in jobs]
@@ -323,7 +339,7 @@ def run_evaluation(
         with bar.bar:
             if todo:
                 _schedule(config, [jobs[i] for i in todo], RouteRunner(config, agent_cls),
-                          commit, bar, results)  # fmt: skip
+                          commit, bar, results, guard)  # fmt: skip
     except KeyboardInterrupt:
         log.warning(
             "interrupted: %s holds %d finished routes; run again with --resume to continue",
@@ -347,9 +363,11 @@ def _schedule(
     commit: Callable[[RouteResult], None],
     bar: EvalProgress,
     results: ResultsFile,
+    guard: ServerGuard | None = None,
 ) -> None:
     """Run ``todo`` (in index order) on the pool, retry crashes once, and ``commit`` results in
-    index order as the gaps close."""
+    index order as the gaps close. Before each route ``guard`` makes sure a supervised CARLA
+    server is healthy (restarted after it died or hung: the crashed route runs again on it)."""
     queue = list(todo)  # next to submit, in index order (retries go to the front)
     order = [j.index for j in todo]  # commit order
     finished: dict[int, RouteResult] = {}  # done but waiting for a lower index
@@ -360,6 +378,8 @@ def _schedule(
         while order:
             while queue and len(running) < pool.capacity:
                 job = queue.pop(0)
+                if guard is not None and guard.ensure():
+                    log.warning("route %s runs on a restarted CARLA server", job.save_name)
                 attempts[job.index] += 1
                 running[job.index] = job
                 pool.submit(job.index, job)

@@ -7,8 +7,10 @@ leaderboard route record.
 This module is the runner boundary of the error policy: an exception from the agent ends the
 route as "Failed - Agent crashed" (or "Agent couldn't be set up"), one from the simulator,
 the town / route planning or the scenarios as "Failed - Simulation crashed"; the traceback goes
-to the DEBUG log, one line to WARNING, and the evaluation goes on with the next route. Invalid
-sensors (SensorConfigError) and KeyboardInterrupt are not caught: they stop the run.
+to the DEBUG log, one line to WARNING, and the evaluation goes on with the next route. A sensor list the leaderboard
+would reject (SensorConfigError: type, count, mount radius, missing fields) ends the route as
+"Failed - Agent's sensors were invalid" before the simulation starts (entry status Rejected)
+and the evaluation goes on. KeyboardInterrupt is not caught: it stops the run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from harness.leaderboard.criteria import RouteGeometry, town_lane_check
 from harness.leaderboard.outcome import (
     FAILURE_AGENT_INIT,
     FAILURE_AGENT_RUNTIME,
+    FAILURE_SENSORS,
     FAILURE_SIMULATION,
     RouteOutcome,
     failed_status,
@@ -36,11 +39,10 @@ from harness.leaderboard.outcome import (
 from harness.leaderboard.results import RouteRecord, leaderboard_route_id, record_from_outcome
 from harness.leaderboard.route_criteria import RouteCriteria
 from harness.leaderboard.traffic_rules import SignalGeometry
-from harness.maps import load_town
 from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute, plan_route
 from harness.routes.model import RouteConfig
-from harness.runner.backends import make_backend
+from harness.runner.backends import make_backend, route_town
 from harness.runner.closed_loop import CLOSED_LOOP
 from harness.runner.config import RunConfig, VideoPolicy
 from harness.runner.drivers import AgentDriver
@@ -195,7 +197,7 @@ class RouteRunner:
         route = job.route
         try:
             with _boundary(FAILURE_SIMULATION, "loading the town / planning the route", route.id):
-                town = load_town(route.town)
+                town = route_town(self.config.backend, route.town)
                 planned = plan_route(town, route.keypoints, route.id)
         except _RouteFailure as f:
             outcome = self._unplanned_outcome(route, f.reason)
@@ -208,7 +210,12 @@ class RouteRunner:
             route_id=route.id,
             signals=SignalGeometry.from_town(town),
         )
-        backend = make_backend(self.config.backend, self.privileged)
+        try:
+            with _boundary(FAILURE_SIMULATION, "connecting to the simulator", route.id):
+                backend = make_backend(self.config.backend, self.privileged)
+        except _RouteFailure as f:
+            outcome = self._unplanned_outcome(route, f.reason)
+            return RouteResult(self._record(job, outcome, wall0), outcome, (), None, None)
         steps = StepLog()
         driver: AgentDriver | None = None
         scenario: RouteScenario | None = None
@@ -228,7 +235,12 @@ class RouteRunner:
                     time_limit_s=self.config.agent_timeout_s,
                 )  # fmt: skip
                 sensor_list = driver.sensors()
-            validate_sensors(sensor_list, privileged=self.privileged)
+            try:
+                validate_sensors(sensor_list, privileged=self.privileged)
+            except SensorConfigError as exc:  # the leaderboard's SensorConfigurationInvalid
+                log.warning("route %s: invalid sensors: %s -> Failed - %s", route.id, exc,
+                            FAILURE_SENSORS)  # fmt: skip
+                raise _RouteFailure(FAILURE_SENSORS) from exc
             sensors = tuple(str(s.get("type", "")) for s in sensor_list)
             with _boundary(FAILURE_SIMULATION, "building the route scenario", route.id):
                 scenario = self._build_scenario(job, backend, town, planned, criteria)
@@ -251,6 +263,7 @@ class RouteRunner:
             criteria.fail(f.reason)
         finally:
             self._cleanup(route.id, driver, scenario)
+            self._close(route.id, backend)
         outcome = criteria.summary(duration_game_s=watcher.duration_s)
         steps_path = self._write_steps(job, steps, outcome)
         if recorder is not None and len(recorder):
@@ -260,7 +273,6 @@ class RouteRunner:
             metric_info.write(metric_info_path(self.config.out_dir, job.record_save_name))
         if recorder is not None and len(recorder) and self.config.videos.wants(outcome.completed):
             write_video(recorder, town, self.config.out_dir, job.save_name)
-        backend.close()
         metrics = {o.name: m for o in extras if (m := o.finish()) is not None}
         record = self._record(job, outcome, wall0)
         return RouteResult(record, outcome, sensors, steps_path, recording, metrics)
@@ -326,6 +338,16 @@ class RouteRunner:
             except Exception as exc:  # noqa: BLE001  (runner boundary; the route is over anyway)
                 log.debug("route %s: %s() failed", route_id, what, exc_info=True)
                 log.warning("route %s: %s() raised %s: %s", route_id, what, type(exc).__name__, exc)
+
+    def _close(self, route_id: str, backend: SimulatorBackend) -> None:
+        """Close the backend on every exit path (a CARLA server gets its actors destroyed and
+        its settings back); an error here is logged, the route's status stands."""
+        try:
+            backend.close()
+        except Exception as exc:  # noqa: BLE001  (runner boundary; the route is over anyway)
+            log.debug("route %s: closing the simulator failed", route_id, exc_info=True)
+            log.warning("route %s: closing the simulator raised %s: %s", route_id,
+                        type(exc).__name__, exc)  # fmt: skip
 
     # ------------------------------------------------------------------ outputs
     def _record(self, job: RouteJob, outcome: RouteOutcome, wall0: float) -> RouteRecord:

@@ -1,11 +1,15 @@
 """The CARLA backend: the same SimulatorBackend protocol on a live CARLA server (0.9.16 API).
 
-Synchronous mode at 20 Hz (fixed_delta_seconds 0.05) like the leaderboard; background traffic
-through CARLA's Traffic Manager (seeded), walkers with their AI controllers; the ego is
-``vehicle.lincoln.mkz_2017`` with role_name 'hero'. World states, events and sensor data come back
-in the harness's own types (consumers never see ``carla.*``): events are detected by the same
+Synchronous mode at 20 Hz (fixed_delta_seconds 0.05) like the leaderboard, the server's settings
+restored on close; background traffic through CARLA's Traffic Manager on its own port (hybrid
+physics, seeded), walkers with their AI controllers; the ego is ``vehicle.lincoln.mkz_2020`` (the
+leaderboard's hero) with role_name 'hero'; the agent's sensors are spawned with the attributes the
+leaderboard's agent wrapper sets and delivered in its input_data formats. World states, events and
+sensor data come back in the harness's own types (consumers never see ``carla.*``): ego
+collisions come from a ``sensor.other.collision`` on the ego, the other events from the same
 :class:`harness.sim.events.EventDetector` as on the embedded backend, so metrics mean the same.
 Scenario actors commanded along a path are driven by the harness's pure pursuit + PID tracker.
+Everything spawned is destroyed on close and when a reset fails.
 """
 
 from __future__ import annotations
@@ -20,33 +24,48 @@ from typing import Any
 import numpy as np
 
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 from harness.maps.town import Town
 from harness.sim.carla_convert import (
     BLUEPRINT_BY_KIND,
     EGO_BLUEPRINT,
     LIGHT_STATE_FROM_CARLA,
+    CollisionHit,
     actor_transform_for_box,
     box_pose,
+    collision_events,
     image_to_bgra,
     kind_of,
+    lidar_points,
+    radar_detections,
+    sensor_attributes,
     sensor_transform,
     signed_speed,
     to_carla_control,
 )  # fmt: skip
+from harness.sim.carla_server import CarlaConnectionError
 from harness.sim.events import EventDetector
 from harness.sim.sensors.basic import opendrive_reading
 from harness.sim.sensors.spec import (
     CAMERA_RGB,
     GNSS,
     IMU,
+    LIDAR,
     OPENDRIVE_MAP,
+    RADAR,
     SPEEDOMETER,
     validate_sensors,
 )
 from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficVehicleSpec
 from harness.world.control import VehicleControl
-from harness.world.state import ActorArrays, ActorKind, ActorRole, LightState, WorldState
+from harness.world.state import (
+    COLLISION_EVENTS,
+    ActorArrays,
+    ActorKind,
+    ActorRole,
+    LightState,
+    WorldState,
+)
 from harness.world.timing import SIM_DT_S
 
 log = logging.getLogger(__name__)
@@ -55,10 +74,27 @@ SENSOR_WAIT_S = 10.0  # [s] how long sensor_data waits for this frame's readings
 LIGHT_MATCH_M = 20.0  # [m] a town light matches the nearest CARLA light within this distance
 SPAWN_Z_M = 0.5  # [m] actors are dropped from this height
 HOLD_FOREVER_S = 1.0e6  # [s] a light held until released gets its times stretched this long
+PHYSICAL_SENSORS = (CAMERA_RGB, LIDAR, RADAR, GNSS, IMU)  # spawned on the server; the rest are pseudo-sensors
+COLLISION_SENSOR = "sensor.other.collision"
 
 
-class CarlaConnectionError(HarnessError):
-    """No CARLA server answered at the given address."""
+_SERVER_TOWNS: dict[tuple[str, str], Town] = {}  # (server address, town) -> its Town, per process
+
+
+def load_server_town(client: Any, name: str, address: str = "") -> Town:
+    """The town ``name`` as the server at ``address`` has it: loaded there when another map is
+    up (as the leaderboard does before a route), then built from ``get_map().to_opendrive()``;
+    cached per process (a server's map of a town does not change)."""
+    key = (address, name)
+    if key not in _SERVER_TOWNS:
+        world = client.get_world()
+        if world.get_map().name.split("/")[-1] != name:
+            world = client.load_world(name)
+        loaded = world.get_map().name.split("/")[-1]
+        if loaded != name:
+            raise ConfigError(f"the CARLA server at {address} loaded {loaded}, not {name}")
+        _SERVER_TOWNS[key] = Town.from_xodr(name, world.get_map().to_opendrive(), origin="carla-server")
+    return _SERVER_TOWNS[key]
 
 
 @dataclass
@@ -139,7 +175,12 @@ class CarlaBackend:
         port: int = 2000,
         tm_port: int = 8000,
         timeout_s: float = 60.0,
+        *,
+        ego_blueprint: str = EGO_BLUEPRINT,
+        privileged: bool = False,
+        client: Any = None,
     ) -> None:
+        """Connect to host:port (``client``: an already made carla.Client, or a stand-in)."""
         try:
             import carla
         except ImportError as exc:  # pragma: no cover - carla is a dependency
@@ -147,7 +188,7 @@ class CarlaBackend:
                 "the CARLA backend needs the 'carla' package (pip install carla==0.9.16)"
             ) from exc
         self._carla = carla
-        self._client = carla.Client(host, port)
+        self._client = client if client is not None else carla.Client(host, port)
         self._client.set_timeout(timeout_s)
         try:
             self._world = self._client.get_world()
@@ -155,6 +196,11 @@ class CarlaBackend:
             raise CarlaConnectionError(
                 f"no CARLA server at {host}:{port} ({exc}); start CarlaUE4.sh or use the embedded backend"
             ) from exc
+        self._ego_blueprint = ego_blueprint
+        self._address = f"{host}:{port}"
+        self._privileged = privileged
+        self._collisions: list[CollisionHit] = []
+        self._tm: Any = None
         self._tm_port = tm_port
         self._town: Town | None = None
         self._actors: list[Any] = []  # everything we spawned, destroyed on close/reset
@@ -186,9 +232,21 @@ class CarlaBackend:
         return self._state
 
     def reset(self, spec: EpisodeSpec) -> WorldState:
+        """Load the town when the server has another, go synchronous at 20 Hz, spawn the ego,
+        traffic and sensors, tick once. On any failure everything spawned is destroyed."""
+        try:
+            return self._reset(spec)
+        except BaseException:
+            self._destroy_all()
+            raise
+
+    def _reset(self, spec: EpisodeSpec) -> WorldState:
         carla = self._carla
         self._destroy_all()
-        if not self._world.get_map().name.endswith(spec.town):
+        if self._world.get_map().name.split("/")[-1] != spec.town:
+            if self._original_settings is not None:  # load_world keeps them; give the old back first
+                self._world.apply_settings(self._original_settings)
+                self._original_settings = None
             self._world = self._client.load_world(spec.town)
         world = self._world
         if self._original_settings is None:
@@ -197,17 +255,18 @@ class CarlaBackend:
         settings.synchronous_mode = True
         settings.fixed_delta_seconds = SIM_DT_S
         world.apply_settings(settings)
+        world.reset_all_traffic_lights()
         tm = self._client.get_trafficmanager(self._tm_port)
+        self._tm = tm
         tm.set_synchronous_mode(True)
+        tm.set_hybrid_physics_mode(True)
         tm.set_random_device_seed(spec.seed)
         world.set_pedestrians_seed(spec.seed)
-        self._town = Town.from_xodr(
-            spec.town, world.get_map().to_opendrive(), origin="carla-server"
-        )
-        self._specs = validate_sensors(list(spec.sensors))
+        self._town = load_server_town(self._client, spec.town, self._address)
+        self._specs = validate_sensors(list(spec.sensors), privileged=self._privileged)
         library = world.get_blueprint_library()
         x, y, z, yaw = spec.ego_start
-        bp = library.find(EGO_BLUEPRINT)
+        bp = library.find(self._ego_blueprint)
         bp.set_attribute("role_name", "hero")
         ego = world.spawn_actor(
             bp,
@@ -236,7 +295,7 @@ class CarlaBackend:
     def sensor_data(self) -> dict[str, tuple[int, Any]]:
         """Wait for every declared sensor's reading of this frame (leaderboard input_data)."""
         deadline = time.monotonic() + SENSOR_WAIT_S
-        wanted = [s.id for s in self._specs if s.type in (CAMERA_RGB, GNSS, IMU)]
+        wanted = [s.id for s in self._specs if s.type in PHYSICAL_SENSORS]
         while any(self._readings.get(k, (-1, None))[0] < self._frame for k in wanted):
             if time.monotonic() > deadline:
                 raise CarlaConnectionError(
@@ -365,10 +424,17 @@ class CarlaBackend:
         return gone
 
     def close(self) -> None:
-        self._destroy_all()
-        if self._original_settings is not None:
-            self._world.apply_settings(self._original_settings)
-            self._original_settings = None
+        """Destroy everything spawned and give the server back its settings (idempotent)."""
+        try:
+            self._destroy_all()
+        finally:
+            if self._tm is not None:
+                self._tm.set_synchronous_mode(False)
+                self._tm.set_hybrid_physics_mode(False)
+                self._tm = None
+            if self._original_settings is not None:
+                self._world.apply_settings(self._original_settings)
+                self._original_settings = None
 
     # ------------------------------------------------------------------ internals
     def _require_episode(self) -> Any:
@@ -408,30 +474,45 @@ class CarlaBackend:
             c.go_to_location(self._world.get_random_location_from_navigation())
 
     def _attach_sensors(self, library: Any) -> None:
+        """The agent's physical sensors with the leaderboard's attributes, and the collision
+        sensor that feeds the ego's collision events."""
         self._sensors.clear()
         self._readings.clear()
+        self._collisions.clear()
         for s in self._specs:
-            if s.type not in (CAMERA_RGB, GNSS, IMU):
+            if s.type not in PHYSICAL_SENSORS:
                 continue  # speedometer and opendrive_map are pseudo-sensors, computed on read
             bp = library.find(s.type)
-            if s.type == CAMERA_RGB:
-                for key, value in (
-                    ("image_size_x", s.width),
-                    ("image_size_y", s.height),
-                    ("fov", s.fov),
-                ):
-                    bp.set_attribute(key, str(value))
+            for key, value in sensor_attributes(s).items():
+                bp.set_attribute(key, value)
             sensor = self._world.spawn_actor(
                 bp, sensor_transform(self._carla, s), attach_to=self._ego
             )
-            sensor.listen(self._callback(s.id, s.type))
-            self._sensors[s.id] = sensor
             self._actors.append(sensor)
+            self._sensors[s.id] = sensor
+            sensor.listen(self._callback(s.id, s.type))
+        collision = self._world.spawn_actor(
+            library.find(COLLISION_SENSOR), self._carla.Transform(), attach_to=self._ego
+        )
+        self._actors.append(collision)
+        self._sensors[COLLISION_SENSOR] = collision
+        collision.listen(self._on_collision)
+
+    def _on_collision(self, event: Any) -> None:
+        other = event.other_actor
+        self._collisions.append(CollisionHit(
+            int(event.frame), int(other.id) if other is not None else -1,
+            str(other.type_id) if other is not None else "",
+        ))  # fmt: skip
 
     def _callback(self, sensor_id: str, kind: str) -> Any:
         def store(data: Any) -> None:
             if kind == CAMERA_RGB:
                 value: Any = image_to_bgra(data.raw_data, data.height, data.width)
+            elif kind == LIDAR:
+                value = lidar_points(data.raw_data)
+            elif kind == RADAR:
+                value = radar_detections(data.raw_data)
             elif kind == GNSS:
                 value = np.array([data.latitude, data.longitude, data.altitude], dtype=np.float64)
             else:
@@ -495,7 +576,13 @@ class CarlaBackend:
     def _commit(self) -> WorldState:
         state = self._assemble()
         assert self._detector is not None
-        events = self._detector.detect(self._state, state)
+        detected = self._detector.detect(self._state, state)
+        a = state.actors
+        now = [h for h in list(self._collisions) if h.frame <= self._frame]  # callbacks arrive late
+        self._collisions = [h for h in self._collisions if h.frame > self._frame]
+        events = tuple(e for e in detected if e.kind not in COLLISION_EVENTS) + collision_events(
+            now, state.frame, state.time_s, (float(a.x[0]), float(a.y[0]))
+        )
         state = replace(state, events=events) if events else state
         self._state = state
         return state

@@ -39,6 +39,7 @@ MAX_MOUNT_RADIUS_M = 3.0  # [m] leaderboard: sqrt(x^2 + y^2 + z^2) <= 3, z inclu
 MAX_IMAGE_SIDE_PX = 4096  # [px] beyond this a software renderer is pointless
 MIN_FOV_DEG = 1.0  # [deg]
 MAX_FOV_DEG = 179.0  # [deg] a pinhole camera cannot reach 180
+MAX_RADAR_FOV_DEG = 179.0  # [deg] the radar's ray ellipse uses tan(fov / 2)
 DEFAULT_BEV_SIZE_PX = 256  # [px]
 DEFAULT_BEV_RESOLUTION_M = 0.25  # [m/px]
 
@@ -48,7 +49,9 @@ class SensorSpec:
     """One declared sensor. The mount (x, y, z [m]; roll, pitch, yaw [deg], CARLA's Rotation
     convention) is relative to the ego's actor origin, which for CARLA vehicles is the bounding-box
     centre projected to the ground: x forward, y right, z up from the road surface. Cameras carry
-    width/height [px] and horizontal fov [deg]; BEV specs reuse width/height and ``resolution_m``."""
+    width/height [px] and horizontal fov [deg]; BEV specs reuse width/height and ``resolution_m``;
+    radars carry ``horizontal_fov`` / ``vertical_fov`` [deg] (the lidar's attributes are the
+    leaderboard's fixed ones, see :mod:`harness.sim.sensors.lidar`)."""
 
     type: str
     id: str
@@ -63,6 +66,8 @@ class SensorSpec:
     fov: float = 0.0
     reading_frequency: float = 20.0  # [Hz]
     resolution_m: float = DEFAULT_BEV_RESOLUTION_M  # [m/px] BEV only
+    horizontal_fov: float = 0.0  # [deg] radar only
+    vertical_fov: float = 0.0  # [deg] radar only
 
     @property
     def position(self) -> NDArray[np.float64]:
@@ -140,6 +145,14 @@ def parse_sensor(entry: Mapping[str, Any]) -> SensorSpec:
                 f"sensor '{sid}': fov must be in [{MIN_FOV_DEG}, {MAX_FOV_DEG}] degrees, got {fov}"
             )
         extra["fov"] = fov
+    elif stype == RADAR:
+        for key in ("horizontal_fov", "vertical_fov"):
+            fov = _number(entry, key, sid)
+            if not 0.0 < fov <= MAX_RADAR_FOV_DEG:
+                raise SensorConfigError(
+                    f"sensor '{sid}': {key} must be in (0, {MAX_RADAR_FOV_DEG}] degrees, got {fov}"
+                )
+            extra[key] = fov
     elif stype == OPENDRIVE_MAP:
         extra["reading_frequency"] = _number(entry, "reading_frequency", sid, 1.0)
     elif stype == BEV:

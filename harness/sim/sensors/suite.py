@@ -21,6 +21,8 @@ from harness.sim.sensors.basic import (
 )
 from harness.sim.sensors.bev import BevRenderer
 from harness.sim.sensors.camera import CameraRenderer
+from harness.sim.sensors.lidar import Lidar
+from harness.sim.sensors.radar import Radar
 from harness.sim.sensors.raster import DEFAULT_RESOLUTION_M, TownRaster, town_raster
 from harness.sim.sensors.spec import (
     BEV,
@@ -37,6 +39,8 @@ from harness.sim.sensors.spec import (
 from harness.world.state import WorldState
 
 log = logging.getLogger(__name__)
+
+RAY_STREAM = 7  # second SeedSequence word of the lidar / radar generator (noise uses the seed alone)
 
 
 class TownLike(Protocol):
@@ -56,8 +60,8 @@ class TownLike(Protocol):
 
 class SensorSuite:
     """All sensors of one agent on the embedded simulator. Cameras and BEVs share the town's
-    raster (built once per process); lidar and radar are refused, the embedded simulator has no
-    3-D scene to cast rays into."""
+    raster (built once per process); lidars and radars cast rays against the actor boxes and the
+    flat ground (their drop-off and ray directions drawn from a generator seeded by ``seed``)."""
 
     def __init__(
         self,
@@ -70,17 +74,11 @@ class SensorSuite:
         raster_resolution_m: float = DEFAULT_RESOLUTION_M,
         raster: TownRaster | None = None,
     ):
-        unsupported = [s for s in specs if s.type in (LIDAR, RADAR)]
-        if unsupported:
-            names = ", ".join(f"'{s.id}' ({s.type})" for s in unsupported)
-            raise SensorConfigError(
-                f"the embedded simulator renders no lidar or radar: remove {names} from sensors(), "
-                "or run the agent on the CARLA backend"
-            )
         self.town, self.specs = town, tuple(specs)
         self.route_xy = route_xy
         self.noise = noise
         self._rng = np.random.default_rng(seed)
+        self._ray_rng = np.random.default_rng([seed, RAY_STREAM])  # lidar / radar only
         needs_raster = any(s.type in (CAMERA_RGB, BEV) for s in specs)
         self.raster = (
             raster
@@ -89,6 +87,8 @@ class SensorSuite:
         )
         self._cameras: dict[str, CameraRenderer] = {}
         self._bevs: dict[str, BevRenderer] = {}
+        self._lidars = {s.id: Lidar(s) for s in specs if s.type == LIDAR}
+        self._radars = {s.id: Radar(s) for s in specs if s.type == RADAR}
         signals = getattr(town, "signals", None)
         for s in specs:
             if s.type == CAMERA_RGB and self.raster is not None:
@@ -130,6 +130,10 @@ class SensorSuite:
                 data = opendrive_reading(self.town.xodr)
             elif s.type == BEV:
                 data = self._bevs[s.id].render(state, self.route_xy)
+            elif s.type == LIDAR:
+                data = self._lidars[s.id].read(state, self._ray_rng)
+            elif s.type == RADAR:
+                data = self._radars[s.id].read(state, self._ray_rng)
             else:
                 raise SensorConfigError(
                     f"sensor '{s.id}': type {s.type} is not produced by the embedded simulator"
