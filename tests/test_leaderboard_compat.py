@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import math
+import re
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -306,6 +307,9 @@ def test_leaderboard_dummy_agent_runs_by_path(
     printed = capsys.readouterr().out
     assert "[Center -- 000000] with shape (48, 64, 4)" in printed
     assert "[GPS -- 000001] with shape (3,)" in printed
+    # the lidar's (N, 4) points and the radar's (N, 4) detections arrive too
+    assert re.search(r"\[LIDAR -- \d{6}\] with shape \(\d+, 4\)", printed)
+    assert re.search(r"\[RADAR -- \d{6}\] with shape \(\d+, 4\)", printed)
 
 
 def test_npc_hero_lookup_and_plan_waypoints(town_route: tuple[Any, Any]) -> None:

@@ -1,8 +1,8 @@
 # ruff: noqa  (written in the leaderboard's own style on purpose: its imports, order and quoting)
 """A do-nothing agent written as the leaderboard 2.0's dummy agent is: imports the base class and
 Track from leaderboard.autoagents.autonomous_agent, declares its sensors as dicts, prints what
-each tick brings and returns a released carla.VehicleControl. (No lidar / radar here: the
-embedded simulator gains them with issue 13 item 2.)"""
+each tick brings and returns a released carla.VehicleControl. Its lidar and radar are declared as the
+leaderboard's dummy agent declares them."""
 
 from __future__ import print_function
 
@@ -24,6 +24,10 @@ class LbDummyAgent(AutonomousAgent):
         return [
             {'type': 'sensor.camera.rgb', 'x': 0.7, 'y': 0.0, 'z': 1.60, 'roll': 0.0, 'pitch': 0.0,
              'yaw': 0.0, 'width': 64, 'height': 48, 'fov': 100, 'id': 'Center'},
+            {'type': 'sensor.lidar.ray_cast', 'x': 0.7, 'y': -0.4, 'z': 1.60, 'roll': 0.0, 'pitch': 0.0,
+             'yaw': -45.0, 'id': 'LIDAR'},
+            {'type': 'sensor.other.radar', 'x': 0.7, 'y': -0.4, 'z': 1.60, 'roll': 0.0, 'pitch': 0.0,
+             'yaw': -45.0, 'fov': 30, 'id': 'RADAR', 'horizontal_fov': 30.0, 'vertical_fov': 30.0},
             {'type': 'sensor.other.gnss', 'x': 0.7, 'y': -0.4, 'z': 1.60, 'id': 'GPS'},
             {'type': 'sensor.other.imu', 'x': 0.7, 'y': -0.4, 'z': 1.60, 'roll': 0.0, 'pitch': 0.0,
              'yaw': -45.0, 'id': 'IMU'},
