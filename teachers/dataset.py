@@ -174,7 +174,7 @@ def part_done(out_dir: Path, part: str) -> Path:
 def write_part(
     out_dir: Path, part: str, tables: dict[str, pa.Table], stats: dict[str, Any]
 ) -> None:
-    """Write a part's four tables, then its marker (the part counts as finished only then)."""
+    """Write a part's tables, then its marker (the part counts as finished only then)."""
     for name in TABLES:
         write_table(tables[name], out_dir / PARTS_DIR / f"{part}.{name}.parquet")
     write_json(stats, part_done(out_dir, part))
@@ -192,7 +192,7 @@ def finished_parts(out_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def merge_parts(out_dir: Path, parts: Iterable[str], manifest: dict[str, Any]) -> None:
-    """Concatenate the named parts (in order) into the four dataset tables, then write the
+    """Concatenate the named parts (in order) into the dataset tables, then write the
     manifest (last, so a dataset with a manifest is complete)."""
     names = list(parts)
     for table in TABLES:
