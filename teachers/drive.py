@@ -209,14 +209,16 @@ def drive_route(
         lambda _s, _t: criteria.done[0],
     )
     recorder, plans, track = Recorder.for_spec(spec), PlanLog(), ScenarioLog(scenario)
-    ended = "arrived or time limit"
+    ended = ""
     try:
-        run_episode(
+        summary = run_episode(
             sim, spec, driver, stop, hooks=(scenario,),
             observers=(CriteriaFeed(criteria), recorder, plans, track),
         )  # fmt: skip
         if criteria.done[0]:
             ended = criteria.done[1]
+        else:
+            ended = "time limit" if summary.ticks >= limit else "arrived"
     except EpisodeError as err:  # the drive so far is still good for scenes
         ended = f"{err.phase.value} error: {err.__cause__ or err}"
         log.warning("route %s: drive ended early (%s); keeping %d ticks", route.id, ended,

@@ -132,7 +132,7 @@ def test_modes_and_scenario_columns(dataset_dir: Path) -> None:
     t, sc = ds.teachers, ds.scenes
     assert set(t.lane_mode) <= {"keep", "left", "right", "branch"}
     assert set(t.speed_mode) <= {"stop", "slow", "go"}
-    kept = t.groupby("scene_id").apply(lambda g: len(set(zip(g.lane_mode, g.speed_mode))))
+    kept = t.groupby("scene_id").apply(lambda g: len(set(zip(g.lane_mode, g.speed_mode, strict=True))))
     kept = kept.reindex(sc.scene_id, fill_value=0)
     assert kept.tolist() == sc.n_modes_kept.tolist()
     assert (sc.n_modes_kept <= sc.n_modes_available).all()
