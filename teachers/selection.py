@@ -1,8 +1,10 @@
 """Teacher selection: keep the candidates that pass every gate and the hard safety checks, then
 choose up to K diverse ones: first across manoeuvre modes (``teachers.modes``; the best candidate
 of each mode, modes ordered by their best), then by farthest-point sampling in trajectory space
-(mean pose distance) within the modes, round-robin; every teacher at least the minimum
-separation from all others. Report how well the K cover the passing set and the modes kept.
+(mean pose distance) within the modes, round-robin. Teachers of one mode are at least
+MIN_SEPARATION_M apart; a mode's first teacher needs only MODE_SEPARATION_M from the others (two
+modes' best candidates can be close - a stop and a slow-down at walking speed - and are still
+different manoeuvres). Report how well the K cover the passing set and the modes kept.
 
 Gates on the scored matrix: NC = DAC = DDC = TLC = 1, C = 1 and EPDMS >= threshold. Hard checks
 on the poses the dataset stores (the rolled-out ego centres, t = 0.1 .. 4.0 s), stricter than the
@@ -30,6 +32,7 @@ from teachers.scoring.comfort import comfort_signals, within_bounds
 DEFAULT_K = 8  # teachers per scene
 DEFAULT_THRESHOLD = 0.95  # minimum EPDMS of a teacher
 MIN_SEPARATION_M = 1.0  # teachers differ by at least this mean pose distance [m]
+MODE_SEPARATION_M = 0.3  # a new mode's first teacher is at least this far from all others [m]
 POOL_CAP = 256  # passing candidates kept in a scene's pool (random, seeded) [-]
 COVERAGE_RADIUS_M = 1.0  # a passing candidate is covered within this mean distance [m]
 MIN_SPEED_MPS = -0.05  # no reversing teachers [m/s]
@@ -45,6 +48,7 @@ class SelectionConfig:
     k: int = DEFAULT_K
     threshold: float = DEFAULT_THRESHOLD
     min_separation_m: float = MIN_SEPARATION_M
+    mode_separation_m: float = MODE_SEPARATION_M
     coverage_radius_m: float = COVERAGE_RADIUS_M
     pool_cap: int = POOL_CAP
 
@@ -172,12 +176,15 @@ def farthest_point(poses: Float, first: int, k: int, min_separation_m: float) ->
 def diverse_by_mode(
     poses: Float, modes: NDArray[np.int64], order: NDArray[np.int64], k: int,
     min_separation_m: float,
+    mode_separation_m: float | None = None,
 ) -> NDArray[np.int64]:
     """Up to k indices into poses (B, T, 3) whose manoeuvre ``modes`` (B,) are given, ``order``
     (B,) the candidates best first: (1) modes in the order of their best candidate, each gets
-    its best candidate at least ``min_separation_m`` from those chosen; (2) round-robin over the
-    modes, each adds its candidate farthest from all chosen, while that is >= the separation.
-    The first index is the best candidate; all chosen are pairwise >= the separation apart."""
+    its best candidate at least ``mode_separation_m`` (default ``min_separation_m``) from those
+    chosen; (2) round-robin over the modes, each adds its candidate farthest from all chosen,
+    while that is >= ``min_separation_m``. The first index is the best candidate; all chosen
+    are pairwise >= ``mode_separation_m`` apart, those of one mode >= ``min_separation_m``."""
+    seed_sep = min_separation_m if mode_separation_m is None else mode_separation_m
     if len(poses) == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
     classes: list[int] = []
@@ -200,7 +207,7 @@ def diverse_by_mode(
         if len(chosen) >= k:
             break
         m = members[c]
-        ok = m[gap[m] >= min_separation_m]
+        ok = m[gap[m] >= seed_sep]
         if ok.size:
             take(int(ok[0]))
     grew = True
@@ -236,7 +243,9 @@ def select_teachers(
     v = scores.values
     order = np.lexsort((-scores.progress_m[cand], -v[Metric.EPDMS, cand]))
     m = np.zeros(len(cand), np.int64) if modes is None else np.asarray(modes, np.int64)[cand]
-    local = diverse_by_mode(poses[cand], m, order, config.k, config.min_separation_m)
+    local = diverse_by_mode(
+        poses[cand], m, order, config.k, config.min_separation_m, config.mode_separation_m
+    )
     chosen = cand[local]
     d = mean_distance(poses[cand][:, None], poses[chosen][None]).min(axis=1)
     coverage = float(np.mean(d <= config.coverage_radius_m))

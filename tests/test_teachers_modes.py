@@ -109,6 +109,17 @@ def test_diverse_by_mode_fills_modes_first_then_farthest_within() -> None:
     assert sorted(more.tolist()) == [0, 5, 6, 7]
 
 
+def test_a_new_mode_needs_only_the_mode_separation() -> None:
+    go = _line([8.0] * 40)
+    close_other_mode = go + [0, 0.5, 0]  # 0.5 m away but another mode
+    same_mode_close = go + [0, -0.5, 0]
+    poses = np.stack([go, close_other_mode, same_mode_close])
+    modes = np.array([0, 1, 0])
+    got = diverse_by_mode(poses, modes, np.arange(3), 3, 1.0, mode_separation_m=0.3)
+    assert got.tolist() == [0, 1]  # the other mode's best is kept, the same-mode one is not
+    assert diverse_by_mode(poses, modes, np.arange(3), 3, 1.0).tolist() == [0]
+
+
 def test_pool_cap_is_seeded_and_a_subset() -> None:
     passed = np.arange(0, 1000, 3)
     a = pool_indices(passed, 256, np.random.default_rng([0, 7]))
