@@ -10,6 +10,7 @@ progress among candidates passing the safety gates.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,13 +27,23 @@ from teachers.candidates import (
 )
 from teachers.episode_scenes import SceneRecord
 from teachers.lattice import lattice_candidates
+from teachers.modes import manoeuvre_modes
 from teachers.scoring import Metric, ScoreMatrix, score_candidates
 from teachers.scoring.aggregate import NUM_METRICS, SAFETY_GATES, with_aggregates
 from teachers.scoring.progress import ego_progress
-from teachers.selection import Selection, SelectionConfig, adjust_scores, select_teachers
+from teachers.selection import (
+    Selection,
+    SelectionConfig,
+    adjust_scores,
+    gates,
+    hard_checks,
+    pool_indices,
+    select_teachers,
+)
 from teachers.vocabulary import Vocabulary
 
 Float = NDArray[np.float64]
+Int = NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -48,14 +59,21 @@ class TeacherConfig:
 class SceneTeachers:
     """A scored scene: ``candidates`` (B), their adjusted ``scores`` (NUM_METRICS, B), the
     simulated ego ``poses`` (B, 40, 3) [x, y, yaw] box centres at t = 0.1 .. 4.0 s (what a teacher
-    row stores), the ``selection`` (teacher indices best first, pass mask, coverage) and
-    ``expert_row`` (index of the reference trajectory, None when the scene had none)."""
+    row stores), the ``selection`` (teacher indices best first, pass mask, coverage, modes),
+    ``expert_row`` (index of the reference trajectory, None when the scene had none), the
+    manoeuvre ``modes`` (B,) of every candidate (:func:`teachers.modes.mode_id`; -1 where not
+    classified: only passing candidates are), ``pool`` (P,) ascending candidate indices of the
+    scene's pool and ``vocab_index`` (B,) each candidate's entry in the vocabulary (-1 for the
+    lattice / expert extras)."""
 
     candidates: CandidateSet
     scores: ScoreMatrix
     poses: Float
     selection: Selection
     expert_row: int | None
+    modes: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pool: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    vocab_index: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def teacher_index(self) -> NDArray[np.int64]:
@@ -77,6 +95,9 @@ class SceneTeachers:
             "expert": c.count(Source.EXPERT),
             "passed": self.n_passed,
             "teachers": len(self.selection.index),
+            "pool": len(self.pool),
+            "modes_available": self.selection.modes_available,
+            "modes_kept": self.selection.modes_kept,
         }
 
 
@@ -141,10 +162,38 @@ def no_teachers(cands: CandidateSet) -> SceneTeachers:
     )
 
 
+def vocabulary_rows(vocab: Vocabulary | None, record: SceneRecord, cands: CandidateSet) -> Int:
+    """The vocabulary entry (B,) of each candidate placed from the vocabulary at the ego (-1 for
+    the other sources): vocabulary candidates are rows of ``vocab.in_world(ego_pose)``, matched
+    exactly."""
+    out = np.full(cands.size, -1, dtype=np.int64)
+    rows = np.flatnonzero(cands.source == Source.VOCABULARY)
+    if vocab is None or rows.size == 0:
+        return out
+    placed = np.ascontiguousarray(vocab.in_world(record.scene.ego_pose))
+    where = {placed[i].tobytes(): i for i in range(len(placed))}
+    for r in rows:
+        out[r] = where.get(np.ascontiguousarray(cands.poses[r]).tobytes(), -1)
+    return out
+
+
+def scene_rng(seed: int, scene_id: str) -> np.random.Generator:
+    """The generator of one scene's random choices (its pool): from the run seed and the scene
+    id only, so a scene gets the same pool whichever worker scores it."""
+    return np.random.default_rng([seed, zlib.crc32(scene_id.encode("utf-8"))])
+
+
 def teachers_for_scene(
-    record: SceneRecord, town: Town, vocab: Vocabulary | None, config: TeacherConfig
+    record: SceneRecord,
+    town: Town,
+    vocab: Vocabulary | None,
+    config: TeacherConfig,
+    seed: int = 0,
 ) -> SceneTeachers:
-    """Build, score, normalise and select one scene's candidates (the gen-teachers step)."""
+    """Build, score, normalise and select one scene's candidates (the gen-teachers step): the
+    K teachers across manoeuvre modes and the pool (every passing candidate whose proposed
+    poses also pass the hard checks, capped at ``config.selection.pool_cap`` at random from
+    ``seed`` and the scene id)."""
     cands = scene_candidates(record, town, vocab, config.candidates)
     if cands.size == 0:  # e.g. a route running away from the ego's heading: nothing to score
         return no_teachers(cands)
@@ -153,8 +202,19 @@ def teachers_for_scene(
     expert_row = int(experts[0]) if experts.size else None
     scores = normalise_scores(raw, expert_row)
     poses = states[:, 1:, :3]
-    sel = select_teachers(record.scene, town, poses, scores, config.selection)
-    return SceneTeachers(cands, scores, poses, sel, expert_row)
+    first = gates(scores, config.selection.threshold)
+    modes = np.full(cands.size, -1, dtype=np.int64)
+    modes[first] = manoeuvre_modes(
+        town, record.route_lane_seq, record.scene.route_xy, record.scene.ego_speed_mps,
+        poses[first],
+    )  # fmt: skip
+    sel = select_teachers(record.scene, town, poses, scores, config.selection, modes)
+    passed = np.flatnonzero(sel.passed)
+    proposed_ok = passed[hard_checks(record.scene, town, cands.poses[passed])]
+    pool = pool_indices(proposed_ok, config.selection.pool_cap, scene_rng(seed, record.scene_id))
+    return SceneTeachers(
+        cands, scores, poses, sel, expert_row, modes, pool, vocabulary_rows(vocab, record, cands)
+    )
 
 
 def score_trajectories(

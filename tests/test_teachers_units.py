@@ -139,15 +139,22 @@ def _scene_columns(sid: str) -> dict[str, dict[str, object]]:
         "ego_x": [1.0], "ego_y": [2.0], "ego_yaw": [0.1], "ego_speed": [3.0], "ego_accel": [0.0],
         "ego_yaw_rate": [0.0], "command": [4], "command_name": ["lanefollow"],
         "past_poses": [np.zeros((16, 3))], "past_speed": [np.zeros(16)],
-        "expert_future": [poses[0]], "n_agents": [0], "n_lights": [0], "n_candidates": [1],
+        "expert_future": [poses[0]], "scenario_type": [""], "scenario_name": [""],
+        "scenario_triggered": [False], "n_agents": [0], "n_scenario_agents": [0],
+        "n_lights": [0], "n_candidates": [1],
         "n_vocabulary": [0], "n_lattice": [0], "n_expert": [1], "n_passed": [1],
-        "n_teachers": [1], "coverage": [1.0], "max_gap_m": [0.0],
+        "n_teachers": [1], "n_pool": [1], "n_modes_available": [1], "n_modes_kept": [1],
+        "coverage": [1.0], "max_gap_m": [0.0],
     }  # fmt: skip
     teachers = {"scene_id": [sid], "rank": [0], "source": ["expert"], "poses": list(poses),
+                "lane_mode": ["keep"], "speed_mode": ["go"],
                 "progress_m": [20.0], "reactive": [None]}  # fmt: skip
     for name in ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec", "pdms", "epdms"):
         teachers[name] = [1.0]
-    return {"scenes": scenes, "teachers": teachers}
+    pool = {"scene_id": [sid, sid], "source": ["vocabulary", "expert"], "vocab_index": [7, -1],
+            "poses": [None, poses[0]], "lane_mode": ["keep", "keep"], "speed_mode": ["go", "go"],
+            "epdms": [1.0, 1.0], "progress_m": [20.0, 20.0]}  # fmt: skip
+    return {"scenes": scenes, "teachers": teachers, "pool": pool}
 
 
 def test_dataset_parts_merge_and_load(tmp_path) -> None:
@@ -164,6 +171,9 @@ def test_dataset_parts_merge_and_load(tmp_path) -> None:
     poses = poses_array(ds.teachers.poses)
     assert poses.shape == (2, 40, 3) and poses[0, 1, 2] == 5.0  # row-major [x, y, yaw]
     assert pd.isna(ds.teachers.reactive).all()
+    assert ds.pool.vocab_index.tolist() == [7, -1, 7, -1] and ds.pool.poses.isna().tolist() == [
+        True, False, True, False]  # vocabulary entries are their index, extras their poses
+    assert poses_array(ds.pool.poses.iloc[[1]])[0, 1, 2] == 5.0
     write_json({"format_version": 999}, tmp_path / "manifest.json")
     with pytest.raises(ConfigError):
         load_dataset(tmp_path)

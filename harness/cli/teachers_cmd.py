@@ -40,6 +40,10 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("teachers per scene", f"{summary['teachers_per_scene']:.2f}"),
         ("scenes with K teachers", f"{summary['scenes_with_k']}"),
         ("scenes without a teacher", f"{summary['scenes_without_teacher']}"),
+        ("pool per scene", f"{summary['pool_per_scene']:.1f}"),
+        ("scenes with >= 2 modes kept", f"{100 * summary['multimodal_fraction']:.1f} % "
+                                        f"({100 * summary['multimodal_available_fraction']:.1f} % "
+                                        "available)"),
         ("throughput", f"{rate:.0f} candidates/s" if rate else "- (all parts resumed)"),
         *(
             [("reactive collision-free", f"{summary['reactive_collision_free']} of "
@@ -51,6 +55,21 @@ def summary_table(summary: dict[str, Any]) -> Table:
     ]  # fmt: skip
     for k, v in rows:
         t.add_row(k, v)
+    return t
+
+
+def scenario_table(summary: dict[str, Any]) -> Table:
+    """Scenes and teachers per active scenario type."""
+    t = Table(title="by scenario type")
+    for name in ("scenario type", "scenes", "triggered", "teachers / scene", "no teacher",
+                 ">= 2 modes"):  # fmt: skip
+        t.add_column(name, justify="left" if name == "scenario type" else "right")
+    for typ, row in summary.get("by_scenario_type", {}).items():
+        t.add_row(
+            typ, str(row["scenes"]), str(row["triggered_scenes"]),
+            f"{row['teachers_per_scene']:.2f}", str(row["scenes_without_teacher"]),
+            f"{100 * row['multimodal_fraction']:.0f} %",
+        )  # fmt: skip
     return t
 
 
@@ -136,6 +155,7 @@ def gen_teachers(
         if tasks:
             bar.stop()
     Console().print(summary_table(summary))
+    Console().print(scenario_table(summary))
 
 
 @teachers_app.command("show")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017
 from harness.world.timing import HORIZON_STEPS
+from teachers.selection import MIN_SEPARATION_M
 
 SCENE_STEPS = 41  # agent / light samples, t = 0 .. 4.0 s
 PAST_STEPS = 16  # ego history, t = -1.5 .. 0 s (last = present)
@@ -262,7 +263,7 @@ class Options(Strict):
 
     threshold: float = Field(default=0.95, ge=0.0, le=1.0, allow_inf_nan=False, strict=True)
     min_separation_m: float = Field(
-        default=0.3, ge=0.0, le=50.0, allow_inf_nan=False, strict=True
+        default=MIN_SEPARATION_M, ge=0.0, le=50.0, allow_inf_nan=False, strict=True
     )
     use_vocabulary: Flag = True
 
