@@ -357,6 +357,40 @@ class SceneRasters:
             out[:] = np.inf
         return out.reshape(np.shape(x))
 
+    def route_distance_xy(self, x: Float, y: Float) -> Float:
+        """Distance (...) [m] from points ``x``, ``y`` (...) to the route centreline polyline:
+        exact against the coarse cell's nearest route segment and its two neighbours (the
+        :func:`_centerline_distance` kernel on the route's segments)."""
+        c = self.coarse
+        xf = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        yf = np.ascontiguousarray(y, dtype=np.float64).ravel()
+        out = np.empty(xf.size)
+        idx = np.arange(len(self.route_a), dtype=np.int64)
+        d = self.route_b - self.route_a
+        inv = 1.0 / np.maximum((d * d).sum(-1), 1e-12)
+        _centerline_distance(
+            xf,
+            yf,
+            float(c.origin_xy[0]),
+            float(c.origin_xy[1]),
+            float(c.resolution_m),
+            np.ascontiguousarray(self.route_seg, dtype=np.int64),
+            np.maximum(idx - 1, 0),
+            np.minimum(idx + 1, len(idx) - 1),
+            np.ascontiguousarray(self.route_a[:, 0]),
+            np.ascontiguousarray(self.route_a[:, 1]),
+            np.ascontiguousarray(d[:, 0]),
+            np.ascontiguousarray(d[:, 1]),
+            inv,
+            out,
+        )
+        return out.reshape(np.shape(x))
+
+    def flags_at(self, x: Float, y: Float) -> NDArray[np.uint8]:
+        """The FLAG_* bitfield (...) at points ``x``, ``y`` (...) [m] (0 outside the window)."""
+        i, j, inside = self.fine.cells(np.stack([x, y], axis=-1))
+        return np.where(inside, self.flags[i, j], 0).astype(np.uint8)
+
     @functools.cached_property
     def seg_params(self) -> tuple[Float, Float, Float, Float, Float]:
         """Lane segments as (start x, start y, chord x, chord y, inverse squared length) (S,)."""
@@ -425,9 +459,15 @@ def perimeter_samples(length_m: float, width_m: float) -> Float:
     )
 
 
-def red_light_hits(rasters: SceneRasters, states: Float, length_m: float, width_m: float) -> Bool:
-    """(B, T) whether the ego box touches a red on-route connector it did not touch at t=0.
-    Only samples whose centre is within the box's circumradius of a light's mask bounding box
+def red_light_hits(
+    rasters: SceneRasters,
+    states: Float,
+    length_m: float,
+    width_m: float,
+    exempt_t0: bool = True,
+) -> Bool:
+    """(B, T) whether the ego box touches a red on-route connector (with ``exempt_t0``, one it did
+    not already touch at t=0; NAVSIM counts t = 0 too). Only samples whose centre is within the box's circumradius of a light's mask bounding box
     are gathered."""
     bsz, n_t = states.shape[:2]
     red = np.zeros((bsz, n_t), dtype=bool)
@@ -457,7 +497,7 @@ def red_light_hits(rasters: SceneRasters, states: Float, length_m: float, width_
         i, j, inside = fine.cells(np.stack([px, py], axis=-1))
         touch = np.zeros((bsz, n_t), dtype=bool)
         touch[b, t] = (rasters.red_masks[k][i, j] & inside).any(axis=-1)
-        red |= touch & rasters.red_state[k][None, :n_t] & ~touch[:, :1]
+        red |= touch & rasters.red_state[k][None, :n_t] & ~(touch[:, :1] & exempt_t0)
     return red
 
 
@@ -467,10 +507,11 @@ def ego_areas(
     length_m: float,
     width_m: float,
     pose: EgoPose | None = None,
+    red_exempt_t0: bool = True,
 ) -> EgoAreas:
     """:class:`EgoAreas` of simulated states (B, T, N_STATE) by raster gathers: the flag bitfield
     and the lane id at each corner and the flags at the centre, in one pass of the numba kernel
-    :func:`_box_facts`."""
+    :func:`_box_facts` (``red_exempt_t0``: see :func:`red_light_hits`)."""
     pose = pose or EgoPose.of(states)
     fine = rasters.fine
     shape = pose.x.shape
@@ -497,7 +538,7 @@ def ego_areas(
         multiple_lanes=multiple,
         in_junction=junction,
         oncoming=oncoming,
-        red_light=red_light_hits(rasters, states, length_m, width_m),
+        red_light=red_light_hits(rasters, states, length_m, width_m, red_exempt_t0),
         centerline_m=rasters.centerline_distance_xy(pose.x, pose.y),
     )
 

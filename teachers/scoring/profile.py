@@ -1,0 +1,122 @@
+"""Scoring profiles: which rule set the PDMS / EPDMS scorer follows, as one value passed down.
+
+``navsim`` (the default) follows NAVSIM v1/v2 (navsim commit 0a380a9) rule for rule where our
+setting allows (REFERENCE.md sections 2, 2a, 3; the forced differences are in
+docs/DIFFERENCES.md, "Teacher scoring (NAVSIM profile)"). ``harness`` is the scorer as it stood
+before the profile existed; it is kept so teacher datasets written by earlier versions can be
+re-scored byte for byte and because its shapely reference (tests/oracles/reference.py) pins the
+raster kernels that both profiles share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ScoringProfile:
+    """One scorer rule set (every field names the rule it selects).
+
+    ``rollout``: "navsim" (NAVSIM's batch LQR + Euler bicycle on the rear axle,
+    :mod:`teachers.navsim_lqr`) or "harness" (:func:`harness.dynamics.lqr.lqr_rollout`).
+    ``nc_stopped_at_first_seen``: an agent is "stopped" (ego at fault) by its speed where it first
+    appears, static objects always (nuPlan), else by its speed at the contact step.
+    ``ttc_last_step``: last step whose projections are tested (NAVSIM 31 = 40 - 9; None: every
+    step whose projection stays in the horizon). ``ttc_exempt_behind``: an agent once hit without
+    counting stays exempt for the rest of the horizon. ``ttc_stopped_mps``: ego below this speed
+    is skipped (strict "<" in NAVSIM, "<=" in harness). ``ttc_ahead_from_current``: "ahead" is
+    judged from the current rear axle, not the projected box's. ``ttc_junction_at_rear_axle``:
+    the junction test of TTC's loose rule uses the rear axle (NAVSIM) rather than the centre.
+    ``ddc_window_steps``: displacements summed in DDC's rolling window (NAVSIM 11).
+    ``ddc_offroad_counts``: a centre off every on-route lane counts as oncoming even off the
+    drivable area (NAVSIM), else only on a drivable cell. ``tlc_exempt_t0``: a red connector
+    touched at t = 0 is exempt (harness); NAVSIM counts t = 0. ``lk_route``: LK measures the
+    distance to the route centreline (NAVSIM) instead of the nearest lane's;
+    ``lk_junction_resets``: a junction step resets the off-centre run (harness) instead of being
+    skipped. ``ep_gate_product``: EP's normaliser is the max of raw progress x the product of the
+    gate metrics, raw progress clipped at 0 (NAVSIM). ``comfort``: "navsim" signals (centre
+    longitudinal acceleration from rear-axle acceleration, yaw rate and yaw acceleration;
+    lateral acceleration 0 for simulated states; jerk of |acceleration|; yaw acceleration as one
+    Savitzky-Golay second derivative; values rounded to 8 decimals) or "harness".
+    ``hc_navsim_history``: HC prefixes the 14 states NAVSIM interpolates from the 2 Hz past
+    (t-1.5 .. t-0.2 s) instead of our 15 states at 0.1 s. ``ec_overlap_only``: EC filters the
+    36-step overlap slices (NAVSIM) instead of slicing the filtered full signals.
+    """
+
+    name: str
+    rollout: str
+    nc_stopped_at_first_seen: bool
+    ttc_last_step: int | None
+    ttc_exempt_behind: bool
+    ttc_stopped_mps: float
+    ttc_ahead_from_current: bool
+    ttc_junction_at_rear_axle: bool
+    ddc_window_steps: int
+    ddc_offroad_counts: bool
+    tlc_exempt_t0: bool
+    lk_route: bool
+    lk_junction_resets: bool
+    ep_gate_product: bool
+    comfort: str
+    hc_navsim_history: bool
+    ec_overlap_only: bool
+
+
+NAVSIM = ScoringProfile(
+    name="navsim",
+    rollout="navsim",
+    nc_stopped_at_first_seen=True,
+    ttc_last_step=31,
+    ttc_exempt_behind=True,
+    ttc_stopped_mps=5e-3,
+    ttc_ahead_from_current=True,
+    ttc_junction_at_rear_axle=True,
+    ddc_window_steps=11,
+    ddc_offroad_counts=True,
+    tlc_exempt_t0=False,
+    lk_route=True,
+    lk_junction_resets=False,
+    ep_gate_product=True,
+    comfort="navsim",
+    hc_navsim_history=True,
+    ec_overlap_only=True,
+)
+
+HARNESS = ScoringProfile(
+    name="harness",
+    rollout="harness",
+    nc_stopped_at_first_seen=False,
+    ttc_last_step=None,
+    ttc_exempt_behind=False,
+    ttc_stopped_mps=0.05,
+    ttc_ahead_from_current=False,
+    ttc_junction_at_rear_axle=False,
+    ddc_window_steps=10,
+    ddc_offroad_counts=False,
+    tlc_exempt_t0=True,
+    lk_route=False,
+    lk_junction_resets=True,
+    ep_gate_product=False,
+    comfort="harness",
+    hc_navsim_history=False,
+    ec_overlap_only=False,
+)
+
+PROFILES: dict[str, ScoringProfile] = {p.name: p for p in (NAVSIM, HARNESS)}
+DEFAULT_PROFILE = NAVSIM
+
+
+def get_profile(name: str | ScoringProfile | None) -> ScoringProfile:
+    """The registered profile called ``name`` (None: the default); a profile passes through."""
+    if name is None:
+        return DEFAULT_PROFILE
+    if isinstance(name, ScoringProfile):
+        return name
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown scoring profile {name!r}; use one of {', '.join(sorted(PROFILES))}"
+        ) from None
