@@ -26,7 +26,7 @@ from teachers.candidates import (
 )
 from teachers.episode_scenes import SceneRecord
 from teachers.lattice import lattice_candidates
-from teachers.scoring import Metric, ScoreMatrix, score_candidates
+from teachers.scoring import DEFAULT_PROFILE, Metric, ScoreMatrix, score_candidates
 from teachers.scoring.aggregate import NUM_METRICS, SAFETY_GATES, with_aggregates
 from teachers.scoring.progress import ego_progress
 from teachers.selection import Selection, SelectionConfig, adjust_scores, select_teachers
@@ -37,11 +37,12 @@ Float = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """What a scene's teachers depend on besides the scene: the candidate sources and the
-    selection (K, EPDMS threshold, diversity)."""
+    """What a scene's teachers depend on besides the scene: the candidate sources, the
+    selection (K, EPDMS threshold, diversity) and the scoring profile's name."""
 
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    profile: str = DEFAULT_PROFILE.name
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,7 +149,7 @@ def teachers_for_scene(
     cands = scene_candidates(record, town, vocab, config.candidates)
     if cands.size == 0:  # e.g. a route running away from the ego's heading: nothing to score
         return no_teachers(cands)
-    raw, states = score_candidates(record.scene, town, cands.poses)
+    raw, states = score_candidates(record.scene, town, cands.poses, profile=config.profile)
     experts = np.flatnonzero(cands.source == Source.EXPERT)
     expert_row = int(experts[0]) if experts.size else None
     scores = normalise_scores(raw, expert_row)
@@ -158,7 +159,11 @@ def teachers_for_scene(
 
 
 def score_trajectories(
-    record: SceneRecord, town: Town, trajectories: Float, simulate: bool = True
+    record: SceneRecord,
+    town: Town,
+    trajectories: Float,
+    simulate: bool = True,
+    profile: str = DEFAULT_PROFILE.name,
 ) -> TrajectoryScores:
     """Score trajectories (N, 40, 3) in the scene. EP is relative to the best safe one among them
     and, when the scene has a reference future, the reference (scored alongside, not returned),
@@ -171,7 +176,7 @@ def score_trajectories(
     if has_reference(record):
         poses = np.concatenate([trajectories, record.expert_future[None]], axis=0)
         expert_row = n
-    raw, states = score_candidates(record.scene, town, poses, rollout=simulate)
+    raw, states = score_candidates(record.scene, town, poses, rollout=simulate, profile=profile)
     scores = normalise_scores(raw, expert_row)
     kept = ScoreMatrix(values=scores.values[:, :n], progress_m=scores.progress_m[:n])
     return TrajectoryScores(kept, states[:n, 1:, :3])
