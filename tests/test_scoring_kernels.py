@@ -15,11 +15,17 @@ import pytest
 from harness.dynamics.lqr import NUM_POSES, LQRConfig, lqr_rollout
 from harness.maps import load_town
 from harness.world.state import ActorKind
-from teachers.rollout import full_plan, rollout_candidates, scene_lqr_config
+from teachers.rollout import full_plan, navsim_rollout, rollout_candidates, scene_lqr_config
 from teachers.scene import Scene
 from teachers.scoring import comfort, compliance
 from teachers.scoring.aggregate import state_bounds
-from teachers.scoring.collisions import AgentTable, contacts, time_to_collision
+from teachers.scoring.collisions import (
+    AgentTable,
+    contacts,
+    navsim_time_to_collision,
+    time_to_collision,
+)
+from tests.oracles.lqr_navsim_numpy import navsim_rollout_numpy
 from teachers.scoring.egopose import EgoPose
 from teachers.scoring.rasters import SceneRasters, ScoringMap, ego_areas
 from tests.oracles.lqr_numpy import lqr_rollout_numpy
@@ -28,6 +34,7 @@ from tests.oracles.scoring_numpy import (
     contacts_numpy,
     driving_direction_compliance_numpy,
     ego_areas_numpy,
+    navsim_ttc_numpy,
     time_to_collision_numpy,
     unwrap_time_numpy,
 )
@@ -110,6 +117,28 @@ def test_collision_kernels_match_numpy(case: Case) -> None:
         time_to_collision(scene, states, areas, ref, pose),
         time_to_collision_numpy(scene, states, areas, ref, pose),
     )
+
+
+def test_navsim_ttc_kernel_matches_numpy(case: Case) -> None:
+    scene, _, states, rasters = case
+    pose = EgoPose.of(states)
+    hits = contacts(scene, pose, AgentTable.of(scene))
+    areas = ego_areas(rasters, states, scene.ego_length_m, scene.ego_width_m, pose)
+    loose = areas.multiple_lanes | areas.off_drivable | areas.in_junction
+    for last, stopped in ((31, 5e-3), (40, 0.05)):
+        kw = {"last_step": last, "stopped_mps": stopped}
+        fast = navsim_time_to_collision(scene, pose, loose, hits.start, **kw)
+        ref = navsim_ttc_numpy(scene, pose, loose, hits.start, **kw)
+        np.testing.assert_array_equal(fast, ref)
+
+
+def test_navsim_rollout_kernel_matches_numpy(case: Case) -> None:
+    scene, _, states, _ = case
+    plan = full_plan(scene, states[:, 1:, :3])
+    args = (scene.ego_speed_mps, scene.ego_accel_mps2, scene.ego_yaw_rate_radps,
+            scene.ego_wheelbase_m, scene.ego_rear_axle_to_center_m)  # fmt: skip
+    np.testing.assert_allclose(navsim_rollout(plan, *args), navsim_rollout_numpy(plan, *args),
+                               rtol=0.0, atol=1e-8)  # fmt: skip
 
 
 def test_area_kernels_match_numpy(case: Case) -> None:

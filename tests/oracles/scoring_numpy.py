@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
+from harness.boxes import boxes_overlap
 from harness.geometry import wrap_angle
 from teachers.scene import Scene
 from teachers.scoring.collisions import (
@@ -233,6 +234,53 @@ def time_to_collision_numpy(
     hit = narrow_phase(ex, ey, ec, es, sample, agent, ag, scene.ego_length_m, scene.ego_width_m)
     s = sample[hit]
     fail(b[hit], t[hit], ex[s], ey[s], agents[a[hit], t[hit] + k_s[hit]])
+    return ttc
+
+
+def navsim_ttc_numpy(
+    scene: Scene,
+    pose: EgoPose,
+    loose: Bool,
+    start_hit: Bool,
+    *,
+    last_step: int,
+    stopped_mps: float,
+) -> Float:
+    """:func:`teachers.scoring.collisions.navsim_time_to_collision` with NumPy (the oracle of the
+    kernel ``_navsim_ttc``): per candidate, NAVSIM's loop over steps and projections, each
+    projection tested against all agents at once with :func:`harness.boxes.boxes_overlap`;
+    agents hit without counting join the exempt set."""
+    bsz, n_t = pose.shape
+    ttc = np.ones(bsz)
+    boxes, valid = scene.agent_boxes, scene.agent_valid
+    dims = np.array([scene.ego_length_m, scene.ego_width_m])
+    rear = scene.ego_rear_axle_to_center_m
+    last = min(last_step, n_t - 1 - max(TTC_HORIZONS_STEPS))
+    for b in range(bsz):
+        exempt = start_hit[b].copy()
+        done = False
+        for t in range(last + 1):
+            speed = abs(pose.speed[b, t])
+            if speed < stopped_mps or done:
+                continue
+            yaw = pose.yaw[b, t]
+            rx, ry = pose.x[b, t] - rear * np.cos(yaw), pose.y[b, t] - rear * np.sin(yaw)
+            for k in TTC_HORIZONS_STEPS:
+                d = speed * k * PDM_DT_S
+                ego = np.array([pose.x[b, t] + d * np.cos(yaw), pose.y[b, t] + d * np.sin(yaw),
+                                yaw, *dims])  # fmt: skip
+                hit = boxes_overlap(ego[None], boxes[:, t + k]) & valid[:, t + k] & ~exempt
+                for a in np.flatnonzero(hit):
+                    ang = abs(wrap_angle(np.arctan2(boxes[a, t + k, 1] - ry,
+                                                    boxes[a, t + k, 0] - rx) - yaw))  # fmt: skip
+                    if ang < AHEAD_ANGLE_RAD or (loose[b, t] and ang <= BEHIND_ANGLE_RAD):
+                        done = True
+                        break
+                    exempt[a] = True
+                if done:
+                    break
+        if done:
+            ttc[b] = 0.0
     return ttc
 
 
