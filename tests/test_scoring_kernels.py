@@ -34,6 +34,7 @@ from tests.oracles.scoring_numpy import (
     contacts_numpy,
     driving_direction_compliance_numpy,
     ego_areas_numpy,
+    navsim_comfort_numpy,
     navsim_ttc_numpy,
     time_to_collision_numpy,
     unwrap_time_numpy,
@@ -169,3 +170,17 @@ def test_comfort_kernels_match_numpy(case: Case) -> None:
             band = comfort.savgol_band(n, window, deriv, 0.1)
             dense = y @ comfort.savgol_matrix(n, window, deriv, 0.1)
             np.testing.assert_allclose(comfort._apply_band(y, *band), dense, atol=1e-9, rtol=1e-12)
+
+
+def test_navsim_comfort_signals_match_scipy(case: Case) -> None:
+    scene, _, _, _ = case
+    plans = candidate_fan(scene, n_curvature=6, n_accel=6)
+    states = np.ascontiguousarray(rollout_candidates(scene, plans))
+    d = scene.ego_rear_axle_to_center_m
+    for order in (3, 2):
+        fast = comfort.navsim_comfort_signals(states, d, yaw_accel_order=order)
+        ref = navsim_comfort_numpy(states, d, yaw_accel_order=order)
+        for name, want in ref.items():
+            # the banded kernel sums in another order than scipy's correlate: equal to rounding,
+            # so a value may land on the other side of an 8-decimal rounding step (1e-8)
+            np.testing.assert_allclose(getattr(fast, name), want, rtol=0, atol=1.5e-8, err_msg=name)

@@ -44,6 +44,7 @@ SAVGOL_ORDER = 2  # polynomial order of every filter
 ACCEL_WINDOW = 8  # samples: acceleration smoothing
 JERK_WINDOW = 15  # samples: derivative of the smoothed accelerations
 YAW_WINDOW = 5  # samples: derivative of heading and of yaw rate
+NAVSIM_DECIMALS = 8  # NAVSIM rounds every comfort signal to this many decimals
 
 EC_LIMITS = (  # signal of ComfortSignals, EC's limit on the RMS difference
     ("accel", EC_ACCEL_RMS_MPS2),
@@ -87,15 +88,18 @@ def savgol_band(
     return start, taps
 
 
-def _smooth(y: Float, window: int) -> Float:
-    return _apply_band(y, *savgol_band(y.shape[-1], window, 0, 1.0))
+def _smooth(y: Float, window: int, decimals: int = 0) -> Float:
+    return _apply_band(y, *savgol_band(y.shape[-1], window, 0, 1.0), decimals=decimals)
 
 
-def _derivative(y: Float, window: int, dt_s: float) -> Float:
-    return _apply_band(y, *savgol_band(y.shape[-1], window, 1, dt_s))
+def _derivative(
+    y: Float, window: int, dt_s: float, decimals: int = 0, deriv: int = 1, order: int = SAVGOL_ORDER
+) -> Float:
+    band = savgol_band(y.shape[-1], window, deriv, dt_s, order)
+    return _apply_band(y, *band, decimals=decimals)
 
 
-def _apply_band(y: Float, start: NDArray[np.int64], taps: Float) -> Float:
+def _apply_band(y: Float, start: NDArray[np.int64], taps: Float, decimals: int = 0) -> Float:
     """The banded filter (:func:`savgol_band`) along the last axis of ``y`` (..., n). Runs on a
     time-major (n, R) copy (a free view when ``y`` is itself a transposed time-major result, as
     the chained filters of :func:`comfort_signals` are) and returns a (..., n) view of the
@@ -103,14 +107,16 @@ def _apply_band(y: Float, start: NDArray[np.int64], taps: Float) -> Float:
     n = y.shape[-1]
     time_major = np.ascontiguousarray(np.reshape(y, (-1, n)).T, dtype=np.float64)
     out = np.empty(time_major.shape)
-    _band_kernel(time_major, start, taps, out)
+    _band_kernel(time_major, start, taps, float(10**decimals) if decimals else 0.0, out)
     return np.reshape(out.T, y.shape)
 
 
 @njit
-def _band_kernel(y: Float, start: NDArray[np.int64], taps: Float, out: Float) -> None:
+def _band_kernel(y: Float, start: NDArray[np.int64], taps: Float, scale: float, out: Float) -> None:
     """out[i, r] = sum over m (ascending) of y[start[i] + m, r] * taps[i, m] for time-major
-    signals y (n, R); the inner loop runs over the R signals (contiguous, vectorised)."""
+    signals y (n, R); the inner loop runs over the R signals (contiguous, vectorised). With
+    ``scale`` = 10^d > 0 each output is rounded to d decimals as ``np.round`` does it
+    (rint(x * 10^d) / 10^d, the same bits)."""
     n, rows = y.shape
     for i in range(n):
         s0 = start[i]
@@ -120,6 +126,9 @@ def _band_kernel(y: Float, start: NDArray[np.int64], taps: Float, out: Float) ->
             c = taps[i, m]
             for r in range(rows):
                 out[i, r] += y[s0 + m, r] * c
+        if scale > 0.0:
+            for r in range(rows):
+                out[i, r] = np.rint(out[i, r] * scale) / scale
 
 
 @dataclass(frozen=True)
@@ -204,22 +213,23 @@ def navsim_comfort_signals(
     alpha = np.zeros_like(om)
     alpha[..., 1:] = (om[..., 1:] - om[..., :-1]) / dt_s
     lon_raw = acc + rear_axle_to_center_m * (om * om + alpha)
-    lat_raw = np.zeros_like(acc) if lat_accel_mps2 is None else lat_accel_mps2
-    lon = np.round(_smooth(lon_raw, ACCEL_WINDOW), 8)
-    mag = np.round(_smooth(np.abs(acc) if lat_accel_mps2 is None else np.hypot(acc, lat_raw),
-                           ACCEL_WINDOW), 8)  # fmt: skip
-    n = states.shape[-2]
+    lon = _smooth(lon_raw, ACCEL_WINDOW, NAVSIM_DECIMALS)
+    if lat_accel_mps2 is None:  # simulated states: lateral acceleration 0, |a| its magnitude
+        lat = np.zeros_like(lon)
+        mag = _smooth(np.abs(acc), ACCEL_WINDOW, NAVSIM_DECIMALS)
+    else:
+        lat = _smooth(lat_accel_mps2, ACCEL_WINDOW, NAVSIM_DECIMALS)
+        mag = _smooth(np.hypot(acc, lat_accel_mps2), ACCEL_WINDOW, NAVSIM_DECIMALS)
     heading = unwrap_time(states[..., StateIndex.YAW])
+    dec = NAVSIM_DECIMALS
     return ComfortSignals(
         lon_accel=lon,
-        lat_accel=np.round(_smooth(lat_raw, ACCEL_WINDOW), 8),
+        lat_accel=lat,
         accel=mag,
-        lon_jerk=np.round(_derivative(lon, JERK_WINDOW, dt_s), 8),
-        jerk=np.round(_derivative(mag, JERK_WINDOW, dt_s), 8),
-        yaw_rate=np.round(_derivative(heading, YAW_WINDOW, dt_s), 8),
-        yaw_accel=np.round(
-            _apply_band(heading, *savgol_band(n, YAW_WINDOW, 2, dt_s, yaw_accel_order)), 8
-        ),
+        lon_jerk=_derivative(lon, JERK_WINDOW, dt_s, dec),
+        jerk=_derivative(mag, JERK_WINDOW, dt_s, dec),
+        yaw_rate=_derivative(heading, YAW_WINDOW, dt_s, dec),
+        yaw_accel=_derivative(heading, YAW_WINDOW, dt_s, dec, deriv=2, order=yaw_accel_order),
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.signal import savgol_filter
 
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
 from harness.boxes import boxes_overlap
@@ -282,6 +283,41 @@ def navsim_ttc_numpy(
         if done:
             ttc[b] = 0.0
     return ttc
+
+
+def navsim_comfort_numpy(
+    states: Float, rear_axle_to_center_m: float, yaw_accel_order: int = 3, dt: float = PDM_DT_S
+) -> dict[str, Float]:
+    """NAVSIM's comfort signals of simulated states (B, T, N_STATE), computed the way its
+    pdm_comfort_metrics does (the oracle of :func:`teachers.scoring.comfort.navsim_comfort_signals`):
+    scipy's ``savgol_filter`` along time on each signal, headings unwrapped by rounding the
+    steps to whole turns, every signal rounded to 8 decimals."""
+    n = states.shape[1]
+    acc = states[..., StateIndex.ACCEL]
+    om = states[..., StateIndex.YAW_RATE]
+    alpha = np.concatenate([np.zeros_like(om[:, :1]), np.diff(om, axis=1) / dt], axis=1)
+    centre = acc + rear_axle_to_center_m * om**2 + rear_axle_to_center_m * alpha
+
+    def smooth(y: Float) -> Float:
+        return np.round(savgol_filter(y, polyorder=2, window_length=min(8, n), axis=-1), 8)
+
+    def deriv(y: Float, window: int, order: int = 1, poly: int = 2) -> Float:
+        w = min(window, n)
+        return np.round(savgol_filter(y, w, poly, deriv=order, delta=dt, axis=-1), 8)
+
+    head = states[..., StateIndex.YAW]
+    turns = np.zeros_like(head)
+    turns[:, 1:] = np.cumsum(np.round(np.diff(head, axis=-1) / (2 * np.pi)), axis=-1)
+    head = head - 2 * np.pi * turns
+    lon, mag = smooth(centre), smooth(np.abs(acc))
+    return {
+        "lon_accel": lon,
+        "accel": mag,
+        "lon_jerk": deriv(lon, 15),
+        "jerk": deriv(mag, 15),
+        "yaw_rate": deriv(head, 5),
+        "yaw_accel": deriv(head, 5, 2, yaw_accel_order),
+    }
 
 
 # ---------------------------------------------------------------- map facts (rasters.py)
