@@ -141,7 +141,8 @@ def navsim_speed_smoother(n: int, dt_s: float) -> Float:
     d2 = np.zeros((n - 2, n))
     for i in range(n - 2):
         d2[i, i : i + 3] = (1.0, -2.0, 1.0)
-    return np.linalg.inv(np.eye(n) + NAVSIM_JERK_PENALTY / dt_s**4 * d2.T @ d2)
+    inv = np.linalg.inv(np.eye(n) + NAVSIM_JERK_PENALTY / dt_s**4 * d2.T @ d2)
+    return np.asarray(inv, dtype=np.float64)
 
 
 def navsim_rollout(

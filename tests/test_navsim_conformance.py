@@ -301,7 +301,7 @@ def test_lk_junction_steps_are_skipped_without_resetting(last_off: int, lk: floa
     # last_off = 29 -> LK 0; 19 steps at 28 -> 1. The harness profile's junction resets the run
     # (longest 15) -> 1 in both
     x = np.where(T < 15, 35.0 + T, np.where(T < 25, 52.0 + 1.5 * (T - 15), 72.0 + (T - 25)))
-    y = np.where(T <= last_off, 2.35, 1.75)
+    y = np.where(last_off >= T, 2.35, 1.75)
     st = states(x, y=y, speed=10.0)
     assert score(make_scene(), st)[Metric.LK][0] == lk
     assert score(make_scene(), st, HARNESS)[Metric.LK][0] == 1.0

@@ -25,9 +25,9 @@ from teachers.scoring.collisions import (
     navsim_time_to_collision,
     time_to_collision,
 )
-from tests.oracles.lqr_navsim_numpy import navsim_rollout_numpy
 from teachers.scoring.egopose import EgoPose
 from teachers.scoring.rasters import SceneRasters, ScoringMap, ego_areas
+from tests.oracles.lqr_navsim_numpy import navsim_rollout_numpy
 from tests.oracles.lqr_numpy import lqr_rollout_numpy
 from tests.oracles.scoring_numpy import (
     centerline_distance_xy_numpy,

@@ -49,8 +49,8 @@ from teachers.scoring.compliance import (
     traffic_light_compliance,
 )
 from teachers.scoring.egopose import EgoPose
-from teachers.scoring.progress import ego_progress
 from teachers.scoring.profile import ScoringProfile, get_profile
+from teachers.scoring.progress import ego_progress
 from teachers.scoring.rasters import (
     FLAG_JUNCTION,
     FLAG_ON_ROUTE,

@@ -58,9 +58,7 @@ Bool = NDArray[np.bool_]
 
 
 @functools.lru_cache(maxsize=32)
-def savgol_matrix(
-    n: int, window: int, deriv: int, dt_s: float, order: int = SAVGOL_ORDER
-) -> Float:
+def savgol_matrix(n: int, window: int, deriv: int, dt_s: float, order: int = SAVGOL_ORDER) -> Float:
     """(n, n) matrix M with ``savgol_filter(y, ...) == y @ M.T`` along the last axis (the filter
     with mode 'interp' is linear), so filtering B signals is one matrix product."""
     w = min(window, n)

@@ -37,7 +37,9 @@ def fit_profiles(rear: Float, dt: float) -> tuple[Float, Float]:
     for i in range(m - 2):
         reg[i, i + 1], reg[i, i + 2] = -1.0, 1.0
     lhs = np.swapaxes(a_mat, 1, 2) @ a_mat + r.NAVSIM_JERK_PENALTY * reg.T @ reg
-    x = np.einsum("bij,bj->bi", np.linalg.pinv(lhs) @ np.swapaxes(a_mat, 1, 2), disp.reshape(bsz, -1))
+    x = np.einsum(
+        "bij,bj->bi", np.linalg.pinv(lhs) @ np.swapaxes(a_mat, 1, 2), disp.reshape(bsz, -1)
+    )
     vel = x[:, :1] + np.concatenate([np.zeros((bsz, 1)), np.cumsum(x[:, 1:] * dt, axis=1)], axis=1)
     # unknowns [k0, kr_0 .. kr_{M-2}]; heading change i = dt v_i (k0 + dt sum_{j < i} kr_j)
     c_mat = np.repeat(np.tri(m)[None], bsz, axis=0)
@@ -87,8 +89,11 @@ def navsim_rollout_numpy(  # noqa: PLR0913
         v_ref = vel[:, ref]
         stop = (v_ref <= r.NAVSIM_STOP_SPEED_MPS) & (v <= r.NAVSIM_STOP_SPEED_MPS)
         b_lon = hz * dt
-        a_lqr = -b_lon * r.NAVSIM_Q_LONGITUDINAL * (v - v_ref) / (
-            b_lon * r.NAVSIM_Q_LONGITUDINAL * b_lon + r.NAVSIM_R_LONGITUDINAL
+        a_lqr = (
+            -b_lon
+            * r.NAVSIM_Q_LONGITUDINAL
+            * (v - v_ref)
+            / (b_lon * r.NAVSIM_Q_LONGITUDINAL * b_lon + r.NAVSIM_R_LONGITUDINAL)
         )
         a_cmd = np.where(stop, -r.NAVSIM_STOP_GAIN_PER_S * (v - v_ref), a_lqr)
         vk = v[:, None] + np.arange(hz)[None, :] * dt * a_cmd[:, None]

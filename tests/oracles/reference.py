@@ -125,9 +125,9 @@ class ReferenceScorer:
             centre = Point(x, y)
             junc = self.junction.contains(centre)
             flags["junc"][0, t] = junc
-            flags["onc"][0, t] = (
-                navsim_onc or self.drivable.contains(centre)
-            ) and not (self.on_route.contains(centre) or junc)
+            flags["onc"][0, t] = (navsim_onc or self.drivable.contains(centre)) and not (
+                self.on_route.contains(centre) or junc
+            )
             poly = Polygon(corners)
             for k, (geom, red) in enumerate(self.red):
                 hit = poly.intersects(geom)
@@ -176,10 +176,7 @@ class ReferenceScorer:
                     )
                 else:
                     stopped = s.agent_speed_mps[a, t] <= STOPPED_SPEED_MPS
-                fault = v > STOPPED_SPEED_MPS and (
-                    stopped
-                    or (not behind and (front or lateral))
-                )
+                fault = v > STOPPED_SPEED_MPS and (stopped or (not behind and (front or lateral)))
                 if fault:
                     static = s.agent_kind[a] == ActorKind.STATIC
                     score = min(score, STATIC_COLLISION_SCORE if static else MOVING_COLLISION_SCORE)
@@ -282,9 +279,9 @@ class ReferenceScorer:
             all_areas.append(areas)
             values[Metric.NC, b] = self.no_collision(traj, areas)
             values[Metric.DAC, b] = drivable_area_compliance(areas)[0]
-            values[Metric.DDC, b] = driving_direction_compliance(
-                one, areas, prof.ddc_window_steps
-            )[0]
+            values[Metric.DDC, b] = driving_direction_compliance(one, areas, prof.ddc_window_steps)[
+                0
+            ]
             values[Metric.TLC, b] = traffic_light_compliance(areas)[0]
             if prof.ttc_exempt_behind:
                 values[Metric.TTC, b] = self.navsim_ttc(traj, areas)
@@ -303,9 +300,9 @@ class ReferenceScorer:
             else:
                 values[Metric.C, b] = comfort(one)[0]
                 values[Metric.HC, b] = history_comfort(one, self.scene.ego_past)[0]
-                values[Metric.EC, b] = extended_comfort(
-                    one, previous, PREVIOUS_PLAN_OFFSET_STEPS
-                )[0]
+                values[Metric.EC, b] = extended_comfort(one, previous, PREVIOUS_PLAN_OFFSET_STEPS)[
+                    0
+                ]
             progress[b] = self.route.project(Point(traj[-1, :2])) - self.route.project(
                 Point(traj[0, :2])
             )

@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import savgol_filter
 
-from harness.dynamics.lqr import PDM_DT_S, StateIndex
 from harness.boxes import boxes_overlap
+from harness.dynamics.lqr import PDM_DT_S, StateIndex
 from harness.geometry import wrap_angle
 from teachers.scene import Scene
 from teachers.scoring.collisions import (
