@@ -114,11 +114,13 @@ def scene_candidates(
     return CandidateSet(poses=np.concatenate(parts, axis=0), source=np.concatenate(tags))
 
 
-def normalise_scores(raw: ScoreMatrix, expert_row: int | None) -> ScoreMatrix:
-    """:func:`adjust_scores` (EP over the safe candidates and the human filter) when there is a
-    reference row; without one only the EP normalisation, as adjust_scores does it."""
+def normalise_scores(
+    raw: ScoreMatrix, expert_row: int | None, profile: str = DEFAULT_PROFILE.name
+) -> ScoreMatrix:
+    """:func:`adjust_scores` (EP over the safe candidates and the profile's human filter) when
+    there is a reference row; without one only the EP normalisation, as adjust_scores does it."""
     if expert_row is not None:
-        return adjust_scores(raw, expert_row)
+        return adjust_scores(raw, expert_row, profile=profile)
     v = raw.values.copy()
     safe = np.ones(v.shape[1], dtype=bool)
     for m in SAFETY_GATES:
@@ -152,7 +154,7 @@ def teachers_for_scene(
     raw, states = score_candidates(record.scene, town, cands.poses, profile=config.profile)
     experts = np.flatnonzero(cands.source == Source.EXPERT)
     expert_row = int(experts[0]) if experts.size else None
-    scores = normalise_scores(raw, expert_row)
+    scores = normalise_scores(raw, expert_row, config.profile)
     poses = states[:, 1:, :3]
     sel = select_teachers(record.scene, town, poses, scores, config.selection)
     return SceneTeachers(cands, scores, poses, sel, expert_row)
@@ -177,6 +179,6 @@ def score_trajectories(
         poses = np.concatenate([trajectories, record.expert_future[None]], axis=0)
         expert_row = n
     raw, states = score_candidates(record.scene, town, poses, rollout=simulate, profile=profile)
-    scores = normalise_scores(raw, expert_row)
+    scores = normalise_scores(raw, expert_row, profile)
     kept = ScoreMatrix(values=scores.values[:, :n], progress_m=scores.progress_m[:n])
     return TrajectoryScores(kept, states[:n, 1:, :3])

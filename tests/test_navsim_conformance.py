@@ -20,6 +20,7 @@ from harness.errors import ConfigError
 from harness.world.state import ActorKind, LightState
 from teachers.rollout import navsim_rollout, rollout_candidates
 from teachers.scoring import HARNESS, NAVSIM, Metric, get_profile, score_states
+from teachers.scoring.aggregate import human_filter
 from teachers.scoring.comfort import (
     navsim_comfort_signals,
     navsim_extended_comfort,
@@ -407,3 +408,25 @@ def test_ec_acceleration_rms_limit(accel: float, ec: float) -> None:
     cur = states(T * 1.0, speed=10.0, accel=accel)
     prev = states(T * 1.0, speed=10.0)[0]
     assert navsim_extended_comfort(cur, prev, D_REAR)[0] == ec
+
+
+# --- human filter -------------------------------------------------------------------------------
+
+
+def test_human_filter_covers_gates_and_ep_never_ec() -> None:
+    # the human row (0) scores 0 on NC, EP, EC and 0.5 on DDC: NAVSIM sets a column to 1 for
+    # every trajectory where the human's value is exactly 0 -> NC and EP become 1, DDC (0.5) and
+    # EC (two-frame, computed after the filter) stay; the harness profile filtered TTC, LK, HC,
+    # EC below 1 and no gate
+    v = np.ones((len(Metric), 2))
+    v[Metric.NC] = [0.0, 0.0]
+    v[Metric.EP] = [0.0, 0.3]
+    v[Metric.EC] = [0.0, 0.0]
+    v[Metric.DDC] = [0.5, 0.0]
+    out = human_filter(v, 0)
+    assert out[Metric.NC].tolist() == [1.0, 1.0] and out[Metric.EP].tolist() == [1.0, 1.0]
+    assert out[Metric.EC].tolist() == [0.0, 0.0] and out[Metric.DDC].tolist() == [0.5, 0.0]
+    # aggregates follow the filtered rows: EPDMS of row 1 = 1 x 1 x 0 (DDC) x ... = 0
+    assert out[Metric.EPDMS, 1] == 0.0
+    old = human_filter(v, 0, "harness")
+    assert old[Metric.NC].tolist() == [0.0, 0.0] and old[Metric.EC].tolist() == [1.0, 1.0]

@@ -130,6 +130,24 @@ def with_aggregates(values: Float) -> Float:
     return out
 
 
+def human_filter(
+    values: Float, human_row: int, profile: ScoringProfile | str | None = None
+) -> Float:
+    """NAVSIM v2's human filter on a (NUM_METRICS, B) matrix: each of the profile's
+    ``human_filtered`` metrics that the row ``human_row`` (the human / reference trajectory)
+    fails is set to 1 for every column; the aggregates are recomputed. NAVSIM filters every
+    per-frame sub-score, gates and EP included, where the human's is exactly 0, and never EC
+    (two-frame, computed after the filter)."""
+    prof = get_profile(profile)
+    out = np.array(values, dtype=np.float64)
+    for name in prof.human_filtered:
+        m = Metric[name]
+        human = out[m, human_row]
+        if human == 0.0 if prof.human_filter_zero_only else human < 1.0:
+            out[m] = 1.0
+    return with_aggregates(out)
+
+
 def state_bounds(states: Float) -> tuple[float, float, float, float]:
     """(xmin, ymin, xmax, ymax) [m] of the ego centres in states (B, T, N_STATE)."""
     x, y = states[..., StateIndex.X], states[..., StateIndex.Y]

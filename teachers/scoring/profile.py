@@ -43,6 +43,10 @@ class ScoringProfile:
     ``hc_navsim_history``: HC prefixes the 14 states NAVSIM interpolates from the 2 Hz past
     (t-1.5 .. t-0.2 s) instead of our 15 states at 0.1 s. ``ec_overlap_only``: EC filters the
     36-step overlap slices (NAVSIM) instead of slicing the filtered full signals.
+    ``human_filtered``: the :class:`teachers.scoring.Metric` names a human filter may set to 1
+    for every candidate when the human / reference row fails them (NAVSIM: every per-frame
+    column, gates and EP included, never EC); ``human_filter_zero_only``: "fails" means a
+    value of exactly 0 (NAVSIM), else any value below 1.
     """
 
     name: str
@@ -62,6 +66,8 @@ class ScoringProfile:
     comfort: str
     hc_navsim_history: bool
     ec_overlap_only: bool
+    human_filtered: tuple[str, ...]
+    human_filter_zero_only: bool
 
 
 NAVSIM = ScoringProfile(
@@ -82,6 +88,8 @@ NAVSIM = ScoringProfile(
     comfort="navsim",
     hc_navsim_history=True,
     ec_overlap_only=True,
+    human_filtered=("NC", "DAC", "DDC", "TLC", "EP", "TTC", "LK", "HC"),
+    human_filter_zero_only=True,
 )
 
 HARNESS = ScoringProfile(
@@ -102,6 +110,8 @@ HARNESS = ScoringProfile(
     comfort="harness",
     hc_navsim_history=False,
     ec_overlap_only=False,
+    human_filtered=("TTC", "LK", "HC", "EC"),
+    human_filter_zero_only=False,
 )
 
 PROFILES: dict[str, ScoringProfile] = {p.name: p for p in (NAVSIM, HARNESS)}
