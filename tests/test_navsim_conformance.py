@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import shapely
 
 from harness.dynamics.lqr import N_STATE, NUM_POSES, PDM_DT_S, StateIndex
 from harness.errors import ConfigError
@@ -169,6 +170,30 @@ def test_nc_agent_stopped_where_first_seen_puts_the_ego_at_fault() -> None:
     scene, st = _sideswipe(first_speed=0.0)
     assert score(scene, st)[Metric.NC][0] == 0.0
     assert score(scene, st, HARNESS)[Metric.NC][0] == 1.0
+
+
+def test_nc_lateral_hit_inside_one_of_two_overlapping_lanes_is_not_at_fault() -> None:
+    # a variant of the road where lane 4's polygon also covers lane 0 (x -60..200, y 0..3.5):
+    # the ego at y = 1.75 has all four corners in lanes 0 and 4. NAVSIM: two lanes touched but
+    # one (either) holds all four corners -> not "in several lanes". A car alongside (centre 1 m
+    # behind the ego's, bearing from the rear axle atan2(2, 0.32) = 81 deg: not behind; the
+    # front bumper at x + 2.45 is past its front at x + 1.45) drifts into the ego's side: a
+    # lateral hit, at fault only when in several lanes / off road -> NC 1; the harness rule
+    # counts corners in overlapping lanes as several lanes -> at fault -> 0
+    base = straight_town()
+    polys = list(base.area.lane_polygons)
+    polys[4] = shapely.box(-60.0, 0.0, 200.0, 3.5)
+    area = replace(base.area, lane_polygons=polys, drivable=shapely.union_all(polys))
+    town = replace(base, area=area)
+    x = T * 1.0
+    scene = with_agent(make_scene(), x - 1.0, np.maximum(3.75, 5.0 - 0.25 * T), speed=10.0)
+    st = states(x)
+    assert score_states(scene, town, st)[Metric.NC][0] == 1.0
+    assert score_states(scene, town, st, profile=HARNESS)[Metric.NC][0] == 0.0
+    # straddling the line between lanes 0 and 1 (y = 0) is "several lanes" under both rules:
+    # the same lateral hit is at fault
+    scene = with_agent(make_scene(), x - 1.0, np.maximum(2.0, 3.25 - 0.25 * T), speed=10.0)
+    assert score_states(scene, town, states(x, y=0.0))[Metric.NC][0] == 0.0
 
 
 def test_nc_overlap_at_t0_is_ignored() -> None:

@@ -15,7 +15,7 @@ scene carries no human trajectory; callers can apply it on the returned matrix (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 import numpy as np
@@ -59,6 +59,7 @@ from teachers.scoring.rasters import (
     SceneRasters,
     ScoringMap,
     ego_areas,
+    navsim_multiple_lanes,
 )
 
 Float = NDArray[np.float64]
@@ -174,6 +175,11 @@ def score_states(
     areas = ego_areas(
         rasters, states, scene.ego_length_m, scene.ego_width_m, pose, prof.tlc_exempt_t0
     )
+    if prof.multi_lane_single_holder:
+        multi = navsim_multiple_lanes(
+            rasters, pose, scene.ego_length_m, scene.ego_width_m, areas.multiple_lanes
+        )
+        areas = replace(areas, multiple_lanes=multi)
     station = rasters.route_station(states[:, [0, -1], :2])
     progress = station[:, 1] - station[:, 0]
     hits = contacts(scene, pose, AgentTable.of(scene)) if scene.num_agents else None

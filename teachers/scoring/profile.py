@@ -19,6 +19,9 @@ from harness.errors import ConfigError
 class ScoringProfile:
     """One scorer rule set (every field names the rule it selects).
 
+    ``multi_lane_single_holder``: "in several lanes" (NC's lateral fault, TTC's loose rule) means
+    the corners lie in >= 2 lane polygons and no single one holds all four (NAVSIM), instead of
+    "corners in different lanes or in overlapping lanes".
     ``rollout``: "navsim" (NAVSIM's batch LQR + Euler bicycle on the rear axle,
     :mod:`teachers.navsim_lqr`) or "harness" (:func:`harness.dynamics.lqr.lqr_rollout`).
     ``nc_stopped_at_first_seen``: an agent is "stopped" (ego at fault) by its speed where it first
@@ -51,6 +54,7 @@ class ScoringProfile:
 
     name: str
     rollout: str
+    multi_lane_single_holder: bool
     nc_stopped_at_first_seen: bool
     ttc_last_step: int | None
     ttc_exempt_behind: bool
@@ -73,6 +77,7 @@ class ScoringProfile:
 NAVSIM = ScoringProfile(
     name="navsim",
     rollout="navsim",
+    multi_lane_single_holder=True,
     nc_stopped_at_first_seen=True,
     ttc_last_step=31,
     ttc_exempt_behind=True,
@@ -95,6 +100,7 @@ NAVSIM = ScoringProfile(
 HARNESS = ScoringProfile(
     name="harness",
     rollout="harness",
+    multi_lane_single_holder=False,
     nc_stopped_at_first_seen=False,
     ttc_last_step=None,
     ttc_exempt_behind=False,

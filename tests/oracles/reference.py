@@ -120,8 +120,13 @@ class ReferenceScorer:
                 self.drivable, corners[:, 0], corners[:, 1]
             ).all()
             lanes = self.town.area.lanes_at(corners)
-            distinct = {tuple(v) for v in lanes if v}
-            flags["multi"][0, t] = any(len(v) > 1 for v in lanes) or len(distinct) > 1
+            if self.profile.multi_lane_single_holder:  # >= 2 lanes touched, none holds all four
+                touched = set().union(*map(set, lanes))
+                holder = any(all(k in v for v in lanes) for k in touched)
+                flags["multi"][0, t] = len(touched) > 1 and not holder
+            else:
+                distinct = {tuple(v) for v in lanes if v}
+                flags["multi"][0, t] = any(len(v) > 1 for v in lanes) or len(distinct) > 1
             centre = Point(x, y)
             junc = self.junction.contains(centre)
             flags["junc"][0, t] = junc
