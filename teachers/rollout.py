@@ -6,6 +6,7 @@ simulation from the measured state). Box-centre poses, world frame."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -132,6 +133,7 @@ NAVSIM_TAU_STEER_S = 0.05  # [s] first-order steer lag
 NAVSIM_MAX_STEER_RAD = np.pi / 3  # [rad]
 
 
+@functools.lru_cache(maxsize=8)
 def navsim_speed_smoother(n: int, dt_s: float) -> Float:
     """(n, n) matrix S with speeds = S @ p, p the plan's displacements along its headings / dt.
 
@@ -160,34 +162,29 @@ def navsim_rollout(
     an Euler kinematic bicycle with lags dt / (dt + tau). Returns states (B, 41, N_STATE) as a
     view of an (N_STATE, B, 41) buffer (box-centre poses). Numba kernel
     :func:`_navsim_kernel`; the NumPy oracle is ``tests/oracles/lqr_navsim_numpy.py``."""
-    p = np.asarray(plan, dtype=np.float64)
+    p = np.ascontiguousarray(plan, dtype=np.float64)
     bsz, n = p.shape[0], p.shape[1]
     d = rear_axle_to_center_m
-    rear = np.empty_like(p)
-    rear[..., 0] = p[..., 0] - d * np.cos(p[..., 2])
-    rear[..., 1] = p[..., 1] - d * np.sin(p[..., 2])
-    rear[..., 2] = p[..., 2]
     moving = abs(speed_mps) > MIN_MOVING_SPEED_MPS
     steer0 = float(np.arctan(wheelbase_m * yaw_rate_radps / speed_mps)) if moving else 0.0
     steer0 = float(np.clip(steer0, -NAVSIM_MAX_STEER_RAD, NAVSIM_MAX_STEER_RAD))
     init = np.array([speed_mps, accel_mps2, steer0, yaw_rate_radps], dtype=np.float64)
     consts = np.array([dt_s, wheelbase_m, d], dtype=np.float64)
     out = np.empty((N_STATE, bsz, n))
-    _navsim_kernel(
-        np.ascontiguousarray(rear), navsim_speed_smoother(n - 1, dt_s), init, consts, out
-    )
+    _navsim_kernel(p, navsim_speed_smoother(n - 1, dt_s), init, consts, out)
     return out.transpose(1, 2, 0)
 
 
 @njit
 def _navsim_kernel(  # noqa: PLR0915
-    rear: Float, smoother: Float, init: Float, consts: Float, out: Float
+    plan: Float, smoother: Float, init: Float, consts: Float, out: Float
 ) -> None:
-    """Fill ``out`` (N_STATE, B, T) with the NAVSIM rollout of rear-axle plans ``rear`` (B, T, 3);
-    ``init`` = [speed, accel, steer, yaw rate] at t = 0, ``consts`` = [dt, wheelbase, rear axle
-    to centre]."""
+    """Fill ``out`` (N_STATE, B, T) with the NAVSIM rollout of box-centre plans ``plan``
+    (B, T, 3), tracked at the rear axle; ``init`` = [speed, accel, steer, yaw rate] at t = 0,
+    ``consts`` = [dt, wheelbase, rear axle to centre]."""
     dt, wb, d = consts[0], consts[1], consts[2]
-    bsz, n_t = rear.shape[0], rear.shape[1]
+    bsz, n_t = plan.shape[0], plan.shape[1]
+    rear = np.empty((n_t, 3))
     m = n_t - 1
     horizon = NAVSIM_HORIZON_STEPS
     la = dt / (dt + NAVSIM_TAU_ACCEL_S)
@@ -204,12 +201,17 @@ def _navsim_kernel(  # noqa: PLR0915
     cprime = np.empty(m)
     curv = np.empty(m)
     for b in range(bsz):
+        for i in range(n_t):  # the plan's rear-axle poses
+            h = plan[b, i, 2]
+            rear[i, 0] = plan[b, i, 0] - d * np.cos(h)
+            rear[i, 1] = plan[b, i, 1] - d * np.sin(h)
+            rear[i, 2] = h
         # speed profile: the fixed smoother applied to the along-heading displacement speeds
         for i in range(m):
-            h = rear[b, i, 2]
-            p[i] = ((rear[b, i + 1, 0] - rear[b, i, 0]) * np.cos(h)
-                    + (rear[b, i + 1, 1] - rear[b, i, 1]) * np.sin(h)) / dt  # fmt: skip
-            dh[i] = wrap_angle_scalar(rear[b, i + 1, 2] - h)
+            h = rear[i, 2]
+            p[i] = ((rear[i + 1, 0] - rear[i, 0]) * np.cos(h)
+                    + (rear[i + 1, 1] - rear[i, 1]) * np.sin(h)) / dt  # fmt: skip
+            dh[i] = wrap_angle_scalar(rear[i + 1, 2] - h)
         for i in range(m):
             acc = 0.0
             for j in range(m):
@@ -231,7 +233,7 @@ def _navsim_kernel(  # noqa: PLR0915
         for i in range(m - 2, -1, -1):
             curv[i] -= cprime[i] * curv[i + 1]
         # simulation
-        x, y, yaw = rear[b, 0, 0], rear[b, 0, 1], rear[b, 0, 2]
+        x, y, yaw = rear[0, 0], rear[0, 1], rear[0, 2]
         v, a, st, om = init[0], init[1], init[2], init[3]
         for t in range(n_t):
             out[0, b, t] = x + d * np.cos(yaw)
@@ -243,9 +245,9 @@ def _navsim_kernel(  # noqa: PLR0915
             out[6, b, t] = om
             if t == n_t - 1:
                 break
-            hr = rear[b, t, 2]
-            ex = x - rear[b, t, 0]
-            ey = y - rear[b, t, 1]
+            hr = rear[t, 2]
+            ex = x - rear[t, 0]
+            ey = y - rear[t, 1]
             e_lat = -ex * np.sin(hr) + ey * np.cos(hr)
             e_head = wrap_angle_scalar(yaw - hr)
             ref = min(t + horizon, m - 1)

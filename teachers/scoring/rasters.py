@@ -396,9 +396,16 @@ class SceneRasters:
         return out.reshape(np.shape(x))
 
     def flags_at(self, x: Float, y: Float) -> NDArray[np.uint8]:
-        """The FLAG_* bitfield (...) at points ``x``, ``y`` (...) [m] (0 outside the window)."""
-        i, j, inside = self.fine.cells(np.stack([x, y], axis=-1))
-        return np.where(inside, self.flags[i, j], 0).astype(np.uint8)
+        """The FLAG_* bitfield (...) at points ``x``, ``y`` (...) [m] (0 outside the window);
+        numba kernel :func:`_gather_flags`."""
+        xf = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        yf = np.ascontiguousarray(y, dtype=np.float64).ravel()
+        out = np.empty(xf.size, dtype=np.uint8)
+        g = self.fine
+        _gather_flags(
+            xf, yf, float(g.origin_xy[0]), float(g.origin_xy[1]), g.resolution_m, self.flags, out
+        )
+        return out.reshape(np.shape(x))
 
     @functools.cached_property
     def seg_params(self) -> tuple[Float, Float, Float, Float, Float]:
@@ -740,3 +747,24 @@ def _navsim_multi(  # noqa: PLR0913
                 if hits[m] == 4:
                     holder = True
             out[b, t] = n_seen > 1 and not holder
+
+
+@njit
+def _gather_flags(
+    x: Float,
+    y: Float,
+    x0: float,
+    y0: float,
+    res: float,
+    flags: NDArray[np.uint8],
+    out: NDArray[np.uint8],
+) -> None:
+    """out (N,) = ``flags`` (H, W) at the cells of points ``x``, ``y`` (N,), 0 outside."""
+    h, w = flags.shape
+    for n in range(x.shape[0]):
+        qx = np.floor((x[n] - x0) / res)
+        qy = np.floor((y[n] - y0) / res)
+        if qx >= 0.0 and qy >= 0.0 and qx < w and qy < h:
+            out[n] = flags[int(qy), int(qx)]
+        else:
+            out[n] = 0
