@@ -232,7 +232,7 @@ def _ttc(
     prof: ScoringProfile,
 ) -> Float:
     """TTC (B,) under the profile's rules (see :class:`ScoringProfile`)."""
-    if not prof.ttc_exempt_behind:
+    if not prof.ttc_navsim:
         return time_to_collision(scene, states, areas, hits, pose)
     if scene.num_agents == 0 or hits is None:
         return np.ones(states.shape[0])
@@ -242,9 +242,13 @@ def _ttc(
         rear = rasters.flags_at(pose.x - d * pose.cos, pose.y - d * pose.sin)
         junction = (rear & FLAG_JUNCTION) > 0
     loose = areas.multiple_lanes | areas.off_drivable | junction
-    last = prof.ttc_last_step if prof.ttc_last_step is not None else states.shape[1] - 1
     return navsim_time_to_collision(
-        scene, pose, loose, hits.start, last_step=last, stopped_mps=prof.ttc_stopped_mps
+        scene,
+        pose,
+        loose,
+        hits.start,
+        last_step=prof.ttc_last_step,
+        stopped_mps=prof.ttc_stopped_mps,
     )
 
 

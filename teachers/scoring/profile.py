@@ -23,15 +23,16 @@ class ScoringProfile:
     the corners lie in >= 2 lane polygons and no single one holds all four (NAVSIM), instead of
     "corners in different lanes or in overlapping lanes".
     ``rollout``: "navsim" (NAVSIM's batch LQR + Euler bicycle on the rear axle,
-    :mod:`teachers.navsim_lqr`) or "harness" (:func:`harness.dynamics.lqr.lqr_rollout`).
+    :func:`teachers.rollout.navsim_rollout`) or "harness" (:func:`harness.dynamics.lqr.lqr_rollout`).
     ``nc_stopped_at_first_seen``: an agent is "stopped" (ego at fault) by its speed where it first
     appears, static objects always (nuPlan), else by its speed at the contact step.
-    ``ttc_last_step``: last step whose projections are tested (NAVSIM 31 = 40 - 9; None: every
-    step whose projection stays in the horizon). ``ttc_exempt_behind``: an agent once hit without
-    counting stays exempt for the rest of the horizon. ``ttc_stopped_mps``: ego below this speed
-    is skipped (strict "<" in NAVSIM, "<=" in harness). ``ttc_ahead_from_current``: "ahead" is
-    judged from the current rear axle, not the projected box's. ``ttc_junction_at_rear_axle``:
-    the junction test of TTC's loose rule uses the rear axle (NAVSIM) rather than the centre.
+    ``ttc_navsim``: NAVSIM's TTC loop (:func:`teachers.scoring.collisions.navsim_time_to_collision`:
+    an agent once hit without counting stays exempt for the rest of the horizon, "ahead" is
+    judged from the current rear axle, not the projected box's, an ego slower than
+    ``ttc_stopped_mps`` is skipped) over steps 0 .. ``ttc_last_step`` (NAVSIM 31 = 40 - 9), or
+    the harness rule (every step whose projection stays in the horizon, "ahead" from the
+    projected box, no exemption, stopped <= 0.05 m/s). ``ttc_junction_at_rear_axle``: the
+    junction test of TTC's loose rule uses the rear axle (NAVSIM) rather than the centre.
     ``ddc_window_steps``: displacements summed in DDC's rolling window (NAVSIM 11).
     ``ddc_offroad_counts``: a centre off every on-route lane counts as oncoming even off the
     drivable area (NAVSIM), else only on a drivable cell. ``tlc_exempt_t0``: a red connector
@@ -42,10 +43,10 @@ class ScoringProfile:
     gate metrics, raw progress clipped at 0 (NAVSIM). ``comfort``: "navsim" signals (centre
     longitudinal acceleration from rear-axle acceleration, yaw rate and yaw acceleration;
     lateral acceleration 0 for simulated states; jerk of |acceleration|; yaw acceleration as one
-    Savitzky-Golay second derivative; values rounded to 8 decimals) or "harness".
+    Savitzky-Golay second derivative; values rounded to 8 decimals; EC filters the 36-step
+    overlap slices, not slices of the filtered full signals) or "harness".
     ``hc_navsim_history``: HC prefixes the 14 states NAVSIM interpolates from the 2 Hz past
-    (t-1.5 .. t-0.2 s) instead of our 15 states at 0.1 s. ``ec_overlap_only``: EC filters the
-    36-step overlap slices (NAVSIM) instead of slicing the filtered full signals.
+    (t-1.5 .. t-0.2 s) instead of our 15 states at 0.1 s.
     ``human_filtered``: the :class:`teachers.scoring.Metric` names a human filter may set to 1
     for every candidate when the human / reference row fails them (NAVSIM: every per-frame
     column, gates and EP included, never EC); ``human_filter_zero_only``: "fails" means a
@@ -56,10 +57,9 @@ class ScoringProfile:
     rollout: str
     multi_lane_single_holder: bool
     nc_stopped_at_first_seen: bool
-    ttc_last_step: int | None
-    ttc_exempt_behind: bool
+    ttc_navsim: bool
+    ttc_last_step: int
     ttc_stopped_mps: float
-    ttc_ahead_from_current: bool
     ttc_junction_at_rear_axle: bool
     ddc_window_steps: int
     ddc_offroad_counts: bool
@@ -69,7 +69,6 @@ class ScoringProfile:
     ep_gate_product: bool
     comfort: str
     hc_navsim_history: bool
-    ec_overlap_only: bool
     human_filtered: tuple[str, ...]
     human_filter_zero_only: bool
 
@@ -79,10 +78,9 @@ NAVSIM = ScoringProfile(
     rollout="navsim",
     multi_lane_single_holder=True,
     nc_stopped_at_first_seen=True,
+    ttc_navsim=True,
     ttc_last_step=31,
-    ttc_exempt_behind=True,
     ttc_stopped_mps=5e-3,
-    ttc_ahead_from_current=True,
     ttc_junction_at_rear_axle=True,
     ddc_window_steps=11,
     ddc_offroad_counts=True,
@@ -92,7 +90,6 @@ NAVSIM = ScoringProfile(
     ep_gate_product=True,
     comfort="navsim",
     hc_navsim_history=True,
-    ec_overlap_only=True,
     human_filtered=("NC", "DAC", "DDC", "TLC", "EP", "TTC", "LK", "HC"),
     human_filter_zero_only=True,
 )
@@ -102,10 +99,9 @@ HARNESS = ScoringProfile(
     rollout="harness",
     multi_lane_single_holder=False,
     nc_stopped_at_first_seen=False,
-    ttc_last_step=None,
-    ttc_exempt_behind=False,
+    ttc_navsim=False,
+    ttc_last_step=40,
     ttc_stopped_mps=0.05,
-    ttc_ahead_from_current=False,
     ttc_junction_at_rear_axle=False,
     ddc_window_steps=10,
     ddc_offroad_counts=False,
@@ -115,7 +111,6 @@ HARNESS = ScoringProfile(
     ep_gate_product=False,
     comfort="harness",
     hc_navsim_history=False,
-    ec_overlap_only=False,
     human_filtered=("TTC", "LK", "HC", "EC"),
     human_filter_zero_only=False,
 )

@@ -234,9 +234,7 @@ class ReferenceScorer:
             for a in range(s.num_agents)
             if s.agent_valid[a, 0] and ego0.intersects(self.agents[a][0])
         }
-        last = n - 1 - max(TTC_HORIZONS_STEPS)
-        if prof.ttc_last_step is not None:
-            last = min(last, prof.ttc_last_step)
+        last = min(n - 1 - max(TTC_HORIZONS_STEPS), prof.ttc_last_step)
         rear_m = s.ego_rear_axle_to_center_m
         for t in range(last + 1):
             x, y, yaw, v = (
@@ -288,7 +286,7 @@ class ReferenceScorer:
                 0
             ]
             values[Metric.TLC, b] = traffic_light_compliance(areas)[0]
-            if prof.ttc_exempt_behind:
+            if prof.ttc_navsim:
                 values[Metric.TTC, b] = self.navsim_ttc(traj, areas)
             else:
                 values[Metric.TTC, b] = self.ttc(traj, areas)
