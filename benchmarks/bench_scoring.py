@@ -131,6 +131,8 @@ def run(
                 ),
                 "seconds": {k: round(v, 4) for k, v in best.items()},
                 "process_seconds_total": round(best_cpu, 4),
+                # one thread: CPU seconds are the time on one core, whatever the machine's load
+                "trajectories_per_cpu_s": round(n / best_cpu, 1),
                 "reference_trajectories_per_s": round(ref_tps, 2),
                 "reference_subsample": len(sub),
                 "ratio": round(fast_tps / ref_tps, 1),
