@@ -14,9 +14,12 @@ speed and heading 0, 0.3, 0.6, 0.9 s ahead and tested against the agents at that
 (projections past 4 s are skipped). A hit counts when the agent is ahead (bearing < 30 deg) or
 the ego is in several lanes, off the drivable area or in a junction and the agent is not behind.
 
-Deviations from NAVSIM: the agent-stopped threshold is the ego's (0.05 m/s; NAVSIM 0.005 m/s);
-agents that NC already counted are not excluded from TTC; red lights are not collision objects
-(TLC scores them).
+The rules above are the ``harness`` profile's. The ``navsim`` profile (the default) follows
+NAVSIM: an agent counts as stopped by its speed where it first appears, static objects always
+(:func:`first_seen_stopped`); TTC is NAVSIM's loop (:func:`navsim_time_to_collision`: steps
+0 .. 31, an ego slower than 0.005 m/s skipped, "ahead" from the current rear axle, agents hit
+without counting exempt for the rest of the horizon). In both, red lights are not collision
+objects (TLC scores them, as NAVSIM skips their tokens in NC and TTC).
 
 Speed: NC's contacts (:func:`_overlaps`) and TTC's 0.3 / 0.6 / 0.9 s projections
 (:func:`_projected_ttc`, a candidate stops at its first counted hit) run in numba kernels over a

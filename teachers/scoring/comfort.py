@@ -7,12 +7,13 @@ the yaw rate is the first derivative (window YAW_WINDOW, 5) of the unwrapped hea
 acceleration the same derivative of that yaw rate. Bounds are strict (open intervals); they and
 the EC limits live in :mod:`harness.world.comfort`, shared with the expert's proposal scorer.
 
-Deviations from NAVSIM: the lateral acceleration is speed x yaw rate of the rolled-out bicycle
-(NAVSIM reads a lateral acceleration state); NAVSIM's rounding of signals to 8 decimals is
-omitted. EC (NAVSIM v2): the plan at t and the previous plan (made at t-0.5 s) are compared over
-their overlap (the previous plan's steps 5..40 = the current plan's 0..35); the RMS differences of
-acceleration magnitude, jerk magnitude, yaw rate and yaw acceleration must stay within the
-EC_* limits. Without a previous plan EC = 1.
+These are the ``harness`` profile's signals: the lateral acceleration is speed x yaw rate of
+the rolled-out bicycle, no rounding, EC slices the filtered full signals. The ``navsim`` profile
+(the default) uses NAVSIM's own (:func:`navsim_comfort_signals`, :func:`navsim_history_comfort`,
+:func:`navsim_extended_comfort`): the box centre's longitudinal acceleration, lateral
+acceleration 0 for simulated states, jerk of |acceleration|, yaw acceleration as one
+second-derivative filter, 8-decimal rounding, HC on NAVSIM's 14 interpolated history states,
+EC filtered on the 36-step overlap only. Without a previous plan EC = 1.
 """
 
 from __future__ import annotations
