@@ -62,7 +62,7 @@ from teachers.episode_scenes import (
 )
 from teachers.modes import LaneMode, SpeedMode, mode_parts
 from teachers.per_scene import TeacherConfig, teachers_for_scene
-from teachers.scoring import Metric
+from teachers.scoring import DEFAULT_PROFILE, Metric
 from teachers.selection import SelectionConfig
 from teachers.vocabulary import (
     Vocabulary,
@@ -106,6 +106,7 @@ class GenerateConfig:
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     reactive: bool = False  # re-simulate teachers with reactive traffic (teachers.reactive)
     backend: BackendSpec = field(default_factory=BackendSpec)  # simulator of drives and re-checks
+    scoring_profile: str = DEFAULT_PROFILE.name  # teachers.scoring.profile.PROFILES key
     command_line: tuple[str, ...] = ()
 
 
@@ -161,6 +162,7 @@ def settings_fingerprint(config: GenerateConfig, town: Town) -> dict[str, Any]:
         "candidates": asdict(config.candidates),
         "reactive": config.reactive,
         "backend": config.backend.name,
+        "scoring_profile": config.scoring_profile,
     }
 
 
@@ -240,7 +242,9 @@ def scene_columns(
     column lists) and its counts."""
     scene = rec.scene
     result = teachers_for_scene(
-        rec, town, vocab, TeacherConfig(config.candidates, config.selection), seed=config.seed
+        rec, town, vocab,
+        TeacherConfig(config.candidates, config.selection, config.scoring_profile),
+        seed=config.seed,
     )
     cands, scores, poses, sel = result.candidates, result.scores, result.poses, result.selection
     reactive: list[bool | None] = [None] * len(sel.index)  # the reactive check is not built yet

@@ -28,7 +28,7 @@ from teachers.candidates import (
 from teachers.episode_scenes import SceneRecord
 from teachers.lattice import lattice_candidates
 from teachers.modes import manoeuvre_modes
-from teachers.scoring import Metric, ScoreMatrix, score_candidates
+from teachers.scoring import DEFAULT_PROFILE, Metric, ScoreMatrix, score_candidates
 from teachers.scoring.aggregate import NUM_METRICS, SAFETY_GATES, with_aggregates
 from teachers.scoring.progress import ego_progress
 from teachers.selection import (
@@ -48,11 +48,12 @@ Int = NDArray[np.int64]
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """What a scene's teachers depend on besides the scene: the candidate sources and the
-    selection (K, EPDMS threshold, diversity)."""
+    """What a scene's teachers depend on besides the scene: the candidate sources, the
+    selection (K, EPDMS threshold, diversity) and the scoring profile's name."""
 
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    profile: str = DEFAULT_PROFILE.name
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,11 +135,13 @@ def scene_candidates(
     return CandidateSet(poses=np.concatenate(parts, axis=0), source=np.concatenate(tags))
 
 
-def normalise_scores(raw: ScoreMatrix, expert_row: int | None) -> ScoreMatrix:
-    """:func:`adjust_scores` (EP over the safe candidates and the human filter) when there is a
-    reference row; without one only the EP normalisation, as adjust_scores does it."""
+def normalise_scores(
+    raw: ScoreMatrix, expert_row: int | None, profile: str = DEFAULT_PROFILE.name
+) -> ScoreMatrix:
+    """:func:`adjust_scores` (EP over the safe candidates and the profile's human filter) when
+    there is a reference row; without one only the EP normalisation, as adjust_scores does it."""
     if expert_row is not None:
-        return adjust_scores(raw, expert_row)
+        return adjust_scores(raw, expert_row, profile=profile)
     v = raw.values.copy()
     safe = np.ones(v.shape[1], dtype=bool)
     for m in SAFETY_GATES:
@@ -197,10 +200,10 @@ def teachers_for_scene(
     cands = scene_candidates(record, town, vocab, config.candidates)
     if cands.size == 0:  # e.g. a route running away from the ego's heading: nothing to score
         return no_teachers(cands)
-    raw, states = score_candidates(record.scene, town, cands.poses)
+    raw, states = score_candidates(record.scene, town, cands.poses, profile=config.profile)
     experts = np.flatnonzero(cands.source == Source.EXPERT)
     expert_row = int(experts[0]) if experts.size else None
-    scores = normalise_scores(raw, expert_row)
+    scores = normalise_scores(raw, expert_row, config.profile)
     poses = states[:, 1:, :3]
     first = gates(scores, config.selection.threshold)
     modes = np.full(cands.size, -1, dtype=np.int64)
@@ -218,7 +221,11 @@ def teachers_for_scene(
 
 
 def score_trajectories(
-    record: SceneRecord, town: Town, trajectories: Float, simulate: bool = True
+    record: SceneRecord,
+    town: Town,
+    trajectories: Float,
+    simulate: bool = True,
+    profile: str = DEFAULT_PROFILE.name,
 ) -> TrajectoryScores:
     """Score trajectories (N, 40, 3) in the scene. EP is relative to the best safe one among them
     and, when the scene has a reference future, the reference (scored alongside, not returned),
@@ -231,7 +238,7 @@ def score_trajectories(
     if has_reference(record):
         poses = np.concatenate([trajectories, record.expert_future[None]], axis=0)
         expert_row = n
-    raw, states = score_candidates(record.scene, town, poses, rollout=simulate)
-    scores = normalise_scores(raw, expert_row)
+    raw, states = score_candidates(record.scene, town, poses, rollout=simulate, profile=profile)
+    scores = normalise_scores(raw, expert_row, profile)
     kept = ScoreMatrix(values=scores.values[:, :n], progress_m=scores.progress_m[:n])
     return TrajectoryScores(kept, states[:n, 1:, :3])

@@ -25,8 +25,8 @@ from harness.boxes import box_corners, boxes_overlap, make_boxes
 from harness.maps.town import Town
 from harness.world.comfort import EP_MIN_PROGRESS_M
 from teachers.scene import Scene, states_from_poses
-from teachers.scoring import Metric, ScoreMatrix
-from teachers.scoring.aggregate import SAFETY_GATES, with_aggregates
+from teachers.scoring import Metric, ScoreMatrix, ScoringProfile
+from teachers.scoring.aggregate import SAFETY_GATES, human_filter
 from teachers.scoring.comfort import comfort_signals, within_bounds
 
 DEFAULT_K = 8  # teachers per scene
@@ -78,7 +78,6 @@ def gates(scores: ScoreMatrix, threshold: float) -> Bool:
     return ok & (v[Metric.EPDMS] >= threshold)
 
 
-HUMAN_FILTERED = (Metric.TTC, Metric.LK, Metric.HC, Metric.EC)  # weighted terms only, no gates
 
 
 def safe_mask(values: Float) -> Bool:
@@ -100,7 +99,10 @@ def pairwise_progress(progress_m: Float, safe: Bool, reference_m: float) -> Floa
 
 
 def adjust_scores(
-    scores: ScoreMatrix, expert_row: int, reference_rows: Sequence[int] | None = None
+    scores: ScoreMatrix,
+    expert_row: int,
+    reference_rows: Sequence[int] | None = None,
+    profile: ScoringProfile | str | None = None,
 ) -> ScoreMatrix:
     """NAVSIM's EP normalisation and human filter on a scene's matrix.
 
@@ -113,19 +115,17 @@ def adjust_scores(
     DDC and TLC. (Deviation fixed here: EP used to be relative to the best of all ~500
     candidates, a bar set by the most aggressive safe vocabulary entry, which failed the
     EPDMS threshold for the expert itself in 300 of 432 Town05 scenes.)
-    Human filter: each of TTC, LK, HC, EC is set to 1 for every candidate when the expert's
-    real trajectory (row ``expert_row``) also fails it (e.g. EC when the expert's own plans are
-    not consistent across 0.5 s). Gates are never filtered."""
+    Human filter (:func:`teachers.scoring.aggregate.human_filter`, the scoring ``profile``'s
+    rule): under navsim each sub-score but EC, gates and EP included, is set to 1 for every
+    candidate where the expert's real trajectory (row ``expert_row``) scores 0 on it; under
+    harness TTC, LK, HC and EC where it scores below 1."""
     v = scores.values.copy()
     safe = safe_mask(v)
     rows = np.asarray([expert_row] if reference_rows is None else list(reference_rows), np.int64)
     ref_ok = rows[safe[rows]]
     reference_m = float(scores.progress_m[ref_ok].max()) if ref_ok.size else 0.0
     v[Metric.EP] = pairwise_progress(scores.progress_m, safe, reference_m)
-    for m in HUMAN_FILTERED:
-        if v[m, expert_row] < 1.0:
-            v[m] = 1.0
-    return ScoreMatrix(values=with_aggregates(v), progress_m=scores.progress_m)
+    return ScoreMatrix(values=human_filter(v, expert_row, profile), progress_m=scores.progress_m)
 
 
 def hard_checks(scene: Scene, town: Town, poses: Float) -> Bool:

@@ -104,17 +104,20 @@ def gen_teachers(
     backend: str = typer.Option("embedded", "--backend", help="Simulator backend: embedded or carla."),
     carla_host: str = typer.Option("localhost", "--carla-host", help="CARLA server host."),
     carla_port: int = typer.Option(2000, "--carla-port", min=1, max=65535, help="CARLA RPC port."),
+    profile: str = typer.Option("navsim", "--profile", help="Scoring rules: navsim or harness."),
 ) -> None:
     """Generate a PDMS / EPDMS teacher dataset for a town."""
     from dataclasses import replace
 
     from harness.runner.backends import BackendSpec
     from teachers.generate import GenerateConfig, generate
+    from teachers.scoring.profile import get_profile
     from teachers.selection import SelectionConfig
 
     number(every, "--every", low=0.0, low_open=True)
     number(threshold, "--threshold", low=0.0, high=1.0)
     writable_dir(out, "--out")
+    get_profile(profile)  # an unknown name is one line naming the known ones
     if routes is not None:
         from harness.routes.xml_io import read_route_file
 
@@ -133,7 +136,7 @@ def gen_teachers(
         town=town, out=out, routes_file=routes, every_s=every, max_scenes=max_scenes, max_routes=max_routes,
         workers=workers, ray_address=ray, vocabulary_size=vocab_size, vocabulary_file=vocabulary, agent=agent,
         seed=seed, reactive=reactive, command_line=tuple(sys.argv),
-        backend=BackendSpec(backend, host=carla_host, port=carla_port),
+        backend=BackendSpec(backend, host=carla_host, port=carla_port), scoring_profile=profile,
     )  # fmt: skip
     cfg = replace(cfg, selection=SelectionConfig(k=k, threshold=threshold))
     bar = Progress(
