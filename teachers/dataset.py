@@ -26,7 +26,7 @@ from harness.errors import ConfigError
 from harness.io import atomic_output
 from harness.world.timing import HORIZON_STEPS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: scenes.vocab_pool; the default 8,192-entry vocabulary
 PAST_STEPS = 16  # ego history poses (t - 1.5 .. t at 0.1 s)
 TABLES = ("scenes", "teachers", "agents", "lights")
 SUB_SCORES = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec", "pdms", "epdms")
@@ -67,6 +67,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("n_teachers", pa.int32()),
             ("coverage", pa.float64()),
             ("max_gap_m", pa.float64()),
+            ("vocab_pool", pa.list_(pa.int64())),
         ]
     ),  # fmt: skip
     "teachers": pa.schema(

@@ -30,32 +30,36 @@ from teachers.scoring import Metric, ScoreMatrix, score_candidates
 from teachers.scoring.aggregate import NUM_METRICS, SAFETY_GATES, with_aggregates
 from teachers.scoring.progress import ego_progress
 from teachers.selection import Selection, SelectionConfig, adjust_scores, select_teachers
-from teachers.vocabulary import Vocabulary
+from teachers.vocabulary import POOL_CAP, Vocabulary, pool_entries
 
 Float = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """What a scene's teachers depend on besides the scene: the candidate sources and the
-    selection (K, EPDMS threshold, diversity)."""
+    """What a scene's teachers depend on besides the scene: the candidate sources, the
+    selection (K, EPDMS threshold, diversity) and the vocabulary pool (cap, seed)."""
 
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    pool_cap: int = POOL_CAP
+    seed: int = 0
 
 
 @dataclass(frozen=True, eq=False)
 class SceneTeachers:
     """A scored scene: ``candidates`` (B), their adjusted ``scores`` (NUM_METRICS, B), the
     simulated ego ``poses`` (B, 40, 3) [x, y, yaw] box centres at t = 0.1 .. 4.0 s (what a teacher
-    row stores), the ``selection`` (teacher indices best first, pass mask, coverage) and
-    ``expert_row`` (index of the reference trajectory, None when the scene had none)."""
+    row stores), the ``selection`` (teacher indices best first, pass mask, coverage),
+    ``expert_row`` (index of the reference trajectory, None when the scene had none) and
+    ``pool`` (P,) the passing vocabulary entries (Drive-JEPA's per-scene index file)."""
 
     candidates: CandidateSet
     scores: ScoreMatrix
     poses: Float
     selection: Selection
     expert_row: int | None
+    pool: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def teacher_index(self) -> NDArray[np.int64]:
@@ -103,14 +107,21 @@ def scene_candidates(
         return build_candidates(record, town, vocab, config)
     parts: list[Float] = []
     tags: list[NDArray[np.int8]] = []
+    index: list[NDArray[np.int64]] = []
     if vocab is not None:
-        v = vocabulary_candidates(vocab, record, config.vocab_speed_tolerance_mps)
+        v, entries = vocabulary_candidates(vocab, record, config.vocab_speed_tolerance_mps)
         parts.append(v)
         tags.append(np.full(len(v), Source.VOCABULARY, dtype=np.int8))
+        index.append(entries)
     lat = lattice_candidates(town, record.scene, record.route_lane_seq, config.lattice)
     parts.append(lat)
     tags.append(np.full(len(lat), Source.LATTICE, dtype=np.int8))
-    return CandidateSet(poses=np.concatenate(parts, axis=0), source=np.concatenate(tags))
+    index.append(np.full(len(lat), -1, dtype=np.int64))
+    return CandidateSet(
+        poses=np.concatenate(parts, axis=0),
+        source=np.concatenate(tags),
+        vocab_index=np.concatenate(index),
+    )
 
 
 def normalise_scores(raw: ScoreMatrix, expert_row: int | None) -> ScoreMatrix:
@@ -154,7 +165,9 @@ def teachers_for_scene(
     scores = normalise_scores(raw, expert_row)
     poses = states[:, 1:, :3]
     sel = select_teachers(record.scene, town, poses, scores, config.selection)
-    return SceneTeachers(cands, scores, poses, sel, expert_row)
+    passing = cands.vocab_index[sel.passed & (cands.source == Source.VOCABULARY)]
+    pool = pool_entries(passing, config.pool_cap, config.seed, record.scene_id)
+    return SceneTeachers(cands, scores, poses, sel, expert_row, pool)
 
 
 def score_trajectories(
