@@ -68,7 +68,7 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny gen-teachers dataset on Harness01 (one 120 m route, 4 scenes, 32-entry vocab)."""
     out = tmp_path_factory.mktemp("service_teachers")
     cfg = GenerateConfig(
-        town="Harness01", out=out, max_scenes=4, max_routes=1, every_s=1.5, vocabulary_size=32,
+        town="Harness01", out=out, max_scenes=4, max_routes=1, every_s=1.5, vocabulary_size=32, vocabulary_id=None,
         agent="route_follower", generated_route_m=120.0, selection=SelectionConfig(k=4),
         command_line=("test",),
     )  # fmt: skip
@@ -104,6 +104,8 @@ def test_exported_scenes_reproduce_the_dataset(server: LiveServer, dataset_dir: 
         assert got["counts"]["passed"] == sc.n_passed
         assert got["counts"]["teachers"] == sc.n_teachers == len(got["teachers"])
         assert got["coverage"] == sc.coverage and got["max_gap_m"] == sc.max_gap_m
+        assert got["pool"] == [int(v) for v in sc.vocab_pool]
+        assert got["vocabulary"]["sha256"] == ds.manifest["vocabulary"]["sha256"]
         poses = np.asarray([t["poses"] for t in got["teachers"]]).reshape(-1, 40, 3)
         assert np.array_equal(poses, poses_array(want.poses))
         assert [t["source"] for t in got["teachers"]] == list(want.source)

@@ -258,13 +258,19 @@ class Scene(Strict):
 
 
 class Options(Strict):
-    """Selection options (defaults as gen-teachers)."""
+    """Selection options (defaults as gen-teachers). ``vocabulary`` names a registered
+    vocabulary by id (never a path; default: the service's); ``vocabulary_sha256``, when given,
+    must be that vocabulary's hash; ``seed`` and ``pool_cap`` draw the pool as gen-teachers."""
 
     threshold: float = Field(default=0.95, ge=0.0, le=1.0, allow_inf_nan=False, strict=True)
     min_separation_m: float = Field(
         default=0.3, ge=0.0, le=50.0, allow_inf_nan=False, strict=True
     )
     use_vocabulary: Flag = True
+    vocabulary: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=64)
+    vocabulary_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, strict=True)
+    pool_cap: int = Field(default=256, ge=0, le=8192, strict=True)
 
 
 class TeachersRequest(Strict):
@@ -326,6 +332,15 @@ class Counts(BaseModel):
     teachers: int
 
 
+class VocabularyInfo(BaseModel):
+    """The vocabulary a scene was scored with: registered id (None: a file given at start-up),
+    content hash and size."""
+
+    id: str | None
+    sha256: str
+    size: int
+
+
 class TeachersResponse(BaseModel):
     """K teachers with every sub-score, and how many candidates were scored and passed."""
 
@@ -336,6 +351,8 @@ class TeachersResponse(BaseModel):
     coverage: float
     max_gap_m: float
     teachers: list[Teacher]
+    pool: list[int] = Field(description="passing vocabulary entries (Drive-JEPA's index file)")
+    vocabulary: VocabularyInfo | None
     seconds: float
 
 
