@@ -57,8 +57,9 @@ LATTICE_MAX_LAT_ACCEL_MPS2 = 4.5  # lattice paths driven faster than this are dr
 LATTICE_TURN_RADII_M = (6.0, 9.0, 13.0, 20.0, 30.0, 45.0)  # turn / curve radii [m]
 LATTICE_TURN_ANGLES_RAD = (0.4, 0.7, 1.2, 1.57)  # heading change of a turn [rad]
 LATTICE_ENTRY_M = (0.0, 5.0, 12.0, 25.0)  # straight before a turn [m]
-LATTICE_LANE_CHANGE_M = (2.0, 3.5)  # lateral shift of a lane change [m]
-LATTICE_LANE_CHANGE_LEN_M = (15.0, 30.0, 50.0)  # along-track length of the shift [m]
+LATTICE_LANE_CHANGE_M = (0.5, 2.0, 3.5)  # lateral shift of a lane change / nudge [m]
+LATTICE_LANE_CHANGE_LEN_M = (15.0, 30.0, 50.0, 70.0)  # along-track length of the shift [m]
+LATTICE_SPEED_STEP_MPS = 0.25  # initial speeds of the lattice pool, 0 .. 20 m/s [m/s]
 PATH_STEP_M = 0.05  # arc-length sampling of lattice paths [m]
 
 
@@ -209,11 +210,12 @@ def ego_lattice(v0_mps: float) -> Float:
 
 
 def lattice_pool(seed: int) -> Float:
-    """The lattice over initial speeds 0 .. 20 m/s every 0.5 m/s, with a seeded jitter of the
-    initial speed within each step (so top-ups are not all at the grid speeds)."""
+    """The lattice over initial speeds 0 .. 20 m/s every LATTICE_SPEED_STEP_MPS, with a seeded
+    jitter of the initial speed within each step (so top-ups are not all at the grid speeds)."""
     rng = np.random.default_rng(seed)
-    grid = np.arange(0.0, LATTICE_MAX_SPEED_MPS + 0.25, 0.5)
-    parts = [ego_lattice(float(min(v + rng.uniform(0.0, 0.5), LATTICE_MAX_SPEED_MPS)))
+    step = LATTICE_SPEED_STEP_MPS
+    grid = np.arange(0.0, LATTICE_MAX_SPEED_MPS + step / 2, step)
+    parts = [ego_lattice(float(min(v + rng.uniform(0.0, step), LATTICE_MAX_SPEED_MPS)))
              for v in grid]  # fmt: skip
     return np.concatenate(parts)
 
@@ -279,19 +281,20 @@ def cluster(traj: Float, size: int, seed: int) -> tuple[Float, dict[str, int]]:
     ncell = len(Manoeuvre) * (len(SPEED_EDGES_MPS) - 1)
     counts = np.bincount(cell, minlength=ncell)
     flat = traj[..., :2].reshape(len(traj), -1)
-    distinct = np.zeros(ncell, dtype=np.int64)
-    for c in np.flatnonzero(counts):
-        distinct[c] = len(np.unique(np.round(flat[cell == c], 2), axis=0))
-    alloc = allocate(counts, distinct, size)
     rng = np.random.default_rng(seed)
-    out = []
-    for c in np.flatnonzero(alloc):
+    rows_of: dict[int, NDArray[np.int64]] = {}
+    distinct = np.zeros(ncell, dtype=np.int64)
+    for c in np.flatnonzero(counts):  # the rows k-means will see, and how many differ
         rows = np.flatnonzero(cell == c)
         if len(rows) > KMEANS_MAX_ROWS:
             rows = np.sort(rng.choice(rows, KMEANS_MAX_ROWS, replace=False))
-        x = np.unique(np.round(flat[rows], 2), axis=0, return_index=True)[1]
-        rows = rows[np.sort(x)] if len(x) < int(alloc[c]) * 2 else rows
-        k = min(int(alloc[c]), len(rows))
+        rows_of[int(c)] = rows
+        distinct[c] = len(np.unique(np.round(flat[rows], 2), axis=0))
+    alloc = allocate(counts, distinct, size)
+    out = []
+    for c in np.flatnonzero(alloc):
+        rows = rows_of[int(c)]
+        k = int(alloc[c])
         centres, labels = kmeans(flat[rows], k, seed + int(c), KMEANS_BUILD_ITERATIONS)
         yaw = traj[rows, :, 2]
         s = np.zeros((k, HORIZON_STEPS))
@@ -301,8 +304,6 @@ def cluster(traj: Float, size: int, seed: int) -> tuple[Float, dict[str, int]]:
         out.append(np.concatenate([centres.reshape(k, HORIZON_STEPS, 2),
                                    np.arctan2(s, co)[..., None]], -1))  # fmt: skip
     entries = np.concatenate(out)
-    if len(entries) < size:  # a cell had fewer unique rows after subsampling: refill from all
-        raise ConfigError(f"clustering gave {len(entries)} of {size} entries; drive more routes")
     per_cell = {_cell_name(int(c)): int(alloc[c]) for c in np.flatnonzero(alloc)}
     return entries, per_cell
 
