@@ -20,6 +20,7 @@ import json
 import logging
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,7 @@ def ego_lattice(v0_mps: float) -> Float:
     return np.concatenate(out) if out else np.zeros((0, HORIZON_STEPS, 3))
 
 
+@lru_cache(maxsize=2)
 def lattice_pool(seed: int) -> Float:
     """The lattice over initial speeds 0 .. 20 m/s every LATTICE_SPEED_STEP_MPS, with a seeded
     jitter of the initial speed within each step (so top-ups are not all at the grid speeds)."""
@@ -217,7 +219,9 @@ def lattice_pool(seed: int) -> Float:
     grid = np.arange(0.0, LATTICE_MAX_SPEED_MPS + step / 2, step)
     parts = [ego_lattice(float(min(v + rng.uniform(0.0, step), LATTICE_MAX_SPEED_MPS)))
              for v in grid]  # fmt: skip
-    return np.concatenate(parts)
+    pool = np.concatenate(parts)
+    pool.setflags(write=False)  # cached per process (a pure function of the seed)
+    return pool
 
 
 def top_up(futures: Float, pool: Float, min_cell: int, seed: int) -> tuple[Float, dict[str, Any]]:

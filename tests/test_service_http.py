@@ -266,7 +266,10 @@ def test_towns_health_metrics_openapi(server: LiveServer) -> None:
 def test_saturation_503_and_recovery(dataset_dir: Path) -> None:
     """One thread, no queue: while a (held) request runs, others get 503 + Retry-After; after it
     is released the service answers again. A request over the time limit gets 504."""
-    config = AppConfig(limits=LimitConfig(concurrency=1, queue=0, timeout_s=2.0))
+    config = AppConfig(
+        engine=EngineConfig(vocabulary=None),
+        limits=LimitConfig(concurrency=1, queue=0, timeout_s=2.0),
+    )
     with LiveServer(config) as live:
         engine = live.app.state.engine
         real = engine.teachers
@@ -309,7 +312,7 @@ def test_saturation_503_and_recovery(dataset_dir: Path) -> None:
 
 
 def test_api_key_required_when_configured() -> None:
-    with LiveServer(AppConfig(api_key="s3cret")) as live:
+    with LiveServer(AppConfig(engine=EngineConfig(vocabulary=None), api_key="s3cret")) as live:
         assert httpx.get(live.url + "/v1/towns").status_code == 401
         assert httpx.get(live.url + "/v1/towns", headers={"X-API-Key": "wrong"}).status_code == 401
         assert httpx.get(live.url + "/v1/towns", headers={"X-API-Key": "s3cret"}).status_code == 200

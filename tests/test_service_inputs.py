@@ -39,7 +39,8 @@ def live() -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def keyed() -> Iterator[LiveServer]:
-    cfg = AppConfig(api_key=KEY, limits=LimitConfig(body_timeout_s=5.0))
+    cfg = AppConfig(engine=EngineConfig(vocabulary=None), api_key=KEY,
+                    limits=LimitConfig(body_timeout_s=5.0))
     with LiveServer(cfg) as server:
         yield server
 

@@ -28,10 +28,10 @@ SCORES = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec", "pdms",
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two scenes on Harness01 scored with the default vocabulary (no prefilter)."""
+    """Three scenes on Harness01 scored with the default vocabulary (no prefilter)."""
     out = tmp_path_factory.mktemp("parity_teachers")
     cfg = GenerateConfig(
-        town="Harness01", out=out, max_scenes=2, max_routes=1, every_s=2.0,
+        town="Harness01", out=out, max_scenes=3, max_routes=1, every_s=1.0,
         agent="route_follower", generated_route_m=120.0, selection=SelectionConfig(k=4),
         command_line=("test",),
     )  # fmt: skip

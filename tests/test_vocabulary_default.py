@@ -40,7 +40,10 @@ def test_default_vocabulary_shape_hash_and_provenance() -> None:
     towns = {t["town"] for t in v.provenance["towns"]}
     assert "Harness01" in towns  # built-in towns always
     assert v.provenance["seed"] == 0 and v.provenance["code_version"]["git"]
-    assert len(np.unique(np.round(v.trajectories[..., :2], 3), axis=0)) == 8192
+    distinct = np.unique(np.round(v.trajectories[..., :2], 3), axis=0, return_counts=True)[1]
+    # entries differ at the millimetre, but for standing-still ones (< 1 cm of travel)
+    still = np.abs(v.trajectories[..., :2]).max(axis=(1, 2)) < 0.01
+    assert len(distinct) >= 8192 - int(still.sum())
     assert not v.trajectories.flags.writeable  # shared by every caller of the process
 
 
