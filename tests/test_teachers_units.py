@@ -57,9 +57,9 @@ def test_vocabulary_caps_size_and_round_trips(tmp_path) -> None:
     assert vocab.size == 3 and vocab.provenance["requested_size"] == 16
     assert sorted(np.round(vocab.trajectories[:, -1, 0], 6)) == [8.0, 20.0, 32.0]
     path = save_vocabulary(vocab, tmp_path / "v.npz")
-    back = load_vocabulary(path)
-    assert np.array_equal(back.trajectories, vocab.trajectories)
-    assert back.provenance == vocab.provenance
+    back = load_vocabulary(path)  # stored as float32 (format 2)
+    assert np.array_equal(back.trajectories, vocab.trajectories.astype(np.float32))
+    assert back.provenance == vocab.provenance and back.sha256 == vocab.sha256
     with pytest.raises(ConfigError):
         build_vocabulary(futures, size=9000)
 
