@@ -141,7 +141,7 @@ def _scene_columns(sid: str) -> dict[str, dict[str, object]]:
         "past_poses": [np.zeros((16, 3))], "past_speed": [np.zeros(16)],
         "expert_future": [poses[0]], "n_agents": [0], "n_lights": [0], "n_candidates": [1],
         "n_vocabulary": [0], "n_lattice": [0], "n_expert": [1], "n_passed": [1],
-        "n_teachers": [1], "coverage": [1.0], "max_gap_m": [0.0],
+        "n_teachers": [1], "coverage": [1.0], "max_gap_m": [0.0], "vocab_pool": [[3, 7]],
     }  # fmt: skip
     teachers = {"scene_id": [sid], "rank": [0], "source": ["expert"], "poses": list(poses),
                 "progress_m": [20.0], "reactive": [None]}  # fmt: skip
