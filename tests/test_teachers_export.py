@@ -5,15 +5,13 @@ dataset's vocabulary and pools, and the frame conversion against hand-computed p
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli.main import _register
+from harness.cli.main import _register, run
 from harness.cli.main import app as cli_app
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017
 from teachers.dataset import load_dataset
@@ -102,16 +100,16 @@ def test_pool_is_part_of_the_passing_set(dataset_dir: Path) -> None:
     ).sha256
 
 
-def test_cli_export_and_bad_format(dataset_dir: Path, tmp_path: Path) -> None:
+def test_cli_export_and_bad_format(
+    dataset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _register()
     runner = CliRunner()
     r = runner.invoke(cli_app, ["teachers", "export", str(dataset_dir), str(tmp_path / "o"),
                                 "--format", "numpy"])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout.strip().splitlines()[-1])["format"] == "numpy"
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "teachers", "export", str(dataset_dir),
-         str(tmp_path / "p"), "--format", "csv"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 2 and "drivejepa" in proc.stderr
+    capsys.readouterr()
+    status = run(["teachers", "export", str(dataset_dir), str(tmp_path / "p"), "--format", "csv"])
+    err = capsys.readouterr().err
+    assert status == 2 and "drivejepa" in err and len(err.strip().splitlines()) == 1
