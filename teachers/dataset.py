@@ -26,7 +26,7 @@ from harness.errors import ConfigError
 from harness.io import atomic_output
 from harness.world.timing import HORIZON_STEPS
 
-FORMAT_VERSION = 2  # 2: scenario fields, manoeuvre modes, the per-scene pool (pool.parquet)
+FORMAT_VERSION = 2  # 2 (issue 10): scenario fields, manoeuvre modes, the per-scene pool
 PAST_STEPS = 16  # ego history poses (t - 1.5 .. t at 0.1 s)
 TABLES = ("scenes", "teachers", "pool", "agents", "lights")
 SUB_SCORES = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec", "pdms", "epdms")
@@ -204,7 +204,10 @@ def merge_parts(out_dir: Path, parts: Iterable[str], manifest: dict[str, Any]) -
 
 @dataclass(frozen=True, eq=False)
 class TeacherDataset:
-    """A loaded dataset: the manifest and one pandas frame per table."""
+    """A loaded dataset: the manifest and one pandas frame per table. ``scenes.vocab_pool`` is
+    not stored: the reader derives it from ``pool`` (each scene's pool entries drawn from the
+    vocabulary, ascending: Drive-JEPA's per-scene index list), so the exports, the service
+    parity and the pool checks all read the one stored pool."""
 
     manifest: dict[str, Any]
     scenes: pd.DataFrame
@@ -228,7 +231,18 @@ def load_dataset(path: str | os.PathLike[str]) -> TeacherDataset:
             f"format {FORMAT_VERSION}: regenerate it with {regenerate_command(manifest, d)}"
         )
     frames = {t: pq.read_table(d / f"{t}.parquet").to_pandas() for t in TABLES}
+    frames["scenes"]["vocab_pool"] = vocab_pools(frames["scenes"].scene_id, frames["pool"])
     return TeacherDataset(manifest=manifest, **frames)
+
+
+def vocab_pools(scene_ids: pd.Series, pool: pd.DataFrame) -> list[list[int]]:
+    """Per scene of ``scene_ids`` the vocabulary indices of its ``pool`` rows (the entries with
+    ``vocab_index >= 0``), ascending; an empty list for a scene without any."""
+    vocab = pool[pool.vocab_index >= 0]
+    by_scene: dict[str, list[int]] = {}
+    for sid, v in zip(vocab.scene_id, vocab.vocab_index, strict=True):
+        by_scene.setdefault(str(sid), []).append(int(v))
+    return [sorted(by_scene.get(str(s), [])) for s in scene_ids]
 
 
 def regenerate_command(manifest: dict[str, Any], old: Path) -> str:

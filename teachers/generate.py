@@ -65,9 +65,11 @@ from teachers.per_scene import TeacherConfig, teachers_for_scene
 from teachers.scoring import DEFAULT_PROFILE, Metric
 from teachers.selection import SelectionConfig
 from teachers.vocabulary import (
+    DEFAULT_VOCABULARY_ID,
     Vocabulary,
     build_vocabulary,
     futures_to_local,
+    load_registered,
     load_vocabulary,
     save_vocabulary,
 )
@@ -97,8 +99,9 @@ class GenerateConfig:
     max_routes: int | None = None
     workers: int = 1
     ray_address: str | None = None  # score parts on Ray ('auto': a local cluster)
-    vocabulary_size: int = DEFAULT_VOCABULARY_SIZE
+    vocabulary_size: int = DEFAULT_VOCABULARY_SIZE  # k-means of the drives (vocabulary_id None)
     vocabulary_file: Path | None = None
+    vocabulary_id: str | None = DEFAULT_VOCABULARY_ID  # a registered vocabulary (the default)
     agent: str = "expert"
     generated_route_m: float = GENERATED_ROUTE_M
     seed: int = 0
@@ -158,6 +161,7 @@ def settings_fingerprint(config: GenerateConfig, town: Town) -> dict[str, Any]:
         "vocabulary_size": config.vocabulary_size,
         "vocabulary_file": _path_text(config.vocabulary_file),
         "vocabulary_sha256": file_sha256(config.vocabulary_file),
+        "vocabulary_id": config.vocabulary_id,
         "selection": asdict(config.selection),
         "candidates": asdict(config.candidates),
         "reactive": config.reactive,
@@ -243,8 +247,8 @@ def scene_columns(
     scene = rec.scene
     result = teachers_for_scene(
         rec, town, vocab,
-        TeacherConfig(config.candidates, config.selection, config.scoring_profile),
-        seed=config.seed,
+        TeacherConfig(config.candidates, config.selection, config.scoring_profile,
+                      seed=config.seed),  # fmt: skip
     )
     cands, scores, poses, sel = result.candidates, result.scores, result.poses, result.selection
     reactive: list[bool | None] = [None] * len(sel.index)  # the reactive check is not built yet
@@ -346,9 +350,19 @@ def _stop_area_wkt(town: Town, light: int) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(town_name: str, vocab_path: Path | None, config: GenerateConfig) -> None:
+def run_vocabulary(config: GenerateConfig, vocab_path: Path) -> Vocabulary:
+    """The run's vocabulary: the file, else the registered id, else the k-means file of the
+    drives at ``vocab_path``."""
+    if config.vocabulary_file is not None:
+        return load_vocabulary(config.vocabulary_file)
+    if config.vocabulary_id is not None:
+        return load_registered(config.vocabulary_id)
+    return load_vocabulary(vocab_path)
+
+
+def _init_worker(town_name: str, vocab_path: Path, config: GenerateConfig) -> None:
     _WORKER["town"] = load_town(town_name)
-    _WORKER["vocab"] = load_vocabulary(vocab_path) if vocab_path is not None else None
+    _WORKER["vocab"] = run_vocabulary(config, vocab_path)
     _WORKER["config"] = config
     _WORKER["episodes"] = {}
 
@@ -357,7 +371,7 @@ class PartWorker:
     """Scores parts in one process (this one, a pool worker or a Ray actor): the town, the
     vocabulary and the config are loaded once, as :func:`_init_worker` does."""
 
-    def __init__(self, town_name: str, vocab_path: Path | None, config: GenerateConfig) -> None:
+    def __init__(self, town_name: str, vocab_path: Path, config: GenerateConfig) -> None:
         _init_worker(town_name, vocab_path, config)
 
     def run(self, task: PartTask) -> tuple[str, dict[str, Any]]:
@@ -367,7 +381,7 @@ class PartWorker:
 MAX_PART_ATTEMPTS = 2  # a part whose worker was lost runs once more
 
 
-def part_pool(config: GenerateConfig, town: Town, vocab_path: Path | None, parts: int) -> Pool:
+def part_pool(config: GenerateConfig, town: Town, vocab_path: Path, parts: int) -> Pool:
     """Where parts are scored: Ray with ``config.ray_address`` (``workers`` actors when more
     than one, else one per cluster CPU); else ``workers`` forked processes; else this one."""
     spec = WorkerSpec(PartWorker, (town.name, vocab_path, config))
@@ -501,6 +515,8 @@ def generate(
     vocab_path = out / "vocabulary.npz"
     if config.vocabulary_file is not None:
         vocab_path = config.vocabulary_file
+    elif config.vocabulary_id is not None:
+        pass  # a registered vocabulary: nothing to build or copy
     elif not vocab_path.is_file():
         futures = expert_futures(episodes)
         prov = {"town": town.name, "routes": [r.id for r in routes],
@@ -508,7 +524,8 @@ def generate(
         save_vocabulary(
             build_vocabulary(futures, config.vocabulary_size, config.seed, prov), vocab_path
         )
-    vocab = load_vocabulary(vocab_path)
+    vocab = run_vocabulary(config, vocab_path)
+    registered = config.vocabulary_file is None and config.vocabulary_id is not None
 
     tasks = plan_parts(episodes, config.every_s, config.max_scenes)
     done = finished_parts(out)
@@ -575,6 +592,7 @@ def generate(
         "horizon_s": HORIZON_S,
         "k": config.selection.k,
         "threshold": config.selection.threshold,
+        "scoring_profile": config.scoring_profile,
         "every_s": config.every_s,
         "candidate_counts": {
             "vocabulary_size": vocab.size,
@@ -584,7 +602,15 @@ def generate(
             "total_scored": sums["candidates"],
             "per_scene_mean": sums["candidates"] / scenes,
         },  # fmt: skip
-        "vocabulary": {"path": vocab_path.name, "provenance": vocab.provenance},
+        "vocabulary": {
+            "id": config.vocabulary_id if registered else None,
+            "sha256": vocab.sha256,
+            "size": vocab.size,
+            "path": None if registered else vocab_path.name,
+            "pool_cap": TeacherConfig().pool_cap,
+            "seed": config.seed,
+            "provenance": vocab.provenance,
+        },
         "routes": {
             "file": str(config.routes_file) if config.routes_file else None,
             "ids": [r.id for r in routes],

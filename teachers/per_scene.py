@@ -32,6 +32,7 @@ from teachers.scoring import DEFAULT_PROFILE, Metric, ScoreMatrix, score_candida
 from teachers.scoring.aggregate import NUM_METRICS, SAFETY_GATES, with_aggregates
 from teachers.scoring.progress import ego_progress
 from teachers.selection import (
+    POOL_CAP,
     Selection,
     SelectionConfig,
     adjust_scores,
@@ -49,11 +50,14 @@ Int = NDArray[np.int64]
 @dataclass(frozen=True)
 class TeacherConfig:
     """What a scene's teachers depend on besides the scene: the candidate sources, the
-    selection (K, EPDMS threshold, diversity) and the scoring profile's name."""
+    selection (K, EPDMS threshold, diversity), the scoring profile's name and the pool (cap,
+    and the run seed that with the scene id draws it when more candidates pass)."""
 
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     profile: str = DEFAULT_PROFILE.name
+    pool_cap: int = POOL_CAP
+    seed: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,9 +67,9 @@ class SceneTeachers:
     row stores), the ``selection`` (teacher indices best first, pass mask, coverage, modes),
     ``expert_row`` (index of the reference trajectory, None when the scene had none), the
     manoeuvre ``modes`` (B,) of every candidate (:func:`teachers.modes.mode_id`; -1 where not
-    classified: only passing candidates are), ``pool`` (P,) ascending candidate indices of the
-    scene's pool and ``vocab_index`` (B,) each candidate's entry in the vocabulary (-1 for the
-    lattice / expert extras)."""
+    classified: only passing candidates are) and ``pool`` (P,) ascending candidate indices of the
+    scene's pool (vocabulary entries and lattice / expert extras; :attr:`vocab_pool` is its
+    vocabulary part as vocabulary indices, Drive-JEPA's per-scene index file)."""
 
     candidates: CandidateSet
     scores: ScoreMatrix
@@ -74,7 +78,18 @@ class SceneTeachers:
     expert_row: int | None
     modes: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pool: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    vocab_index: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def vocab_index(self) -> NDArray[np.int64]:
+        """Each candidate's vocabulary entry (B,), -1 for the lattice / expert extras."""
+        return self.candidates.vocab_index
+
+    @property
+    def vocab_pool(self) -> NDArray[np.int64]:
+        """The pool's vocabulary entries (vocabulary indices, ascending): what the dataset's
+        ``scenes.vocab_pool``, the drivejepa export and the service answer's ``pool`` hold."""
+        v = self.candidates.vocab_index[self.pool]
+        return np.sort(v[v >= 0]).astype(np.int64)
 
     @property
     def teacher_index(self) -> NDArray[np.int64]:
@@ -125,14 +140,21 @@ def scene_candidates(
         return build_candidates(record, town, vocab, config)
     parts: list[Float] = []
     tags: list[NDArray[np.int8]] = []
+    index: list[NDArray[np.int64]] = []
     if vocab is not None:
-        v = vocabulary_candidates(vocab, record, config.vocab_speed_tolerance_mps)
+        v, entries = vocabulary_candidates(vocab, record, config.vocab_speed_tolerance_mps)
         parts.append(v)
         tags.append(np.full(len(v), Source.VOCABULARY, dtype=np.int8))
+        index.append(entries)
     lat = lattice_candidates(town, record.scene, record.route_lane_seq, config.lattice)
     parts.append(lat)
     tags.append(np.full(len(lat), Source.LATTICE, dtype=np.int8))
-    return CandidateSet(poses=np.concatenate(parts, axis=0), source=np.concatenate(tags))
+    index.append(np.full(len(lat), -1, dtype=np.int64))
+    return CandidateSet(
+        poses=np.concatenate(parts, axis=0),
+        source=np.concatenate(tags),
+        vocab_index=np.concatenate(index),
+    )
 
 
 def normalise_scores(
@@ -165,21 +187,6 @@ def no_teachers(cands: CandidateSet) -> SceneTeachers:
     )
 
 
-def vocabulary_rows(vocab: Vocabulary | None, record: SceneRecord, cands: CandidateSet) -> Int:
-    """The vocabulary entry (B,) of each candidate placed from the vocabulary at the ego (-1 for
-    the other sources): vocabulary candidates are rows of ``vocab.in_world(ego_pose)``, matched
-    exactly."""
-    out = np.full(cands.size, -1, dtype=np.int64)
-    rows = np.flatnonzero(cands.source == Source.VOCABULARY)
-    if vocab is None or rows.size == 0:
-        return out
-    placed = np.ascontiguousarray(vocab.in_world(record.scene.ego_pose))
-    where = {placed[i].tobytes(): i for i in range(len(placed))}
-    for r in rows:
-        out[r] = where.get(np.ascontiguousarray(cands.poses[r]).tobytes(), -1)
-    return out
-
-
 def scene_rng(seed: int, scene_id: str) -> np.random.Generator:
     """The generator of one scene's random choices (its pool): from the run seed and the scene
     id only, so a scene gets the same pool whichever worker scores it."""
@@ -191,12 +198,11 @@ def teachers_for_scene(
     town: Town,
     vocab: Vocabulary | None,
     config: TeacherConfig,
-    seed: int = 0,
 ) -> SceneTeachers:
     """Build, score, normalise and select one scene's candidates (the gen-teachers step): the
     K teachers across manoeuvre modes and the pool (every passing candidate whose proposed
-    poses also pass the hard checks, capped at ``config.selection.pool_cap`` at random from
-    ``seed`` and the scene id)."""
+    poses also pass the hard checks, capped at ``config.pool_cap`` at random from
+    ``config.seed`` and the scene id, whichever process scores it)."""
     cands = scene_candidates(record, town, vocab, config.candidates)
     if cands.size == 0:  # e.g. a route running away from the ego's heading: nothing to score
         return no_teachers(cands)
@@ -214,10 +220,8 @@ def teachers_for_scene(
     sel = select_teachers(record.scene, town, poses, scores, config.selection, modes)
     passed = np.flatnonzero(sel.passed)
     proposed_ok = passed[hard_checks(record.scene, town, cands.poses[passed])]
-    pool = pool_indices(proposed_ok, config.selection.pool_cap, scene_rng(seed, record.scene_id))
-    return SceneTeachers(
-        cands, scores, poses, sel, expert_row, modes, pool, vocabulary_rows(vocab, record, cands)
-    )
+    pool = pool_indices(proposed_ok, config.pool_cap, scene_rng(config.seed, record.scene_id))
+    return SceneTeachers(cands, scores, poses, sel, expert_row, modes, pool)
 
 
 def score_trajectories(

@@ -43,14 +43,14 @@ Bool = NDArray[np.bool_]
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    """K teachers, the EPDMS threshold, the diversity / coverage distances [m] and the pool cap."""
+    """K teachers, the EPDMS threshold and the diversity / coverage distances [m] (the pool cap
+    is :attr:`teachers.per_scene.TeacherConfig.pool_cap`)."""
 
     k: int = DEFAULT_K
     threshold: float = DEFAULT_THRESHOLD
     min_separation_m: float = MIN_SEPARATION_M
     mode_separation_m: float = MODE_SEPARATION_M
     coverage_radius_m: float = COVERAGE_RADIUS_M
-    pool_cap: int = POOL_CAP
 
 
 @dataclass(frozen=True, eq=False)

@@ -35,7 +35,7 @@ def _rect(x: float, y: float, yaw: float, length: float, width: float) -> shapel
 def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("teachers")
     cfg = GenerateConfig(
-        town="Harness01", out=out, max_scenes=None, max_routes=1, every_s=3.0, vocabulary_size=32,
+        town="Harness01", out=out, max_scenes=None, max_routes=1, every_s=3.0, vocabulary_size=32, vocabulary_id=None,
         agent="route_follower", generated_route_m=120.0, selection=SelectionConfig(k=4),
         command_line=("test",),
     )  # fmt: skip
@@ -162,8 +162,8 @@ def test_same_dataset_whatever_the_workers(
     monkeypatch.setattr(gen, "SCENES_PER_PART", 1)
     cfg = GenerateConfig(
         town="Harness01", out=out, max_routes=1, every_s=3.0, vocabulary_size=32,
-        agent="route_follower", generated_route_m=120.0, selection=SelectionConfig(k=4),
-        workers=2, command_line=("test",),
+        vocabulary_id=None, agent="route_follower", generated_route_m=120.0,
+        selection=SelectionConfig(k=4), workers=2, command_line=("test",),
     )  # fmt: skip
     generate(cfg)
     assert len(list((out / "parts").glob("*.done.json"))) >= 2
@@ -179,7 +179,7 @@ def test_resume_skips_finished_parts(dataset_dir: Path) -> None:
     teachers_before = before_ds.teachers
     cfg = GenerateConfig(
         town="Harness01", out=dataset_dir, max_scenes=None, max_routes=1, every_s=3.0,
-        vocabulary_size=32, agent="route_follower", generated_route_m=120.0,
+        vocabulary_size=32, vocabulary_id=None, agent="route_follower", generated_route_m=120.0,
         selection=SelectionConfig(k=4), command_line=("test",),
     )  # fmt: skip
     generate(cfg)
@@ -207,7 +207,7 @@ def test_reactive_option_fills_the_column(dataset_dir: Path, tmp_path: Path) -> 
     shutil.copytree(dataset_dir / "episodes", out / "episodes")
     shutil.copy(dataset_dir / "vocabulary.npz", out / "vocabulary.npz")
     cfg = GenerateConfig(
-        town="Harness01", out=out, max_routes=1, every_s=3.0, vocabulary_size=32,
+        town="Harness01", out=out, max_routes=1, every_s=3.0, vocabulary_size=32, vocabulary_id=None,
         agent="route_follower", generated_route_m=120.0, selection=SelectionConfig(k=4),
         reactive=True, command_line=("test",),
     )  # fmt: skip

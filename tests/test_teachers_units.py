@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from harness.errors import ConfigError
@@ -57,9 +58,9 @@ def test_vocabulary_caps_size_and_round_trips(tmp_path) -> None:
     assert vocab.size == 3 and vocab.provenance["requested_size"] == 16
     assert sorted(np.round(vocab.trajectories[:, -1, 0], 6)) == [8.0, 20.0, 32.0]
     path = save_vocabulary(vocab, tmp_path / "v.npz")
-    back = load_vocabulary(path)
-    assert np.array_equal(back.trajectories, vocab.trajectories)
-    assert back.provenance == vocab.provenance
+    back = load_vocabulary(path)  # stored as float32 (format 2)
+    assert np.array_equal(back.trajectories, vocab.trajectories.astype(np.float32))
+    assert back.provenance == vocab.provenance and back.sha256 == vocab.sha256
     with pytest.raises(ConfigError):
         build_vocabulary(futures, size=9000)
 
@@ -174,9 +175,19 @@ def test_dataset_parts_merge_and_load(tmp_path) -> None:
     assert ds.pool.vocab_index.tolist() == [7, -1, 7, -1] and ds.pool.poses.isna().tolist() == [
         True, False, True, False]  # vocabulary entries are their index, extras their poses
     assert poses_array(ds.pool.poses.iloc[[1]])[0, 1, 2] == 5.0
+    assert ds.scenes.vocab_pool.tolist() == [[7], [7]]  # derived from pool.parquet, not stored
+    assert "vocab_pool" not in pq.read_schema(tmp_path / "scenes.parquet").names
     write_json({"format_version": 999}, tmp_path / "manifest.json")
     with pytest.raises(ConfigError):
         load_dataset(tmp_path)
+
+
+def test_vocab_pools_are_the_pool_vocabulary_entries_ascending() -> None:
+    from teachers.dataset import vocab_pools
+
+    pool = pd.DataFrame({"scene_id": ["a", "a", "b", "a", "b"], "vocab_index": [9, -1, -1, 2, 4]})
+    got = vocab_pools(pd.Series(["b", "c", "a"]), pool)
+    assert got == [[4], [], [2, 9]]
 
 
 def test_adjust_scores_normalises_progress_against_the_expert_and_filters() -> None:

@@ -89,8 +89,14 @@ def gen_teachers(
         "(pip install 'harness[ray]'); --workers then counts actors (default one per CPU).",
     ),
     threshold: float = typer.Option(0.95, help="Minimum EPDMS of a teacher."),
-    vocab_size: int = typer.Option(1024, min=1, max=8192, help="Trajectory vocabulary size."),
-    vocabulary: Path | None = typer.Option(None, help="Use this vocabulary .npz instead."),
+    vocab_size: int = typer.Option(
+        1024, min=1, max=8192, help="Entries of the k-means vocabulary of --vocabulary drives."
+    ),
+    vocabulary: str = typer.Option(
+        "carla-8192-v1",
+        help="A registered vocabulary id (default: the shipped 8,192 entries), a vocabulary .npz, "
+        "or 'drives' (k-means of this run's drives, --vocab-size entries).",
+    ),
     agent: str = typer.Option(
         "expert",
         help="Driving agent; route_follower (or an agent that does not load) uses the RouteFollower.",
@@ -124,8 +130,17 @@ def gen_teachers(
         if not routes.is_file():
             raise ConfigError(f"--routes {routes} does not exist; pass a leaderboard route XML")
         read_route_file(routes)  # a malformed file is reported before any work starts
-    if vocabulary is not None and not vocabulary.is_file():
-        raise ConfigError(f"--vocabulary {vocabulary} is not a file")
+    from teachers.vocabulary import REGISTERED, registered_ids
+
+    vocab_id: str | None = vocabulary if vocabulary in REGISTERED else None
+    vocab_file: Path | None = None
+    if vocabulary != "drives" and vocab_id is None:
+        vocab_file = Path(vocabulary)
+        if not vocab_file.is_file():
+            raise ConfigError(
+                f"--vocabulary {vocabulary} is neither a registered id "
+                f"({', '.join(registered_ids())}), 'drives' nor a file"
+            )
     if ray is not None:
         from harness.runner.ray_pool import import_ray
 
@@ -134,7 +149,8 @@ def gen_teachers(
         import_ray()  # not installed: one line saying how, before any work
     cfg = GenerateConfig(
         town=town, out=out, routes_file=routes, every_s=every, max_scenes=max_scenes, max_routes=max_routes,
-        workers=workers, ray_address=ray, vocabulary_size=vocab_size, vocabulary_file=vocabulary, agent=agent,
+        workers=workers, ray_address=ray, vocabulary_size=vocab_size, vocabulary_file=vocab_file,
+        vocabulary_id=vocab_id, agent=agent,
         seed=seed, reactive=reactive, command_line=tuple(sys.argv),
         backend=BackendSpec(backend, host=carla_host, port=carla_port), scoring_profile=profile,
     )  # fmt: skip
@@ -172,3 +188,69 @@ def show(
 
     writable_file(out, "--out")
     typer.echo(str(draw_scene(dataset, scene, out)))
+
+
+vocabulary_app = command_group("The trajectory vocabulary (build, inspect).")
+teachers_app.add_typer(vocabulary_app, name="vocabulary")
+
+
+@vocabulary_app.command("build")
+def vocabulary_build(
+    out: Path = typer.Option(..., help="Build folder (episodes, futures, vocabulary.npz); resumes."),
+    town: list[str] = typer.Option([], "--town", help="Town to drive (repeatable; default: all at hand)."),
+    routes_per_town: int = typer.Option(6, min=1, help="Generated routes driven per town."),
+    route_m: float = typer.Option(400.0, help="Length of each generated route [m]."),
+    size: int = typer.Option(8192, min=1, max=8192, help="Vocabulary entries."),
+    min_cell: int = typer.Option(150, min=1, help="Lattice top-up of (speed x manoeuvre) cells below this."),
+    seed: int = typer.Option(0, help="Seed for routes, traffic, top-up sampling and k-means."),
+    workers: int = typer.Option(1, min=1, help="Driving processes."),
+) -> None:
+    """Build a trajectory vocabulary from expert drives (+ lattice top-up), deterministic per seed."""
+    import json
+
+    from teachers.vocabulary_build import BuildConfig, build
+
+    number(route_m, "--route-m", low=10.0)
+    writable_dir(out, "--out")
+    cfg = BuildConfig(
+        out=out, towns=tuple(town) or None, routes_per_town=routes_per_town, route_m=route_m,
+        seed=seed, size=size, min_cell=min_cell, workers=workers,
+    )  # fmt: skip
+    vocab = build(cfg)
+    p = vocab.provenance
+    typer.echo(json.dumps({"out": str(out / "vocabulary.npz"), "size": vocab.size,
+                           "sha256": vocab.sha256, "futures": p["futures"],
+                           "lattice_rows": p["lattice"]["lattice_rows"]}))  # fmt: skip
+
+
+@vocabulary_app.command("show")
+def vocabulary_show(
+    source: str = typer.Argument("", help="A registered id or a vocabulary .npz (default: the default)."),
+) -> None:
+    """Print a vocabulary's provenance (towns, seed, coverage histograms, hash) as JSON."""
+    import json
+
+    from teachers.vocabulary import DEFAULT_VOCABULARY_ID, resolve_vocabulary
+
+    vocab = resolve_vocabulary(source or DEFAULT_VOCABULARY_ID)
+    typer.echo(json.dumps({"size": vocab.size, "sha256": vocab.sha256, **vocab.provenance},
+                          indent=2, sort_keys=True))  # fmt: skip
+
+
+@teachers_app.command("export")
+def export(
+    dataset: Path = typer.Argument(..., help="Dataset directory written by gen-teachers."),
+    out: Path = typer.Argument(..., help="Folder to write the export into."),
+    fmt: str = typer.Option(
+        "drivejepa", "--format", help="drivejepa (Drive-JEPA's files), numpy or parquet."
+    ),
+) -> None:
+    """Export the vocabulary and per-scene pools (docs/TEACHERS.md, "Exports")."""
+    import json
+
+    from teachers.export import FORMATS, export_dataset
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt} is not one of {', '.join(FORMATS)}")
+    writable_dir(out, "OUT")
+    typer.echo(json.dumps(export_dataset(dataset, fmt, out)))
