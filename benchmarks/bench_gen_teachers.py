@@ -24,13 +24,15 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--every", type=float, default=0.5)
-    p.add_argument("--vocab-size", type=int, default=1024)
+    p.add_argument("--vocab-size", type=int, default=1024, help="with --vocabulary drives")
+    p.add_argument("--vocabulary", default="carla-8192-v1", help="registered id or 'drives'")
     p.add_argument("--max-scenes", type=int, default=None)
     p.add_argument("--agent", default="expert")
     a = p.parse_args()
     cfg = GenerateConfig(
         town=a.town, out=a.out, routes_file=a.routes, every_s=a.every, max_scenes=a.max_scenes,
         workers=a.workers, vocabulary_size=a.vocab_size, agent=a.agent,
+        vocabulary_id=None if a.vocabulary == "drives" else a.vocabulary,
         selection=SelectionConfig(k=a.k), command_line=("bench_gen_teachers",),
     )  # fmt: skip
     t0 = time.perf_counter()

@@ -48,7 +48,7 @@ def in_process(body: dict, n: int) -> float:
     from teachers.service.engine import Engine, EngineConfig
     from teachers.service.schemas import TeachersRequest
 
-    engine = Engine(EngineConfig(preload=("Harness01",)))
+    engine = Engine(EngineConfig(vocabulary=None, preload=("Harness01",)))  # lattice only
     req = TeachersRequest.model_validate(body)
     engine.teachers(req)  # warm caches
     t0 = time.perf_counter()

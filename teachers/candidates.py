@@ -16,7 +16,7 @@ from teachers.episode_scenes import SceneRecord
 from teachers.lattice import LatticeConfig, lattice_candidates
 from teachers.vocabulary import Vocabulary
 
-VOCAB_SPEED_TOLERANCE_MPS = 3.0  # vocabulary entries whose initial speed differs more are skipped
+VOCAB_SPEED_TOLERANCE_MPS = 3.0  # the optional speed prefilter's tolerance [m/s]
 
 Float = NDArray[np.float64]
 
@@ -36,23 +36,31 @@ class Source(IntEnum):
 
 @dataclass(frozen=True)
 class CandidateConfig:
-    """Which candidates a scene gets: the lattice axes, and the vocabulary's initial-speed gate
-    (an entry starting much faster or slower than the ego cannot be tracked from its state)."""
+    """Which candidates a scene gets: the lattice axes, and an optional initial-speed prefilter
+    of the vocabulary (None, the default: every entry is scored, as Drive-JEPA does; the LQR
+    starts from the ego's real state; e.g. VOCAB_SPEED_TOLERANCE_MPS skips entries starting
+    that much faster or slower than the ego)."""
 
     lattice: LatticeConfig = field(default_factory=LatticeConfig)
-    vocab_speed_tolerance_mps: float = VOCAB_SPEED_TOLERANCE_MPS
+    vocab_speed_tolerance_mps: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class CandidateSet:
-    """``poses`` (B, 40, 3) [x, y, yaw] world frame at t = 0.1 .. 4.0 s; ``source`` (B,) Source."""
+    """``poses`` (B, 40, 3) [x, y, yaw] world frame at t = 0.1 .. 4.0 s; ``source`` (B,) Source;
+    ``vocab_index`` (B,) the vocabulary entry of each vocabulary row, -1 for the others."""
 
     poses: Float
     source: NDArray[np.int8]
+    vocab_index: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
         if self.poses.shape[1:] != (NUM_POSES - 1, 3) or self.source.shape != self.poses.shape[:1]:
             raise ValueError(f"CandidateSet poses {self.poses.shape} / source {self.source.shape}")
+        if self.vocab_index.shape != self.source.shape:  # no vocabulary rows given
+            if np.any(self.source == Source.VOCABULARY):
+                raise ValueError("CandidateSet with vocabulary rows needs their vocab_index")
+            object.__setattr__(self, "vocab_index", np.full(self.source.shape, -1, np.int64))
 
     @property
     def size(self) -> int:
@@ -64,12 +72,17 @@ class CandidateSet:
         return int(np.count_nonzero(self.source == source))
 
 
-def vocabulary_candidates(vocab: Vocabulary, record: SceneRecord, tolerance_mps: float) -> Float:
-    """Vocabulary entries (V', 40, 3) in the world whose initial speed (first step / 0.1 s) is
-    within ``tolerance_mps`` of the ego's."""
+def vocabulary_candidates(
+    vocab: Vocabulary, record: SceneRecord, tolerance_mps: float | None
+) -> tuple[Float, NDArray[np.int64]]:
+    """Vocabulary entries (V', 40, 3) placed at the ego in the world and their entry indices
+    (V',): all of them, or with ``tolerance_mps`` those whose initial speed (first step /
+    0.1 s) is within it of the ego's."""
+    if tolerance_mps is None:
+        return vocab.in_world(record.scene.ego_pose), np.arange(vocab.size, dtype=np.int64)
     v_first = np.hypot(*vocab.trajectories[:, 0, :2].T) / PDM_DT_S
-    keep = np.abs(v_first - record.scene.ego_speed_mps) <= tolerance_mps
-    return vocab.in_world(record.scene.ego_pose)[keep]
+    keep = np.flatnonzero(np.abs(v_first - record.scene.ego_speed_mps) <= tolerance_mps)
+    return vocab.in_world(record.scene.ego_pose)[keep], keep.astype(np.int64)
 
 
 def build_candidates(
@@ -78,16 +91,16 @@ def build_candidates(
     """Every candidate of the scene, vocabulary first, then lattice, then expert."""
     parts: list[Float] = []
     tags: list[NDArray[np.int8]] = []
+    index: list[NDArray[np.int64]] = []
 
-    def add(poses: Float, source: Source) -> None:
+    def add(poses: Float, source: Source, entries: NDArray[np.int64] | None = None) -> None:
         parts.append(poses)
         tags.append(np.full(len(poses), source, dtype=np.int8))
+        index.append(entries if entries is not None else np.full(len(poses), -1, np.int64))
 
     if vocab is not None:
-        add(
-            vocabulary_candidates(vocab, record, config.vocab_speed_tolerance_mps),
-            Source.VOCABULARY,
-        )
+        poses, entries = vocabulary_candidates(vocab, record, config.vocab_speed_tolerance_mps)
+        add(poses, Source.VOCABULARY, entries)
     add(
         lattice_candidates(town, record.scene, record.route_lane_seq, config.lattice),
         Source.LATTICE,
@@ -96,4 +109,8 @@ def build_candidates(
         [record.expert_plan] if record.expert_plan is not None else []
     )
     add(np.stack(expert), Source.EXPERT)
-    return CandidateSet(poses=np.concatenate(parts, axis=0), source=np.concatenate(tags))
+    return CandidateSet(
+        poses=np.concatenate(parts, axis=0),
+        source=np.concatenate(tags),
+        vocab_index=np.concatenate(index),
+    )

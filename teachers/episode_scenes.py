@@ -5,7 +5,9 @@ An episode is a recording (``harness.world.recording``, 20 Hz) plus the planned 
 when the driving agent exposed one, its planned trajectory per tick (``*.plans.parquet``). A scene
 at recorded row i takes the ego's state, its past 1.5 s and its real future 4 s at 0.1 s (every
 second tick), the other actors within AGENT_RADIUS_M tracked by actor id over the next 4 s, the
-lights within LIGHT_RADIUS_M over the same window, and the route around the ego.
+lights within LIGHT_RADIUS_M over the same window, the route around the ego and, when the drive
+ran the route's scenarios (``*.scenarios.parquet``), the scenario active at that tick and which
+of the scene's agents are scenario actors.
 """
 
 from __future__ import annotations
@@ -46,10 +48,64 @@ Float = NDArray[np.float64]
 
 
 @dataclass(frozen=True, eq=False)
+class ScenarioTrack:
+    """The route scenario active at every recorded state of a drive: ``frames`` (N,) simulator
+    frames, ``types`` / ``names`` (N,) of the active scenario ("" when none), ``triggered`` (N,)
+    whether it had triggered, ``actor_ids`` (N,) arrays of the actor ids every scenario of the
+    route owned then."""
+
+    frames: NDArray[np.int64]
+    types: tuple[str, ...]
+    names: tuple[str, ...]
+    triggered: NDArray[np.bool_]
+    actor_ids: tuple[NDArray[np.int64], ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.frames)
+        if not len(self.types) == len(self.names) == len(self.triggered) == len(self.actor_ids) == n:
+            raise ValueError("ScenarioTrack columns must all have one entry per frame")
+
+    def at(self, frame: int) -> tuple[str, str, bool, NDArray[np.int64]]:
+        """(type, name, triggered, scenario actor ids) at ``frame`` (none when not logged)."""
+        j = int(np.searchsorted(self.frames, frame))
+        if j >= len(self.frames) or self.frames[j] != frame:
+            return "", "", False, np.zeros(0, np.int64)
+        return self.types[j], self.names[j], bool(self.triggered[j]), self.actor_ids[j]
+
+    def write(self, path: Path) -> None:
+        """One Parquet file (atomic)."""
+        table = pa.table(
+            {
+                "frame": pa.array(self.frames, type=pa.int64()),
+                "type": pa.array(list(self.types), type=pa.string()),
+                "name": pa.array(list(self.names), type=pa.string()),
+                "triggered": pa.array(self.triggered, type=pa.bool_()),
+                "actor_ids": pa.array([a.tolist() for a in self.actor_ids],
+                                      type=pa.list_(pa.int64())),
+            }
+        )  # fmt: skip
+        with atomic_output(path) as tmp:
+            pq.write_table(table, tmp)
+
+    @staticmethod
+    def read(path: Path) -> ScenarioTrack:
+        """The track :meth:`write` stored."""
+        t = pq.read_table(path)
+        return ScenarioTrack(
+            frames=t.column("frame").to_numpy().astype(np.int64),
+            types=tuple(t.column("type").to_pylist()),
+            names=tuple(t.column("name").to_pylist()),
+            triggered=np.asarray(t.column("triggered").to_pylist(), dtype=bool),
+            actor_ids=tuple(np.asarray(a, dtype=np.int64) for a in t.column("actor_ids").to_pylist()),
+        )
+
+
+@dataclass(frozen=True, eq=False)
 class Episode:
     """A recorded drive: ``recording``, the ``planned`` route, ``route_id``, the agent's plans
     (``plan_frames`` (P,) simulator frames, ``plans`` (P, 40, 3) world poses at 0.1 s from one
-    step ahead) or None when the driver exposed none, and the recording's ``path``."""
+    step ahead) or None when the driver exposed none, the recording's ``path`` and the drive's
+    ``scenarios`` track (None for recordings made without one)."""
 
     path: Path
     route_id: str
@@ -57,6 +113,7 @@ class Episode:
     planned: PlannedRoute
     plan_frames: NDArray[np.int64] | None
     plans: Float | None
+    scenarios: ScenarioTrack | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,7 +121,9 @@ class SceneRecord:
     """One scene and what the dataset stores beside the scorer's :class:`Scene`: ids, the
     recorded ``frame`` / ``time_s``, ``agent_ids`` (A,), the route ``command`` (RoadOption),
     ``route_lane_seq`` ordered route lanes from the ego's, the expert's real ``expert_future``
-    (40, 3) and its ``expert_plan`` (40, 3) at this tick (None when not recorded)."""
+    (40, 3) and its ``expert_plan`` (40, 3) at this tick (None when not recorded); the route
+    scenario active then (``scenario_type`` / ``scenario_name``, "" when none, and whether it
+    had ``scenario_triggered``) and ``scenario_agent`` (A,) which agents are scenario actors."""
 
     scene_id: str
     route_id: str
@@ -76,6 +135,22 @@ class SceneRecord:
     route_lane_seq: NDArray[np.int64]
     expert_future: Float
     expert_plan: Float | None
+    scenario_type: str = ""
+    scenario_name: str = ""
+    scenario_triggered: bool = False
+    scenario_agent: NDArray[np.bool_] | None = None
+
+    @property
+    def scenario_agents(self) -> NDArray[np.bool_]:
+        """(A,) which agents are scenario actors (all False when unknown)."""
+        if self.scenario_agent is None:
+            return np.zeros(self.scene.num_agents, dtype=bool)
+        return self.scenario_agent
+
+
+def scenarios_path(recording_path: Path) -> Path:
+    """Where the scenario track of the episode recorded at ``recording_path`` lives."""
+    return recording_path.with_name(recording_path.name.replace(".parquet", ".scenarios.parquet"))
 
 
 def plans_path(recording_path: Path) -> Path:
@@ -114,7 +189,9 @@ def load_episode(path: str | os.PathLike[str], town: Town) -> Episode:
         frames = t.column("frame").to_numpy().astype(np.int64)
         flat = t.column("poses").combine_chunks().flatten().to_numpy()
         plans = np.asarray(flat, dtype=np.float64).reshape(len(frames), HORIZON_STEPS, 3)
-    return Episode(p, route_id, rec, planned, frames, plans)
+    sp = scenarios_path(p)
+    track = ScenarioTrack.read(sp) if sp.is_file() else None
+    return Episode(p, route_id, rec, planned, frames, plans, track)
 
 
 def scene_rows(episode: Episode, every_s: float) -> NDArray[np.int64]:
@@ -235,6 +312,11 @@ def extract_scene(episode: Episode, town: Town, row: int) -> SceneRecord:
         ego_wheelbase_m=wb,
     )
     future = np.column_stack([a.x[fut[1:], 0], a.y[fut[1:], 0], a.yaw[fut[1:], 0]])
+    s_type, s_name, s_trig, s_ids = (
+        episode.scenarios.at(int(rec.frames[row]))
+        if episode.scenarios is not None
+        else ("", "", False, np.zeros(0, np.int64))
+    )
     return SceneRecord(
         scene_id=f"{episode.route_id}-{int(rec.frames[row]):06d}",
         route_id=episode.route_id,
@@ -246,6 +328,10 @@ def extract_scene(episode: Episode, town: Town, row: int) -> SceneRecord:
         route_lane_seq=lane_seq.astype(np.int64),
         expert_future=future,
         expert_plan=expert_plan,
+        scenario_type=s_type,
+        scenario_name=s_name,
+        scenario_triggered=s_trig,
+        scenario_agent=np.isin(ids, s_ids),
     )
 
 

@@ -60,13 +60,16 @@ from teachers.episode_scenes import (
     load_episode,
     scene_rows,
 )
+from teachers.modes import LaneMode, SpeedMode, mode_parts
 from teachers.per_scene import TeacherConfig, teachers_for_scene
-from teachers.scoring import Metric
+from teachers.scoring import DEFAULT_PROFILE, Metric
 from teachers.selection import SelectionConfig
 from teachers.vocabulary import (
+    DEFAULT_VOCABULARY_ID,
     Vocabulary,
     build_vocabulary,
     futures_to_local,
+    load_registered,
     load_vocabulary,
     save_vocabulary,
 )
@@ -96,8 +99,9 @@ class GenerateConfig:
     max_routes: int | None = None
     workers: int = 1
     ray_address: str | None = None  # score parts on Ray ('auto': a local cluster)
-    vocabulary_size: int = DEFAULT_VOCABULARY_SIZE
+    vocabulary_size: int = DEFAULT_VOCABULARY_SIZE  # k-means of the drives (vocabulary_id None)
     vocabulary_file: Path | None = None
+    vocabulary_id: str | None = DEFAULT_VOCABULARY_ID  # a registered vocabulary (the default)
     agent: str = "expert"
     generated_route_m: float = GENERATED_ROUTE_M
     seed: int = 0
@@ -105,6 +109,7 @@ class GenerateConfig:
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     reactive: bool = False  # re-simulate teachers with reactive traffic (teachers.reactive)
     backend: BackendSpec = field(default_factory=BackendSpec)  # simulator of drives and re-checks
+    scoring_profile: str = DEFAULT_PROFILE.name  # teachers.scoring.profile.PROFILES key
     command_line: tuple[str, ...] = ()
 
 
@@ -156,10 +161,12 @@ def settings_fingerprint(config: GenerateConfig, town: Town) -> dict[str, Any]:
         "vocabulary_size": config.vocabulary_size,
         "vocabulary_file": _path_text(config.vocabulary_file),
         "vocabulary_sha256": file_sha256(config.vocabulary_file),
+        "vocabulary_id": config.vocabulary_id,
         "selection": asdict(config.selection),
         "candidates": asdict(config.candidates),
         "reactive": config.reactive,
         "backend": config.backend.name,
+        "scoring_profile": config.scoring_profile,
     }
 
 
@@ -239,7 +246,9 @@ def scene_columns(
     column lists) and its counts."""
     scene = rec.scene
     result = teachers_for_scene(
-        rec, town, vocab, TeacherConfig(config.candidates, config.selection)
+        rec, town, vocab,
+        TeacherConfig(config.candidates, config.selection, config.scoring_profile,
+                      seed=config.seed),  # fmt: skip
     )
     cands, scores, poses, sel = result.candidates, result.scores, result.poses, result.selection
     reactive: list[bool | None] = [None] * len(sel.index)  # the reactive check is not built yet
@@ -255,23 +264,43 @@ def scene_columns(
         "ego_accel": [scene.ego_accel_mps2], "ego_yaw_rate": [scene.ego_yaw_rate_radps],
         "command": [rec.command], "command_name": [_command_name(rec.command)],
         "past_poses": [past[:, :3]], "past_speed": [past[:, 3]],
-        "expert_future": [rec.expert_future], "n_agents": [scene.num_agents],
+        "expert_future": [rec.expert_future], "scenario_type": [rec.scenario_type],
+        "scenario_name": [rec.scenario_name], "scenario_triggered": [rec.scenario_triggered],
+        "n_agents": [scene.num_agents], "n_scenario_agents": [int(rec.scenario_agents.sum())],
         "n_lights": [int(scene.light_state.shape[0])], "n_candidates": [cands.size],
         "n_vocabulary": [cands.count(Source.VOCABULARY)], "n_lattice": [cands.count(Source.LATTICE)],
         "n_expert": [cands.count(Source.EXPERT)], "n_passed": [int(sel.passed.sum())],
-        "n_teachers": [len(sel.index)], "coverage": [sel.coverage], "max_gap_m": [sel.max_gap_m],
+        "n_teachers": [len(sel.index)], "n_pool": [len(result.pool)],
+        "n_modes_available": [sel.modes_available], "n_modes_kept": [sel.modes_kept],
+        "coverage": [sel.coverage], "max_gap_m": [sel.max_gap_m],
     }  # fmt: skip
     k = len(sel.index)
+    lane_mode, speed_mode = mode_parts(result.modes)
     t = cols["teachers"] = {
         "scene_id": [sid] * k,
         "rank": list(range(k)),
         "source": [Source(int(s)).label for s in cands.source[sel.index]],
         "poses": list(poses[sel.index]),
+        "lane_mode": [LaneMode(int(v)).name.lower() for v in lane_mode[sel.index]],
+        "speed_mode": [SpeedMode(int(v)).name.lower() for v in speed_mode[sel.index]],
         "progress_m": scores.progress_m[sel.index].tolist(),
         "reactive": reactive,
     }
     for name, metric in zip(SUB_SCORES, Metric, strict=True):
         t[name] = scores.values[metric, sel.index].tolist()
+    pool = result.pool
+    vi = result.vocab_index[pool]
+    cols["pool"] = {
+        "scene_id": [sid] * len(pool),
+        "source": [Source(int(s)).label for s in cands.source[pool]],
+        "vocab_index": vi.tolist(),
+        # vocabulary entries are their index; the extras carry their proposed poses
+        "poses": [None if v >= 0 else cands.poses[j] for j, v in zip(pool, vi, strict=True)],
+        "lane_mode": [LaneMode(int(v)).name.lower() for v in lane_mode[pool]],
+        "speed_mode": [SpeedMode(int(v)).name.lower() for v in speed_mode[pool]],
+        "epdms": scores.values[Metric.EPDMS, pool].tolist(),
+        "progress_m": scores.progress_m[pool].tolist(),
+    }
     ai, ti = np.nonzero(scene.agent_valid)
     b = scene.agent_boxes[ai, ti]
     cols["agents"] = {
@@ -280,6 +309,7 @@ def scene_columns(
         "t_index": ti.tolist(), "x": b[:, 0].tolist(), "y": b[:, 1].tolist(),
         "yaw": b[:, 2].tolist(), "length": b[:, 3].tolist(), "width": b[:, 4].tolist(),
         "speed": scene.agent_speed_mps[ai, ti].tolist(),
+        "scenario": rec.scenario_agents[ai].tolist(),
     }  # fmt: skip
     lights = light_indices(town, scene.ego_pose)
     sig = town.signals
@@ -295,7 +325,9 @@ def scene_columns(
     }
     stats = {"scenes": 1, "candidates": cands.size, "passed": int(sel.passed.sum()), "teachers": k,
              "vocabulary": cands.count(Source.VOCABULARY), "lattice": cands.count(Source.LATTICE),
-             "expert": cands.count(Source.EXPERT), "full": int(k >= config.selection.k)}  # fmt: skip
+             "expert": cands.count(Source.EXPERT), "full": int(k >= config.selection.k),
+             "pool": len(pool), "multimodal": int(sel.modes_kept >= 2),
+             "multimodal_available": int(sel.modes_available >= 2)}  # fmt: skip
     return cols, stats
 
 
@@ -318,9 +350,19 @@ def _stop_area_wkt(town: Town, light: int) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(town_name: str, vocab_path: Path | None, config: GenerateConfig) -> None:
+def run_vocabulary(config: GenerateConfig, vocab_path: Path) -> Vocabulary:
+    """The run's vocabulary: the file, else the registered id, else the k-means file of the
+    drives at ``vocab_path``."""
+    if config.vocabulary_file is not None:
+        return load_vocabulary(config.vocabulary_file)
+    if config.vocabulary_id is not None:
+        return load_registered(config.vocabulary_id)
+    return load_vocabulary(vocab_path)
+
+
+def _init_worker(town_name: str, vocab_path: Path, config: GenerateConfig) -> None:
     _WORKER["town"] = load_town(town_name)
-    _WORKER["vocab"] = load_vocabulary(vocab_path) if vocab_path is not None else None
+    _WORKER["vocab"] = run_vocabulary(config, vocab_path)
     _WORKER["config"] = config
     _WORKER["episodes"] = {}
 
@@ -329,7 +371,7 @@ class PartWorker:
     """Scores parts in one process (this one, a pool worker or a Ray actor): the town, the
     vocabulary and the config are loaded once, as :func:`_init_worker` does."""
 
-    def __init__(self, town_name: str, vocab_path: Path | None, config: GenerateConfig) -> None:
+    def __init__(self, town_name: str, vocab_path: Path, config: GenerateConfig) -> None:
         _init_worker(town_name, vocab_path, config)
 
     def run(self, task: PartTask) -> tuple[str, dict[str, Any]]:
@@ -339,7 +381,7 @@ class PartWorker:
 MAX_PART_ATTEMPTS = 2  # a part whose worker was lost runs once more
 
 
-def part_pool(config: GenerateConfig, town: Town, vocab_path: Path | None, parts: int) -> Pool:
+def part_pool(config: GenerateConfig, town: Town, vocab_path: Path, parts: int) -> Pool:
     """Where parts are scored: Ray with ``config.ray_address`` (``workers`` actors when more
     than one, else one per cluster CPU); else ``workers`` forked processes; else this one."""
     spec = WorkerSpec(PartWorker, (town.name, vocab_path, config))
@@ -473,6 +515,8 @@ def generate(
     vocab_path = out / "vocabulary.npz"
     if config.vocabulary_file is not None:
         vocab_path = config.vocabulary_file
+    elif config.vocabulary_id is not None:
+        pass  # a registered vocabulary: nothing to build or copy
     elif not vocab_path.is_file():
         futures = expert_futures(episodes)
         prov = {"town": town.name, "routes": [r.id for r in routes],
@@ -480,7 +524,8 @@ def generate(
         save_vocabulary(
             build_vocabulary(futures, config.vocabulary_size, config.seed, prov), vocab_path
         )
-    vocab = load_vocabulary(vocab_path)
+    vocab = run_vocabulary(config, vocab_path)
+    registered = config.vocabulary_file is None and config.vocabulary_id is not None
 
     tasks = plan_parts(episodes, config.every_s, config.max_scenes)
     done = finished_parts(out)
@@ -505,7 +550,7 @@ def generate(
     names = [t.name for t in tasks]
     sums = {k: sum(int(done[n].get(k, 0)) for n in names)
             for k in ("scenes", "candidates", "passed", "teachers", "vocabulary", "lattice",
-                      "expert", "full")}  # fmt: skip
+                      "expert", "full", "pool", "multimodal", "multimodal_available")}  # fmt: skip
     scenes = max(sums["scenes"], 1)
     summary = {
         "scenes": sums["scenes"],
@@ -515,6 +560,10 @@ def generate(
         "teachers_per_scene": sums["teachers"] / scenes,
         "scenes_with_k": sums["full"],
         "scenes_without_teacher": _count_empty(out, names),
+        "pool_per_scene": sums["pool"] / scenes,
+        "multimodal_fraction": sums["multimodal"] / scenes,
+        "multimodal_available_fraction": sums["multimodal_available"] / scenes,
+        "by_scenario_type": by_scenario_type(out, names),
         "drive_s": round(t_drive, 2),
         "score_s": round(score_s, 2),
         "wall_s": round(time.perf_counter() - t_start, 2),
@@ -543,6 +592,7 @@ def generate(
         "horizon_s": HORIZON_S,
         "k": config.selection.k,
         "threshold": config.selection.threshold,
+        "scoring_profile": config.scoring_profile,
         "every_s": config.every_s,
         "candidate_counts": {
             "vocabulary_size": vocab.size,
@@ -552,7 +602,15 @@ def generate(
             "total_scored": sums["candidates"],
             "per_scene_mean": sums["candidates"] / scenes,
         },  # fmt: skip
-        "vocabulary": {"path": vocab_path.name, "provenance": vocab.provenance},
+        "vocabulary": {
+            "id": config.vocabulary_id if registered else None,
+            "sha256": vocab.sha256,
+            "size": vocab.size,
+            "path": None if registered else vocab_path.name,
+            "pool_cap": TeacherConfig().pool_cap,
+            "seed": config.seed,
+            "provenance": vocab.provenance,
+        },
         "routes": {
             "file": str(config.routes_file) if config.routes_file else None,
             "ids": [r.id for r in routes],
@@ -571,6 +629,35 @@ def _wheelbase() -> float:
     from harness.dynamics.vehicle import LINCOLN_MKZ_2017
 
     return float(LINCOLN_MKZ_2017.wheelbase_m)
+
+
+NO_SCENARIO = "none"  # by_scenario_type key of scenes with no active scenario
+
+
+def by_scenario_type(out: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per active scenario type (NO_SCENARIO for scenes without one): scenes, scenes whose
+    scenario had triggered, teachers, teachers per scene, scenes without a teacher, pool entries
+    and the share of scenes with >= 2 manoeuvre modes kept."""
+    import pyarrow.parquet as pq
+
+    cols = ["scenario_type", "scenario_triggered", "n_teachers", "n_pool", "n_modes_kept"]
+    acc: dict[str, dict[str, Any]] = {}
+    for p in names:
+        t = pq.read_table(out / "parts" / f"{p}.scenes.parquet", columns=cols).to_pydict()
+        for typ, trig, nt, npool, nm in zip(*(t[c] for c in cols), strict=True):
+            a = acc.setdefault(typ or NO_SCENARIO, {"scenes": 0, "triggered_scenes": 0,
+                                                    "teachers": 0, "scenes_without_teacher": 0,
+                                                    "pool": 0, "multimodal": 0})  # fmt: skip
+            a["scenes"] += 1
+            a["triggered_scenes"] += int(bool(trig))
+            a["teachers"] += int(nt)
+            a["scenes_without_teacher"] += int(nt == 0)
+            a["pool"] += int(npool)
+            a["multimodal"] += int(nm >= 2)
+    for a in acc.values():
+        a["teachers_per_scene"] = a["teachers"] / a["scenes"]
+        a["multimodal_fraction"] = a.pop("multimodal") / a["scenes"]
+    return dict(sorted(acc.items()))
 
 
 def _count_empty(out: Path, names: list[str]) -> int:

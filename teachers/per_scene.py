@@ -10,6 +10,7 @@ progress among candidates passing the safety gates.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,36 +27,69 @@ from teachers.candidates import (
 )
 from teachers.episode_scenes import SceneRecord
 from teachers.lattice import lattice_candidates
-from teachers.scoring import Metric, ScoreMatrix, score_candidates
+from teachers.modes import manoeuvre_modes
+from teachers.scoring import DEFAULT_PROFILE, Metric, ScoreMatrix, score_candidates
 from teachers.scoring.aggregate import NUM_METRICS, SAFETY_GATES, with_aggregates
 from teachers.scoring.progress import ego_progress
-from teachers.selection import Selection, SelectionConfig, adjust_scores, select_teachers
+from teachers.selection import (
+    POOL_CAP,
+    Selection,
+    SelectionConfig,
+    adjust_scores,
+    gates,
+    hard_checks,
+    pool_indices,
+    select_teachers,
+)
 from teachers.vocabulary import Vocabulary
 
 Float = NDArray[np.float64]
+Int = NDArray[np.int64]
 
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """What a scene's teachers depend on besides the scene: the candidate sources and the
-    selection (K, EPDMS threshold, diversity)."""
+    """What a scene's teachers depend on besides the scene: the candidate sources, the
+    selection (K, EPDMS threshold, diversity), the scoring profile's name and the pool (cap,
+    and the run seed that with the scene id draws it when more candidates pass)."""
 
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    profile: str = DEFAULT_PROFILE.name
+    pool_cap: int = POOL_CAP
+    seed: int = 0
 
 
 @dataclass(frozen=True, eq=False)
 class SceneTeachers:
     """A scored scene: ``candidates`` (B), their adjusted ``scores`` (NUM_METRICS, B), the
     simulated ego ``poses`` (B, 40, 3) [x, y, yaw] box centres at t = 0.1 .. 4.0 s (what a teacher
-    row stores), the ``selection`` (teacher indices best first, pass mask, coverage) and
-    ``expert_row`` (index of the reference trajectory, None when the scene had none)."""
+    row stores), the ``selection`` (teacher indices best first, pass mask, coverage, modes),
+    ``expert_row`` (index of the reference trajectory, None when the scene had none), the
+    manoeuvre ``modes`` (B,) of every candidate (:func:`teachers.modes.mode_id`; -1 where not
+    classified: only passing candidates are) and ``pool`` (P,) ascending candidate indices of the
+    scene's pool (vocabulary entries and lattice / expert extras; :attr:`vocab_pool` is its
+    vocabulary part as vocabulary indices, Drive-JEPA's per-scene index file)."""
 
     candidates: CandidateSet
     scores: ScoreMatrix
     poses: Float
     selection: Selection
     expert_row: int | None
+    modes: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pool: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def vocab_index(self) -> NDArray[np.int64]:
+        """Each candidate's vocabulary entry (B,), -1 for the lattice / expert extras."""
+        return self.candidates.vocab_index
+
+    @property
+    def vocab_pool(self) -> NDArray[np.int64]:
+        """The pool's vocabulary entries (vocabulary indices, ascending): what the dataset's
+        ``scenes.vocab_pool``, the drivejepa export and the service answer's ``pool`` hold."""
+        v = self.candidates.vocab_index[self.pool]
+        return np.sort(v[v >= 0]).astype(np.int64)
 
     @property
     def teacher_index(self) -> NDArray[np.int64]:
@@ -77,6 +111,9 @@ class SceneTeachers:
             "expert": c.count(Source.EXPERT),
             "passed": self.n_passed,
             "teachers": len(self.selection.index),
+            "pool": len(self.pool),
+            "modes_available": self.selection.modes_available,
+            "modes_kept": self.selection.modes_kept,
         }
 
 
@@ -103,21 +140,30 @@ def scene_candidates(
         return build_candidates(record, town, vocab, config)
     parts: list[Float] = []
     tags: list[NDArray[np.int8]] = []
+    index: list[NDArray[np.int64]] = []
     if vocab is not None:
-        v = vocabulary_candidates(vocab, record, config.vocab_speed_tolerance_mps)
+        v, entries = vocabulary_candidates(vocab, record, config.vocab_speed_tolerance_mps)
         parts.append(v)
         tags.append(np.full(len(v), Source.VOCABULARY, dtype=np.int8))
+        index.append(entries)
     lat = lattice_candidates(town, record.scene, record.route_lane_seq, config.lattice)
     parts.append(lat)
     tags.append(np.full(len(lat), Source.LATTICE, dtype=np.int8))
-    return CandidateSet(poses=np.concatenate(parts, axis=0), source=np.concatenate(tags))
+    index.append(np.full(len(lat), -1, dtype=np.int64))
+    return CandidateSet(
+        poses=np.concatenate(parts, axis=0),
+        source=np.concatenate(tags),
+        vocab_index=np.concatenate(index),
+    )
 
 
-def normalise_scores(raw: ScoreMatrix, expert_row: int | None) -> ScoreMatrix:
-    """:func:`adjust_scores` (EP over the safe candidates and the human filter) when there is a
-    reference row; without one only the EP normalisation, as adjust_scores does it."""
+def normalise_scores(
+    raw: ScoreMatrix, expert_row: int | None, profile: str = DEFAULT_PROFILE.name
+) -> ScoreMatrix:
+    """:func:`adjust_scores` (EP over the safe candidates and the profile's human filter) when
+    there is a reference row; without one only the EP normalisation, as adjust_scores does it."""
     if expert_row is not None:
-        return adjust_scores(raw, expert_row)
+        return adjust_scores(raw, expert_row, profile=profile)
     v = raw.values.copy()
     safe = np.ones(v.shape[1], dtype=bool)
     for m in SAFETY_GATES:
@@ -141,24 +187,49 @@ def no_teachers(cands: CandidateSet) -> SceneTeachers:
     )
 
 
+def scene_rng(seed: int, scene_id: str) -> np.random.Generator:
+    """The generator of one scene's random choices (its pool): from the run seed and the scene
+    id only, so a scene gets the same pool whichever worker scores it."""
+    return np.random.default_rng([seed, zlib.crc32(scene_id.encode("utf-8"))])
+
+
 def teachers_for_scene(
-    record: SceneRecord, town: Town, vocab: Vocabulary | None, config: TeacherConfig
+    record: SceneRecord,
+    town: Town,
+    vocab: Vocabulary | None,
+    config: TeacherConfig,
 ) -> SceneTeachers:
-    """Build, score, normalise and select one scene's candidates (the gen-teachers step)."""
+    """Build, score, normalise and select one scene's candidates (the gen-teachers step): the
+    K teachers across manoeuvre modes and the pool (every passing candidate whose proposed
+    poses also pass the hard checks, capped at ``config.pool_cap`` at random from
+    ``config.seed`` and the scene id, whichever process scores it)."""
     cands = scene_candidates(record, town, vocab, config.candidates)
     if cands.size == 0:  # e.g. a route running away from the ego's heading: nothing to score
         return no_teachers(cands)
-    raw, states = score_candidates(record.scene, town, cands.poses)
+    raw, states = score_candidates(record.scene, town, cands.poses, profile=config.profile)
     experts = np.flatnonzero(cands.source == Source.EXPERT)
     expert_row = int(experts[0]) if experts.size else None
-    scores = normalise_scores(raw, expert_row)
+    scores = normalise_scores(raw, expert_row, config.profile)
     poses = states[:, 1:, :3]
-    sel = select_teachers(record.scene, town, poses, scores, config.selection)
-    return SceneTeachers(cands, scores, poses, sel, expert_row)
+    first = gates(scores, config.selection.threshold)
+    modes = np.full(cands.size, -1, dtype=np.int64)
+    modes[first] = manoeuvre_modes(
+        town, record.route_lane_seq, record.scene.route_xy, record.scene.ego_speed_mps,
+        poses[first],
+    )  # fmt: skip
+    sel = select_teachers(record.scene, town, poses, scores, config.selection, modes)
+    passed = np.flatnonzero(sel.passed)
+    proposed_ok = passed[hard_checks(record.scene, town, cands.poses[passed])]
+    pool = pool_indices(proposed_ok, config.pool_cap, scene_rng(config.seed, record.scene_id))
+    return SceneTeachers(cands, scores, poses, sel, expert_row, modes, pool)
 
 
 def score_trajectories(
-    record: SceneRecord, town: Town, trajectories: Float, simulate: bool = True
+    record: SceneRecord,
+    town: Town,
+    trajectories: Float,
+    simulate: bool = True,
+    profile: str = DEFAULT_PROFILE.name,
 ) -> TrajectoryScores:
     """Score trajectories (N, 40, 3) in the scene. EP is relative to the best safe one among them
     and, when the scene has a reference future, the reference (scored alongside, not returned),
@@ -171,7 +242,7 @@ def score_trajectories(
     if has_reference(record):
         poses = np.concatenate([trajectories, record.expert_future[None]], axis=0)
         expert_row = n
-    raw, states = score_candidates(record.scene, town, poses, rollout=simulate)
-    scores = normalise_scores(raw, expert_row)
+    raw, states = score_candidates(record.scene, town, poses, rollout=simulate, profile=profile)
+    scores = normalise_scores(raw, expert_row, profile)
     kept = ScoreMatrix(values=scores.values[:, :n], progress_m=scores.progress_m[:n])
     return TrajectoryScores(kept, states[:n, 1:, :3])

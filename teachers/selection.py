@@ -1,6 +1,10 @@
 """Teacher selection: keep the candidates that pass every gate and the hard safety checks, then
-choose up to K diverse ones by farthest-point sampling in trajectory space (mean pose distance),
-always starting from the best; report how well the K cover the passing set.
+choose up to K diverse ones: first across manoeuvre modes (``teachers.modes``; the best candidate
+of each mode, modes ordered by their best), then by farthest-point sampling in trajectory space
+(mean pose distance) within the modes, round-robin. Teachers of one mode are at least
+MIN_SEPARATION_M apart; a mode's first teacher needs only MODE_SEPARATION_M from the others (two
+modes' best candidates can be close - a stop and a slow-down at walking speed - and are still
+different manoeuvres). Report how well the K cover the passing set and the modes kept.
 
 Gates on the scored matrix: NC = DAC = DDC = TLC = 1, C = 1 and EPDMS >= threshold. Hard checks
 on the poses the dataset stores (the rolled-out ego centres, t = 0.1 .. 4.0 s), stricter than the
@@ -21,13 +25,15 @@ from harness.boxes import box_corners, boxes_overlap, make_boxes
 from harness.maps.town import Town
 from harness.world.comfort import EP_MIN_PROGRESS_M
 from teachers.scene import Scene, states_from_poses
-from teachers.scoring import Metric, ScoreMatrix
-from teachers.scoring.aggregate import SAFETY_GATES, with_aggregates
+from teachers.scoring import Metric, ScoreMatrix, ScoringProfile
+from teachers.scoring.aggregate import SAFETY_GATES, human_filter
 from teachers.scoring.comfort import comfort_signals, within_bounds
 
 DEFAULT_K = 8  # teachers per scene
 DEFAULT_THRESHOLD = 0.95  # minimum EPDMS of a teacher
-MIN_SEPARATION_M = 0.3  # teachers differ by at least this mean pose distance [m]
+MIN_SEPARATION_M = 1.0  # teachers differ by at least this mean pose distance [m]
+MODE_SEPARATION_M = 0.3  # a new mode's first teacher is at least this far from all others [m]
+POOL_CAP = 256  # passing candidates kept in a scene's pool (random, seeded) [-]
 COVERAGE_RADIUS_M = 1.0  # a passing candidate is covered within this mean distance [m]
 MIN_SPEED_MPS = -0.05  # no reversing teachers [m/s]
 
@@ -37,11 +43,13 @@ Bool = NDArray[np.bool_]
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    """K teachers, the EPDMS threshold and the diversity / coverage distances [m]."""
+    """K teachers, the EPDMS threshold and the diversity / coverage distances [m] (the pool cap
+    is :attr:`teachers.per_scene.TeacherConfig.pool_cap`)."""
 
     k: int = DEFAULT_K
     threshold: float = DEFAULT_THRESHOLD
     min_separation_m: float = MIN_SEPARATION_M
+    mode_separation_m: float = MODE_SEPARATION_M
     coverage_radius_m: float = COVERAGE_RADIUS_M
 
 
@@ -49,12 +57,16 @@ class SelectionConfig:
 class Selection:
     """``index`` (K',) chosen candidates, best first; ``passed`` (B,) gate + hard-check mask;
     ``coverage`` share of passing candidates within the coverage radius of a teacher (1.0 when
-    none pass); ``max_gap_m`` the largest distance of a passing candidate to its nearest teacher."""
+    none pass); ``max_gap_m`` the largest distance of a passing candidate to its nearest teacher;
+    ``modes_available`` manoeuvre modes among the passing candidates and ``modes_kept`` among
+    the teachers."""
 
     index: NDArray[np.int64]
     passed: Bool
     coverage: float
     max_gap_m: float
+    modes_available: int = 0
+    modes_kept: int = 0
 
 
 def gates(scores: ScoreMatrix, threshold: float) -> Bool:
@@ -66,7 +78,6 @@ def gates(scores: ScoreMatrix, threshold: float) -> Bool:
     return ok & (v[Metric.EPDMS] >= threshold)
 
 
-HUMAN_FILTERED = (Metric.TTC, Metric.LK, Metric.HC, Metric.EC)  # weighted terms only, no gates
 
 
 def safe_mask(values: Float) -> Bool:
@@ -88,7 +99,10 @@ def pairwise_progress(progress_m: Float, safe: Bool, reference_m: float) -> Floa
 
 
 def adjust_scores(
-    scores: ScoreMatrix, expert_row: int, reference_rows: Sequence[int] | None = None
+    scores: ScoreMatrix,
+    expert_row: int,
+    reference_rows: Sequence[int] | None = None,
+    profile: ScoringProfile | str | None = None,
 ) -> ScoreMatrix:
     """NAVSIM's EP normalisation and human filter on a scene's matrix.
 
@@ -101,19 +115,17 @@ def adjust_scores(
     DDC and TLC. (Deviation fixed here: EP used to be relative to the best of all ~500
     candidates, a bar set by the most aggressive safe vocabulary entry, which failed the
     EPDMS threshold for the expert itself in 300 of 432 Town05 scenes.)
-    Human filter: each of TTC, LK, HC, EC is set to 1 for every candidate when the expert's
-    real trajectory (row ``expert_row``) also fails it (e.g. EC when the expert's own plans are
-    not consistent across 0.5 s). Gates are never filtered."""
+    Human filter (:func:`teachers.scoring.aggregate.human_filter`, the scoring ``profile``'s
+    rule): under navsim each sub-score but EC, gates and EP included, is set to 1 for every
+    candidate where the expert's real trajectory (row ``expert_row``) scores 0 on it; under
+    harness TTC, LK, HC and EC where it scores below 1."""
     v = scores.values.copy()
     safe = safe_mask(v)
     rows = np.asarray([expert_row] if reference_rows is None else list(reference_rows), np.int64)
     ref_ok = rows[safe[rows]]
     reference_m = float(scores.progress_m[ref_ok].max()) if ref_ok.size else 0.0
     v[Metric.EP] = pairwise_progress(scores.progress_m, safe, reference_m)
-    for m in HUMAN_FILTERED:
-        if v[m, expert_row] < 1.0:
-            v[m] = 1.0
-    return ScoreMatrix(values=with_aggregates(v), progress_m=scores.progress_m)
+    return ScoreMatrix(values=human_filter(v, expert_row, profile), progress_m=scores.progress_m)
 
 
 def hard_checks(scene: Scene, town: Town, poses: Float) -> Bool:
@@ -161,10 +173,67 @@ def farthest_point(poses: Float, first: int, k: int, min_separation_m: float) ->
     return np.asarray(chosen, dtype=np.int64)
 
 
+def diverse_by_mode(
+    poses: Float, modes: NDArray[np.int64], order: NDArray[np.int64], k: int,
+    min_separation_m: float,
+    mode_separation_m: float | None = None,
+) -> NDArray[np.int64]:
+    """Up to k indices into poses (B, T, 3) whose manoeuvre ``modes`` (B,) are given, ``order``
+    (B,) the candidates best first: (1) modes in the order of their best candidate, each gets
+    its best candidate at least ``mode_separation_m`` (default ``min_separation_m``) from those
+    chosen; (2) round-robin over the modes, each adds its candidate farthest from all chosen,
+    while that is >= ``min_separation_m``. The first index is the best candidate; all chosen
+    are pairwise >= ``mode_separation_m`` apart, those of one mode >= ``min_separation_m``."""
+    seed_sep = min_separation_m if mode_separation_m is None else mode_separation_m
+    if len(poses) == 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    classes: list[int] = []
+    for i in order:
+        if int(modes[i]) not in classes:
+            classes.append(int(modes[i]))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    members = {c: np.flatnonzero(modes == c) for c in classes}
+    members = {c: m[np.argsort(rank[m])] for c, m in members.items()}  # best first
+    chosen: list[int] = []
+    gap = np.full(len(poses), np.inf)
+
+    def take(j: int) -> None:
+        nonlocal gap
+        chosen.append(j)
+        gap = np.minimum(gap, mean_distance(poses, poses[j][None]))
+
+    for c in classes:
+        if len(chosen) >= k:
+            break
+        m = members[c]
+        ok = m[gap[m] >= seed_sep]
+        if ok.size:
+            take(int(ok[0]))
+    grew = True
+    while len(chosen) < k and grew:
+        grew = False
+        for c in classes:
+            if len(chosen) >= k:
+                break
+            m = members[c]
+            j = int(m[np.argmax(gap[m])])
+            if gap[j] >= min_separation_m:
+                take(j)
+                grew = True
+    return np.asarray(chosen, dtype=np.int64)
+
+
 def select_teachers(
-    scene: Scene, town: Town, poses: Float, scores: ScoreMatrix, config: SelectionConfig
+    scene: Scene,
+    town: Town,
+    poses: Float,
+    scores: ScoreMatrix,
+    config: SelectionConfig,
+    modes: NDArray[np.int64] | None = None,
 ) -> Selection:
-    """Choose teachers among candidates whose stored poses are ``poses`` (B, 40, 3)."""
+    """Choose teachers among candidates whose stored poses are ``poses`` (B, 40, 3) and whose
+    manoeuvre ``modes`` (B,) are given (None: one mode, plain farthest-point sampling)."""
     passed = gates(scores, config.threshold)
     cand = np.flatnonzero(passed)
     passed[cand] = hard_checks(scene, town, poses[cand])
@@ -172,9 +241,25 @@ def select_teachers(
     if cand.size == 0:
         return Selection(np.zeros(0, dtype=np.int64), passed, 1.0, 0.0)
     v = scores.values
-    best = int(np.lexsort((-scores.progress_m[cand], -v[Metric.EPDMS, cand]))[0])
-    local = farthest_point(poses[cand], best, config.k, config.min_separation_m)
+    order = np.lexsort((-scores.progress_m[cand], -v[Metric.EPDMS, cand]))
+    m = np.zeros(len(cand), np.int64) if modes is None else np.asarray(modes, np.int64)[cand]
+    local = diverse_by_mode(
+        poses[cand], m, order, config.k, config.min_separation_m, config.mode_separation_m
+    )
     chosen = cand[local]
     d = mean_distance(poses[cand][:, None], poses[chosen][None]).min(axis=1)
     coverage = float(np.mean(d <= config.coverage_radius_m))
-    return Selection(chosen, passed, coverage, float(d.max()))
+    return Selection(
+        chosen, passed, coverage, float(d.max()),
+        modes_available=int(np.unique(m).size), modes_kept=int(np.unique(m[local]).size),
+    )  # fmt: skip
+
+
+def pool_indices(
+    passed: NDArray[np.int64], cap: int, rng: np.random.Generator
+) -> NDArray[np.int64]:
+    """A scene's pool: the passing candidate indices ``passed`` (ascending), or ``cap`` of them
+    drawn at random without replacement by ``rng`` when there are more (kept ascending)."""
+    if len(passed) <= cap:
+        return np.asarray(passed, dtype=np.int64)
+    return np.sort(rng.choice(passed, size=cap, replace=False)).astype(np.int64)

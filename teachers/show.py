@@ -5,7 +5,7 @@ near them): lanes, the agents (box at t=0, track over 4 s), the lights' stop are
 their state at t=0, the ego's past and the expert's real future. Right, the same teachers in the
 ego frame with the lateral axis stretched (top) and their speed over time (bottom), so teachers
 that overlap on the map stay apart. Each teacher has its own colour, line style and marker, and
-the legend gives its rank, source, EPDMS and PDMS. Axes in metres (CARLA frame, +y south down).
+the legend gives its rank, source, manoeuvre mode, EPDMS and PDMS. Axes in metres (CARLA frame, +y south down).
 """
 
 from __future__ import annotations
@@ -152,7 +152,8 @@ def draw_scene(dataset: str | os.PathLike[str], scene_id: str, out: str | os.Pat
     ax_v.plot(t_fut, _speed(fut, ex, ey), color="black", lw=1.4, ls="--")
     for k, ((_, tr), p) in enumerate(zip(teach.iterrows(), poses, strict=True)):
         st = _teacher_style(k)
-        label = f"#{int(tr['rank'])} {tr.source}: EPDMS {float(tr.epdms):.3f}, PDMS {float(tr.pdms):.3f}"
+        label = (f"#{int(tr['rank'])} {tr.source} {tr.lane_mode}/{tr.speed_mode}: "
+                 f"EPDMS {float(tr.epdms):.3f}, PDMS {float(tr.pdms):.3f}")  # fmt: skip
         ax.plot(p[:, 0], p[:, 1], zorder=7 + 0.01 * k, alpha=0.9, **st)
         pe = _ego_frame(p, ex, ey, eyaw)
         ax_lat.plot(pe[:, 0], pe[:, 1], alpha=0.9, label=label, **st)
@@ -166,8 +167,11 @@ def draw_scene(dataset: str | os.PathLike[str], scene_id: str, out: str | os.Pat
     ax.grid(alpha=0.25)
     ax.legend(loc="upper left", fontsize=7, framealpha=0.85)
     heading = float(np.degrees(wrap_angle(eyaw)))
+    scenario = (f"\n{sc.scenario_type} ({'triggered' if sc.scenario_triggered else 'not yet'}), "
+                f"{int(sc.n_scenario_agents)} scenario agents") if sc.scenario_type else ""
     ax.set_title(f"scene {scene_id} ({sc.town}, command {sc.command_name}, "
-                 f"ego {float(sc.ego_speed):.1f} m/s, yaw {heading:.0f} deg)", fontsize=10)  # fmt: skip
+                 f"ego {float(sc.ego_speed):.1f} m/s, yaw {heading:.0f} deg){scenario}",
+                 fontsize=10)  # fmt: skip
     ax_lat.set_xlabel("forward of the ego at t=0 [m]")
     ax_lat.set_ylabel("left [m] (stretched)")
     ax_lat.grid(alpha=0.3)

@@ -3,14 +3,20 @@ vocabulary), stored in the ego frame at t = 0 and placed in a scene by the ego p
 
 Local frame: x along the ego heading, y the heading rotated +90 deg (CARLA's right, see
 :func:`harness.geometry.to_local`), yaw relative to the ego's; 40 poses at t = 0.1 .. 4.0 s.
-The artifact is one ``.npz`` (arrays) with its provenance as JSON inside, written atomically.
+The artifact is one compressed ``.npz`` (float32 trajectories) with its provenance as JSON
+inside, written atomically. Vocabularies shipped with the package are *registered* by id
+(:data:`REGISTERED`); :data:`DEFAULT_VOCABULARY_ID` is the one gen-teachers and the service use
+unless told otherwise (built by ``harness teachers vocabulary build``, see
+``teachers.vocabulary_build``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,11 @@ from harness.geometry import to_local, to_world, wrap_angle
 from harness.io import atomic_output
 from harness.world.timing import HORIZON_STEPS
 
-VOCABULARY_FORMAT_VERSION = 1
+VOCABULARY_FORMAT_VERSION = 2  # 2: float32 trajectories, compressed; 1 (float64) still read
+READABLE_FORMATS = (1, 2)
+DATA_DIR = Path(__file__).resolve().parent / "data"  # package data: registered vocabularies
+DEFAULT_VOCABULARY_ID = "carla-8192-v1"
+REGISTERED = {DEFAULT_VOCABULARY_ID: "vocabulary_carla_8192_v1.npz"}  # id -> file in DATA_DIR
 MAX_VOCABULARY_SIZE = 8192  # Drive-JEPA's vocabulary size [trajectories]
 KMEANS_ITERATIONS = 25  # Lloyd iterations after k-means++ seeding
 KMEANS_CHUNK_ROWS = 2048  # rows per distance block (bounds memory at N x K)
@@ -49,11 +59,28 @@ class Vocabulary:
         """V."""
         return int(self.trajectories.shape[0])
 
+    @property
+    def vocabulary_id(self) -> str | None:
+        """The registered id this vocabulary was loaded by (None: a file or an in-memory one)."""
+        v = self.provenance.get("id")
+        return str(v) if v is not None else None
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the float32 trajectories (:func:`trajectories_sha256`)."""
+        return trajectories_sha256(self.trajectories)
+
     def in_world(self, ego_pose: Float) -> Float:
         """The trajectories (V, 40, 3) placed at ``ego_pose`` [x, y, yaw] (world frame)."""
         xy = to_world(self.trajectories[..., :2], ego_pose[:2], ego_pose[2])
         yaw = wrap_angle(self.trajectories[..., 2] + ego_pose[2])
         return np.concatenate([xy, yaw[..., None]], axis=-1)
+
+
+def trajectories_sha256(trajectories: Float) -> str:
+    """SHA-256 of trajectories (V, 40, 3) as little-endian float32, C order: the identity of a
+    vocabulary's content, whatever file it came from."""
+    return hashlib.sha256(np.ascontiguousarray(trajectories, dtype="<f4").tobytes()).hexdigest()
 
 
 def futures_to_local(futures: Float, origins: Float) -> Float:
@@ -158,13 +185,15 @@ def build_vocabulary(
 
 
 def save_vocabulary(vocab: Vocabulary, path: str | os.PathLike[str]) -> Path:
-    """Write the vocabulary and its provenance to one ``.npz`` (temp file + os.replace)."""
+    """Write the vocabulary (float32, compressed) and its provenance to one ``.npz`` (temp file
+    + os.replace); the provenance gets the format version."""
     out = Path(path)
+    prov = {**vocab.provenance, "format_version": VOCABULARY_FORMAT_VERSION}
     with atomic_output(out) as tmp, open(tmp, "wb") as fh:
-        np.savez(
+        np.savez_compressed(
             fh,
-            trajectories=vocab.trajectories,
-            provenance=np.array(json.dumps(vocab.provenance, sort_keys=True)),
+            trajectories=vocab.trajectories.astype(np.float32),
+            provenance=np.array(json.dumps(prov, sort_keys=True)),
         )
     return out
 
@@ -178,11 +207,55 @@ def load_vocabulary(path: str | os.PathLike[str]) -> Vocabulary:
             prov = json.loads(str(z["provenance"]))
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(
-            f"{p} is not a trajectory vocabulary ({exc}); build one with gen-teachers"
+            f"{p} is not a trajectory vocabulary ({exc}); build one with "
+            "`harness teachers vocabulary build`"
         ) from exc
-    if prov.get("format_version") != VOCABULARY_FORMAT_VERSION:
+    if prov.get("format_version") not in READABLE_FORMATS:
         raise ConfigError(
             f"{p} has vocabulary format {prov.get('format_version')}, this harness reads "
-            f"{VOCABULARY_FORMAT_VERSION}; rebuild it"
+            f"{READABLE_FORMATS}; rebuild it with `harness teachers vocabulary build`"
         )
     return Vocabulary(trajectories=traj, provenance=prov)
+
+
+def registered_ids() -> tuple[str, ...]:
+    """Ids a request or an option may name."""
+    return tuple(sorted(REGISTERED))
+
+
+@lru_cache(maxsize=4)
+def load_registered(vocabulary_id: str) -> Vocabulary:
+    """A registered vocabulary by id (cached per process; ConfigError for an unknown id or a
+    file whose content does not match its recorded hash)."""
+    if vocabulary_id not in REGISTERED:
+        raise ConfigError(
+            f"unknown vocabulary {vocabulary_id!r}; registered: {', '.join(registered_ids())}"
+        )
+    path = DATA_DIR / REGISTERED[vocabulary_id]
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing from the installation; reinstall the package")
+    vocab = load_vocabulary(path)
+    vocab.trajectories.setflags(write=False)  # shared by every caller of this process
+    digest = vocab.sha256
+    if vocab.provenance.get("sha256") not in (None, digest):
+        raise ConfigError(f"{path} does not match its recorded hash; reinstall the package")
+    return Vocabulary(vocab.trajectories, {**vocab.provenance, "id": vocabulary_id,
+                                           "sha256": digest})  # fmt: skip
+
+
+def default_vocabulary() -> Vocabulary:
+    """The vocabulary used when none is named (:data:`DEFAULT_VOCABULARY_ID`)."""
+    return load_registered(DEFAULT_VOCABULARY_ID)
+
+
+def resolve_vocabulary(source: str | os.PathLike[str]) -> Vocabulary:
+    """A registered id, or else a vocabulary file (for the command line only: a service
+    request may name ids alone)."""
+    if str(source) in REGISTERED:
+        return load_registered(str(source))
+    if not Path(source).is_file():
+        raise ConfigError(
+            f"{source} is neither a registered vocabulary ({', '.join(registered_ids())}) nor a "
+            "file; pass one of those ids or a .npz built by `harness teachers vocabulary build`"
+        )
+    return load_vocabulary(source)

@@ -38,6 +38,9 @@ REQUIRED_ARGS: dict[Path_, list[str]] = {
     ("teachers", "show"): ["dataset", "--scene", "s", "--out", "s.png"],
     ("teachers", "request"): ["scene.json"],
     ("teachers", "export-scene"): ["dataset", "--scene", "s"],
+    ("teachers", "export"): ["dataset", "out"],
+    ("teachers", "vocabulary", "build"): ["--out", "out"],
+    ("teachers", "vocabulary", "show"): [],
     ("sim", "bench"): [],
 }
 # one value outside its range per command (None: the command has no numeric option)
@@ -55,6 +58,9 @@ OUT_OF_RANGE: dict[Path_, list[str] | None] = {
     ("teachers", "show"): None,
     ("teachers", "request"): None,
     ("teachers", "export-scene"): None,
+    ("teachers", "export"): None,
+    ("teachers", "vocabulary", "build"): ["--size", "0"],
+    ("teachers", "vocabulary", "show"): None,
     ("sim", "bench"): ["--ticks", "0"],
 }
 # where each command's work starts: replaced by a tripwire so a missing check cannot run it
@@ -64,6 +70,8 @@ WORK = (
     ("harness.cli.report_cmd", "write_report"),
     ("harness.cli.report_cmd", "write_comparison"),
     ("teachers.generate", "generate"),
+    ("teachers.export", "export_dataset"),
+    ("teachers.vocabulary_build", "build"),
     ("harness.demo", "run_demo"),
     ("harness.cli.doctor_cmd", "run_checks"),
     ("harness.runner.bench", "run_bench"),

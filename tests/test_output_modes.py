@@ -71,7 +71,7 @@ def test_gen_teachers_outputs_are_0644(tmp_path: Path, umask_022: None) -> None:
             max_scenes=1,
             max_routes=1,
             every_s=1.5,
-            vocabulary_size=8,
+            vocabulary_size=8, vocabulary_id=None,
             agent="route_follower",
             generated_route_m=60.0,
             selection=SelectionConfig(k=2),

@@ -18,20 +18,20 @@ from tests.test_scoring_scenes import make_scene, straight_town
 MIN_AGREEMENT = 0.99  # fraction of candidates whose sub-scores all agree
 
 
-def _agreement(scene, town, states):
-    fast = score_states(scene, town, states)
-    ref, _ = ReferenceScorer(scene, town).score(states)
+def _agreement(scene, town, states, profile=None):
+    fast = score_states(scene, town, states, profile=profile)
+    ref, _ = ReferenceScorer(scene, town, profile).score(states)
     same = np.all(np.isclose(fast.values[list(SUB_METRICS)], ref.values[list(SUB_METRICS)]), axis=0)
     return fast, ref, same
 
 
-@pytest.mark.parametrize("seed", [0, 3])
-def test_raster_scores_match_reference_on_harness01(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "profile"), [(0, "navsim"), (3, "navsim"), (0, "harness")])
+def test_raster_scores_match_reference_on_harness01(seed: int, profile: str) -> None:
     town = load_town("Harness01")
     scene = synthetic_scene(town, n_agents=30, seed=seed)
     plans = candidate_fan(scene, n_curvature=8, n_accel=6)
-    states = rollout_candidates(scene, plans)
-    fast, ref, same = _agreement(scene, town, states)
+    states = rollout_candidates(scene, plans, profile=profile)
+    fast, ref, same = _agreement(scene, town, states, profile)
     assert same.mean() >= MIN_AGREEMENT, {
         m.name: int((~np.isclose(fast[m], ref[m])).sum()) for m in SUB_METRICS
     }

@@ -15,19 +15,27 @@ import pytest
 from harness.dynamics.lqr import NUM_POSES, LQRConfig, lqr_rollout
 from harness.maps import load_town
 from harness.world.state import ActorKind
-from teachers.rollout import full_plan, rollout_candidates, scene_lqr_config
+from teachers.rollout import full_plan, navsim_rollout, rollout_candidates, scene_lqr_config
 from teachers.scene import Scene
 from teachers.scoring import comfort, compliance
 from teachers.scoring.aggregate import state_bounds
-from teachers.scoring.collisions import AgentTable, contacts, time_to_collision
+from teachers.scoring.collisions import (
+    AgentTable,
+    contacts,
+    navsim_time_to_collision,
+    time_to_collision,
+)
 from teachers.scoring.egopose import EgoPose
 from teachers.scoring.rasters import SceneRasters, ScoringMap, ego_areas
+from tests.oracles.lqr_navsim_numpy import navsim_rollout_numpy
 from tests.oracles.lqr_numpy import lqr_rollout_numpy
 from tests.oracles.scoring_numpy import (
     centerline_distance_xy_numpy,
     contacts_numpy,
     driving_direction_compliance_numpy,
     ego_areas_numpy,
+    navsim_comfort_numpy,
+    navsim_ttc_numpy,
     time_to_collision_numpy,
     unwrap_time_numpy,
 )
@@ -112,6 +120,28 @@ def test_collision_kernels_match_numpy(case: Case) -> None:
     )
 
 
+def test_navsim_ttc_kernel_matches_numpy(case: Case) -> None:
+    scene, _, states, rasters = case
+    pose = EgoPose.of(states)
+    hits = contacts(scene, pose, AgentTable.of(scene))
+    areas = ego_areas(rasters, states, scene.ego_length_m, scene.ego_width_m, pose)
+    loose = areas.multiple_lanes | areas.off_drivable | areas.in_junction
+    for last, stopped in ((31, 5e-3), (40, 0.05)):
+        kw = {"last_step": last, "stopped_mps": stopped}
+        fast = navsim_time_to_collision(scene, pose, loose, hits.start, **kw)
+        ref = navsim_ttc_numpy(scene, pose, loose, hits.start, **kw)
+        np.testing.assert_array_equal(fast, ref)
+
+
+def test_navsim_rollout_kernel_matches_numpy(case: Case) -> None:
+    scene, _, states, _ = case
+    plan = full_plan(scene, states[:, 1:, :3])
+    args = (scene.ego_speed_mps, scene.ego_accel_mps2, scene.ego_yaw_rate_radps,
+            scene.ego_wheelbase_m, scene.ego_rear_axle_to_center_m)  # fmt: skip
+    np.testing.assert_allclose(navsim_rollout(plan, *args), navsim_rollout_numpy(plan, *args),
+                               rtol=0.0, atol=1e-8)  # fmt: skip
+
+
 def test_area_kernels_match_numpy(case: Case) -> None:
     scene, _, states, rasters = case
     pose = EgoPose.of(states)
@@ -140,3 +170,17 @@ def test_comfort_kernels_match_numpy(case: Case) -> None:
             band = comfort.savgol_band(n, window, deriv, 0.1)
             dense = y @ comfort.savgol_matrix(n, window, deriv, 0.1)
             np.testing.assert_allclose(comfort._apply_band(y, *band), dense, atol=1e-9, rtol=1e-12)
+
+
+def test_navsim_comfort_signals_match_scipy(case: Case) -> None:
+    scene, _, _, _ = case
+    plans = candidate_fan(scene, n_curvature=6, n_accel=6)
+    states = np.ascontiguousarray(rollout_candidates(scene, plans))
+    d = scene.ego_rear_axle_to_center_m
+    for order in (3, 2):
+        fast = comfort.navsim_comfort_signals(states, d, yaw_accel_order=order)
+        ref = navsim_comfort_numpy(states, d, yaw_accel_order=order)
+        for name, want in ref.items():
+            # the banded kernel sums in another order than scipy's correlate: equal to rounding,
+            # so a value may land on the other side of an 8-decimal rounding step (1e-8)
+            np.testing.assert_allclose(getattr(fast, name), want, rtol=0, atol=1.5e-8, err_msg=name)

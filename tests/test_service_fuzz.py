@@ -37,7 +37,7 @@ anywhere = st.floats(allow_nan=True, allow_infinity=True) | near
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveServer]:
     cfg = AppConfig(
-        engine=EngineConfig(preload=("Harness01",)),
+        engine=EngineConfig(vocabulary=None, preload=("Harness01",)),
         limits=LimitConfig(concurrency=1, queue=4, timeout_s=30.0),
     )
     with LiveServer(cfg) as server:

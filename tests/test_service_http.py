@@ -68,7 +68,7 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny gen-teachers dataset on Harness01 (one 120 m route, 4 scenes, 32-entry vocab)."""
     out = tmp_path_factory.mktemp("service_teachers")
     cfg = GenerateConfig(
-        town="Harness01", out=out, max_scenes=4, max_routes=1, every_s=1.5, vocabulary_size=32,
+        town="Harness01", out=out, max_scenes=4, max_routes=1, every_s=1.5, vocabulary_size=32, vocabulary_id=None,
         agent="route_follower", generated_route_m=120.0, selection=SelectionConfig(k=4),
         command_line=("test",),
     )  # fmt: skip
@@ -104,6 +104,8 @@ def test_exported_scenes_reproduce_the_dataset(server: LiveServer, dataset_dir: 
         assert got["counts"]["passed"] == sc.n_passed
         assert got["counts"]["teachers"] == sc.n_teachers == len(got["teachers"])
         assert got["coverage"] == sc.coverage and got["max_gap_m"] == sc.max_gap_m
+        assert got["pool"] == [int(v) for v in sc.vocab_pool]
+        assert got["vocabulary"]["sha256"] == ds.manifest["vocabulary"]["sha256"]
         poses = np.asarray([t["poses"] for t in got["teachers"]]).reshape(-1, 40, 3)
         assert np.array_equal(poses, poses_array(want.poses))
         assert [t["source"] for t in got["teachers"]] == list(want.source)
@@ -264,7 +266,10 @@ def test_towns_health_metrics_openapi(server: LiveServer) -> None:
 def test_saturation_503_and_recovery(dataset_dir: Path) -> None:
     """One thread, no queue: while a (held) request runs, others get 503 + Retry-After; after it
     is released the service answers again. A request over the time limit gets 504."""
-    config = AppConfig(limits=LimitConfig(concurrency=1, queue=0, timeout_s=2.0))
+    config = AppConfig(
+        engine=EngineConfig(vocabulary=None),
+        limits=LimitConfig(concurrency=1, queue=0, timeout_s=2.0),
+    )
     with LiveServer(config) as live:
         engine = live.app.state.engine
         real = engine.teachers
@@ -307,7 +312,7 @@ def test_saturation_503_and_recovery(dataset_dir: Path) -> None:
 
 
 def test_api_key_required_when_configured() -> None:
-    with LiveServer(AppConfig(api_key="s3cret")) as live:
+    with LiveServer(AppConfig(engine=EngineConfig(vocabulary=None), api_key="s3cret")) as live:
         assert httpx.get(live.url + "/v1/towns").status_code == 401
         assert httpx.get(live.url + "/v1/towns", headers={"X-API-Key": "wrong"}).status_code == 401
         assert httpx.get(live.url + "/v1/towns", headers={"X-API-Key": "s3cret"}).status_code == 200

@@ -31,7 +31,7 @@ class QuickHeaderTimeout(HeaderTimeoutH11):
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveServer]:
-    cfg = AppConfig(engine=EngineConfig(preload=("Harness01",)),
+    cfg = AppConfig(engine=EngineConfig(vocabulary=None, preload=("Harness01",)),
                     limits=LimitConfig(concurrency=1, queue=4, body_timeout_s=5.0))  # fmt: skip
     with LiveServer(cfg, http=QuickHeaderTimeout) as server:
         yield server
@@ -39,7 +39,8 @@ def live() -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def keyed() -> Iterator[LiveServer]:
-    cfg = AppConfig(api_key=KEY, limits=LimitConfig(body_timeout_s=5.0))
+    cfg = AppConfig(engine=EngineConfig(vocabulary=None), api_key=KEY,
+                    limits=LimitConfig(body_timeout_s=5.0))
     with LiveServer(cfg) as server:
         yield server
 

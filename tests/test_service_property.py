@@ -29,7 +29,7 @@ MIN_OK_SHARE = 0.6  # at least this share of valid scenes gets teachers / scores
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveServer]:
-    cfg = AppConfig(engine=EngineConfig(preload=("Harness01",)),
+    cfg = AppConfig(engine=EngineConfig(vocabulary=None, preload=("Harness01",)),
                     limits=LimitConfig(concurrency=1, queue=8, timeout_s=30.0))  # fmt: skip
     with LiveServer(cfg) as server:
         yield server

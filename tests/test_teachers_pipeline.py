@@ -35,7 +35,7 @@ def _rect(x: float, y: float, yaw: float, length: float, width: float) -> shapel
 def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("teachers")
     cfg = GenerateConfig(
-        town="Harness01", out=out, max_scenes=None, max_routes=1, every_s=3.0, vocabulary_size=32,
+        town="Harness01", out=out, max_scenes=None, max_routes=1, every_s=3.0, vocabulary_size=32, vocabulary_id=None,
         agent="route_follower", generated_route_m=120.0, selection=SelectionConfig(k=4),
         command_line=("test",),
     )  # fmt: skip
@@ -64,13 +64,44 @@ def test_manifest_and_tables(dataset_dir: Path) -> None:
     assert (t.c == 1).all() and (t.epdms >= 0.95).all()
 
 
-def test_teacher_guarantees_independently(dataset_dir: Path) -> None:
+def _pool_poses(dataset_dir: Path, ds: object) -> dict[str, np.ndarray]:
+    """Each scene's pool as world poses: vocabulary entries placed at the ego by hand (local x
+    along the heading, y to its right in CARLA's frame), the extras as stored."""
+    with np.load(dataset_dir / "vocabulary.npz") as z:
+        vocab = np.asarray(z["trajectories"])
+    out = {}
+    for sid, group in ds.pool.groupby("scene_id"):  # type: ignore[attr-defined]
+        sc = ds.scenes[ds.scenes.scene_id == sid].iloc[0]  # type: ignore[attr-defined]
+        c, s = np.cos(sc.ego_yaw), np.sin(sc.ego_yaw)
+        rows = []
+        for r in group.itertuples():
+            if r.vocab_index >= 0:
+                v = vocab[r.vocab_index]
+                rows.append(np.column_stack([sc.ego_x + c * v[:, 0] - s * v[:, 1],
+                                             sc.ego_y + s * v[:, 0] + c * v[:, 1],
+                                             v[:, 2] + sc.ego_yaw]))  # fmt: skip
+            else:
+                rows.append(np.asarray(r.poses, float).reshape(40, 3))
+        out[str(sid)] = np.stack(rows)
+    return out
+
+
+@pytest.mark.parametrize("table", ["teachers", "pool"])
+def test_teacher_guarantees_independently(dataset_dir: Path, table: str) -> None:
     ds = load_dataset(dataset_dir)
     town = load_town("Harness01")
     drivable = town.area.drivable
     L, W = ds.manifest["ego_length"], ds.manifest["ego_width"]
-    for sid, group in ds.teachers.groupby("scene_id"):
-        poses = poses_array(group.poses)
+    if table == "pool":
+        assert len(ds.pool) > 0
+        assert (ds.pool.epdms >= 0.95).all()
+        assert (ds.pool.groupby("scene_id").size() <= 256).all()
+        vocab_rows = ds.pool[ds.pool.source == "vocabulary"]
+        assert (vocab_rows.vocab_index >= 0).all() and vocab_rows.poses.isna().all()
+        groups = _pool_poses(dataset_dir, ds).items()
+    else:
+        groups = ((str(sid), poses_array(g.poses)) for sid, g in ds.teachers.groupby("scene_id"))
+    for sid, poses in groups:
         agents = ds.agents[ds.agents.scene_id == sid]
         sc = ds.scenes[ds.scenes.scene_id == sid].iloc[0]
         for traj in poses:
@@ -90,9 +121,55 @@ def test_teacher_guarantees_independently(dataset_dir: Path) -> None:
             assert accel.min() > MIN_LON_ACCEL_MPS2 - 1.0 and accel.max() < MAX_LON_ACCEL_MPS2 + 1.0
             assert np.abs(np.diff(accel) / 0.1).max() < 3 * MAX_ABS_JERK_MPS3
             assert np.abs(yaw_rate).max() < MAX_ABS_YAW_RATE_RADPS + 0.1
-        for i in range(len(poses)):
-            for j in range(i + 1, len(poses)):
-                assert np.hypot(*(poses[i, :, :2] - poses[j, :, :2]).T).mean() >= 0.3
+        if table == "teachers":  # pairwise distinct: 0.3 m across modes, 1 m within one
+            group = ds.teachers[ds.teachers.scene_id == sid]
+            mode = list(zip(group.lane_mode, group.speed_mode, strict=True))
+            for i in range(len(poses)):
+                for j in range(i + 1, len(poses)):
+                    d = np.hypot(*(poses[i, :, :2] - poses[j, :, :2]).T).mean()
+                    assert d >= (1.0 if mode[i] == mode[j] else 0.3)
+
+
+def test_modes_and_scenario_columns(dataset_dir: Path) -> None:
+    ds = load_dataset(dataset_dir)
+    t, sc = ds.teachers, ds.scenes
+    assert set(t.lane_mode) <= {"keep", "left", "right", "branch"}
+    assert set(t.speed_mode) <= {"stop", "slow", "go"}
+    kept = t.groupby("scene_id").apply(lambda g: len(set(zip(g.lane_mode, g.speed_mode, strict=True))))
+    kept = kept.reindex(sc.scene_id, fill_value=0)
+    assert kept.tolist() == sc.n_modes_kept.tolist()
+    assert (sc.n_modes_kept <= sc.n_modes_available).all()
+    summary = ds.manifest["summary"]
+    assert summary["multimodal_fraction"] == pytest.approx(float((sc.n_modes_kept >= 2).mean()))
+    # a generated route has no scenarios: every scene is counted under "none"
+    assert (sc.scenario_type == "").all() and not ds.agents.scenario.any()
+    assert summary["by_scenario_type"]["none"]["scenes"] == len(sc)
+    assert summary["by_scenario_type"]["none"]["teachers"] == len(t)
+
+
+def test_same_dataset_whatever_the_workers(
+    dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # same drive and vocabulary; one scene per part, scored by two forked workers
+    import shutil
+
+    import teachers.generate as gen
+
+    out = tmp_path / "workers"
+    out.mkdir()
+    shutil.copytree(dataset_dir / "episodes", out / "episodes")
+    shutil.copy(dataset_dir / "vocabulary.npz", out / "vocabulary.npz")
+    monkeypatch.setattr(gen, "SCENES_PER_PART", 1)
+    cfg = GenerateConfig(
+        town="Harness01", out=out, max_routes=1, every_s=3.0, vocabulary_size=32,
+        vocabulary_id=None, agent="route_follower", generated_route_m=120.0,
+        selection=SelectionConfig(k=4), workers=2, command_line=("test",),
+    )  # fmt: skip
+    generate(cfg)
+    assert len(list((out / "parts").glob("*.done.json"))) >= 2
+    a, b = load_dataset(dataset_dir), load_dataset(out)
+    for table in ("scenes", "teachers", "pool", "agents", "lights"):
+        assert getattr(a, table).equals(getattr(b, table)), table
 
 
 def test_resume_skips_finished_parts(dataset_dir: Path) -> None:
@@ -102,7 +179,7 @@ def test_resume_skips_finished_parts(dataset_dir: Path) -> None:
     teachers_before = before_ds.teachers
     cfg = GenerateConfig(
         town="Harness01", out=dataset_dir, max_scenes=None, max_routes=1, every_s=3.0,
-        vocabulary_size=32, agent="route_follower", generated_route_m=120.0,
+        vocabulary_size=32, vocabulary_id=None, agent="route_follower", generated_route_m=120.0,
         selection=SelectionConfig(k=4), command_line=("test",),
     )  # fmt: skip
     generate(cfg)
@@ -130,7 +207,7 @@ def test_reactive_option_fills_the_column(dataset_dir: Path, tmp_path: Path) -> 
     shutil.copytree(dataset_dir / "episodes", out / "episodes")
     shutil.copy(dataset_dir / "vocabulary.npz", out / "vocabulary.npz")
     cfg = GenerateConfig(
-        town="Harness01", out=out, max_routes=1, every_s=3.0, vocabulary_size=32,
+        town="Harness01", out=out, max_routes=1, every_s=3.0, vocabulary_size=32, vocabulary_id=None,
         agent="route_follower", generated_route_m=120.0, selection=SelectionConfig(k=4),
         reactive=True, command_line=("test",),
     )  # fmt: skip

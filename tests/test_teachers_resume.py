@@ -19,7 +19,7 @@ from teachers.selection import SelectionConfig
 
 def _config(out: Path, **kw: object) -> GenerateConfig:
     cfg = GenerateConfig(
-        town="Harness01", out=out, max_scenes=3, max_routes=1, every_s=1.5, vocabulary_size=16,
+        town="Harness01", out=out, max_scenes=3, max_routes=1, every_s=1.5, vocabulary_size=16, vocabulary_id=None,
         agent="route_follower", generated_route_m=80.0, selection=SelectionConfig(k=4),
         command_line=("test",),
     )  # fmt: skip

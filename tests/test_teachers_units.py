@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from harness.errors import ConfigError
@@ -57,9 +58,9 @@ def test_vocabulary_caps_size_and_round_trips(tmp_path) -> None:
     assert vocab.size == 3 and vocab.provenance["requested_size"] == 16
     assert sorted(np.round(vocab.trajectories[:, -1, 0], 6)) == [8.0, 20.0, 32.0]
     path = save_vocabulary(vocab, tmp_path / "v.npz")
-    back = load_vocabulary(path)
-    assert np.array_equal(back.trajectories, vocab.trajectories)
-    assert back.provenance == vocab.provenance
+    back = load_vocabulary(path)  # stored as float32 (format 2)
+    assert np.array_equal(back.trajectories, vocab.trajectories.astype(np.float32))
+    assert back.provenance == vocab.provenance and back.sha256 == vocab.sha256
     with pytest.raises(ConfigError):
         build_vocabulary(futures, size=9000)
 
@@ -139,15 +140,22 @@ def _scene_columns(sid: str) -> dict[str, dict[str, object]]:
         "ego_x": [1.0], "ego_y": [2.0], "ego_yaw": [0.1], "ego_speed": [3.0], "ego_accel": [0.0],
         "ego_yaw_rate": [0.0], "command": [4], "command_name": ["lanefollow"],
         "past_poses": [np.zeros((16, 3))], "past_speed": [np.zeros(16)],
-        "expert_future": [poses[0]], "n_agents": [0], "n_lights": [0], "n_candidates": [1],
+        "expert_future": [poses[0]], "scenario_type": [""], "scenario_name": [""],
+        "scenario_triggered": [False], "n_agents": [0], "n_scenario_agents": [0],
+        "n_lights": [0], "n_candidates": [1],
         "n_vocabulary": [0], "n_lattice": [0], "n_expert": [1], "n_passed": [1],
-        "n_teachers": [1], "coverage": [1.0], "max_gap_m": [0.0],
+        "n_teachers": [1], "n_pool": [1], "n_modes_available": [1], "n_modes_kept": [1],
+        "coverage": [1.0], "max_gap_m": [0.0],
     }  # fmt: skip
     teachers = {"scene_id": [sid], "rank": [0], "source": ["expert"], "poses": list(poses),
+                "lane_mode": ["keep"], "speed_mode": ["go"],
                 "progress_m": [20.0], "reactive": [None]}  # fmt: skip
     for name in ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec", "pdms", "epdms"):
         teachers[name] = [1.0]
-    return {"scenes": scenes, "teachers": teachers}
+    pool = {"scene_id": [sid, sid], "source": ["vocabulary", "expert"], "vocab_index": [7, -1],
+            "poses": [None, poses[0]], "lane_mode": ["keep", "keep"], "speed_mode": ["go", "go"],
+            "epdms": [1.0, 1.0], "progress_m": [20.0, 20.0]}  # fmt: skip
+    return {"scenes": scenes, "teachers": teachers, "pool": pool}
 
 
 def test_dataset_parts_merge_and_load(tmp_path) -> None:
@@ -164,9 +172,22 @@ def test_dataset_parts_merge_and_load(tmp_path) -> None:
     poses = poses_array(ds.teachers.poses)
     assert poses.shape == (2, 40, 3) and poses[0, 1, 2] == 5.0  # row-major [x, y, yaw]
     assert pd.isna(ds.teachers.reactive).all()
+    assert ds.pool.vocab_index.tolist() == [7, -1, 7, -1] and ds.pool.poses.isna().tolist() == [
+        True, False, True, False]  # vocabulary entries are their index, extras their poses
+    assert poses_array(ds.pool.poses.iloc[[1]])[0, 1, 2] == 5.0
+    assert ds.scenes.vocab_pool.tolist() == [[7], [7]]  # derived from pool.parquet, not stored
+    assert "vocab_pool" not in pq.read_schema(tmp_path / "scenes.parquet").names
     write_json({"format_version": 999}, tmp_path / "manifest.json")
     with pytest.raises(ConfigError):
         load_dataset(tmp_path)
+
+
+def test_vocab_pools_are_the_pool_vocabulary_entries_ascending() -> None:
+    from teachers.dataset import vocab_pools
+
+    pool = pd.DataFrame({"scene_id": ["a", "a", "b", "a", "b"], "vocab_index": [9, -1, -1, 2, 4]})
+    got = vocab_pools(pd.Series(["b", "c", "a"]), pool)
+    assert got == [[4], [], [2, 9]]
 
 
 def test_adjust_scores_normalises_progress_against_the_expert_and_filters() -> None:
@@ -179,9 +200,10 @@ def test_adjust_scores_normalises_progress_against_the_expert_and_filters() -> N
     # raise its bar -> min(60 / 20, 1) = 1 (its EPDMS is 0 anyway).
     v = np.ones((12, 4))
     v[Metric.NC, 3] = 0.0
-    v[Metric.EC] = [0.0, 0.0, 1.0, 1.0]  # the expert fails EC too -> EC filtered to 1
+    v[Metric.EC] = [0.0, 0.0, 1.0, 1.0]  # the expert fails EC too -> EC filtered to 1 (harness
+    # profile; NAVSIM never filters EC: tests/test_navsim_conformance.py)
     progress = np.array([20.0, 10.0, 40.0, 60.0])
-    out = adjust_scores(ScoreMatrix(values=v, progress_m=progress), 0).values
+    out = adjust_scores(ScoreMatrix(values=v, progress_m=progress), 0, profile="harness").values
     assert np.allclose(out[Metric.EP], [1.0, 0.5, 1.0, 1.0])
     assert np.allclose(out[Metric.EC], 1.0)
     assert out[Metric.EPDMS, 2] == pytest.approx(1.0) and out[Metric.EPDMS, 3] == 0.0

@@ -45,7 +45,7 @@ def app_from_env() -> Any:
     raw = json.loads(os.environ[CONFIG_ENV])
     eng = raw["engine"]
     engine = EngineConfig(
-        vocabulary=Path(eng["vocabulary"]) if eng["vocabulary"] else None,
+        vocabulary=eng["vocabulary"],
         preload=tuple(eng["preload"]),
         teachers=TeacherConfig(candidates=CandidateConfig()),
     )
@@ -63,7 +63,10 @@ def serve(
     queue: int = typer.Option(8, min=0, max=10_000, help="Requests that may wait per process."),
     timeout: float = typer.Option(30.0, min=0.1, help="Per-request time limit [s]."),
     max_body_mb: float = typer.Option(8.0, min=0.01, max=256.0, help="Request body limit [MiB]."),
-    vocabulary: Path | None = typer.Option(None, help="Trajectory vocabulary .npz (a dataset's)."),
+    vocabulary: str = typer.Option(
+        "carla-8192-v1",
+        help="Default vocabulary: a registered id, a vocabulary .npz, or 'none' (lattice only).",
+    ),
     town: list[str] = typer.Option([], "--town", help="Town to load at start-up (repeatable)."),
     api_key: str | None = typer.Option(
         None, envvar=API_KEY_ENV, help=f"Required X-API-Key value (or ${API_KEY_ENV})."
@@ -84,13 +87,16 @@ def serve(
             f"binding {host} exposes the service beyond this machine; set --api-key or "
             f"${API_KEY_ENV} (clients then send it as X-API-Key)"
         )
-    if vocabulary is not None and not vocabulary.is_file():
-        raise ConfigError(f"--vocabulary {vocabulary} is not a file")
+    from teachers.vocabulary import resolve_vocabulary
+
+    vocab: str | None = None if vocabulary == "none" else vocabulary
+    if vocab is not None:
+        resolve_vocabulary(vocab)  # an unknown id or a bad file: one line before binding
     limits = LimitConfig(
         concurrency=concurrency, queue=queue, timeout_s=timeout,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
     )  # fmt: skip
-    engine = EngineConfig(vocabulary=vocabulary, preload=tuple(town))
+    engine = EngineConfig(vocabulary=vocab, preload=tuple(town))
     log.warning("harness serve on http://%s:%d (%d worker(s))", host, port, workers)
     if workers == 1:
         uvicorn.run(
@@ -99,7 +105,7 @@ def serve(
         )  # fmt: skip
         return
     os.environ[CONFIG_ENV] = json.dumps({
-        "engine": {"vocabulary": str(vocabulary) if vocabulary else None, "preload": list(town)},
+        "engine": {"vocabulary": vocab, "preload": list(town)},
         "limits": asdict(limits), "api_key": api_key,
     })  # fmt: skip
     uvicorn.run(
@@ -141,7 +147,7 @@ def export_scene_cmd(
     scene: str = typer.Option(..., "--scene", help="scene_id to export."),
     out: Path | None = typer.Option(None, help="Write the request JSON here (default stdout)."),
 ) -> None:
-    """A dataset scene as a /v1/teachers request (serve with the dataset's vocabulary.npz)."""
+    """A dataset scene as a /v1/teachers request carrying the generator's settings."""
     from teachers.service.export import export_scene
 
     if out is not None:

@@ -41,6 +41,10 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("teachers per scene", f"{summary['teachers_per_scene']:.2f}"),
         ("scenes with K teachers", f"{summary['scenes_with_k']}"),
         ("scenes without a teacher", f"{summary['scenes_without_teacher']}"),
+        ("pool per scene", f"{summary['pool_per_scene']:.1f}"),
+        ("scenes with >= 2 modes kept", f"{100 * summary['multimodal_fraction']:.1f} % "
+                                        f"({100 * summary['multimodal_available_fraction']:.1f} % "
+                                        "available)"),
         ("throughput", f"{rate:.0f} candidates/s" if rate else "- (all parts resumed)"),
         *(
             [("reactive collision-free", f"{summary['reactive_collision_free']} of "
@@ -52,6 +56,21 @@ def summary_table(summary: dict[str, Any]) -> Table:
     ]  # fmt: skip
     for k, v in rows:
         t.add_row(k, v)
+    return t
+
+
+def scenario_table(summary: dict[str, Any]) -> Table:
+    """Scenes and teachers per active scenario type."""
+    t = Table(title="by scenario type")
+    for name in ("scenario type", "scenes", "triggered", "teachers / scene", "no teacher",
+                 ">= 2 modes"):  # fmt: skip
+        t.add_column(name, justify="left" if name == "scenario type" else "right")
+    for typ, row in summary.get("by_scenario_type", {}).items():
+        t.add_row(
+            typ, str(row["scenes"]), str(row["triggered_scenes"]),
+            f"{row['teachers_per_scene']:.2f}", str(row["scenes_without_teacher"]),
+            f"{100 * row['multimodal_fraction']:.0f} %",
+        )  # fmt: skip
     return t
 
 
@@ -71,8 +90,14 @@ def gen_teachers(
         "(pip install 'harness[ray]'); --workers then counts actors (default one per CPU).",
     ),
     threshold: float = typer.Option(0.95, help="Minimum EPDMS of a teacher."),
-    vocab_size: int = typer.Option(1024, min=1, max=8192, help="Trajectory vocabulary size."),
-    vocabulary: Path | None = typer.Option(None, help="Use this vocabulary .npz instead."),
+    vocab_size: int = typer.Option(
+        1024, min=1, max=8192, help="Entries of the k-means vocabulary of --vocabulary drives."
+    ),
+    vocabulary: str = typer.Option(
+        "carla-8192-v1",
+        help="A registered vocabulary id (default: the shipped 8,192 entries), a vocabulary .npz, "
+        "or 'drives' (k-means of this run's drives, --vocab-size entries).",
+    ),
     agent: str = typer.Option(
         "expert",
         help="Driving agent; route_follower (or an agent that does not load) uses the RouteFollower.",
@@ -92,25 +117,37 @@ def gen_teachers(
     carla_root: Path | None = backend_options.CARLA_ROOT,
     carla_gpu: int | None = backend_options.CARLA_GPU,
     ego_blueprint: str = backend_options.EGO_BLUEPRINT,
+    profile: str = typer.Option("navsim", "--profile", help="Scoring rules: navsim or harness."),
 ) -> None:
     """Generate a PDMS / EPDMS teacher dataset for a town."""
     from dataclasses import replace
 
     from harness.runner.backends import backend_session
     from teachers.generate import GenerateConfig, generate
+    from teachers.scoring.profile import get_profile
     from teachers.selection import SelectionConfig
 
     number(every, "--every", low=0.0, low_open=True)
     number(threshold, "--threshold", low=0.0, high=1.0)
     writable_dir(out, "--out")
+    get_profile(profile)  # an unknown name is one line naming the known ones
     if routes is not None:
         from harness.routes.xml_io import read_route_file
 
         if not routes.is_file():
             raise ConfigError(f"--routes {routes} does not exist; pass a leaderboard route XML")
         read_route_file(routes)  # a malformed file is reported before any work starts
-    if vocabulary is not None and not vocabulary.is_file():
-        raise ConfigError(f"--vocabulary {vocabulary} is not a file")
+    from teachers.vocabulary import REGISTERED, registered_ids
+
+    vocab_id: str | None = vocabulary if vocabulary in REGISTERED else None
+    vocab_file: Path | None = None
+    if vocabulary != "drives" and vocab_id is None:
+        vocab_file = Path(vocabulary)
+        if not vocab_file.is_file():
+            raise ConfigError(
+                f"--vocabulary {vocabulary} is neither a registered id "
+                f"({', '.join(registered_ids())}), 'drives' nor a file"
+            )
     if ray is not None:
         from harness.runner.ray_pool import import_ray
 
@@ -119,12 +156,14 @@ def gen_teachers(
         import_ray()  # not installed: one line saying how, before any work
     cfg = GenerateConfig(
         town=town, out=out, routes_file=routes, every_s=every, max_scenes=max_scenes, max_routes=max_routes,
-        workers=workers, ray_address=ray, vocabulary_size=vocab_size, vocabulary_file=vocabulary, agent=agent,
+        workers=workers, ray_address=ray, vocabulary_size=vocab_size, vocabulary_file=vocab_file,
+        vocabulary_id=vocab_id, agent=agent,
         seed=seed, reactive=reactive, command_line=tuple(sys.argv),
         backend=backend_options.backend_spec(
             backend, carla_host, carla_port, carla_tm_port, carla_timeout, carla_launch,
             carla_root, carla_gpu, ego_blueprint,
         ),
+        scoring_profile=profile,
     )  # fmt: skip
     cfg = replace(cfg, selection=SelectionConfig(k=k, threshold=threshold))
     bar = Progress(
@@ -147,6 +186,7 @@ def gen_teachers(
         if tasks:
             bar.stop()
     Console().print(summary_table(summary))
+    Console().print(scenario_table(summary))
 
 
 @teachers_app.command("show")
@@ -160,3 +200,69 @@ def show(
 
     writable_file(out, "--out")
     typer.echo(str(draw_scene(dataset, scene, out)))
+
+
+vocabulary_app = command_group("The trajectory vocabulary (build, inspect).")
+teachers_app.add_typer(vocabulary_app, name="vocabulary")
+
+
+@vocabulary_app.command("build")
+def vocabulary_build(
+    out: Path = typer.Option(..., help="Build folder (episodes, futures, vocabulary.npz); resumes."),
+    town: list[str] = typer.Option([], "--town", help="Town to drive (repeatable; default: all at hand)."),
+    routes_per_town: int = typer.Option(6, min=1, help="Generated routes driven per town."),
+    route_m: float = typer.Option(400.0, help="Length of each generated route [m]."),
+    size: int = typer.Option(8192, min=1, max=8192, help="Vocabulary entries."),
+    min_cell: int = typer.Option(150, min=1, help="Lattice top-up of (speed x manoeuvre) cells below this."),
+    seed: int = typer.Option(0, help="Seed for routes, traffic, top-up sampling and k-means."),
+    workers: int = typer.Option(1, min=1, help="Driving processes."),
+) -> None:
+    """Build a trajectory vocabulary from expert drives (+ lattice top-up), deterministic per seed."""
+    import json
+
+    from teachers.vocabulary_build import BuildConfig, build
+
+    number(route_m, "--route-m", low=10.0)
+    writable_dir(out, "--out")
+    cfg = BuildConfig(
+        out=out, towns=tuple(town) or None, routes_per_town=routes_per_town, route_m=route_m,
+        seed=seed, size=size, min_cell=min_cell, workers=workers,
+    )  # fmt: skip
+    vocab = build(cfg)
+    p = vocab.provenance
+    typer.echo(json.dumps({"out": str(out / "vocabulary.npz"), "size": vocab.size,
+                           "sha256": vocab.sha256, "futures": p["futures"],
+                           "lattice_rows": p["lattice"]["lattice_rows"]}))  # fmt: skip
+
+
+@vocabulary_app.command("show")
+def vocabulary_show(
+    source: str = typer.Argument("", help="A registered id or a vocabulary .npz (default: the default)."),
+) -> None:
+    """Print a vocabulary's provenance (towns, seed, coverage histograms, hash) as JSON."""
+    import json
+
+    from teachers.vocabulary import DEFAULT_VOCABULARY_ID, resolve_vocabulary
+
+    vocab = resolve_vocabulary(source or DEFAULT_VOCABULARY_ID)
+    typer.echo(json.dumps({"size": vocab.size, "sha256": vocab.sha256, **vocab.provenance},
+                          indent=2, sort_keys=True))  # fmt: skip
+
+
+@teachers_app.command("export")
+def export(
+    dataset: Path = typer.Argument(..., help="Dataset directory written by gen-teachers."),
+    out: Path = typer.Argument(..., help="Folder to write the export into."),
+    fmt: str = typer.Option(
+        "drivejepa", "--format", help="drivejepa (Drive-JEPA's files), numpy or parquet."
+    ),
+) -> None:
+    """Export the vocabulary and per-scene pools (docs/TEACHERS.md, "Exports")."""
+    import json
+
+    from teachers.export import FORMATS, export_dataset
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt} is not one of {', '.join(FORMATS)}")
+    writable_dir(out, "OUT")
+    typer.echo(json.dumps(export_dataset(dataset, fmt, out)))

@@ -162,6 +162,35 @@ def keypoint_length_m(route: RouteConfig) -> float:
     return float(np.linalg.norm(np.diff(kp, axis=0), axis=1).sum()) if len(kp) > 1 else 0.0
 
 
+def build_route_scenario(
+    backend: SimulatorBackend,
+    town: Town,
+    planned: PlannedRoute,
+    route: RouteConfig,
+    criteria: RouteCriteria,
+    seed: int,
+) -> RouteScenario:
+    """A route's scenarios as evaluation builds them (the episode loop's world hook), their
+    generator seeded from the episode seed; shared with the teachers' drives."""
+    ctx = ScenarioContext(
+        backend=backend, town=town, planned=planned, route=route, criteria=criteria,
+        rng=np.random.default_rng([seed, 1]),
+    )  # fmt: skip
+    return RouteScenario(ctx)
+
+
+def scenario_ego_start(
+    planned: PlannedRoute, scenario: RouteScenario
+) -> tuple[float, float, float, float]:
+    """The ego's reset pose (x, y, z [m], yaw [rad]): the route start, or where a scenario
+    wants it (ParkingExit)."""
+    wanted = scenario.ego_start_override()
+    if wanted is None:
+        return planned.start_pose
+    x, y, z, yaw = (float(v) for v in wanted)
+    return (x, y, z, yaw)
+
+
 class _CriteriaObserver:
     """Feeds every new state to the route criteria, then the step log its row."""
 
@@ -293,12 +322,7 @@ class RouteRunner:
         criteria: RouteCriteria,
     ) -> RouteScenario:
         """The route's scenarios (built near their triggers while the route runs)."""
-        rng = np.random.default_rng([job.seed, 1])
-        ctx = ScenarioContext(
-            backend=backend, town=town, planned=planned, route=job.route,
-            criteria=criteria, rng=rng,
-        )  # fmt: skip
-        return RouteScenario(ctx)
+        return build_route_scenario(backend, town, planned, job.route, criteria, job.seed)
 
     def _episode_spec(
         self,
@@ -309,14 +333,9 @@ class RouteRunner:
     ) -> EpisodeSpec:
         """Reset spec: ego at the route start (or where the scenario wants it), the agent's
         sensors, traffic seeded from the route seed."""
-        start = planned.start_pose
-        wanted = scenario.ego_start_override()  # (x, y, z [m], yaw [rad]) as scenarios compute it
-        if wanted is not None:
-            x, y, z, yaw = (float(v) for v in wanted)
-            start = (x, y, z, yaw)
         return EpisodeSpec(
             town=job.route.town,
-            ego_start=start,
+            ego_start=scenario_ego_start(planned, scenario),
             route_xy=planned.xy,
             sensors=tuple(sensors),
             traffic=replace(self.config.traffic, seed=job.seed),

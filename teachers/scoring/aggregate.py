@@ -7,14 +7,15 @@ mean of the others:
     PDMS  = NC * DAC * (5 TTC + 5 EP + 2 C) / 12
     EPDMS = NC * DAC * DDC * TLC * (5 EP + 5 TTC + 2 LK + 2 HC + 2 EC) / 16
 
-Deviations from NAVSIM are listed in each metric module's docstring. Not implemented: NAVSIM
-v2's "human filter" (a sub-metric set to 1 where the logged human also fails it) - the scene
-carries no human trajectory; callers can apply it on the returned matrix.
+The rules follow a :class:`teachers.scoring.profile.ScoringProfile` (default ``navsim``:
+NAVSIM's rules; docs/DIFFERENCES.md lists what our setting forces to differ). Not implemented:
+NAVSIM v2's "human filter" (a sub-metric set to 1 where the logged human also fails it) - the
+scene carries no human trajectory; callers can apply it on the returned matrix (never to EC).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 import numpy as np
@@ -26,7 +27,9 @@ from teachers.rollout import rollout_candidates, rollout_previous_plan
 from teachers.scene import PREVIOUS_PLAN_OFFSET_STEPS, Scene
 from teachers.scoring.collisions import (
     AgentTable,
+    Contacts,
     contacts,
+    navsim_time_to_collision,
     no_at_fault_collision,
     time_to_collision,
 )
@@ -34,6 +37,9 @@ from teachers.scoring.comfort import (
     comfort_signals,
     extended_comfort,
     history_comfort,
+    navsim_comfort,
+    navsim_extended_comfort,
+    navsim_history_comfort,
     within_bounds,
 )
 from teachers.scoring.compliance import (
@@ -43,8 +49,18 @@ from teachers.scoring.compliance import (
     traffic_light_compliance,
 )
 from teachers.scoring.egopose import EgoPose
+from teachers.scoring.profile import ScoringProfile, get_profile
 from teachers.scoring.progress import ego_progress
-from teachers.scoring.rasters import RASTER_RESOLUTION_M, SceneRasters, ScoringMap, ego_areas
+from teachers.scoring.rasters import (
+    FLAG_JUNCTION,
+    FLAG_ON_ROUTE,
+    RASTER_RESOLUTION_M,
+    EgoAreas,
+    SceneRasters,
+    ScoringMap,
+    ego_areas,
+    navsim_multiple_lanes,
+)
 
 Float = NDArray[np.float64]
 
@@ -115,6 +131,24 @@ def with_aggregates(values: Float) -> Float:
     return out
 
 
+def human_filter(
+    values: Float, human_row: int, profile: ScoringProfile | str | None = None
+) -> Float:
+    """NAVSIM v2's human filter on a (NUM_METRICS, B) matrix: each of the profile's
+    ``human_filtered`` metrics that the row ``human_row`` (the human / reference trajectory)
+    fails is set to 1 for every column; the aggregates are recomputed. NAVSIM filters every
+    per-frame sub-score, gates and EP included, where the human's is exactly 0, and never EC
+    (two-frame, computed after the filter)."""
+    prof = get_profile(profile)
+    out = np.array(values, dtype=np.float64)
+    for name in prof.human_filtered:
+        m = Metric[name]
+        human = out[m, human_row]
+        if human == 0.0 if prof.human_filter_zero_only else human < 1.0:
+            out[m] = 1.0
+    return with_aggregates(out)
+
+
 def state_bounds(states: Float) -> tuple[float, float, float, float]:
     """(xmin, ymin, xmax, ymax) [m] of the ego centres in states (B, T, N_STATE)."""
     x, y = states[..., StateIndex.X], states[..., StateIndex.Y]
@@ -129,31 +163,93 @@ def score_states(
     reference_progress_m: float | None = None,
     rasters: SceneRasters | None = None,
     resolution_m: float = RASTER_RESOLUTION_M,
+    profile: ScoringProfile | str | None = None,
 ) -> ScoreMatrix:
-    """Score simulated ego states (B, 41, N_STATE) in ``scene`` (see :class:`Metric`). Pass
-    ``rasters`` built for a window covering the states to reuse them across calls."""
+    """Score simulated ego states (B, 41, N_STATE) in ``scene`` (see :class:`Metric`) under the
+    scoring ``profile`` (a :class:`ScoringProfile` or a registered name; default ``navsim``).
+    Pass ``rasters`` built for a window covering the states to reuse them across calls."""
+    prof = get_profile(profile)
     if rasters is None:
         rasters = SceneRasters.build(scene, town, state_bounds(states), resolution_m)
     pose = EgoPose.of(states)
-    areas = ego_areas(rasters, states, scene.ego_length_m, scene.ego_width_m, pose)
+    areas = ego_areas(
+        rasters, states, scene.ego_length_m, scene.ego_width_m, pose, prof.tlc_exempt_t0
+    )
+    if prof.multi_lane_single_holder:
+        multi = navsim_multiple_lanes(
+            rasters, pose, scene.ego_length_m, scene.ego_width_m, areas.multiple_lanes
+        )
+        areas = replace(areas, multiple_lanes=multi)
     station = rasters.route_station(states[:, [0, -1], :2])
     progress = station[:, 1] - station[:, 0]
     hits = contacts(scene, pose, AgentTable.of(scene)) if scene.num_agents else None
-    signals = comfort_signals(states)
     values = np.zeros((NUM_METRICS, states.shape[0]))
-    values[Metric.NC] = no_at_fault_collision(scene, states, areas, hits)
-    values[Metric.DAC] = drivable_area_compliance(areas)
-    values[Metric.DDC] = driving_direction_compliance(states, areas)
-    values[Metric.TLC] = traffic_light_compliance(areas)
-    values[Metric.EP] = ego_progress(progress, reference_progress_m)
-    values[Metric.TTC] = time_to_collision(scene, states, areas, hits, pose)
-    values[Metric.LK] = lane_keeping(areas)
-    values[Metric.C] = within_bounds(signals).astype(np.float64)
-    values[Metric.HC] = history_comfort(states, scene.ego_past)
-    values[Metric.EC] = extended_comfort(
-        states, rollout_previous_plan(scene), PREVIOUS_PLAN_OFFSET_STEPS, signals
+    values[Metric.NC] = no_at_fault_collision(
+        scene, states, areas, hits, stopped_at_first_seen=prof.nc_stopped_at_first_seen
     )
+    values[Metric.DAC] = drivable_area_compliance(areas)
+    oncoming = None
+    if prof.ddc_offroad_counts:  # NAVSIM: centre in no on-route lane, junctions excluded
+        centre = rasters.flags_at(pose.x, pose.y)
+        oncoming = (centre & (FLAG_ON_ROUTE | FLAG_JUNCTION)) == 0
+    values[Metric.DDC] = driving_direction_compliance(
+        states, areas, prof.ddc_window_steps, oncoming
+    )
+    values[Metric.TLC] = traffic_light_compliance(areas)
+    values[Metric.TTC] = _ttc(scene, states, areas, hits, pose, rasters, prof)
+    values[Metric.LK] = lane_keeping(
+        areas,
+        rasters.route_distance_xy(pose.x, pose.y) if prof.lk_route else None,
+        junction_resets=prof.lk_junction_resets,
+    )
+    previous = rollout_previous_plan(scene, prof)
+    d = scene.ego_rear_axle_to_center_m
+    if prof.comfort == "navsim":
+        values[Metric.C] = navsim_comfort(states, d)
+        values[Metric.HC] = (
+            navsim_history_comfort(states, scene.ego_past, d)
+            if prof.hc_navsim_history
+            else history_comfort(states, scene.ego_past)
+        )
+        values[Metric.EC] = navsim_extended_comfort(states, previous, d, PREVIOUS_PLAN_OFFSET_STEPS)
+    else:
+        signals = comfort_signals(states)
+        values[Metric.C] = within_bounds(signals).astype(np.float64)
+        values[Metric.HC] = history_comfort(states, scene.ego_past)
+        values[Metric.EC] = extended_comfort(states, previous, PREVIOUS_PLAN_OFFSET_STEPS, signals)
+    gates = np.prod(values[list(EPDMS_GATES)], axis=0) if prof.ep_gate_product else None
+    values[Metric.EP] = ego_progress(progress, reference_progress_m, gates)
     return ScoreMatrix(values=with_aggregates(values), progress_m=progress)
+
+
+def _ttc(
+    scene: Scene,
+    states: Float,
+    areas: EgoAreas,
+    hits: Contacts | None,
+    pose: EgoPose,
+    rasters: SceneRasters,
+    prof: ScoringProfile,
+) -> Float:
+    """TTC (B,) under the profile's rules (see :class:`ScoringProfile`)."""
+    if not prof.ttc_navsim:
+        return time_to_collision(scene, states, areas, hits, pose)
+    if scene.num_agents == 0 or hits is None:
+        return np.ones(states.shape[0])
+    junction = areas.in_junction
+    if prof.ttc_junction_at_rear_axle:
+        d = scene.ego_rear_axle_to_center_m
+        rear = rasters.flags_at(pose.x - d * pose.cos, pose.y - d * pose.sin)
+        junction = (rear & FLAG_JUNCTION) > 0
+    loose = areas.multiple_lanes | areas.off_drivable | junction
+    return navsim_time_to_collision(
+        scene,
+        pose,
+        loose,
+        hits.start,
+        last_step=prof.ttc_last_step,
+        stopped_mps=prof.ttc_stopped_mps,
+    )
 
 
 def score_candidates(
@@ -163,11 +259,16 @@ def score_candidates(
     *,
     rollout: bool = True,
     reference_progress_m: float | None = None,
+    profile: ScoringProfile | str | None = None,
 ) -> tuple[ScoreMatrix, Float]:
-    """Roll candidate plans (B, 40, 3) or (B, 41, 3) [x, y, yaw] at 0.1 s through the LQR +
-    bicycle (or take them as states with ``rollout=False``) and score them. Returns the
-    :class:`ScoreMatrix` and the simulated states (B, 41, N_STATE). Runs on the CPU; the rollout
-    and the metrics' hot loops are numba kernels."""
-    states = rollout_candidates(scene, candidate_poses, rollout=rollout)
-    scores = score_states(scene, town, states, reference_progress_m=reference_progress_m)
+    """Roll candidate plans (B, 40, 3) or (B, 41, 3) [x, y, yaw] at 0.1 s through the profile's
+    tracker + bicycle (or take them as states with ``rollout=False``) and score them under the
+    ``profile`` (default ``navsim``). Returns the :class:`ScoreMatrix` and the simulated states
+    (B, 41, N_STATE). Runs on the CPU; the rollout and the metrics' hot loops are numba
+    kernels."""
+    prof = get_profile(profile)
+    states = rollout_candidates(scene, candidate_poses, rollout=rollout, profile=prof)
+    scores = score_states(
+        scene, town, states, reference_progress_m=reference_progress_m, profile=prof
+    )
     return scores, states

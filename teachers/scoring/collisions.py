@@ -14,9 +14,12 @@ speed and heading 0, 0.3, 0.6, 0.9 s ahead and tested against the agents at that
 (projections past 4 s are skipped). A hit counts when the agent is ahead (bearing < 30 deg) or
 the ego is in several lanes, off the drivable area or in a junction and the agent is not behind.
 
-Deviations from NAVSIM: the agent-stopped threshold is the ego's (0.05 m/s; NAVSIM 0.005 m/s);
-agents that NC already counted are not excluded from TTC; red lights are not collision objects
-(TLC scores them).
+The rules above are the ``harness`` profile's. The ``navsim`` profile (the default) follows
+NAVSIM: an agent counts as stopped by its speed where it first appears, static objects always
+(:func:`first_seen_stopped`); TTC is NAVSIM's loop (:func:`navsim_time_to_collision`: steps
+0 .. 31, an ego slower than 0.005 m/s skipped, "ahead" from the current rear axle, agents hit
+without counting exempt for the rest of the horizon). In both, red lights are not collision
+objects (TLC scores them, as NAVSIM skips their tokens in NC and TTC).
 
 Speed: NC's contacts (:func:`_overlaps`) and TTC's 0.3 / 0.6 / 0.9 s projections
 (:func:`_projected_ttc`, a candidate stops at its first counted hit) run in numba kernels over a
@@ -266,11 +269,25 @@ def front_bumper_hits(ego: Float, agent: Float) -> Bool:
     return t0 <= t1
 
 
+def first_seen_stopped(scene: Scene) -> Bool:
+    """(A,) whether each agent counts as stopped in nuPlan's collision rule: its speed where it
+    first appears (the first valid step) is <= STOPPED_SPEED_MPS; static objects always."""
+    first = np.argmax(scene.agent_valid, axis=1)
+    speed = scene.agent_speed_mps[np.arange(scene.num_agents), first]
+    return np.asarray((speed <= STOPPED_SPEED_MPS) | (scene.agent_kind == ActorKind.STATIC))
+
+
 def no_at_fault_collision(
-    scene: Scene, states: Float, areas: EgoAreas, hits: Contacts | None = None
+    scene: Scene,
+    states: Float,
+    areas: EgoAreas,
+    hits: Contacts | None = None,
+    *,
+    stopped_at_first_seen: bool = False,
 ) -> Float:
     """NC (B,) in {0, 0.5, 1} of simulated states (B, T, N_STATE); see module docstring. Pass the
-    :func:`contacts` of the states to share them with TTC."""
+    :func:`contacts` of the states to share them with TTC. ``stopped_at_first_seen``: NAVSIM's
+    stopped-agent rule (:func:`first_seen_stopped`) instead of the speed at the contact step."""
     bsz, n_t = states.shape[:2]
     nc = np.ones(bsz)
     if scene.num_agents == 0:
@@ -290,7 +307,10 @@ def no_at_fault_collision(
     e = ego_boxes(states[b_i, t_i], scene.ego_length_m, scene.ego_width_m)
     ag = scene.agent_boxes[a_i, t_i]
     ego_stopped = states[b_i, t_i, StateIndex.SPEED] <= STOPPED_SPEED_MPS
-    agent_stopped = scene.agent_speed_mps[a_i, t_i] <= STOPPED_SPEED_MPS
+    if stopped_at_first_seen:
+        agent_stopped = first_seen_stopped(scene)[a_i]
+    else:
+        agent_stopped = scene.agent_speed_mps[a_i, t_i] <= STOPPED_SPEED_MPS
     behind = bearing(e, scene.ego_rear_axle_to_center_m, ag[:, :2]) > BEHIND_ANGLE_RAD
     front = front_bumper_hits(e, ag)
     lateral_fault = areas.multiple_lanes[b_i, t_i] | areas.off_drivable[b_i, t_i]
@@ -485,6 +505,152 @@ def _projected_ttc(  # noqa: PLR0913
                     if ang < AHEAD_ANGLE_RAD or (loose[b, t] and ang <= BEHIND_ANGLE_RAD):
                         hit = True
                         break
+                if hit:
+                    break
+            if hit:
+                break
+        if hit:
+            ttc[b] = 0.0
+
+
+def navsim_time_to_collision(
+    scene: Scene,
+    pose: EgoPose,
+    loose: Bool,
+    start_hit: Bool,
+    *,
+    last_step: int,
+    stopped_mps: float,
+) -> Float:
+    """TTC (B,) in {0, 1} under NAVSIM's rule: for steps t = 0 .. ``last_step`` where the ego
+    speed is >= ``stopped_mps``, and projections k = 0, 3, 6, 9 steps in that order, the ego box
+    moved speed x k x 0.1 s along its heading is tested against the agents at step t + k; a hit
+    counts when the agent centre is ahead (< 30 deg) of the ego's *current* rear axle, or
+    ``loose`` (B, T) holds and it is not behind (> 150 deg); a hit that does not count exempts
+    that agent for the rest of the candidate's horizon, as do the agents in ``start_hit`` (B, A)
+    (overlapping at t = 0). Numba kernel :func:`_navsim_ttc`; NumPy oracle
+    ``tests/oracles/scoring_numpy.py::navsim_ttc_numpy``."""
+    bsz, n_t = pose.shape
+    ttc = np.ones(bsz)
+    ag = AgentTable.of(scene)
+    if scene.num_agents == 0 or not ag.valid.any() or bsz == 0:
+        return ttc
+    horizons = np.array([k for k in TTC_HORIZONS_STEPS if k < n_t], dtype=np.int64)
+    ego_r = 0.5 * float(np.hypot(scene.ego_length_m, scene.ego_width_m))
+    grid = _AgentGrid.build(pose, int(horizons.max()), ego_r, ag)
+    _navsim_ttc(
+        pose.x,
+        pose.y,
+        pose.yaw,
+        pose.cos,
+        pose.sin,
+        pose.speed,
+        np.ascontiguousarray(loose),
+        np.ascontiguousarray(start_hit),
+        horizons,
+        min(last_step, n_t - 1 - int(horizons.max())),
+        stopped_mps,
+        ag.x,
+        ag.y,
+        ag.cos,
+        ag.sin,
+        ag.hl,
+        ag.hw,
+        ag.radius,
+        ag.num_steps,
+        grid.origin,
+        grid.cell_m,
+        grid.nx,
+        grid.ny,
+        grid.start,
+        grid.agents,
+        np.array(
+            [
+                0.5 * scene.ego_length_m,
+                0.5 * scene.ego_width_m,
+                ego_r,
+                scene.ego_rear_axle_to_center_m,
+            ]
+        ),
+        ttc,
+    )
+    return ttc
+
+
+@njit
+def _navsim_ttc(  # noqa: PLR0913, PLR0912
+    ex: Float,
+    ey: Float,
+    eyaw: Float,
+    ecos: Float,
+    esin: Float,
+    espeed: Float,
+    loose: Bool,
+    start_hit: Bool,
+    horizons: NDArray[np.int64],
+    last_step: int,
+    stopped_mps: float,
+    ax: Float,
+    ay: Float,
+    acos: Float,
+    asin: Float,
+    ahl: Float,
+    ahw: Float,
+    aradius: Float,
+    n_ta: int,
+    origin: Float,
+    cell: float,
+    nx: int,
+    ny: int,
+    start: NDArray[np.int64],
+    agents: NDArray[np.int64],
+    ego: Float,
+    ttc: Float,
+) -> None:
+    """Zero ``ttc[b]`` per :func:`navsim_time_to_collision`; ego planes (B, T), agents flat
+    (A * T), ``ego`` = [half length, half width, circumradius, rear-axle offset] [m]. Agents are
+    visited in ascending index within a bucket, so the exemptions build up in a fixed order."""
+    hle, hwe, ego_r, rear = ego[0], ego[1], ego[2], ego[3]
+    inv = 1.0 / cell
+    bsz = ex.shape[0]
+    n_agents = start_hit.shape[1]
+    exempt = np.zeros(n_agents, dtype=np.bool_)
+    for b in range(bsz):
+        for a in range(n_agents):
+            exempt[a] = start_hit[b, a]
+        hit = False
+        for t in range(last_step + 1):
+            speed = abs(espeed[b, t])  # NAVSIM: the velocity's magnitude
+            if speed < stopped_mps:
+                continue
+            ca, sa = ecos[b, t], esin[b, t]
+            yaw = eyaw[b, t]
+            rx = ex[b, t] - rear * ca
+            ry = ey[b, t] - rear * sa
+            for k in horizons:
+                if t + k >= n_ta:
+                    continue
+                shift = speed * (k * PDM_DT_S)
+                px = ex[b, t] + shift * ca
+                py = ey[b, t] + shift * sa
+                q = ((t + k) * ny + int((py - origin[1]) * inv)) * nx + int((px - origin[0]) * inv)
+                for e in range(start[q], start[q + 1]):
+                    j = agents[e]
+                    a = j // n_ta
+                    if exempt[a]:
+                        continue
+                    dx = ax[j] - px
+                    dy = ay[j] - py
+                    reach = aradius[j] + ego_r
+                    if dx * dx + dy * dy > reach * reach:
+                        continue
+                    if not _boxes_touch(dx, dy, ca, sa, hle, hwe, acos[j], asin[j], ahl[j], ahw[j]):
+                        continue
+                    ang = abs(wrap_angle_scalar(np.arctan2(ay[j] - ry, ax[j] - rx) - yaw))
+                    if ang < AHEAD_ANGLE_RAD or (loose[b, t] and ang <= BEHIND_ANGLE_RAD):
+                        hit = True
+                        break
+                    exempt[a] = True
                 if hit:
                     break
             if hit:

@@ -8,10 +8,12 @@ Definitions (REFERENCE.md sections 2-3) and our choices:
   junctions; summed over a rolling 1 s window (the last DDC_WINDOW_STEPS displacements), max
   over time: < 2 m -> 1, < 6 m -> 0.5, else 0.
 - TLC = 0 if the ego box touches an on-route connector of a light that is red at that step;
-  deviation: a connector the box already touched at t=0 is exempt (like NC's t=0 rule), so a
-  scene starting inside a junction whose light turned red does not fail every proposal.
-- LK = 0 if the centre is > 0.5 m from the nearest lane centerline for >= 2 s in a row, i.e. at
-  LK_MIN_RUN_STEPS (20) consecutive steps of 0.1 s; junction steps break a run (skipped).
+  the harness profile exempts a connector the box already touched at t=0 (like NC's t=0 rule),
+  NAVSIM counts t = 0.
+- LK = 0 if the centre is > 0.5 m from the centreline for >= 2 s in a row, i.e. at
+  LK_MIN_RUN_STEPS (20) consecutive steps of 0.1 s: NAVSIM (the navsim profile) measures to the
+  route centreline and skips junction steps without resetting the run; the harness profile
+  measures to the nearest lane centreline and lets junction steps break a run.
 """
 
 from __future__ import annotations
@@ -40,16 +42,23 @@ def drivable_area_compliance(areas: EgoAreas) -> Float:
     return np.where(areas.off_drivable.any(axis=1), 0.0, 1.0)
 
 
-def driving_direction_compliance(states: Float, areas: EgoAreas) -> Float:
-    """DDC (B,) in {0, 0.5, 1} of states (B, T, N_STATE); the worst window comes from the numba
-    kernel :func:`_worst_oncoming`."""
+def driving_direction_compliance(
+    states: Float,
+    areas: EgoAreas,
+    window_steps: int = DDC_WINDOW_STEPS,
+    oncoming: Bool | None = None,
+) -> Float:
+    """DDC (B,) in {0, 0.5, 1} of states (B, T, N_STATE): the oncoming displacement summed over
+    the last ``window_steps`` displacements (NAVSIM: 11, its window t-10 .. t of per-step
+    displacements), max over time; ``oncoming`` (B, T) overrides ``areas.oncoming``. The worst
+    window comes from the numba kernel :func:`_worst_oncoming`."""
     bsz = states.shape[0]
     worst = np.empty(bsz)
     _worst_oncoming(
         np.ascontiguousarray(states[..., StateIndex.X]),
         np.ascontiguousarray(states[..., StateIndex.Y]),
-        np.ascontiguousarray(areas.oncoming),
-        DDC_WINDOW_STEPS,
+        np.ascontiguousarray(areas.oncoming if oncoming is None else oncoming),
+        window_steps,
         worst,
     )
     return np.where(worst < DDC_FULL_M, 1.0, np.where(worst < DDC_HALF_M, 0.5, 0.0))
@@ -81,14 +90,25 @@ def traffic_light_compliance(areas: EgoAreas) -> Float:
     return np.where(areas.red_light.any(axis=1), 0.0, 1.0)
 
 
-def longest_run(flags: Bool) -> NDArray[np.int64]:
-    """Length (B,) of the longest run of consecutive True along axis 1 of (B, T)."""
-    c = np.cumsum(flags, axis=1)
-    reset = np.maximum.accumulate(np.where(flags, 0, c), axis=1)
+def longest_run(flags: Bool, skip: Bool | None = None) -> NDArray[np.int64]:
+    """Length (B,) of the longest run of True along axis 1 of (B, T); steps where ``skip`` (B, T)
+    holds neither extend nor break a run (NAVSIM's ``continue`` over junction steps)."""
+    keep = np.ones_like(flags) if skip is None else ~skip
+    c = np.cumsum(flags & keep, axis=1)
+    reset = np.maximum.accumulate(np.where(keep & ~flags, c, 0), axis=1)
     return np.asarray((c - reset).max(axis=1, initial=0), dtype=np.int64)
 
 
-def lane_keeping(areas: EgoAreas) -> Float:
-    """LK (B,) in {0, 1}."""
-    off = (areas.centerline_m > LK_MAX_DEVIATION_M) & ~areas.in_junction
-    return np.where(longest_run(off) >= LK_MIN_RUN_STEPS, 0.0, 1.0)
+def lane_keeping(
+    areas: EgoAreas, distance_m: Float | None = None, junction_resets: bool = True
+) -> Float:
+    """LK (B,) in {0, 1}: 0 when the centre is > LK_MAX_DEVIATION_M from the centreline for
+    LK_MIN_RUN_STEPS steps in a row. ``distance_m`` (B, T) replaces ``areas.centerline_m`` (the
+    nearest lane's) - NAVSIM measures it to the route centreline; junction steps reset the run
+    (``junction_resets``) or are skipped without resetting it (NAVSIM)."""
+    dist = areas.centerline_m if distance_m is None else distance_m
+    if junction_resets:
+        off = (dist > LK_MAX_DEVIATION_M) & ~areas.in_junction
+        return np.where(longest_run(off) >= LK_MIN_RUN_STEPS, 0.0, 1.0)
+    run = longest_run(dist > LK_MAX_DEVIATION_M, skip=areas.in_junction)
+    return np.where(run >= LK_MIN_RUN_STEPS, 0.0, 1.0)

@@ -50,6 +50,7 @@ FLAG_DRIVABLE = 1  # bits of SceneRasters.flags: cell in a driving-lane polygon
 FLAG_MULTI_LANE = 2  # in more than one lane polygon
 FLAG_ON_ROUTE = 4  # in an on-route lane
 FLAG_JUNCTION = 8  # in a junction polygon
+LANE_SLOTS = 4  # lane polygons remembered per cell (SceneRasters.lane_slots)
 
 Float = NDArray[np.float64]
 Bool = NDArray[np.bool_]
@@ -213,7 +214,8 @@ class SceneRasters:
     """Map rasters of one scene window (see module docstring). Fine (H, W) masks on ``fine``:
     ``flags`` (uint8 bitfield of FLAG_DRIVABLE, FLAG_MULTI_LANE, FLAG_ON_ROUTE, FLAG_JUNCTION, so
     one gather answers several metrics), ``drivable``, ``lane_id`` (int32, lowest covering lane or -1), ``lane_count`` (uint8),
-    ``on_route``, ``junction``; ``red_masks`` (K, H, W) on-route connectors of the K lights in the
+    ``on_route``, ``junction``; ``lane_slots`` (H, W, LANE_SLOTS) int32 the lanes covering each
+    cell (-1 padded; where more cover it, the LANE_SLOTS highest indices); ``red_masks`` (K, H, W) on-route connectors of the K lights in the
     window, ``red_state`` (K, 41) whether each is red at t = 0..4 s. Coarse (h, w) grids on
     ``coarse``: ``centerline_seg`` and ``route_seg`` nearest-segment indices into ``seg_a/seg_b``
     (S, 2) with neighbours ``seg_prev/seg_next`` and into ``route_a/route_b`` (R, 2) with
@@ -224,6 +226,7 @@ class SceneRasters:
     drivable: Bool
     lane_id: NDArray[np.int32]
     lane_count: NDArray[np.uint8]
+    lane_slots: NDArray[np.int32]
     on_route: Bool
     junction: Bool
     red_masks: Bool
@@ -266,8 +269,13 @@ class SceneRasters:
 
         lane_id = np.full(fine.shape, -1, dtype=np.int32)
         lane_count = np.zeros(fine.shape, dtype=np.uint8)
+        lane_slots = np.full((*fine.shape, LANE_SLOTS), -1, dtype=np.int32)
         for lane in lanes_in[::-1].tolist():  # descending: the lowest covering lane wins
             box, m = fine.fill_crop([polys[lane]])
+            rows, cols = np.nonzero(m)
+            slot = lane_count[box][rows, cols]
+            free = slot < LANE_SLOTS
+            lane_slots[box][rows[free], cols[free], slot[free]] = lane
             lane_count[box] += m
             lane_id[box][m] = lane
         route = np.asarray(scene.route_lanes, dtype=np.int64)
@@ -308,6 +316,7 @@ class SceneRasters:
             drivable=lane_count > 0,
             lane_id=lane_id,
             lane_count=lane_count,
+            lane_slots=lane_slots,
             on_route=on_route,
             junction=junction,
             red_masks=red_masks,
@@ -355,6 +364,47 @@ class SceneRasters:
         )
         if not found:
             out[:] = np.inf
+        return out.reshape(np.shape(x))
+
+    def route_distance_xy(self, x: Float, y: Float) -> Float:
+        """Distance (...) [m] from points ``x``, ``y`` (...) to the route centreline polyline:
+        exact against the coarse cell's nearest route segment and its two neighbours (the
+        :func:`_centerline_distance` kernel on the route's segments)."""
+        c = self.coarse
+        xf = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        yf = np.ascontiguousarray(y, dtype=np.float64).ravel()
+        out = np.empty(xf.size)
+        idx = np.arange(len(self.route_a), dtype=np.int64)
+        d = self.route_b - self.route_a
+        inv = 1.0 / np.maximum((d * d).sum(-1), 1e-12)
+        _centerline_distance(
+            xf,
+            yf,
+            float(c.origin_xy[0]),
+            float(c.origin_xy[1]),
+            float(c.resolution_m),
+            np.ascontiguousarray(self.route_seg, dtype=np.int64),
+            np.maximum(idx - 1, 0),
+            np.minimum(idx + 1, len(idx) - 1),
+            np.ascontiguousarray(self.route_a[:, 0]),
+            np.ascontiguousarray(self.route_a[:, 1]),
+            np.ascontiguousarray(d[:, 0]),
+            np.ascontiguousarray(d[:, 1]),
+            inv,
+            out,
+        )
+        return out.reshape(np.shape(x))
+
+    def flags_at(self, x: Float, y: Float) -> NDArray[np.uint8]:
+        """The FLAG_* bitfield (...) at points ``x``, ``y`` (...) [m] (0 outside the window);
+        numba kernel :func:`_gather_flags`."""
+        xf = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        yf = np.ascontiguousarray(y, dtype=np.float64).ravel()
+        out = np.empty(xf.size, dtype=np.uint8)
+        g = self.fine
+        _gather_flags(
+            xf, yf, float(g.origin_xy[0]), float(g.origin_xy[1]), g.resolution_m, self.flags, out
+        )
         return out.reshape(np.shape(x))
 
     @functools.cached_property
@@ -425,9 +475,15 @@ def perimeter_samples(length_m: float, width_m: float) -> Float:
     )
 
 
-def red_light_hits(rasters: SceneRasters, states: Float, length_m: float, width_m: float) -> Bool:
-    """(B, T) whether the ego box touches a red on-route connector it did not touch at t=0.
-    Only samples whose centre is within the box's circumradius of a light's mask bounding box
+def red_light_hits(
+    rasters: SceneRasters,
+    states: Float,
+    length_m: float,
+    width_m: float,
+    exempt_t0: bool = True,
+) -> Bool:
+    """(B, T) whether the ego box touches a red on-route connector (with ``exempt_t0``, one it did
+    not already touch at t=0; NAVSIM counts t = 0 too). Only samples whose centre is within the box's circumradius of a light's mask bounding box
     are gathered."""
     bsz, n_t = states.shape[:2]
     red = np.zeros((bsz, n_t), dtype=bool)
@@ -457,7 +513,7 @@ def red_light_hits(rasters: SceneRasters, states: Float, length_m: float, width_
         i, j, inside = fine.cells(np.stack([px, py], axis=-1))
         touch = np.zeros((bsz, n_t), dtype=bool)
         touch[b, t] = (rasters.red_masks[k][i, j] & inside).any(axis=-1)
-        red |= touch & rasters.red_state[k][None, :n_t] & ~touch[:, :1]
+        red |= touch & rasters.red_state[k][None, :n_t] & ~(touch[:, :1] & exempt_t0)
     return red
 
 
@@ -467,10 +523,11 @@ def ego_areas(
     length_m: float,
     width_m: float,
     pose: EgoPose | None = None,
+    red_exempt_t0: bool = True,
 ) -> EgoAreas:
     """:class:`EgoAreas` of simulated states (B, T, N_STATE) by raster gathers: the flag bitfield
     and the lane id at each corner and the flags at the centre, in one pass of the numba kernel
-    :func:`_box_facts`."""
+    :func:`_box_facts` (``red_exempt_t0``: see :func:`red_light_hits`)."""
     pose = pose or EgoPose.of(states)
     fine = rasters.fine
     shape = pose.x.shape
@@ -497,7 +554,7 @@ def ego_areas(
         multiple_lanes=multiple,
         in_junction=junction,
         oncoming=oncoming,
-        red_light=red_light_hits(rasters, states, length_m, width_m),
+        red_light=red_light_hits(rasters, states, length_m, width_m, red_exempt_t0),
         centerline_m=rasters.centerline_distance_xy(pose.x, pose.y),
     )
 
@@ -608,3 +665,106 @@ def _centerline_distance(  # noqa: PLR0913
             best = min(best, d2)
         out[n] = np.sqrt(best)
     return found
+
+
+def navsim_multiple_lanes(
+    rasters: SceneRasters, pose: EgoPose, length_m: float, width_m: float, candidates: Bool
+) -> Bool:
+    """(B, T) NAVSIM's "in several lanes": the four ego corners lie in at least two lane polygons
+    and no single lane polygon holds all four. Only boxes where ``candidates`` (B, T) holds are
+    tested (the harness rule's ``EgoAreas.multiple_lanes`` is a superset: it flags every box whose
+    corners see two lanes); numba kernel :func:`_navsim_multi` over the cells' lane slots."""
+    out = np.zeros(pose.shape, dtype=bool)
+    fine = rasters.fine
+    _navsim_multi(
+        pose.x,
+        pose.y,
+        pose.cos,
+        pose.sin,
+        0.5 * length_m,
+        0.5 * width_m,
+        float(fine.origin_xy[0]),
+        float(fine.origin_xy[1]),
+        float(fine.resolution_m),
+        rasters.lane_slots,
+        np.ascontiguousarray(candidates),
+        out,
+    )
+    return out
+
+
+@njit
+def _navsim_multi(  # noqa: PLR0913
+    x: Float,
+    y: Float,
+    cos: Float,
+    sin: Float,
+    hl: float,
+    hw: float,
+    x0: float,
+    y0: float,
+    res: float,
+    slots: NDArray[np.int32],
+    candidates: Bool,
+    out: Bool,
+) -> None:
+    """Fill ``out`` (B, T) per :func:`navsim_multiple_lanes` from the lane slots (H, W, S)."""
+    h, w, n_slots = slots.shape
+    seen = np.empty(4 * n_slots, dtype=np.int32)
+    hits = np.empty(4 * n_slots, dtype=np.int32)
+    for b in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            if not candidates[b, t]:
+                continue
+            n_seen = 0
+            c_l, s_l = cos[b, t] * hl, sin[b, t] * hl
+            c_w, s_w = cos[b, t] * hw, sin[b, t] * hw
+            for corner in range(4):
+                su = 1.0 if corner < 2 else -1.0  # harness.boxes.Corner order
+                sv = 1.0 if corner == 0 or corner == 3 else -1.0
+                qx = (x[b, t] + su * c_l - sv * s_w - x0) / res
+                qy = (y[b, t] + su * s_l + sv * c_w - y0) / res
+                if not (qx >= 0.0 and qy >= 0.0 and qx < w and qy < h):
+                    continue
+                i, j = int(qy), int(qx)
+                for k in range(n_slots):
+                    lane = slots[i, j, k]
+                    if lane < 0:
+                        break
+                    found = -1
+                    for m in range(n_seen):
+                        if seen[m] == lane:
+                            found = m
+                            break
+                    if found < 0:
+                        seen[n_seen] = lane
+                        hits[n_seen] = 1
+                        n_seen += 1
+                    else:
+                        hits[found] += 1
+            holder = False
+            for m in range(n_seen):
+                if hits[m] == 4:
+                    holder = True
+            out[b, t] = n_seen > 1 and not holder
+
+
+@njit
+def _gather_flags(
+    x: Float,
+    y: Float,
+    x0: float,
+    y0: float,
+    res: float,
+    flags: NDArray[np.uint8],
+    out: NDArray[np.uint8],
+) -> None:
+    """out (N,) = ``flags`` (H, W) at the cells of points ``x``, ``y`` (N,), 0 outside."""
+    h, w = flags.shape
+    for n in range(x.shape[0]):
+        qx = np.floor((x[n] - x0) / res)
+        qy = np.floor((y[n] - y0) / res)
+        if qx >= 0.0 and qy >= 0.0 and qx < w and qy < h:
+            out[n] = flags[int(qy), int(qx)]
+        else:
+            out[n] = 0

@@ -20,18 +20,25 @@ from teachers.dataset import SUB_SCORES
 from teachers.per_scene import TeacherConfig, score_trajectories, teachers_for_scene
 from teachers.scoring import Metric, ScoreMatrix
 from teachers.service import schemas
-from teachers.service.convert import scene_record, trajectories_array
-from teachers.vocabulary import Vocabulary, load_vocabulary
+from teachers.service.convert import SceneFieldError, scene_record, trajectories_array
+from teachers.vocabulary import (
+    DEFAULT_VOCABULARY_ID,
+    Vocabulary,
+    load_registered,
+    registered_ids,
+    resolve_vocabulary,
+)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """The vocabulary file (None: lattice and reference candidates only), towns to load at
-    start-up, and the teacher settings a request's k and options override."""
+    """The default vocabulary (a registered id, or a file named at start-up; None: lattice and
+    reference candidates only), towns to load at start-up, and the teacher settings a
+    request's k and options override."""
 
-    vocabulary: Path | None = None
+    vocabulary: str | Path | None = DEFAULT_VOCABULARY_ID
     preload: tuple[str, ...] = ()
     teachers: TeacherConfig = field(default_factory=TeacherConfig)
 
@@ -52,7 +59,7 @@ class Engine:
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self.vocab: Vocabulary | None = (
-            load_vocabulary(config.vocabulary) if config.vocabulary is not None else None
+            resolve_vocabulary(config.vocabulary) if config.vocabulary is not None else None
         )
         self._names = {t.name: t.origin for t in available_towns()}
         self._towns: dict[str, Town] = {}
@@ -97,8 +104,10 @@ class Engine:
             threshold=req.options.threshold,
             min_separation_m=req.options.min_separation_m,
         )
-        cfg = TeacherConfig(candidates=base.candidates, selection=selection)
-        vocab = self.vocab if req.options.use_vocabulary else None
+        opts = req.options
+        cfg = TeacherConfig(candidates=base.candidates, selection=selection, profile=opts.profile,
+                            pool_cap=opts.pool_cap, seed=opts.seed)  # fmt: skip
+        vocab = self.request_vocabulary(req.options) if opts.use_vocabulary else None
         result = teachers_for_scene(record, town, vocab, cfg)
         teachers = [
             schemas.Teacher(
@@ -118,8 +127,36 @@ class Engine:
             coverage=result.selection.coverage,
             max_gap_m=result.selection.max_gap_m,
             teachers=teachers,
+            pool=[int(v) for v in result.vocab_pool],
+            vocabulary=(
+                schemas.VocabularyInfo(id=vocab.vocabulary_id, sha256=vocab.sha256, size=vocab.size)
+                if vocab is not None
+                else None
+            ),
             seconds=time.perf_counter() - t0,
         )
+
+    def request_vocabulary(self, options: schemas.Options) -> Vocabulary | None:
+        """The vocabulary a request asks for: a registered id (never a path), else the
+        service's; SceneFieldError for an unknown id or a hash that does not match."""
+        loc = ("options", "vocabulary")
+        if options.vocabulary is None:
+            vocab = self.vocab
+        elif options.vocabulary not in registered_ids():
+            raise SceneFieldError(
+                loc, f"unknown vocabulary {options.vocabulary!r}; registered: "
+                f"{', '.join(registered_ids())}",
+            )  # fmt: skip
+        else:
+            vocab = load_registered(options.vocabulary)
+        want = options.vocabulary_sha256
+        if want is not None and (vocab is None or vocab.sha256 != want):
+            raise SceneFieldError(
+                ("options", "vocabulary_sha256"),
+                f"the vocabulary here has hash {vocab.sha256 if vocab else None}, the request "
+                f"names {want}; ask with the vocabulary id the dataset was made with",
+            )
+        return vocab
 
     def score(self, req: schemas.ScoreRequest) -> schemas.ScoreResponse:
         """Sub-scores of the caller's trajectories in the request's scene."""

@@ -5,8 +5,11 @@ The scene is re-extracted from the dataset's recorded episode (``DIR/episodes``)
 :func:`teachers.episode_scenes.extract_scene`, so the request carries everything the generator scored:
 agents with their recorded futures, lights by id with their states, the route as the recording's
 keypoints (a global plan), the ego's past, the previous plan and the expert's future and plan as
-the reference. Floats go through JSON unchanged (shortest round-trip repr), so a service using
-the dataset's vocabulary reproduces the dataset's teachers exactly.
+the reference (EP's reference and the human filter), and the options the generator used:
+threshold, the scoring profile, the registered vocabulary id and its hash, the seed and the
+pool cap. Floats go
+through JSON unchanged (shortest round-trip repr), so the service reproduces the dataset's
+teachers and pool exactly.
 """
 
 from __future__ import annotations
@@ -98,4 +101,14 @@ def export_scene(dataset: str | os.PathLike[str], scene_id: str) -> dict[str, An
         },
     }
     m = ds.manifest
-    return {"scene": scene, "k": int(m["k"]), "options": {"threshold": float(m["threshold"])}}
+    vinfo = m.get("vocabulary") or {}
+    options: dict[str, Any] = {
+        "threshold": float(m["threshold"]),
+        "profile": str(m["scoring_profile"]),
+        "vocabulary_sha256": str(vinfo["sha256"]),
+        "seed": int(vinfo.get("seed", 0)),
+        "pool_cap": int(vinfo.get("pool_cap", 256)),
+    }
+    if vinfo.get("id"):  # a file vocabulary cannot be named: the service must serve that file
+        options["vocabulary"] = str(vinfo["id"])
+    return {"scene": scene, "k": int(m["k"]), "options": options}

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017
 from harness.world.timing import HORIZON_STEPS
+from teachers.scoring.profile import DEFAULT_PROFILE, PROFILES
+from teachers.selection import MIN_SEPARATION_M
 
 SCENE_STEPS = 41  # agent / light samples, t = 0 .. 4.0 s
 PAST_STEPS = 16  # ego history, t = -1.5 .. 0 s (last = present)
@@ -258,13 +260,28 @@ class Scene(Strict):
 
 
 class Options(Strict):
-    """Selection options (defaults as gen-teachers)."""
+    """Selection options (defaults as gen-teachers). ``vocabulary`` names a registered
+    vocabulary by id (never a path; default: the service's); ``vocabulary_sha256``, when given,
+    must be that vocabulary's hash; ``seed`` and ``pool_cap`` draw the pool as gen-teachers;
+    ``profile`` names a registered scoring profile (teachers.scoring.profile.PROFILES)."""
 
     threshold: float = Field(default=0.95, ge=0.0, le=1.0, allow_inf_nan=False, strict=True)
     min_separation_m: float = Field(
-        default=0.3, ge=0.0, le=50.0, allow_inf_nan=False, strict=True
+        default=MIN_SEPARATION_M, ge=0.0, le=50.0, allow_inf_nan=False, strict=True
     )
     use_vocabulary: Flag = True
+    vocabulary: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=64)
+    vocabulary_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, strict=True)
+    pool_cap: int = Field(default=256, ge=0, le=8192, strict=True)
+    profile: str = Field(default=DEFAULT_PROFILE.name, max_length=64)
+
+    @field_validator("profile")
+    @classmethod
+    def _registered_profile(cls, v: str) -> str:
+        if v not in PROFILES:
+            raise ValueError(f"unknown scoring profile; use one of {', '.join(sorted(PROFILES))}")
+        return v
 
 
 class TeachersRequest(Strict):
@@ -324,6 +341,18 @@ class Counts(BaseModel):
     expert: int
     passed: int
     teachers: int
+    pool: int = 0
+    modes_available: int = 0
+    modes_kept: int = 0
+
+
+class VocabularyInfo(BaseModel):
+    """The vocabulary a scene was scored with: registered id (None: a file given at start-up),
+    content hash and size."""
+
+    id: str | None
+    sha256: str
+    size: int
 
 
 class TeachersResponse(BaseModel):
@@ -336,6 +365,8 @@ class TeachersResponse(BaseModel):
     coverage: float
     max_gap_m: float
     teachers: list[Teacher]
+    pool: list[int] = Field(description="passing vocabulary entries (Drive-JEPA's index file)")
+    vocabulary: VocabularyInfo | None
     seconds: float
 
 

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.signal import savgol_filter
 
+from harness.boxes import boxes_overlap
 from harness.dynamics.lqr import PDM_DT_S, StateIndex
 from harness.geometry import wrap_angle
 from teachers.scene import Scene
@@ -234,6 +236,88 @@ def time_to_collision_numpy(
     s = sample[hit]
     fail(b[hit], t[hit], ex[s], ey[s], agents[a[hit], t[hit] + k_s[hit]])
     return ttc
+
+
+def navsim_ttc_numpy(
+    scene: Scene,
+    pose: EgoPose,
+    loose: Bool,
+    start_hit: Bool,
+    *,
+    last_step: int,
+    stopped_mps: float,
+) -> Float:
+    """:func:`teachers.scoring.collisions.navsim_time_to_collision` with NumPy (the oracle of the
+    kernel ``_navsim_ttc``): per candidate, NAVSIM's loop over steps and projections, each
+    projection tested against all agents at once with :func:`harness.boxes.boxes_overlap`;
+    agents hit without counting join the exempt set."""
+    bsz, n_t = pose.shape
+    ttc = np.ones(bsz)
+    boxes, valid = scene.agent_boxes, scene.agent_valid
+    dims = np.array([scene.ego_length_m, scene.ego_width_m])
+    rear = scene.ego_rear_axle_to_center_m
+    last = min(last_step, n_t - 1 - max(TTC_HORIZONS_STEPS))
+    for b in range(bsz):
+        exempt = start_hit[b].copy()
+        done = False
+        for t in range(last + 1):
+            speed = abs(pose.speed[b, t])
+            if speed < stopped_mps or done:
+                continue
+            yaw = pose.yaw[b, t]
+            rx, ry = pose.x[b, t] - rear * np.cos(yaw), pose.y[b, t] - rear * np.sin(yaw)
+            for k in TTC_HORIZONS_STEPS:
+                d = speed * k * PDM_DT_S
+                ego = np.array([pose.x[b, t] + d * np.cos(yaw), pose.y[b, t] + d * np.sin(yaw),
+                                yaw, *dims])  # fmt: skip
+                hit = boxes_overlap(ego[None], boxes[:, t + k]) & valid[:, t + k] & ~exempt
+                for a in np.flatnonzero(hit):
+                    ang = abs(wrap_angle(np.arctan2(boxes[a, t + k, 1] - ry,
+                                                    boxes[a, t + k, 0] - rx) - yaw))  # fmt: skip
+                    if ang < AHEAD_ANGLE_RAD or (loose[b, t] and ang <= BEHIND_ANGLE_RAD):
+                        done = True
+                        break
+                    exempt[a] = True
+                if done:
+                    break
+        if done:
+            ttc[b] = 0.0
+    return ttc
+
+
+def navsim_comfort_numpy(
+    states: Float, rear_axle_to_center_m: float, yaw_accel_order: int = 3, dt: float = PDM_DT_S
+) -> dict[str, Float]:
+    """NAVSIM's comfort signals of simulated states (B, T, N_STATE), computed the way its
+    pdm_comfort_metrics does (the oracle of :func:`teachers.scoring.comfort.navsim_comfort_signals`):
+    scipy's ``savgol_filter`` along time on each signal, headings unwrapped by rounding the
+    steps to whole turns, every signal rounded to 8 decimals."""
+    n = states.shape[1]
+    acc = states[..., StateIndex.ACCEL]
+    om = states[..., StateIndex.YAW_RATE]
+    alpha = np.concatenate([np.zeros_like(om[:, :1]), np.diff(om, axis=1) / dt], axis=1)
+    centre = acc + rear_axle_to_center_m * om**2 + rear_axle_to_center_m * alpha
+
+    def smooth(y: Float) -> Float:
+        return np.round(savgol_filter(y, polyorder=2, window_length=min(8, n), axis=-1), 8)
+
+    def deriv(y: Float, window: int, order: int = 1, poly: int = 2) -> Float:
+        w = min(window, n)
+        return np.round(savgol_filter(y, w, poly, deriv=order, delta=dt, axis=-1), 8)
+
+    head = states[..., StateIndex.YAW]
+    turns = np.zeros_like(head)
+    turns[:, 1:] = np.cumsum(np.round(np.diff(head, axis=-1) / (2 * np.pi)), axis=-1)
+    head = head - 2 * np.pi * turns
+    lon, mag = smooth(centre), smooth(np.abs(acc))
+    return {
+        "lon_accel": lon,
+        "accel": mag,
+        "lon_jerk": deriv(lon, 15),
+        "jerk": deriv(mag, 15),
+        "yaw_rate": deriv(head, 5),
+        "yaw_accel": deriv(head, 5, 2, yaw_accel_order),
+    }
 
 
 # ---------------------------------------------------------------- map facts (rasters.py)
