@@ -30,8 +30,9 @@ from harness.io import atomic_output
 from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute, RoadOption, plan_route
 from harness.world.recording import Recording, load_recording
+from harness.world.state import ActorArrays
 from harness.world.timing import HORIZON_STEPS, SIM_DT_S, TICKS_PER_POSE
-from teachers.scene import PAST_POSES, PREVIOUS_PLAN_OFFSET_STEPS, Scene
+from teachers.scene import MIN_MOVING_SPEED_MPS, PAST_POSES, PREVIOUS_PLAN_OFFSET_STEPS, Scene
 from teachers.scoring.rasters import expand_route_lanes
 
 PAST_TICKS = (PAST_POSES - 1) * TICKS_PER_POSE  # 1.5 s of history [ticks]
@@ -62,7 +63,13 @@ class ScenarioTrack:
 
     def __post_init__(self) -> None:
         n = len(self.frames)
-        if not len(self.types) == len(self.names) == len(self.triggered) == len(self.actor_ids) == n:
+        if (
+            not len(self.types)
+            == len(self.names)
+            == len(self.triggered)
+            == len(self.actor_ids)
+            == n
+        ):
             raise ValueError("ScenarioTrack columns must all have one entry per frame")
 
     def at(self, frame: int) -> tuple[str, str, bool, NDArray[np.int64]]:
@@ -96,7 +103,9 @@ class ScenarioTrack:
             types=tuple(t.column("type").to_pylist()),
             names=tuple(t.column("name").to_pylist()),
             triggered=np.asarray(t.column("triggered").to_pylist(), dtype=bool),
-            actor_ids=tuple(np.asarray(a, dtype=np.int64) for a in t.column("actor_ids").to_pylist()),
+            actor_ids=tuple(
+                np.asarray(a, dtype=np.int64) for a in t.column("actor_ids").to_pylist()
+            ),
         )
 
 
@@ -225,6 +234,47 @@ def _ordered_unique(a: NDArray[np.int64]) -> NDArray[np.int64]:
     return a[keep]
 
 
+def ego_past_states(a: ActorArrays, past: NDArray[np.int64]) -> NDArray[np.float64]:
+    """(PAST_POSES, len(StateIndex)) ego states at the recorded rows ``past`` (F, N arrays); the
+    steering angle from the yaw rate by the kinematic bicycle (0 below MIN_MOVING_SPEED_MPS)."""
+    ego_past = np.zeros((len(past), len(StateIndex)))
+    for col, arr in ((StateIndex.X, a.x), (StateIndex.Y, a.y), (StateIndex.YAW, a.yaw),
+                     (StateIndex.SPEED, a.speed), (StateIndex.ACCEL, a.accel),
+                     (StateIndex.YAW_RATE, a.yaw_rate)):  # fmt: skip
+        ego_past[:, col] = arr[past, 0]
+    wb = LINCOLN_MKZ_2017.wheelbase_m
+    v_past = a.speed[past, 0]
+    moving = np.abs(v_past) > MIN_MOVING_SPEED_MPS
+    ego_past[:, StateIndex.STEER] = np.where(
+        moving, np.arctan(wb * a.yaw_rate[past, 0] / np.where(moving, v_past, 1.0)), 0.0
+    )
+    return ego_past
+
+
+def agent_futures(
+    a: ActorArrays, row: int, fut: NDArray[np.int64], ego_pose: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:
+    """The agents within AGENT_RADIUS_M of the ego at ``row``, followed by actor id over the rows
+    ``fut`` (slots are recycled): their slots at ``row``, boxes (A, len(fut), 5), validity and
+    speed per step. Invalid steps keep the first box so the arrays stay finite (they are masked)."""
+    near = a.valid[row] & (
+        np.hypot(a.x[row] - ego_pose[0], a.y[row] - ego_pose[1]) < AGENT_RADIUS_M
+    )
+    near[0] = False
+    slots = np.flatnonzero(near)
+    ids = a.actor_id[row, slots]
+    match = (a.actor_id[fut][None, :, :] == ids[:, None, None]) & a.valid[fut][None]  # (A, T, N)
+    valid = match.any(-1)
+    slot_t = match.argmax(-1)
+    rows_t = np.broadcast_to(fut[None], slot_t.shape)
+    boxes = np.zeros((len(slots), len(fut), BOX_DIM))
+    for j, arr in enumerate((a.x, a.y, a.yaw, a.length, a.width)):
+        boxes[..., j] = arr[rows_t, slot_t]
+    boxes = np.where(valid[..., None], boxes, boxes[:, :1])
+    speed = np.where(valid, a.speed[rows_t, slot_t], 0.0)
+    return slots, boxes, valid, speed
+
+
 def extract_scene(episode: Episode, town: Town, row: int) -> SceneRecord:
     """The scene at recorded row ``row`` (see :func:`scene_rows` for the valid rows)."""
     rec, a = episode.recording, episode.recording.actors
@@ -233,36 +283,10 @@ def extract_scene(episode: Episode, town: Town, row: int) -> SceneRecord:
     fut = row + TICKS_PER_POSE * np.arange(NUM_POSES)  # rows t = 0 .. 4 s
     past = row - TICKS_PER_POSE * np.arange(PAST_POSES)[::-1]  # rows t-1.5 .. t
     ego_pose = np.array([a.x[row, 0], a.y[row, 0], a.yaw[row, 0]])
-    ego_past = np.zeros((PAST_POSES, len(StateIndex)))
-    ego_past[:, StateIndex.X] = a.x[past, 0]
-    ego_past[:, StateIndex.Y] = a.y[past, 0]
-    ego_past[:, StateIndex.YAW] = a.yaw[past, 0]
-    ego_past[:, StateIndex.SPEED] = a.speed[past, 0]
-    ego_past[:, StateIndex.ACCEL] = a.accel[past, 0]
-    ego_past[:, StateIndex.YAW_RATE] = a.yaw_rate[past, 0]
+    ego_past = ego_past_states(a, past)
     wb = LINCOLN_MKZ_2017.wheelbase_m
-    moving = np.abs(a.speed[past, 0]) > 0.1
-    ego_past[:, StateIndex.STEER] = np.where(
-        moving, np.arctan(wb * a.yaw_rate[past, 0] / np.where(moving, a.speed[past, 0], 1.0)), 0.0
-    )
-
-    # agents near the ego now, followed by actor id (slots are recycled)
-    near = a.valid[row] & (
-        np.hypot(a.x[row] - ego_pose[0], a.y[row] - ego_pose[1]) < AGENT_RADIUS_M
-    )
-    near[0] = False
-    slots = np.flatnonzero(near)
+    slots, boxes, valid, speed = agent_futures(a, row, fut, ego_pose)
     ids = a.actor_id[row, slots]
-    match = (a.actor_id[fut][None, :, :] == ids[:, None, None]) & a.valid[fut][None]  # (A, 41, N)
-    valid = match.any(-1)
-    slot_t = match.argmax(-1)
-    rows_t = np.broadcast_to(fut[None], slot_t.shape)
-    boxes = np.zeros((len(slots), NUM_POSES, BOX_DIM))
-    for j, name in enumerate(("x", "y", "yaw", "length", "width")):
-        boxes[..., j] = getattr(a, name)[rows_t, slot_t]
-    speed = np.where(valid, a.speed[rows_t, slot_t], 0.0)
-    # invalid steps keep the last valid box so arrays stay finite (they are masked anyway)
-    boxes = np.where(valid[..., None], boxes, boxes[:, :1])
 
     sig = town.signals
     lights = light_indices(town, ego_pose)

@@ -33,22 +33,22 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.boxes import BOX_DIM
-from harness.dynamics.lqr import NUM_POSES, StateIndex
+from harness.dynamics.lqr import NUM_POSES
 from harness.dynamics.vehicle import LINCOLN_MKZ_2017
 from harness.maps.town import Town
 from harness.routes.interpolate import PlannedRoute
 from harness.world.state import ActorArrays, LightState
 from harness.world.timing import HORIZON_STEPS, PLANNER_DT_S, POSE_DT_S
 from teachers.episode_scenes import (
-    AGENT_RADIUS_M,
     ROUTE_AHEAD_M,
     ROUTE_BEHIND_M,
+    agent_futures,
+    ego_past_states,
     light_indices,
     route_index,
 )
 from teachers.rollout import rollout_candidates
-from teachers.scene import MIN_MOVING_SPEED_MPS, PAST_POSES, Scene
+from teachers.scene import PAST_POSES, Scene
 from teachers.scoring import Metric, score_states
 from teachers.scoring.aggregate import NUM_METRICS, state_bounds, with_aggregates
 from teachers.scoring.rasters import SceneRasters, expand_route_lanes
@@ -167,33 +167,9 @@ def step_scene(
     fut = row + np.arange(NUM_POSES)
     past = np.maximum(row - np.arange(PAST_POSES)[::-1], 0)
     ego_pose = np.array([a.x[row, 0], a.y[row, 0], a.yaw[row, 0]])
-    ego_past = np.zeros((PAST_POSES, len(StateIndex)))
-    for col, arr in ((StateIndex.X, a.x), (StateIndex.Y, a.y), (StateIndex.YAW, a.yaw),
-                     (StateIndex.SPEED, a.speed), (StateIndex.ACCEL, a.accel),
-                     (StateIndex.YAW_RATE, a.yaw_rate)):  # fmt: skip
-        ego_past[:, col] = arr[past, 0]
+    ego_past = ego_past_states(a, past)
     wb = LINCOLN_MKZ_2017.wheelbase_m
-    v_past = a.speed[past, 0]
-    moving = np.abs(v_past) > MIN_MOVING_SPEED_MPS
-    ego_past[:, StateIndex.STEER] = np.where(
-        moving, np.arctan(wb * a.yaw_rate[past, 0] / np.where(moving, v_past, 1.0)), 0.0
-    )
-
-    near = a.valid[row] & (
-        np.hypot(a.x[row] - ego_pose[0], a.y[row] - ego_pose[1]) < AGENT_RADIUS_M
-    )
-    near[0] = False
-    slots = np.flatnonzero(near)
-    ids = a.actor_id[row, slots]
-    match = (a.actor_id[fut][None, :, :] == ids[:, None, None]) & a.valid[fut][None]  # (A, 41, N)
-    valid = match.any(-1)
-    slot_t = match.argmax(-1)
-    rows_t = np.broadcast_to(fut[None], slot_t.shape)
-    boxes = np.zeros((len(slots), NUM_POSES, BOX_DIM))
-    for j, arr in enumerate((a.x, a.y, a.yaw, a.length, a.width)):
-        boxes[..., j] = arr[rows_t, slot_t]
-    boxes = np.where(valid[..., None], boxes, boxes[:, :1])  # masked steps stay finite
-    speed = np.where(valid, a.speed[rows_t, slot_t], 0.0)
+    slots, boxes, valid, speed = agent_futures(a, row, fut, ego_pose)
 
     sig = town.signals
     lights = light_indices(town, ego_pose)
