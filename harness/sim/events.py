@@ -229,7 +229,7 @@ class EventDetector:
         if contacts is not None:
             ids = contacts
         else:  # circumscribed-circle broad phase (as boxes_overlap starts with), compiled
-            others = _near_rows(a.x, a.y, a.length, a.width, a.valid, i)
+            others = near_rows(a.x, a.y, a.length, a.width, a.valid, i, 0.0)
             if others.size:
                 hit = boxes_overlap(a.boxes[i], a.boxes[others])
                 ids = frozenset(int(v) for v in a.actor_id[others[hit]])
@@ -440,13 +440,14 @@ class EventDetector:
 
 
 @njit
-def _near_rows(
+def near_rows(
     x: NDArray[np.float64], y: NDArray[np.float64], length: NDArray[np.float64],
-    width: NDArray[np.float64], valid: NDArray[np.bool_], ego: int,
+    width: NDArray[np.float64], valid: NDArray[np.bool_], ego: int, slack: float,
 ) -> NDArray[np.int64]:  # fmt: skip
-    """Valid rows (other than ``ego``) whose circumscribed circle meets the ego's."""
+    """Valid rows (other than ``ego``) whose circumscribed circle meets the ego's grown by
+    ``slack`` [m] (0: the boxes may touch; the contact resolution asks with a margin)."""
     ex, ey = x[ego], y[ego]
-    r_ego = 0.5 * np.hypot(length[ego], width[ego])
+    r_ego = 0.5 * np.hypot(length[ego], width[ego]) + slack
     out = np.empty(x.shape[0], dtype=np.int64)
     m = 0
     for j in range(x.shape[0]):

@@ -127,28 +127,6 @@ def contact_rows(
 
 
 @njit
-def near_rows(
-    x: NDArray[np.float64], y: NDArray[np.float64], length: NDArray[np.float64],
-    width: NDArray[np.float64], valid: NDArray[np.bool_], ego: int, slack: float,
-) -> NDArray[np.int64]:  # fmt: skip
-    """Valid rows (other than ``ego``) whose circumscribed circle, grown by ``slack``, meets the
-    ego's: the bodies a contact resolution has to consider."""
-    ex, ey = x[ego], y[ego]
-    r_ego = 0.5 * np.hypot(length[ego], width[ego]) + slack
-    out = np.empty(x.shape[0], dtype=np.int64)
-    m = 0
-    for j in range(x.shape[0]):
-        if j == ego or not valid[j]:
-            continue
-        dx, dy = x[j] - ex, y[j] - ey
-        reach = r_ego + 0.5 * np.hypot(length[j], width[j])
-        if dx * dx + dy * dy <= reach * reach:
-            out[m] = j
-            m += 1
-    return out[:m]
-
-
-@njit
 def overlaps_any(box: NDArray[np.float64], boxes: NDArray[np.float64]) -> bool:
     """Whether ``box`` (5,) [x, y, yaw, length, width] interpenetrates any of ``boxes`` (K, 5)."""
     for j in range(boxes.shape[0]):

@@ -39,7 +39,6 @@ from harness.sim.embedded.contacts import (
     clear_fraction,
     contact_rows,
     interpolate_pose,
-    near_rows,
     overlaps_any,
     walker_landing,
 )
@@ -47,7 +46,7 @@ from harness.sim.embedded.lights import LightOverrides, LightSchedule, LightTimi
 from harness.sim.embedded.pedestrians import PedestrianModel
 from harness.sim.embedded.scripted import ScriptedActors
 from harness.sim.embedded.traffic import TrafficModel, TrafficParams
-from harness.sim.events import EventConfig, EventDetector
+from harness.sim.events import EventConfig, EventDetector, near_rows
 from harness.sim.sensors.suite import SensorSuite
 from harness.world.backend import ActorCommand, ActorSpec, EpisodeSpec, TrafficVehicleSpec
 from harness.world.control import VehicleControl
