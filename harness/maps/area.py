@@ -28,18 +28,23 @@ SIDEWALK_TYPE = "Sidewalk"  # str(carla.LaneType.Sidewalk)
 UNION_SIMPLIFY_M = 0.02  # [m] polygons are simplified this much before the union (about 4x faster)
 
 
-def polygon_exteriors(geom: Any) -> list[NDArray[np.float64]]:
-    """The exterior rings (K, 2) [m] of every non-empty polygon in a shapely geometry (Polygon,
-    Multi*, collections; lines and points, which lane polygons may hold after clipping, are
-    skipped). For drawing."""
-    out: list[NDArray[np.float64]] = []
+def polygon_parts(geom: Any) -> list[shapely.Polygon]:
+    """The non-empty polygons of a shapely geometry (Polygon, Multi*, collections, nested; lines
+    and points, which lane polygons may hold after clipping, are skipped)."""
+    out: list[shapely.Polygon] = []
     for part in shapely.get_parts(geom):
         if isinstance(part, shapely.Polygon):
             if not part.is_empty:
-                out.append(np.asarray(part.exterior.coords, dtype=np.float64)[:, :2])
+                out.append(part)
         elif hasattr(part, "geoms"):
-            out.extend(polygon_exteriors(part))
+            out.extend(polygon_parts(part))
     return out
+
+
+def polygon_exteriors(geom: Any) -> list[NDArray[np.float64]]:
+    """The exterior rings (K, 2) [m] of every polygon part of a shapely geometry
+    (:func:`polygon_parts`). For drawing."""
+    return [np.asarray(p.exterior.coords, dtype=np.float64)[:, :2] for p in polygon_parts(geom)]
 
 
 def _union(polys: NDArray[np.object_]) -> shapely.Geometry:

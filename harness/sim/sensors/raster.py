@@ -14,6 +14,8 @@ import shapely
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
+from harness.maps.area import polygon_parts
+
 log = logging.getLogger(__name__)
 
 DEFAULT_RESOLUTION_M = 0.2  # [m/px] raster cell size
@@ -73,14 +75,7 @@ def _ensure_geometry(geom: Any) -> shapely.Geometry:
 
 def _polygons(geom: shapely.Geometry) -> list[shapely.Polygon]:
     """The polygon parts of any geometry, largest first (so islands inside holes paint last)."""
-    parts: list[shapely.Polygon] = []
-    for g in shapely.get_parts(geom):
-        if isinstance(g, shapely.Polygon):
-            if not g.is_empty:
-                parts.append(g)
-        elif isinstance(g, shapely.MultiPolygon | shapely.GeometryCollection):
-            parts.extend(_polygons(g))
-    return sorted(parts, key=lambda p: -p.area)
+    return sorted(polygon_parts(geom), key=lambda p: -p.area)
 
 
 def _dashes(xy: NDArray[np.float64]) -> list[NDArray[np.float64]]:
