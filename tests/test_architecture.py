@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCTION = ("harness", "teachers", "scenarios")
+PRODUCTION = ("harness", "teachers", "scenarios", "drivejepa")
 
 # layer -> packages it must never import (lower layers never import higher ones)
 ABOVE_WORLD = ("harness.dynamics", "harness.sim", "harness.leaderboard", "harness.planning",
-               "harness.runner", "harness.cli", "teachers", "scenarios")  # fmt: skip
+               "harness.runner", "harness.cli", "teachers", "scenarios", "drivejepa")  # fmt: skip
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "harness.geometry": ("harness.maps", "harness.world", *ABOVE_WORLD),
     "harness.errors": ("harness.maps", "harness.world", *ABOVE_WORLD),
@@ -25,15 +25,16 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "harness.world": ABOVE_WORLD,
     "harness.dynamics": ABOVE_WORLD[1:],
     "harness.sim": ("harness.leaderboard", "harness.planning", "harness.runner", "harness.cli",
-                    "teachers", "scenarios", "harness.report"),  # fmt: skip
+                    "teachers", "scenarios", "harness.report", "drivejepa"),  # fmt: skip
     "harness.leaderboard": ("harness.sim", "harness.planning", "harness.runner", "harness.cli",
-                            "teachers", "scenarios"),  # fmt: skip
+                            "teachers", "scenarios", "drivejepa"),  # fmt: skip
     "harness.planning": ("harness.sim", "harness.leaderboard", "harness.runner", "harness.cli",
-                         "teachers", "scenarios"),  # fmt: skip
-    "harness.runner": ("harness.cli", "teachers", "harness.report"),
-    "harness.report": ("harness.cli", "teachers"),
-    "teachers": ("harness.sim", "harness.cli"),
-    "scenarios": ("harness.sim", "harness.runner", "harness.cli", "teachers"),
+                         "teachers", "scenarios", "drivejepa"),  # fmt: skip
+    "harness.runner": ("harness.cli", "teachers", "harness.report", "drivejepa"),
+    "harness.report": ("harness.cli", "teachers", "drivejepa"),
+    "teachers": ("harness.sim", "harness.cli", "drivejepa"),
+    "scenarios": ("harness.sim", "harness.runner", "harness.cli", "teachers", "drivejepa"),
+    "drivejepa": ("harness.cli",),  # the planner package: the CLI edge imports it, never the reverse
 }
 
 
