@@ -8,10 +8,14 @@ import functools
 from collections.abc import Callable
 
 from harness.errors import UnknownTownError
-from harness.maps.builtin import harness01
-from harness.maps.builtin.osm import Layout, layout_to_osm, osm_to_xodr
+from harness.maps.builtin import harness01, harness02, harness03
+from harness.maps.builtin.osm import Layout, add_stop_signs, layout_to_osm, osm_to_xodr
 
-_LAYOUTS: dict[str, Callable[[], Layout]] = {harness01.NAME: harness01.layout}
+_LAYOUTS: dict[str, Callable[[], Layout]] = {
+    harness01.NAME: harness01.layout,  # urban grid
+    harness02.NAME: harness02.layout,  # divided motorway with ramps
+    harness03.NAME: harness03.layout,  # interurban roads
+}
 
 
 def builtin_names() -> list[str]:
@@ -19,19 +23,26 @@ def builtin_names() -> list[str]:
     return sorted(_LAYOUTS)
 
 
-def builtin_osm(name: str) -> str:
-    """The OSM XML text a built-in town is generated from."""
+def builtin_layout(name: str) -> Layout:
+    """The layout a built-in town is generated from."""
     if name not in _LAYOUTS:
         raise UnknownTownError(
             f"no built-in town named {name!r}; built-in towns are {', '.join(builtin_names())}"
         )
-    return layout_to_osm(_LAYOUTS[name]())
+    return _LAYOUTS[name]()
+
+
+def builtin_osm(name: str) -> str:
+    """The OSM XML text a built-in town is generated from."""
+    return layout_to_osm(builtin_layout(name))
 
 
 @functools.cache
 def builtin_xodr(name: str) -> str:
-    """The OpenDRIVE text of a built-in town; deterministic, generated once per process (~0.05 s)."""
-    return osm_to_xodr(builtin_osm(name), name)
+    """The OpenDRIVE text of a built-in town (Osm2Odr output plus the layout's stop signs);
+    deterministic, generated once per process (0.05-0.5 s)."""
+    layout = builtin_layout(name)
+    return add_stop_signs(osm_to_xodr(layout_to_osm(layout), name), name, layout.stop_signs)
 
 
-__all__ = ["builtin_names", "builtin_osm", "builtin_xodr"]
+__all__ = ["builtin_layout", "builtin_names", "builtin_osm", "builtin_xodr"]

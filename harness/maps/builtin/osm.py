@@ -4,6 +4,13 @@ A layout is a list of streets in local metres (x east, y north, the OSM conventi
 places them on the ellipsoid around a fixed origin so Osm2Odr's transverse Mercator projection gives
 back the same metres. The OpenDRIVE output is normalised (fixed date, name, geoReference) so the same
 layout always yields the same text.
+
+Osm2Odr (CARLA 0.9.16, SUMO netconvert inside) reads ``highway`` (motorway, motorway_link, trunk,
+primary ... residential), ``lanes``, ``oneway``, ``maxspeed`` (written as each lane's ``<speed>``)
+and ``highway=traffic_signals`` nodes (real OpenDRIVE lights); it guesses motorway ramps and adds an
+acceleration / deceleration lane where a ``motorway_link`` joins or leaves a motorway. It writes
+driving lanes only (no parking or shoulder lanes, whatever the tags) and ignores ``highway=stop``,
+so stop signs are added afterwards as OpenDRIVE signals (type 206) on the approach lanes.
 """
 
 from __future__ import annotations
@@ -31,13 +38,19 @@ LAT0_DEG = 42.0  # layout origin latitude [deg] (the leaderboard's default geoRe
 LON0_DEG = 2.0  # layout origin longitude [deg]
 DEFAULT_LANE_WIDTH_M = 3.5  # Osm2Odr lane width [m]
 OSM_FIXED_DATE = "Thu Jan  1 00:00:00 1970"  # replaces Osm2Odr's wall-clock header date
+STOP_SIGN_TYPE = "206"  # OpenDRIVE signal type of a stop sign
+STOP_SIGN_ID_BASE = 90000  # stop-sign signal ids start here (Osm2Odr's light ids are small) [-]
+STOP_SIGN_PROBE_M = 25.0  # the approach lane is looked up this far before the junction node [m]
+STOP_SIGN_CURB_M = 0.5  # sign post beyond the approach lane's outer edge [m]
+STOP_SIGN_MIN_ALIGN = 0.7  # cos of the largest angle between approach lane and street [-]
 
 
 @dataclass(frozen=True)
 class Street:
     """One OSM way: a polyline through layout nodes (metres, x east / y north) with its tags.
 
-    ``signals`` lists the nodes of this street that carry ``highway=traffic_signals``.
+    ``signals`` lists the nodes of this street that carry ``highway=traffic_signals``;
+    ``maxspeed_kph`` [km/h] becomes the OSM ``maxspeed`` tag (Osm2Odr's per-type default if None).
     """
 
     name: str
@@ -46,14 +59,25 @@ class Street:
     lanes: int = 2
     oneway: bool = False
     signals: tuple[tuple[float, float], ...] = ()
+    maxspeed_kph: float | None = None
+
+
+@dataclass(frozen=True)
+class StopSign:
+    """A stop sign for the traffic that drives from ``towards`` (a layout point on the approach
+    street) into the junction at layout node ``junction``; its stop line is the approach lane's end."""
+
+    junction: tuple[float, float]
+    towards: tuple[float, float]
 
 
 @dataclass(frozen=True)
 class Layout:
-    """A town as streets; ``name`` becomes the OpenDRIVE header name."""
+    """A town as streets (and stop signs); ``name`` becomes the OpenDRIVE header name."""
 
     name: str
     streets: tuple[Street, ...]
+    stop_signs: tuple[StopSign, ...] = ()
 
 
 def local_to_latlon(xy_m: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -98,6 +122,8 @@ def layout_to_osm(layout: Layout) -> str:
         tags = {"highway": street.highway, "lanes": str(street.lanes), "name": street.name}
         if street.oneway:
             tags["oneway"] = "yes"
+        if street.maxspeed_kph is not None:
+            tags["maxspeed"] = f"{street.maxspeed_kph:g}"
         lines += [f'    <tag k="{k}" v={quoteattr(v)}/>' for k, v in tags.items()]
         lines.append("  </way>")
     lines.append("</osm>")
@@ -161,3 +187,73 @@ def layout_to_world(xy_m: NDArray[np.float64], xodr: str) -> NDArray[np.float64]
     ox, oy = xodr_offset(xodr)
     xy = np.asarray(xy_m, dtype=np.float64)
     return np.stack([xy[:, 0] + ox, -(xy[:, 1] + oy)], axis=-1)
+
+
+def _right_of(u: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The unit vector to the driver's right of heading ``u`` (2,) in CARLA's left-handed frame."""
+    return np.array([-u[1], u[0]])
+
+
+def _signal_xml(sign_id: int, s_m: float, t_m: float, lane_id: int) -> str:
+    orientation = "+" if lane_id < 0 else "-"
+    return (
+        f'        <signal id="{sign_id}" s="{s_m:.2f}" t="{t_m:.2f}" name="Stop" dynamic="no" '
+        f'orientation="{orientation}" zOffset="0" country="OpenDRIVE" type="{STOP_SIGN_TYPE}" '
+        'subtype="-1" value="-1" height="2" width="0.75" text="" hOffset="0" pitch="0" roll="0">\n'
+        f'            <validity fromLane="{lane_id}" toLane="{lane_id}"/>\n'
+        "        </signal>\n"
+    )
+
+
+def _insert_signals(xodr: str, road_id: int, signals: str) -> str:
+    """``signals`` (signal elements) added to road ``road_id``'s ``<signals>``, made if absent."""
+    m = re.search(rf'<road\b[^>]*\bid="{road_id}"[^>]*>', xodr)
+    if m is None:
+        raise MapLoadError(f"road {road_id} is missing from the converted OpenDRIVE")
+    end = xodr.index("</road>", m.end())
+    body = xodr[m.end() : end]
+    if "<signals/>" in body:
+        body = body.replace("<signals/>", f"<signals>\n{signals}        </signals>", 1)
+    elif "</signals>" in body:
+        body = body.replace("</signals>", f"{signals}        </signals>", 1)
+    else:
+        body += f"    <signals>\n{signals}        </signals>\n    "
+    return xodr[: m.end()] + body + xodr[end:]
+
+
+def add_stop_signs(xodr: str, name: str, signs: tuple[StopSign, ...]) -> str:
+    """The OpenDRIVE text with one stop-sign signal per :class:`StopSign`, on the right-hand lane
+    that drives into the junction (validity that lane only), at that lane's end (the stop line)."""
+    if not signs:
+        return xodr
+    import carla  # local import: importing the package must not load the CARLA wheel
+
+    cmap = carla.Map(name, xodr)
+    nodes = layout_to_world(np.array([s.junction for s in signs], dtype=np.float64), xodr)
+    froms = layout_to_world(np.array([s.towards for s in signs], dtype=np.float64), xodr)
+    per_road: dict[int, str] = {}
+    for k, (sign, node, src) in enumerate(zip(signs, nodes, froms, strict=True)):
+        u = (node - src) / max(float(np.linalg.norm(node - src)), 1e-9)
+        probe = node - STOP_SIGN_PROBE_M * u + 0.5 * DEFAULT_LANE_WIDTH_M * _right_of(u)
+        wp = cmap.get_waypoint(
+            carla.Location(x=float(probe[0]), y=float(probe[1])), lane_type=carla.LaneType.Driving
+        )
+        yaw = np.radians(wp.transform.rotation.yaw) if wp is not None else 0.0
+        if (
+            wp is None
+            or wp.is_junction
+            or float(u @ [np.cos(yaw), np.sin(yaw)]) < STOP_SIGN_MIN_ALIGN
+        ):
+            raise MapLoadError(
+                f"layout {name}: no lane drives from {sign.towards} into the junction at "
+                f"{sign.junction} for a stop sign; check the layout's stop signs"
+            )
+        last = ([wp, *wp.next_until_lane_end(1.0)])[-1]
+        lane_id = int(last.lane_id)
+        t_m = np.sign(lane_id) * (abs(lane_id) * float(last.lane_width) + STOP_SIGN_CURB_M)
+        per_road[int(last.road_id)] = per_road.get(int(last.road_id), "") + _signal_xml(
+            STOP_SIGN_ID_BASE + k, float(last.s), float(t_m), lane_id
+        )
+    for road_id, signals in sorted(per_road.items()):
+        xodr = _insert_signals(xodr, road_id, signals)
+    return xodr
