@@ -168,6 +168,19 @@ def route_table(records: tuple[RouteRecord, ...], route_ids: tuple[str, ...]) ->
     return table
 
 
+def unimplemented_line(records: tuple[RouteRecord, ...], route_ids: tuple[str, ...]) -> str | None:
+    """'TYPE x2 (routes 3, 7); ...' for the scenario types routes ran without (None: none)."""
+    by_type: dict[str, list[str]] = {}
+    for rec in records:
+        for t in rec.unimplemented_scenarios:
+            by_type.setdefault(t, []).append(route_ids[rec.index])
+    if not by_type:
+        return None
+    return "; ".join(
+        f"{t} x{len(ids)} (routes {', '.join(dict.fromkeys(ids))})" for t, ids in sorted(by_type.items())
+    )
+
+
 def global_table(result: EvaluationResult) -> Table:
     """The global record: DS, RC, IP (means over all routes of the run, missing ones 0) and the
     Bench2Drive success rate."""
@@ -333,7 +346,11 @@ def eval_command(
         raise typer.Exit(INTERRUPTED_EXIT) from None
     if result.privileged:
         console.print("[yellow]privileged agent: not a leaderboard-eligible result[/]")
-    console.print(route_table(result.records, tuple(r.id for r in result.routes)))
+    route_ids = tuple(r.id for r in result.routes)
+    console.print(route_table(result.records, route_ids))
+    missing = unimplemented_line(result.records, route_ids)
+    if missing:
+        console.print(f"[yellow]scenario types not implemented, routes ran without them[/]: {missing}")
     console.print(global_table(result))
     if result.bench2drive is not None:
         console.print(bench2drive_table(result.bench2drive))

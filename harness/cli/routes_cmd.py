@@ -1,4 +1,6 @@
-"""`harness routes info|check FILE`: summarise and validate leaderboard route files."""
+"""`harness routes info|check FILE`: summarise and validate leaderboard route files. Both list the
+scenarios whose type has no implementation in ``scenarios.registry`` (count per type and the
+routes naming it): such routes run without them."""
 
 from __future__ import annotations
 
@@ -11,7 +13,13 @@ from rich.table import Table
 
 from harness.cli.main import app, command_group
 from harness.errors import RouteFileError, UnknownTownError
-from harness.routes.check import CheckReport, check_route_file
+from harness.routes.check import (
+    CheckReport,
+    UnimplementedScenario,
+    check_route_file,
+    unimplemented_by_type,
+    unimplemented_scenarios,
+)
 from harness.routes.xml_io import read_route_file
 
 routes_app = command_group(
@@ -34,6 +42,32 @@ def _town_available(name: str) -> bool:
     except UnknownTownError:
         return False
     return True
+
+
+def implemented_types() -> frozenset[str]:
+    """The scenario types with a class in the scenario registry (read at call time)."""
+    from scenarios.registry import SCENARIO_CLASSES
+
+    return frozenset(SCENARIO_CLASSES)
+
+
+def print_unimplemented(found: tuple[UnimplementedScenario, ...]) -> None:
+    """A table of the unimplemented scenario types (count, routes) and a one-line warning."""
+    if not found:
+        return
+    by_type = unimplemented_by_type(found)
+    table = Table(title="Scenario types not implemented (routes run without them)")
+    table.add_column("type")
+    table.add_column("count", justify="right")
+    table.add_column("routes")
+    for name, (n, ids) in by_type.items():
+        table.add_row(name, str(n), ", ".join(ids))
+    console.print(table)
+    n_routes = len({u.route_id for u in found})
+    console.print(
+        f"[yellow]warning[/]: {len(found)} scenarios of {len(by_type)} types are not implemented; "
+        f"{n_routes} routes would run without them"
+    )
 
 
 def _require_file(path: Path) -> None:
@@ -65,6 +99,7 @@ def info(file: Path = FILE_ARG) -> None:
     towns = Counter(r.town for r in routes)
     available = {t: _town_available(t) for t in sorted(towns)}
     types = Counter(sc.type for r in routes for sc in r.scenarios)
+    implemented = implemented_types()
     console.print(f"[bold]{file}[/]: {len(routes)} routes, {sum(types.values())} scenarios")
     t_table = Table(title="Towns")
     t_table.add_column("town")
@@ -77,19 +112,22 @@ def info(file: Path = FILE_ARG) -> None:
         s_table = Table(title="Scenario types")
         s_table.add_column("type")
         s_table.add_column("count", justify="right")
+        s_table.add_column("implemented")
         for name, n in sorted(types.items()):
-            s_table.add_row(name, str(n))
+            s_table.add_row(name, str(n), "yes" if name in implemented else "[red]no[/]")
         console.print(s_table)
     runnable = sum(n for t, n in towns.items() if available[t])
     console.print(f"runnable routes: {runnable} of {len(routes)}")
+    print_unimplemented(unimplemented_scenarios(routes, implemented))
 
 
 @routes_app.command("check")
 def check(file: Path = FILE_ARG) -> None:
     """Plan every runnable route and report each problem; exit status 1 if there is any, 2 when
-    no route can run here (empty file, or no route's town available)."""
+    no route can run here (empty file, or no route's town available). Scenarios of unimplemented
+    types are listed as a warning (not a problem: the routes run without them)."""
     _require_file(file)
-    report = check_route_file(file)
+    report = check_route_file(file, implemented=implemented_types())
     _require_runnable(file, report)
     if report.problems:
         table = Table(title="Problems")
@@ -99,6 +137,7 @@ def check(file: Path = FILE_ARG) -> None:
         for p in report.problems:
             table.add_row(p.route_id, p.where, p.message)
         console.print(table)
+    print_unimplemented(report.unimplemented)
     n_run = len(report.runnable)
     bad_routes = len({p.route_id for p in report.problems})
     status = "[green]OK[/]" if report.ok else "[red]FAILED[/]"

@@ -62,6 +62,10 @@ _VALUE_KEYS = (
 )  # fmt: skip
 
 
+# the record meta key listing the scenario types a route ran without (no implementation)
+UNIMPLEMENTED_KEY = "unimplemented_scenarios"
+
+
 class ResultsFileError(HarnessError):
     """A results.json that cannot be read or does not belong to the current run."""
 
@@ -74,7 +78,10 @@ def leaderboard_route_id(route_id: str, repetition: int = 0) -> str:
 @dataclass(frozen=True)
 class RouteRecord:
     """One entry of ``_checkpoint.records``; lengths [m] and durations [s] as the leaderboard
-    rounds them (3 decimals). Bench2Drive's extra keys are None when not given."""
+    rounds them (3 decimals). Bench2Drive's extra keys are None when not given.
+    ``unimplemented_scenarios``: the types of the route's scenarios that have no implementation
+    (the route ran without them), written as ``meta.unimplemented_scenarios`` only when there is
+    one (a key Bench2Drive's tools do not read; records without one keep the leaderboard layout)."""
 
     index: int
     route_id: str
@@ -89,8 +96,16 @@ class RouteRecord:
     town_name: str | None = None
     weather_id: str | None = None
     save_name: str | None = None
+    unimplemented_scenarios: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "route_length": round(self.route_length_m, ROUND_DIGITS),
+            "duration_game": round(self.duration_game_s, ROUND_DIGITS),
+            "duration_system": round(self.duration_system_s, ROUND_DIGITS),
+        }
+        if self.unimplemented_scenarios:
+            meta[UNIMPLEMENTED_KEY] = list(self.unimplemented_scenarios)
         return {
             "index": self.index,
             "route_id": self.route_id,
@@ -101,11 +116,7 @@ class RouteRecord:
             "num_infractions": self.num_infractions,
             "infractions": {k: list(self.infractions.get(k, [])) for k in INFRACTION_KEYS},
             "scores": self.scores.to_json(),
-            "meta": {
-                "route_length": round(self.route_length_m, ROUND_DIGITS),
-                "duration_game": round(self.duration_game_s, ROUND_DIGITS),
-                "duration_system": round(self.duration_system_s, ROUND_DIGITS),
-            },
+            "meta": meta,
             "town_name": self.town_name,
         }
 
@@ -124,6 +135,7 @@ class RouteRecord:
             duration_system_s=float(m.get("duration_system", 0)), scenario_name=d.get("scenario_name"),
             town_name=d.get("town_name"), save_name=d.get("save_name"),
             weather_id=None if d.get("weather_id") is None else str(d["weather_id"]),
+            unimplemented_scenarios=tuple(str(t) for t in m.get(UNIMPLEMENTED_KEY, ())),
         )  # fmt: skip
 
 
@@ -138,6 +150,7 @@ def record_from_outcome(
     town_name: str | None = None,
     weather_id: str | None = None,
     save_name: str | None = None,
+    unimplemented_scenarios: tuple[str, ...] = (),
 ) -> RouteRecord:
     """The record of route ``index`` from its criteria outcome, scored with ``table``."""
     return RouteRecord(
@@ -147,6 +160,7 @@ def record_from_outcome(
         route_length_m=outcome.route_length_m, duration_game_s=outcome.duration_game_s,
         duration_system_s=duration_system_s, scenario_name=scenario_name, town_name=town_name,
         weather_id=weather_id, save_name=save_name,
+        unimplemented_scenarios=unimplemented_scenarios,
     )  # fmt: skip
 
 

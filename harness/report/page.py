@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 from harness.io import atomic_write_text
 from harness.leaderboard.bench2drive import ABILITIES, Bench2DriveMetrics
 from harness.leaderboard.outcome import INFRACTION_KEYS
+from harness.leaderboard.results import UNIMPLEMENTED_KEY
 from harness.leaderboard.statistics import (
     bench2drive_summary,
     global_record,
@@ -66,6 +67,7 @@ class Summary:
     infractions: dict[str, int]
     bench2drive: Bench2DriveMetrics | None
     closed_loop: ClosedLoopSummary
+    unimplemented: dict[str, list[str]]  # scenario type -> routes that ran without it
 
     @property
     def ability_rates(self) -> dict[str, float | None]:
@@ -109,12 +111,16 @@ def summarise(run: RunData) -> Summary:
     infr = {
         k: sum(len(r.get("infractions", {}).get(k, [])) for r in records) for k in INFRACTION_KEYS
     }
+    unimplemented: dict[str, list[str]] = {}
+    for r in run.routes:
+        for t in r.record.get("meta", {}).get(UNIMPLEMENTED_KEY, ()):
+            unimplemented.setdefault(str(t), []).append(r.stem)
     return Summary(
         routes_done=len(records), total_routes=run.total_routes,
         ds=float(glob["score_composed"]), rc=float(glob["score_route"]),
         ip=float(glob["score_penalty"]), success_rate_pct=b2d.success_rate_pct,
         statuses=dict(statuses), infractions=infr, bench2drive=run.bench2drive,
-        closed_loop=run.closed_loop,
+        closed_loop=run.closed_loop, unimplemented=dict(sorted(unimplemented.items())),
     )  # fmt: skip
 
 
@@ -260,6 +266,14 @@ def _summary_html(s: Summary) -> str:
     parts.append(_table(["status", "routes"], sorted(s.statuses.items())))
     parts.append("<h3>Infractions by kind</h3>")
     parts.append(_table(["kind", "count"], [[k, n] for k, n in s.infractions.items()]))
+    if s.unimplemented:
+        parts.append("<h3>Scenario types not implemented</h3>")
+        parts.append(
+            '<p class="note">These routes name scenario types that have no implementation: they '
+            "ran without those scenarios, so their scores do not test them.</p>"
+        )
+        rows = [[t, len(ids), ", ".join(ids)] for t, ids in s.unimplemented.items()]
+        parts.append(_table(["type", "scenarios", "routes"], rows))
     return "\n".join(parts)
 
 

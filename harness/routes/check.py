@@ -1,14 +1,16 @@
 """Validate a route file against the towns at hand: plannable, keypoints on lanes, scenarios on route.
 
 Routes whose town cannot be found are reported as not runnable (not as problems): a route file
-for Town12 is valid even on a machine that only has Town01-06.
+for Town12 is valid even on a machine that only has Town01-06. Scenarios whose type has no
+implementation (the caller passes the implemented type names: the registry lives above this layer)
+are listed apart, not as problems: such a route runs, without that scenario.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,12 +56,46 @@ class RouteStatus:
 
 
 @dataclass(frozen=True)
+class UnimplementedScenario:
+    """A scenario of a route whose ``type`` no scenario class implements: the route runs without it."""
+
+    route_id: str
+    name: str
+    type: str
+
+
+def unimplemented_scenarios(
+    routes: Sequence[RouteConfig], implemented: Collection[str]
+) -> tuple[UnimplementedScenario, ...]:
+    """Every scenario of ``routes`` whose type is not in ``implemented``, in file order."""
+    return tuple(
+        UnimplementedScenario(r.id, sc.name, sc.type)
+        for r in routes
+        for sc in r.scenarios
+        if sc.type not in implemented
+    )
+
+
+def unimplemented_by_type(
+    found: Sequence[UnimplementedScenario],
+) -> dict[str, tuple[int, list[str]]]:
+    """Type -> (scenario count, ids of the routes naming it, first-seen order), types sorted."""
+    out: dict[str, tuple[int, list[str]]] = {}
+    for u in sorted(found, key=lambda u: u.type):
+        n, ids = out.get(u.type, (0, []))
+        out[u.type] = (n + 1, ids if u.route_id in ids else [*ids, u.route_id])
+    return out
+
+
+@dataclass(frozen=True)
 class CheckReport:
-    """Result of `check_route_file`: one status per route, and every problem found."""
+    """Result of `check_route_file`: one status per route, every problem found, and the scenarios
+    of unimplemented types (empty when no implemented set was given)."""
 
     path: Path
     routes: tuple[RouteStatus, ...]
     problems: tuple[RouteProblem, ...]
+    unimplemented: tuple[UnimplementedScenario, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -134,8 +170,13 @@ def check_route(route: RouteConfig, town: Town) -> tuple[PlannedRoute | None, li
     return planned, problems
 
 
-def check_route_file(path: str | os.PathLike[str], loader: TownLoader | None = None) -> CheckReport:
-    """Read a route file (Leaderboard 2.0 or 1.0 XML) and check every route whose town resolves."""
+def check_route_file(
+    path: str | os.PathLike[str],
+    loader: TownLoader | None = None,
+    implemented: Collection[str] | None = None,
+) -> CheckReport:
+    """Read a route file (Leaderboard 2.0 or 1.0 XML) and check every route whose town resolves;
+    with ``implemented`` (scenario type names), list every scenario of another type."""
     load = loader or _default_loader
     routes = read_route_file(path)
     towns: dict[str, Town | None] = {}
@@ -172,4 +213,5 @@ def check_route_file(path: str | os.PathLike[str], loader: TownLoader | None = N
                 len(route.scenarios),
             )
         )
-    return CheckReport(Path(path), tuple(statuses), tuple(problems))
+    missing = unimplemented_scenarios(routes, implemented) if implemented is not None else ()
+    return CheckReport(Path(path), tuple(statuses), tuple(problems), missing)

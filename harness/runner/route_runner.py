@@ -56,6 +56,7 @@ from harness.sim.sensors.spec import validate_sensors
 from harness.world.backend import EpisodeSpec, SimulatorBackend
 from harness.world.state import WorldState
 from scenarios.context import ScenarioContext
+from scenarios.registry import SCENARIO_CLASSES
 from scenarios.route_scenario import RouteScenario
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,12 @@ def keypoint_length_m(route: RouteConfig) -> float:
     """Length [m] of the keypoint polyline (the route length when the route cannot be planned)."""
     kp = route.keypoints[:, :2]
     return float(np.linalg.norm(np.diff(kp, axis=0), axis=1).sum()) if len(kp) > 1 else 0.0
+
+
+def unimplemented_types(route: RouteConfig) -> tuple[str, ...]:
+    """The types of the route's scenarios without a class in the registry, in route order: the
+    route runs without them, and its record says so."""
+    return tuple(sc.type for sc in route.scenarios if sc.type not in SCENARIO_CLASSES)
 
 
 def build_route_scenario(
@@ -380,6 +387,7 @@ class RouteRunner:
             town_name=job.route.town,
             weather_id=b2d.weather_id(job.route.weathers),
             save_name=job.record_save_name,
+            unimplemented_scenarios=unimplemented_types(job.route),
         )
 
     def _unplanned_outcome(self, route: RouteConfig, reason: str) -> RouteOutcome:

@@ -4,7 +4,9 @@ a run (also after Ctrl-C), built from every record of ``results.json`` (resumed 
 - ``OUT/routes.parquet``: one row per route record: ids, town, scenario name and type, its
   Bench2Drive abilities, weather id, status, Bench2Drive success, DS / RC / IP, the number of
   infractions of each leaderboard key, route length [m], game and system durations [s], the
-  route's Bench2Drive efficiency [%] and smoothness [-] (null where the route has none).
+  route's Bench2Drive efficiency [%] and smoothness [-] (null where the route has none), and
+  ``unimplemented_scenarios``: the route's scenario types without an implementation, comma-separated
+  (empty when none; the route ran without them).
 - ``OUT/infractions.parquet``: one row per infraction: record index, route ids, kind (the
   leaderboard key), frame, time [s] and ego x, y [m] where known (null for routes that ran
   before this table existed), and the leaderboard message.
@@ -183,6 +185,7 @@ def _routes_table(
             "duration_system_s": rec.duration_system_s,
             "efficiency_pct": b2d.route_efficiency_pct(js),
             "smoothness": smooth.get(rec.save_name or ""),
+            "unimplemented_scenarios": ",".join(rec.unimplemented_scenarios),
         }  # fmt: skip
         rows.append(row)
     return pa.Table.from_pylist(rows) if rows else pa.table({"index": pa.array([], pa.int64())})
