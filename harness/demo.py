@@ -23,12 +23,13 @@ from rich.table import Table
 from harness.io import atomic_write_json
 from harness.maps import load_town
 from harness.report.page import write_report
-from harness.routes.check import check_route_file
+from harness.routes.check import check_route_file, unimplemented_by_type
 from harness.runner.config import Mode, RunConfig
 from harness.runner.evaluation import run_evaluation
 from harness.sim.replay import render_topdown
 from harness.world.backend import TrafficConfig
 from harness.world.recording import load_recording
+from scenarios.registry import SCENARIO_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,17 @@ def run_demo(out_dir: Path, routes: int = 2, vehicles: int = 30, pedestrians: in
     console.rule("[bold]1. town and routes")
     console.print(f"{town.name}: {town.road_count} roads, {town.lanes.n_lanes} lanes, "
                   f"{len(town.junctions)} junctions, {town.signals.lights_count} traffic lights")  # fmt: skip
-    report = check_route_file(route_file)
+    report = check_route_file(route_file, implemented=frozenset(SCENARIO_CLASSES))
     console.print(
         f"{route_file.name}: {len(report.routes)} routes, {len(report.problems)} problems"
     )
     for p in report.problems:
         console.print(f"  route {p.route_id} {p.where}: {p.message}")
+    for name, (n, ids) in unimplemented_by_type(report.unimplemented).items():
+        console.print(
+            f"  [yellow]{name}[/] x{n} (routes {', '.join(ids)}): not implemented, those routes "
+            "run without it"
+        )
 
     console.rule("[bold]2. closed-loop evaluation (expert, Bench2Drive rules)")
     config = RunConfig.for_mode(
