@@ -142,6 +142,13 @@ def test_highway_lanes_and_speeds(highway: Town) -> None:
     assert all(len(sec) == 1 for n in ramps for sec in roads[n])
     # the local roads are two-way: Osm2Odr writes one one-lane road per direction
     assert all(len(sec) == 1 for sec in roads["South Rd"]) and len(roads["South Rd"]) % 2 == 0
+    # the carriageways are 40 m apart: no motorway lane has an oncoming neighbour
+    road_name = {
+        int(r.get("id", "-1")): r.get("name", "")
+        for r in ET.fromstring(highway.xodr).findall("road")
+    }
+    motorway = np.array([road_name[int(r)].startswith("Motorway") for r in highway.lanes.road_id])
+    assert np.all(highway.graph.left_opposite[motorway] < 0)
 
 
 def test_highway_ramps_join_the_carriageway_on_their_right(highway: Town) -> None:
@@ -201,6 +208,12 @@ def test_interurban_roads(interurban: Town) -> None:
         abs(float(east.heading_error_rad[0])) < 0.1 and abs(float(west.heading_error_rad[0])) < 0.1
     )
     assert interurban.graph.left[int(east.lane[0])] < 0
+    # Osm2Odr writes each direction as its own road: the oncoming lane is found alongside
+    g = interurban.graph
+    assert g.left_opposite[int(east.lane[0])] == int(west.lane[0])
+    assert g.left_opposite[int(west.lane[0])] == int(east.lane[0])
+    # every rural lane outside junctions has one (no one-way street in Harness03)
+    assert np.all(g.left_opposite[lanes.junction_id < 0] >= 0)
     # the Route 2 curve reaches 50 m north of the straight line (layout y 950)
     curve = layout_to_world(np.array([[600.0, 950.0]]), interurban.xodr)
     assert float(interurban.lanes.project(curve).distance_m[0]) < 3.0

@@ -20,6 +20,10 @@ LANE_CHANGE_COST_M = (
     5.0  # [m] edge weight of a lane change: a small detour so routes prefer staying
 )
 MAX_LANES_PER_SIDE = 8  # OpenDRIVE lanes searched on each side of the reference line
+ALONGSIDE_FRACTIONS = (0.25, 0.5, 0.75)  # lane samples probed for an oncoming lane of another road
+ALONGSIDE_MAX_GAP_M = 0.3  # the other road's lane centre this close to where it would be [m]
+ALONGSIDE_MAX_HEADING_RAD = 0.3  # ... running this close to the opposite heading [rad]
+ALONGSIDE_MIN_LENGTH_M = 5.0  # shorter lanes (OpenDRIVE slivers) get no such neighbour [m]
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,7 +33,9 @@ class LaneGraph:
     `g` edges carry `kind` ('follow' | 'left' | 'right') and `weight` [m]: a follow edge u -> v
     weighs the length of u (metres driven to reach v), a lane change LANE_CHANGE_COST_M.
     `left` / `right`: same-direction neighbour reachable by a permitted lane change;
-    `left_opposite`: nearest opposite-direction driving lane on the left (the oncoming lane).
+    `left_opposite`: nearest opposite-direction driving lane on the left (the oncoming lane): in
+    the same lane section, else (a two-way street written as one road per direction, as
+    ``carla.Osm2Odr`` does) the lane of another road running right alongside the other way.
     """
 
     g: nx.DiGraph
@@ -64,7 +70,34 @@ def _neighbour_arrays(
     ):  # nearest first: opposite ids -sign * 1, -sign * 2, ...
         cand = lanes.lookup(lanes.road_id, lanes.section_id, -sign * k)
         opposite = np.where(opposite < 0, cand, opposite)
-    return left, right, opposite
+    return left, right, _alongside_opposite(lanes, opposite)
+
+
+def _alongside_opposite(lanes: LaneSet, opposite: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``opposite`` with -1 filled, for lanes outside junctions, by the lane of another road whose
+    centreline lies one lane width to the left, running the other way, at each of
+    ALONGSIDE_FRACTIONS of the lane (one and the same lane at all of them)."""
+    todo = np.flatnonzero(
+        (opposite < 0) & (lanes.junction_id < 0) & (lanes.length_m >= ALONGSIDE_MIN_LENGTH_M)
+    )
+    if todo.size == 0:
+        return opposite
+    frac = np.asarray(ALONGSIDE_FRACTIONS)
+    idx = lanes.start[todo, None] + np.round(frac * (lanes.count[todo, None] - 1)).astype(np.int64)
+    yaw, width = lanes.yaw_rad[idx], lanes.width_m[idx]  # (C, F)
+    left = np.stack([np.sin(yaw), -np.cos(yaw)], axis=-1)  # CARLA frame: left of the heading
+    probe = lanes.xy[idx] + left * width[..., None]
+    proj = lanes.project(probe.reshape(-1, 2), (yaw + np.pi).reshape(-1))
+    other = np.asarray(proj.lane).reshape(idx.shape)
+    near = np.asarray(proj.distance_m).reshape(idx.shape) < ALONGSIDE_MAX_GAP_M
+    facing = (
+        np.abs(np.asarray(proj.heading_error_rad)).reshape(idx.shape) < ALONGSIDE_MAX_HEADING_RAD
+    )
+    ok = near & facing & (other != todo[:, None]) & (lanes.junction_id[np.maximum(other, 0)] < 0)
+    same = np.all(ok, axis=1) & np.all(other == other[:, :1], axis=1)
+    out = opposite.copy()
+    out[todo[same]] = other[same, 0]
+    return out
 
 
 def build_graph(cmap: Any, lanes: LaneSet) -> LaneGraph:
