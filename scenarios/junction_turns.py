@@ -104,8 +104,8 @@ class SignalizedJunctionLeftTurn(_Junction):
 class NonSignalizedJunctionRightTurn(SignalizedJunctionRightTurn):
     """ScenarioRunner's NonSignalizedJunctionRightTurn: SignalizedJunctionRightTurn's flow from
     the rightmost lane of the arm on the ego's left (filled at the start, ``flow_speed`` default
-    20 m/s, ``source_dist_interval`` default 25-50 m) without any light control. Ends TURN_END_M
-    past the junction exit; 240 s ScenarioTimeout."""
+    20 m/s, ``source_dist_interval`` default 25-50 m) without any light control. Ends
+    RIGHT_TURN_END_M (10 m) past the junction exit; 240 s ScenarioTimeout."""
 
     def behaviour(self) -> Behaviour:
         return self.flow(self.left_arm_path(), "left", 20.0, (25.0, 50.0))
