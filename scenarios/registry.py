@@ -9,6 +9,15 @@ from scenarios.crossing import DynamicObjectCrossing, ParkingCrossingPedestrian,
 from scenarios.cutins import ParkingCutIn, ParkingExit, StaticCutIn
 from scenarios.flows import EnterActorFlow, MergerIntoSlowTrafficV2
 from scenarios.hazards import ControlLoss, HardBreakRoute, YieldToEmergencyVehicle
+from scenarios.junction_turns import (
+    NonSignalizedJunctionRightTurn,
+    OppositeVehicleTakingPriority,
+    SignalizedJunctionLeftTurn,
+    VanillaNonSignalizedTurn,
+    VanillaNonSignalizedTurnEncounterStopsign,
+    VanillaSignalizedTurnEncounterGreenLight,
+    VanillaSignalizedTurnEncounterRedLight,
+)
 from scenarios.junctions import (
     BlockedIntersection,
     NonSignalizedJunctionLeftTurn,
@@ -40,5 +49,8 @@ SCENARIO_CLASSES: dict[str, type[BasicScenario]] = {
         ParkingCrossingPedestrian, ParkingCutIn, ParkingExit, PedestrianCrossing,
         SignalizedJunctionLeftTurnEnterFlow, SignalizedJunctionRightTurn, StaticCutIn,
         T_Junction, YieldToEmergencyVehicle,
+        NonSignalizedJunctionRightTurn, OppositeVehicleTakingPriority, SignalizedJunctionLeftTurn,
+        VanillaNonSignalizedTurn, VanillaNonSignalizedTurnEncounterStopsign,
+        VanillaSignalizedTurnEncounterGreenLight, VanillaSignalizedTurnEncounterRedLight,
     )
 }  # fmt: skip

@@ -28,6 +28,7 @@ WITH_TIMEOUT = {
     "NonSignalizedJunctionLeftTurnEnterFlow", "ParkedObstacle", "ParkedObstacleTwoWays",
     "ParkingExit", "SignalizedJunctionLeftTurnEnterFlow", "SignalizedJunctionRightTurn",
     "T_Junction",
+    "NonSignalizedJunctionRightTurn", "SignalizedJunctionLeftTurn",
 }  # fmt: skip
 
 
