@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lane_follow_agent import fit_georeference  # this folder is on sys.path (agent loading)
 from numpy.typing import NDArray
 
 from drivejepa.camera import FRONT_CAMERA_ID
@@ -28,7 +29,6 @@ from harness.leaderboard.agent import AgentControlError, AutonomousAgent, Track
 from harness.maps.geo import GeoReference
 from harness.world.control import VehicleControl
 from harness.world.timing import POSE_DT_S, SIM_DT_S
-from lane_follow_agent import fit_georeference  # this folder is on sys.path (agent loading)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "drivejepa" / "model.pt"
 

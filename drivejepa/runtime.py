@@ -19,15 +19,14 @@ import torch
 import yaml
 from numpy.typing import NDArray
 
-from harness.errors import ConfigError
-from harness.geometry import to_world, wrap_angle
-from harness.world.timing import planner_to_score_poses
-
 from drivejepa.camera import FRAME_PERIOD_S, CameraSetup
 from drivejepa.checkpoint import Checkpoint, load_checkpoint
 from drivejepa.planner.model import ScoreColumn
 from drivejepa.planner.selection import MomentumSelector
 from drivejepa.status import RouteTarget, ego_status
+from harness.errors import ConfigError
+from harness.geometry import to_world, wrap_angle
+from harness.world.timing import planner_to_score_poses
 
 PLAN_PERIOD_S = 0.1  # [s] the planner runs at 10 Hz (every 2nd tick of the 20 Hz leaderboard)
 DEFAULT_LAMBDA = 0.1  # [-] momentum weight of the inconsistency against the predicted score
@@ -57,8 +56,10 @@ class PlannerRuntime:
 
     def __init__(self, checkpoint: Checkpoint | Path | str, lambda_: float = DEFAULT_LAMBDA,
                  camera: CameraSetup | None = None) -> None:  # fmt: skip
-        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(
-            Path(checkpoint), camera
+        ckpt = (
+            checkpoint
+            if isinstance(checkpoint, Checkpoint)
+            else load_checkpoint(Path(checkpoint), camera)
         )
         self.checkpoint = ckpt
         self.camera = ckpt.camera
@@ -100,12 +101,15 @@ class PlannerRuntime:
         """Whether a new plan is due at ``time_s`` (10 Hz)."""
         return self.last is None or time_s - self.last.time_s >= PLAN_PERIOD_S - TIME_EPS_S
 
-    def status(self, ego_pose: Float, speed_mps: float, accel_xy: Sequence[float]) -> Float:
+    def status(
+        self, ego_pose: Float, speed_mps: float, accel_xy: Sequence[float]
+    ) -> NDArray[np.float32]:
         """(11,) status for the ego pose (world x, y, yaw) and its readings."""
         if self.route is None:
             raise ValueError("PlannerRuntime.set_route() first")
-        self.route.update(ego_pose[:2])
-        target, command = self.route.target(ego_pose)
+        pose = [float(v) for v in ego_pose]
+        self.route.update(pose[:2])
+        target, command = self.route.target(pose)
         return ego_status(target, command, speed_mps, accel_xy)
 
     @torch.no_grad()
@@ -174,7 +178,9 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         camera = CameraSetup.from_json(dict(obj.get("camera", {})))
         threads = int(obj.get("threads", 1))
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"DriveJEPA agent config {p}: bad lambda, camera or threads ({exc})") from exc
+        raise ConfigError(
+            f"DriveJEPA agent config {p}: bad lambda, camera or threads ({exc})"
+        ) from exc
     if not (np.isfinite(lam) and lam >= 0.0) or threads < 1:
         raise ConfigError(
             f"DriveJEPA agent config {p}: lambda must be finite and >= 0 and threads >= 1, got "

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -315,12 +314,16 @@ def test_checkpoint_refusals(tmp_path: Path, tiny_arch: None) -> None:
     truncated.write_bytes(path.read_bytes()[:200])
     with pytest.raises(CheckpointError, match=f"{truncated}.*corrupt or truncated"):
         load_checkpoint(truncated)
-    with pytest.raises(CheckpointError, match=f"{path} was trained for another camera: width 64 "
-                                              r"\(expected 256\), height 32 \(expected 128\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=f"{path} was trained for another camera: width 64 "
+        r"\(expected 256\), height 32 \(expected 128\)",
+    ):
         load_checkpoint(path, CameraSetup())
     path = _saved(tmp_path, version=2)
-    with pytest.raises(CheckpointError, match=f"{path} has format version 2, this code reads "
-                                              "version 1"):
+    with pytest.raises(
+        CheckpointError, match=f"{path} has format version 2, this code reads version 1"
+    ):
         load_checkpoint(path)
     path = _saved(tmp_path, planner_cfg={**TINY.to_json(), "dim": 48, "heads": 2})
     with pytest.raises(CheckpointError, match=f"{path} does not fit the architecture.*shape"):

@@ -108,6 +108,8 @@ def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
 class Refiner(nn.Module):
     """One pass: decode poses, condition on them, attend over proposals and into the image."""
 
+    pose_scale: Tensor
+
     def __init__(self, cfg: PlannerConfig) -> None:
         super().__init__()
         d = cfg.dim
@@ -152,6 +154,8 @@ class Refiner(nn.Module):
 
 class DriveJEPAPlanner(nn.Module):
     """Encoder + proposal refiner + scorer (see the module docstring)."""
+
+    status_scale: Tensor
 
     def __init__(self, encoder: TokenEncoder, cfg: PlannerConfig | None = None) -> None:
         super().__init__()

@@ -120,9 +120,7 @@ class MomentumSelector:
         incons = np.zeros(proposals.shape[0])
         if self.lambda_ > 0.0 and self.previous is not None:
             offset = int(round((time_s - self.previous.time_s) / POSE_DT_S))
-            incons = inconsistency(
-                plan_states(proposals), self.previous_states(ego_pose), offset
-            )
+            incons = inconsistency(plan_states(proposals), self.previous_states(ego_pose), offset)
         value = np.asarray(score, dtype=np.float64) - self.lambda_ * incons
         return Choice(int(np.argmax(value)), incons, value)
 
@@ -133,4 +131,3 @@ class MomentumSelector:
 
     def reset(self) -> None:
         self.previous = None
-

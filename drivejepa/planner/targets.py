@@ -20,14 +20,13 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from drivejepa.planner.model import NUM_SCORES, ScoreColumn
 from harness.geometry import to_world, wrap_angle
 from harness.world.timing import planner_to_score_poses
 from teachers.per_scene import normalise_scores
 from teachers.scene import Scene
 from teachers.scoring import Metric, ScoreMatrix, score_candidates
 from teachers.scoring.rasters import ScoringMap
-
-from drivejepa.planner.model import NUM_SCORES, ScoreColumn
 
 PROFILE = "navsim"
 TARGET_METRICS = {  # target column -> scorer row

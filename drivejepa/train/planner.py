@@ -26,16 +26,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from harness.errors import ConfigError
-from harness.io import atomic_output, atomic_write_text
-from teachers.scene import Scene
-from teachers.scoring.rasters import ScoringMap
-
 from drivejepa.camera import CameraSetup
 from drivejepa.checkpoint import read_checkpoint, save_checkpoint
 from drivejepa.planner.losses import planner_loss
 from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig, ScoreColumn, TokenEncoder
 from drivejepa.planner.targets import batch_targets
+from harness.errors import ConfigError
+from harness.io import atomic_output, atomic_write_text
+from teachers.scene import Scene
+from teachers.scoring.rasters import ScoringMap
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,9 @@ def collate(samples: Sequence[Sample]) -> dict[str, Any]:
     return out
 
 
-def batches(dataset: Sequence[Sample], size: int, rng: random.Random | None) -> Iterator[dict[str, Any]]:
+def batches(
+    dataset: Sequence[Sample], size: int, rng: random.Random | None
+) -> Iterator[dict[str, Any]]:
     """Shuffled (``rng``) or ordered batches of a map-style dataset."""
     order = list(range(len(dataset)))
     if rng is not None:
@@ -283,7 +284,9 @@ def read_manifest_camera(data: Path) -> CameraSetup:
             f"{path}: not a readable dataset manifest ({exc}); collect data with `harness collect`"
         ) from exc
     if manifest.get("format") != "drivejepa-data":
-        raise ConfigError(f"{path} is not a drivejepa-data manifest; collect with `harness collect`")
+        raise ConfigError(
+            f"{path} is not a drivejepa-data manifest; collect with `harness collect`"
+        )
     return CameraSetup.from_json(dict(manifest["camera"]))
 
 
@@ -293,7 +296,7 @@ def build_encoder(encoder: Path | None, camera: CameraSetup) -> TokenEncoder:
     if encoder is None:
         from drivejepa.model import EncoderConfig, VideoEncoder
 
-        return VideoEncoder(EncoderConfig(image_h=camera.height, image_w=camera.width))  # type: ignore[no-any-return]
+        return VideoEncoder(EncoderConfig(image_h=camera.height, image_w=camera.width))
     from drivejepa.model.encoder_io import load_encoder
 
     enc = load_encoder(encoder)
@@ -303,7 +306,7 @@ def build_encoder(encoder: Path | None, camera: CameraSetup) -> TokenEncoder:
             f"encoder {encoder} was pretrained on {size[1]}x{size[0]} images, the dataset's camera "
             f"is {camera.width}x{camera.height}; pretrain on this dataset"
         )
-    return enc  # type: ignore[no-any-return]
+    return enc
 
 
 def train_from_data(
