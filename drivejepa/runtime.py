@@ -181,6 +181,14 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         raise ConfigError(
             f"DriveJEPA agent config {p}: bad lambda, camera or threads ({exc})"
         ) from exc
+    sizes = (camera.width, camera.height)
+    if not all(isinstance(v, int) and v > 0 for v in sizes) or not all(
+        isinstance(getattr(camera, f), (int, float)) for f in CameraSetup.__dataclass_fields__
+    ):
+        raise ConfigError(
+            f"DriveJEPA agent config {p}: bad lambda, camera or threads (camera {camera.to_json()}"
+            ": width and height positive integers, the rest numbers)"
+        )
     if not (np.isfinite(lam) and lam >= 0.0) or threads < 1:
         raise ConfigError(
             f"DriveJEPA agent config {p}: lambda must be finite and >= 0 and threads >= 1, got "

@@ -29,7 +29,9 @@ from drivejepa.planner.selection import (
     plan_states,
 )
 from drivejepa.planner.targets import batch_targets, world_score_poses
+from drivejepa.runtime import PlannerRuntime, read_agent_config
 from drivejepa.train.planner import PlannerTrainer, TrainConfig, min_ade
+from harness.errors import ConfigError
 from teachers.per_scene import normalise_scores
 from teachers.scoring import Metric, score_candidates
 from tests.test_scoring_scenes import make_scene, straight_town
@@ -383,3 +385,57 @@ def test_agent_without_checkpoint_says_how_to_make_one(
     (rec,) = json.loads((out / "results.json").read_text())["_checkpoint"]["records"]
     assert rec["status"] == "Failed - Agent couldn't be set up", (code, err)
     assert f"no checkpoint at {tmp_path / 'missing.pt'}; train one with" in caplog.text
+
+
+# --- runtime and configuration -------------------------------------------------------------------
+def test_runtime_pairs_the_frame_half_a_second_old(tiny_arch: None, tmp_path: Path) -> None:
+    """At 20 Hz the clip is (frame of t - 0.5 s, frame of t); before 0.5 s the first frame."""
+    path = save_checkpoint(tmp_path / "m.pt", tiny_planner(), CAMERA, {})
+    runtime = PlannerRuntime(path, 0.0, CAMERA)
+    runtime.set_route(np.array([[0.0, 0.0], [100.0, 0.0]]), np.zeros(2), [4, 4])  # clears frames
+    for k in range(16):  # frame k filled with value k, BGRA
+        runtime.add_frame(np.full((32, 64, 4), k, dtype=np.uint8), 0.05 * k)
+        clip = runtime.clip()
+        old = max(0, k - 10)
+        assert clip.shape == (1, 2, 3, 32, 64)
+        assert clip[0, 0, 0, 0, 0].item() == pytest.approx(old / 255.0), k
+        assert clip[0, 1, 0, 0, 0].item() == pytest.approx(k / 255.0)
+    assert runtime.due(0.75)
+    step = runtime.plan(0.75, (10.0, 2.0, 0.0), 5.0, (0.0, 0.0))
+    assert not runtime.due(0.80) and runtime.due(0.85)
+    assert step.proposals.shape == (4, 8, 3) and step.plan_world.shape == (40, 3)
+    # the world plan is the chosen ego-frame plan moved to the ego pose (yaw 0: a shift)
+    np.testing.assert_allclose(step.plan_world[4::5, :2], step.plan[:, :2] + [10.0, 2.0], atol=1e-9)
+
+
+def test_agent_config_errors(tmp_path: Path) -> None:
+    default = tmp_path / "default.pt"
+    assert read_agent_config("", default).checkpoint == default
+    cfg = tmp_path / "a.json"
+    cfg.write_text(json.dumps({"checkpoint": "sub/m.pt", "lambda": 0.3, "threads": 2}))
+    got = read_agent_config(str(cfg), default)
+    assert got.checkpoint == tmp_path / "sub" / "m.pt" and got.lambda_ == 0.3 and got.threads == 2
+    for text, needle in [("lambda: -1\n", "lambda must be finite and >= 0"),
+                         ("speed: 3\n", "keys among checkpoint, lambda, camera, threads"),
+                         ("camera: {width: x}\n", "bad lambda, camera or threads"),
+                         (": : :\n", "cannot read")]:  # fmt: skip
+        cfg.write_text(text)
+        with pytest.raises(ConfigError, match=needle):
+            read_agent_config(str(cfg), default)
+
+
+def test_train_planner_cli_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli.main import run
+
+    (tmp_path / "data").mkdir()
+    for args, needle in [
+        (["--scratch", "--encoder", str(tmp_path / "e.pt")], "exactly one of --encoder"),
+        ([], "exactly one of --encoder"),
+        (["--encoder", str(tmp_path / "e.pt")], "does not exist; run `harness train pretrain`"),
+        (["--scratch"], "has no manifest.json"),
+    ]:
+        code = run(
+            ["train", "planner", str(tmp_path / "data"), *args, "--out", str(tmp_path / "o")]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
