@@ -75,8 +75,8 @@ def make_encoder(camera: CameraSetup) -> tuple[nn.Module, str]:
     return enc, "VideoEncoder default"
 
 
-def timed(fn: Any, steps: int) -> tuple[float, float]:
-    """(median, p90) [ms] of ``fn()`` over ``steps`` calls after 3 warm-up calls."""
+def timed(fn: Any, steps: int) -> tuple[float, float, float]:
+    """(median, p90, min) [ms] of ``fn()`` over ``steps`` calls after 3 warm-up calls."""
     for _ in range(3):
         fn()
     ts = []
@@ -84,7 +84,7 @@ def timed(fn: Any, steps: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         fn()
         ts.append(1e3 * (time.perf_counter() - t0))
-    return float(np.median(ts)), float(np.percentile(ts, 90))
+    return float(np.median(ts)), float(np.percentile(ts, 90)), float(np.min(ts))
 
 
 def latency(cfg: PlannerConfig, steps: int, camera: CameraSetup) -> dict[str, Any]:
@@ -114,11 +114,13 @@ def latency(cfg: PlannerConfig, steps: int, camera: CameraSetup) -> dict[str, An
         with torch.no_grad():
             encoder(clip, None)
 
-    med, p90 = timed(step, steps)
-    fwd, _ = timed(forward, steps)
-    enc, _ = timed(encode, steps)
-    return {"step_ms": round(med, 2), "step_p90_ms": round(p90, 2), "forward_ms": round(fwd, 2),
-            "encoder_ms": round(enc, 2), "encoder": kind}  # fmt: skip
+    med, p90, low = timed(step, steps)
+    fwd, _, fwd_low = timed(forward, steps)
+    enc, _, _ = timed(encode, steps)
+    return {"step_ms": round(med, 2), "step_p90_ms": round(p90, 2), "step_min_ms": round(low, 2),
+            "forward_ms": round(fwd, 2), "forward_min_ms": round(fwd_low, 2),
+            "encoder_ms": round(enc, 2), "encoder": kind,
+            "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
 def target_share(batch: int, repeats: int, camera: CameraSetup) -> dict[str, Any]:
@@ -154,7 +156,7 @@ def target_share(batch: int, repeats: int, camera: CameraSetup) -> dict[str, Any
             best_step, best_targets = t3 - t0, t2 - t1
     return {"batch": batch, "town": town.name, "step_s": round(best_step, 3),
             "targets_s": round(best_targets, 3), "target_share": round(best_targets / best_step, 3),
-            "encoder": kind}  # fmt: skip
+            "encoder": kind, "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
 def main() -> None:

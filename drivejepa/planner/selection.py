@@ -122,7 +122,7 @@ class MomentumSelector:
             offset = int(round((time_s - self.previous.time_s) / POSE_DT_S))
             incons = inconsistency(plan_states(proposals), self.previous_states(ego_pose), offset)
         value = np.asarray(score, dtype=np.float64) - self.lambda_ * incons
-        return Choice(int(np.argmax(value)), incons, value)
+        return Choice(choose(score, incons, self.lambda_), incons, value)
 
     def executed(self, plan: Float, ego_pose: Float, time_s: float) -> None:
         """Remember the plan (8, 3) executed from ``ego_pose`` at ``time_s``."""

@@ -12,6 +12,7 @@ atomically after every epoch and at the time limit; ``resume`` continues from th
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "model.pt"
 STATE_NAME = "train_state.pt"
 LOG_NAME = "log.jsonl"
+SCENE_CACHE = 2048  # [scenes] rebuilt scorer scenes kept across epochs (~100 kB each)
 
 Sample = dict[str, Any]
 SceneLookup = Callable[[str, int], tuple[Scene, ScoringMap]]
@@ -321,6 +323,7 @@ def train_from_data(
     seed_everything(cfg.seed)
     source = SceneSource(data)
 
+    @functools.lru_cache(maxsize=SCENE_CACHE)
     def lookup(route: str, index: int) -> tuple[Scene, ScoringMap]:
         scene = source.scene(route, index)
         return scene, load_town(scene.town_name)
