@@ -7,9 +7,10 @@
    reference. The encoder is ``drivejepa.model.VideoEncoder`` at its default config when that
    package is importable; otherwise a tubelet patch embedding of the same token grid stands in
    (the line says which).
-2. ``target_share``: one training step at ``--batch`` samples (forward, online score targets of
-   the 32 final proposals per sample in a synthetic scene on a real town, loss, backward, Adam)
-   and the share of it spent on the targets.
+2. ``target_share``: the trainer's own training step at ``--batch`` samples (forward, online
+   score targets of the 32 final proposals per sample in a synthetic scene on a real town on the
+   scorer thread beside the imitation + MTD backward, the score backward, Adam): the scorer's
+   time as a share of the step, and the share the step waited for it.
 Prints one JSON line per configuration."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +37,9 @@ from torch import Tensor, nn  # noqa: E402
 
 from drivejepa.camera import CameraSetup  # noqa: E402
 from drivejepa.checkpoint import Checkpoint  # noqa: E402
-from drivejepa.planner.losses import planner_loss  # noqa: E402
 from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig  # noqa: E402
-from drivejepa.planner.targets import batch_targets  # noqa: E402
 from drivejepa.runtime import PlannerRuntime  # noqa: E402
+from drivejepa.train.planner import PlannerTrainer, TrainConfig  # noqa: E402
 from harness.errors import UnknownTownError  # noqa: E402
 from harness.maps import load_town  # noqa: E402
 from tests.oracles.synthetic import synthetic_scene  # noqa: E402
@@ -124,39 +125,33 @@ def latency(cfg: PlannerConfig, steps: int, camera: CameraSetup) -> dict[str, An
 
 
 def target_share(batch: int, repeats: int, camera: CameraSetup) -> dict[str, Any]:
+    """The trainer's own step (``PlannerTrainer.train_epoch`` over one batch), ``repeats`` times."""
     try:
         town = load_town("Town05")
     except UnknownTownError:
         town = load_town("Harness01")
-    scenes = [(synthetic_scene(town, n_agents=30, seed=s), town) for s in range(batch)]
+    scenes = [synthetic_scene(town, n_agents=30, seed=s) for s in range(batch)]
+    t = 0.5 * np.arange(1, 9)
+    expert = torch.from_numpy(np.column_stack([8.0 * t, 0 * t, 0 * t])).float()
+    status = torch.zeros(11)
+    status[3] = 8.0
+    samples = [
+        {"frames": torch.rand(2, 3, camera.height, camera.width), "status": status,
+         "expert": expert, "teachers": expert.expand(4, 8, 3), "teacher_mask": torch.ones(4),
+         "key": ("bench", i)}
+        for i in range(batch)
+    ]  # fmt: skip
     torch.manual_seed(0)
     encoder, kind = make_encoder(camera)
-    planner = DriveJEPAPlanner(encoder, PlannerConfig())
-    opt = torch.optim.Adam(planner.parameters(), lr=1e-4)
-    frames = torch.rand(batch, 2, 3, camera.height, camera.width)
-    status = torch.zeros(batch, 11)
-    status[:, 3] = 8.0
-    t = 0.5 * np.arange(1, 9)
-    expert_np = np.broadcast_to(np.column_stack([8.0 * t, 0 * t, 0 * t]), (batch, 8, 3)).copy()
-    expert = torch.from_numpy(expert_np).float()
-    best_step, best_targets = np.inf, np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = planner(frames, status)
-        t1 = time.perf_counter()
-        targets = batch_targets(scenes, out.final.detach().double().numpy(), expert_np)
-        t2 = time.perf_counter()
-        terms = planner_loss(out.proposals, out.score_logits, expert, None, None,
-                             torch.from_numpy(targets))  # fmt: skip
-        opt.zero_grad()
-        terms.total.backward()
-        opt.step()
-        t3 = time.perf_counter()
-        if t3 - t0 < best_step:
-            best_step, best_targets = t3 - t0, t2 - t1
-    return {"batch": batch, "town": town.name, "step_s": round(best_step, 3),
-            "targets_s": round(best_targets, 3), "target_share": round(best_targets / best_step, 3),
-            "encoder": kind, "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = PlannerTrainer(TrainConfig(out=Path(tmp), batch=batch), encoder, camera,
+                                 lambda route, i: (scenes[i], town))  # fmt: skip
+        rows = [trainer.train_epoch(samples, None) for _ in range(repeats + 1)][1:]  # 1 warm-up
+    best = min(rows, key=lambda r: r["step_s"])
+    return {"batch": batch, "town": town.name, "step_s": round(best["step_s"], 3),
+            "target_share": round(best["target_share"], 3),
+            "target_wait_share": round(best["target_wait_share"], 3), "encoder": kind,
+            "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
 def main() -> None:

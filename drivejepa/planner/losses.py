@@ -69,6 +69,14 @@ def combine_layers(values: list[Tensor]) -> Tensor:
     return total
 
 
+def score_terms(score_logits: Tensor, score_targets: Tensor) -> tuple[Tensor, Tensor]:
+    """(final, sub-scores) BCE of logits (B, P, 6) against targets (B, P, 6) in [0, 1]."""
+    final = ScoreColumn.FINAL
+    score = F.binary_cross_entropy_with_logits(score_logits[..., final], score_targets[..., final])
+    sub = F.binary_cross_entropy_with_logits(score_logits[..., :final], score_targets[..., :final])
+    return score, sub
+
+
 def planner_loss(
     proposals: Tensor,
     score_logits: Tensor,
@@ -92,12 +100,6 @@ def planner_loss(
     if score_targets is None:
         score = sub = zero
     else:
-        final = ScoreColumn.FINAL
-        score = F.binary_cross_entropy_with_logits(
-            score_logits[..., final], score_targets[..., final]
-        )
-        sub = F.binary_cross_entropy_with_logits(
-            score_logits[..., :final], score_targets[..., :final]
-        )
+        score, sub = score_terms(score_logits, score_targets)
     total = imitation + MTD_WEIGHT * mtd_term + score + SUB_SCORE_WEIGHT * sub
     return LossTerms(imitation, mtd_term, score, sub, total)

@@ -1,10 +1,11 @@
 """``harness train planner``: the planner trained on a dataset folder with the imitation + MTD
 losses and online score targets (REFERENCE.md 1a), the encoder fine-tuned at a fraction of the lr.
 
-Per step: forward, online targets of the detached final proposals in each sample's scene
-(:mod:`drivejepa.planner.targets`, one scorer call per sample), the loss, an Adam step. Per epoch
-one line of ``OUT/log.jsonl``: train means of every loss term, the online-target share of the
-step time, val min-ADE [m] (final layer, closest proposal) and val score-target agreement (mean
+Per step: forward; the online targets of the detached final proposals in each sample's scene
+(:mod:`drivejepa.planner.targets`, one scorer call per sample) on a scorer thread while the
+imitation + MTD loss is back-propagated; then the score BCE's backward and an Adam step. Per
+epoch one line of ``OUT/log.jsonl``: train means of every loss term, the scorer's share of the
+step time (``target_share``) and the part of it the step waited for (``target_wait_share``), val min-ADE [m] (final layer, closest proposal) and val score-target agreement (mean
 |sigmoid(final logit) - target| and the target EPDMS of the proposal the scorer head picks).
 ``OUT/model.pt`` (the checkpoint) and ``OUT/train_state.pt`` (optimizer, epoch, rng) are written
 atomically after every epoch and at the time limit; ``resume`` continues from them.
@@ -19,7 +20,8 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from torch import Tensor
 
 from drivejepa.camera import CameraSetup
 from drivejepa.checkpoint import read_checkpoint, save_checkpoint
-from drivejepa.planner.losses import planner_loss
+from drivejepa.planner.losses import SUB_SCORE_WEIGHT, planner_loss, score_terms
 from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig, ScoreColumn, TokenEncoder
 from drivejepa.planner.targets import batch_targets
 from harness.errors import ConfigError
@@ -105,6 +107,15 @@ def online_targets(lookup: SceneLookup, batch: dict[str, Any], final: Tensor) ->
     return torch.from_numpy(batch_targets(scenes, proposals, expert))
 
 
+def timed_targets(
+    lookup: SceneLookup, batch: dict[str, Any], final: Tensor
+) -> tuple[Tensor, float]:
+    """:func:`online_targets` and its duration [s] (run on the trainer's scorer thread)."""
+    t0 = time.perf_counter()
+    targets = online_targets(lookup, batch, final)
+    return targets, time.perf_counter() - t0
+
+
 def min_ade(final: Tensor, expert: Tensor) -> Tensor:
     """(B,) min over proposals of the mean displacement error [m] over poses."""
     err = torch.linalg.vector_norm(final[..., :2] - expert[:, None, :, :2], dim=-1)  # (B, P, K)
@@ -134,6 +145,7 @@ class PlannerTrainer:
             for p in enc:
                 p.requires_grad_(False)
         self.opt = torch.optim.Adam(groups)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-targets")
         self.epoch = 0
         self.step = 0
         self.train_s = 0.0
@@ -182,24 +194,31 @@ class PlannerTrainer:
         self.model.train()
         sums: dict[str, float] = {}
         n = 0
-        target_s = step_s = 0.0
+        target_s = wait_s = step_s = 0.0
         for batch in batches(data, self.cfg.batch, self.rng):
             t0 = time.perf_counter()
             frames = batch["frames"].to(self.device)
             out = self.model(frames, batch["status"].to(self.device))
-            t1 = time.perf_counter()
-            targets = online_targets(self.lookup, batch, out.final).to(self.device)
-            t2 = time.perf_counter()
-            terms = planner_loss(
+            # the scorer runs beside the imitation + MTD backward (torch releases the GIL)
+            future = self.pool.submit(timed_targets, self.lookup, batch, out.final.detach().cpu())
+            traj = planner_loss(
                 out.proposals, out.score_logits, batch["expert"].to(self.device),
                 batch["teachers"].to(self.device), batch["teacher_mask"].to(self.device),
-                targets, mtd=self.cfg.mtd,
+                None, mtd=self.cfg.mtd,
             )  # fmt: skip
             self.opt.zero_grad(set_to_none=True)
-            terms.total.backward()
+            traj.total.backward(retain_graph=True)
+            t1 = time.perf_counter()
+            targets, scorer_s = future.result()
+            t2 = time.perf_counter()
+            score, sub = score_terms(out.score_logits, targets.to(self.device))
+            (score + SUB_SCORE_WEIGHT * sub).backward()
             self.opt.step()
             t3 = time.perf_counter()
-            target_s += t2 - t1
+            terms = replace(traj, score=score, sub_scores=sub,
+                            total=traj.total + score + SUB_SCORE_WEIGHT * sub)  # fmt: skip
+            target_s += scorer_s
+            wait_s += t2 - t1
             step_s += t3 - t0
             for k, v in terms.as_floats().items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -210,7 +229,9 @@ class PlannerTrainer:
         self.train_s += step_s
         out_terms = {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
         out_terms["target_share"] = target_s / step_s if step_s > 0 else 0.0
+        out_terms["target_wait_share"] = wait_s / step_s if step_s > 0 else 0.0
         out_terms["steps"] = float(n)
+        out_terms["step_s"] = step_s / max(n, 1)
         return out_terms
 
     @torch.no_grad()
