@@ -439,3 +439,10 @@ def test_train_planner_cli_input_errors(tmp_path: Path, capsys: pytest.CaptureFi
         )
         err = capsys.readouterr().err
         assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+
+
+def test_time_limit_stops_after_a_step_and_checkpoints(tmp_path: Path, tiny_arch: None) -> None:
+    cfg = TrainConfig(out=tmp_path, epochs=5, batch=2, max_minutes=1e-6, planner=TINY)
+    history = PlannerTrainer(cfg, TinyEncoder(), CAMERA, _lookup).fit(_samples(6), _samples(2))
+    assert len(history) == 1 and history[0]["steps"] == 1.0
+    assert load_checkpoint(tmp_path / "model.pt").train["steps"] == 1
