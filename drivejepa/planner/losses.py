@@ -1,0 +1,105 @@
+"""The planner's training losses (REFERENCE.md 1a): per refinement layer, the imitation term
+(min over proposals of the time-averaged L1 distance to the expert) plus 0.5 x MTD (the mean over
+the sampled teachers of the same min); layers combined as T = 0.1 T + L_l; and BCE of the score
+logits against the online targets.
+
+Distance of a proposal to a trajectory (both (K, 3) x, y, yaw in the ego frame): the mean of
+|difference| over the K poses and the three components (one number in m / rad)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from drivejepa.planner.model import ScoreColumn
+
+MTD_WEIGHT = 0.5  # weight of the teacher term against the imitation term
+LAYER_DECAY = 0.1  # T = LAYER_DECAY * T + L_l over the refinement layers
+SUB_SCORE_WEIGHT = 1.0  # BCE weight of the sub-score columns against the final column's
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """Scalar tensors: ``imitation`` and ``mtd`` (layer-combined), ``score`` (BCE on the final
+    column), ``sub_scores`` (BCE on the sub-score columns), ``total``."""
+
+    imitation: Tensor
+    mtd: Tensor
+    score: Tensor
+    sub_scores: Tensor
+    total: Tensor
+
+    def as_floats(self) -> dict[str, float]:
+        return {k: float(getattr(self, k).detach()) for k in self.__dataclass_fields__}
+
+
+def trajectory_distance(proposals: Tensor, target: Tensor) -> Tensor:
+    """proposals (..., P, K, 3), target (..., K, 3) -> (..., P) time-averaged L1 distance."""
+    return (proposals - target.unsqueeze(-3)).abs().mean(dim=(-1, -2))
+
+
+def min_distance(proposals: Tensor, target: Tensor) -> Tensor:
+    """(..., P, K, 3), (..., K, 3) -> (...) the closest proposal's distance."""
+    return trajectory_distance(proposals, target).amin(dim=-1)
+
+
+def layer_loss(
+    proposals: Tensor, expert: Tensor, teachers: Tensor | None, teacher_mask: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """One layer's (imitation, mtd) batch means. proposals (B, P, K, 3), expert (B, K, 3),
+    teachers (B, M, K, 3) with teacher_mask (B, M) (None: no MTD). A sample without teachers
+    contributes 0 to the MTD term (its mean over no teachers)."""
+    imitation = min_distance(proposals, expert).mean()
+    if teachers is None or teacher_mask is None:
+        return imitation, torch.zeros_like(imitation)
+    per_teacher = min_distance(proposals[:, None], teachers)  # (B, M)
+    mask = teacher_mask.to(per_teacher.dtype)
+    per_sample = (per_teacher * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    return imitation, per_sample.mean()
+
+
+def combine_layers(values: list[Tensor]) -> Tensor:
+    """T = LAYER_DECAY * T + L_l over the layers in order (first layer decays most)."""
+    total = torch.zeros_like(values[0])
+    for v in values:
+        total = LAYER_DECAY * total + v
+    return total
+
+
+def score_terms(score_logits: Tensor, score_targets: Tensor) -> tuple[Tensor, Tensor]:
+    """(final, sub-scores) BCE of logits (B, P, 6) against targets (B, P, 6) in [0, 1]."""
+    final = ScoreColumn.FINAL
+    score = F.binary_cross_entropy_with_logits(score_logits[..., final], score_targets[..., final])
+    sub = F.binary_cross_entropy_with_logits(score_logits[..., :final], score_targets[..., :final])
+    return score, sub
+
+
+def planner_loss(
+    proposals: Tensor,
+    score_logits: Tensor,
+    expert: Tensor,
+    teachers: Tensor | None,
+    teacher_mask: Tensor | None,
+    score_targets: Tensor | None,
+    mtd: bool = True,
+) -> LossTerms:
+    """The full loss. proposals (L, B, P, K, 3), score_logits (B, P, 6), expert (B, K, 3),
+    teachers (B, M, K, 3) + mask (B, M), score_targets (B, P, 6) in [0, 1] or None (no score
+    loss); ``mtd`` False drops the teacher term (the ablation)."""
+    imitation_layers, mtd_layers = [], []
+    for layer in proposals:
+        im, md = layer_loss(layer, expert, teachers if mtd else None, teacher_mask)
+        imitation_layers.append(im)
+        mtd_layers.append(md)
+    imitation = combine_layers(imitation_layers)
+    mtd_term = combine_layers(mtd_layers)
+    zero = torch.zeros_like(imitation)
+    if score_targets is None:
+        score = sub = zero
+    else:
+        score, sub = score_terms(score_logits, score_targets)
+    total = imitation + MTD_WEIGHT * mtd_term + score + SUB_SCORE_WEIGHT * sub
+    return LossTerms(imitation, mtd_term, score, sub, total)

@@ -1,0 +1,185 @@
+"""``DriveJEPAPlanner``: encoder tokens of the 2-frame clip + the 11-value ego status -> P
+proposals x K poses (x forward [m], y right [m], yaw [rad], ego frame, 0.5 s apart), refined R
+times by one shared refiner, and a scorer head with per-proposal logits.
+
+One refiner pass (weights shared across passes, as Drive-JEPA's ``Traj_refiner``):
+1. decode (x, y, yaw) per pose token with an MLP (the first pass gives the poses, later passes
+   add residual updates);
+2. add an embedding of the decoded, *detached* poses to the pose tokens (the conditioning);
+3. self-attention over the P proposal tokens (the mean of each proposal's K pose tokens), its
+   output broadcast back to the proposal's pose tokens;
+4. cross-attention of every pose token (pose-conditioned query) into the image tokens. Drive-JEPA
+   samples the image with deformable attention at the projected footprint corners; a plain
+   cross-attention whose queries carry the pose embedding is used here (docs/DIFFERENCES.md).
+   The image keys and values are projected once per forward (the weights are shared);
+5. a feed-forward block on the pose tokens.
+The scorer max-pools the final pose tokens over poses and maps them to 6 logits
+[NC, DAC, EP, TTC, C, final] (:class:`ScoreColumn`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import IntEnum
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from drivejepa.status import STATUS_DIM
+
+POSE_DIM = 3  # (x [m], y [m], yaw [rad])
+# fixed input scales of the 11 status values: target x, y [m], heading [rad], velocity [m/s] x 2,
+# acceleration [m/s2] x 2, command one-hot x 4 (keeps the linear layer's inputs near unit size)
+STATUS_SCALE = (30.0, 30.0, 1.0, 10.0, 10.0, 5.0, 5.0, 1.0, 1.0, 1.0, 1.0)
+POSE_SCALE = (20.0, 5.0, 0.5)  # [m, m, rad] output and embedding scale of (x, y, yaw)
+
+
+class ScoreColumn(IntEnum):
+    """Columns of the scorer's logits and of the online targets."""
+
+    NC = 0
+    DAC = 1
+    EP = 2
+    TTC = 3
+    C = 4
+    FINAL = 5
+
+
+NUM_SCORES = len(ScoreColumn)
+
+
+class TokenEncoder(Protocol):
+    """What the planner needs of ``drivejepa.model.VideoEncoder``: its config (``cfg.dim``) and
+    ``forward(clip (B, T, 3, H, W), keep) -> tokens (B, N, dim)``."""
+
+    cfg: Any
+
+    def __call__(self, clip: Tensor, keep: Tensor | None = None) -> Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Any: ...
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Sizes of the planner (defaults: Drive-JEPA's 32 x 8 proposals, 4 refinements)."""
+
+    proposals: int = 32  # P
+    poses: int = 8  # K, 0.5 s apart
+    refinements: int = 4  # R passes of the shared refiner
+    dim: int = 128  # model width (Drive-JEPA: 256; 128 keeps a CPU step within the latency budget)
+    heads: int = 4
+    ffn_ratio: int = 2
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.proposals, self.poses, self.refinements, self.dim, self.heads) < 1:
+            raise ValueError(f"PlannerConfig sizes must be >= 1: {self}")
+        if self.dim % self.heads:
+            raise ValueError(f"PlannerConfig.dim {self.dim} must divide by heads {self.heads}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> PlannerConfig:
+        return cls(**{k: obj[k] for k in cls.__dataclass_fields__ if k in obj})
+
+
+@dataclass(frozen=True)
+class PlannerOutput:
+    """``proposals`` (L, B, P, K, 3) per refinement layer (last = final), ego frame;
+    ``score_logits`` (B, P, 6) in :class:`ScoreColumn` order."""
+
+    proposals: Tensor
+    score_logits: Tensor
+
+    @property
+    def final(self) -> Tensor:
+        """(B, P, K, 3) the last layer's proposals."""
+        return self.proposals[-1]
+
+
+def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
+
+
+class Refiner(nn.Module):
+    """One pass: decode poses, condition on them, attend over proposals and into the image."""
+
+    pose_scale: Tensor
+
+    def __init__(self, cfg: PlannerConfig) -> None:
+        super().__init__()
+        d = cfg.dim
+        self.cfg = cfg
+        self.decode = _mlp(d, d, POSE_DIM)
+        self.pose_embed = _mlp(POSE_DIM, d, d)
+        self.norm_self = nn.LayerNorm(d)
+        self.self_attn = nn.MultiheadAttention(d, cfg.heads, dropout=cfg.dropout, batch_first=True)
+        self.norm_cross = nn.LayerNorm(d)
+        self.q_proj = nn.Linear(d, d)
+        self.kv_proj = nn.Linear(d, 2 * d)
+        self.out_proj = nn.Linear(d, d)
+        self.norm_ffn = nn.LayerNorm(d)
+        self.ffn = _mlp(d, cfg.ffn_ratio * d, d)
+        self.register_buffer("pose_scale", torch.tensor(POSE_SCALE), persistent=False)
+
+    def memory(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values (B, heads, N, d / heads) of the image tokens (B, N, d), once per forward."""
+        b, n, d = image.shape
+        h = self.cfg.heads
+        kv = self.kv_proj(image).view(b, n, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        return kv[0], kv[1]
+
+    def forward(
+        self, tokens: Tensor, poses: Tensor | None, memory: tuple[Tensor, Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """tokens (B, P, K, d), previous poses (B, P, K, 3) or None -> (tokens, poses)."""
+        b, p, k, d = tokens.shape
+        delta = self.decode(tokens) * self.pose_scale
+        poses = delta if poses is None else poses + delta
+        x = tokens + self.pose_embed(poses.detach() / self.pose_scale)
+        u = self.norm_self(x.mean(dim=2))
+        u, _ = self.self_attn(u, u, u, need_weights=False)
+        x = x + u[:, :, None, :]
+        h = self.cfg.heads
+        q = self.q_proj(self.norm_cross(x)).view(b, p * k, h, d // h).transpose(1, 2)
+        att = F.scaled_dot_product_attention(q, memory[0], memory[1])
+        x = x + self.out_proj(att.transpose(1, 2).reshape(b, p, k, d))
+        x = x + self.ffn(self.norm_ffn(x))
+        return x, poses
+
+
+class DriveJEPAPlanner(nn.Module):
+    """Encoder + proposal refiner + scorer (see the module docstring)."""
+
+    status_scale: Tensor
+
+    def __init__(self, encoder: TokenEncoder, cfg: PlannerConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or PlannerConfig()
+        c = self.cfg
+        self.encoder = encoder
+        self.image_proj = nn.Sequential(nn.Linear(int(encoder.cfg.dim), c.dim), nn.LayerNorm(c.dim))
+        self.status_proj = nn.Linear(STATUS_DIM, c.dim)
+        self.queries = nn.Parameter(torch.randn(c.proposals, c.poses, c.dim) * 0.02)
+        self.refiner = Refiner(c)
+        self.norm_out = nn.LayerNorm(c.dim)
+        self.scorer = _mlp(c.dim, c.dim, len(ScoreColumn))
+        self.register_buffer("status_scale", torch.tensor(STATUS_SCALE), persistent=False)
+
+    def forward(self, frames: Tensor, status: Tensor) -> PlannerOutput:
+        """frames (B, 2, 3, H, W) in [0, 1] (t - 0.5 s, t), status (B, 11) -> PlannerOutput."""
+        image = self.image_proj(self.encoder(frames, None))
+        memory = self.refiner.memory(image)
+        ego = self.status_proj(status / self.status_scale)
+        tokens = self.queries[None] + ego[:, None, None, :]
+        poses: Tensor | None = None
+        layers = []
+        for _ in range(self.cfg.refinements):
+            tokens, poses = self.refiner(tokens, poses, memory)
+            layers.append(poses)
+        pooled = self.norm_out(tokens).amax(dim=2)  # (B, P, d): max over poses
+        return PlannerOutput(proposals=torch.stack(layers), score_logits=self.scorer(pooled))

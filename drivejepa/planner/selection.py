@@ -1,0 +1,133 @@
+"""Momentum-aware selection: pick the proposal with the best predicted score minus lambda x its
+inter-frame inconsistency with the plan executed at the previous planning step.
+
+Inconsistency (no reference code exists; REFERENCE.md 3 gives the quantities): both plans are
+expressed in the *current* ego frame as poses at 0.1 s from their own origin (the previous plan
+from the ego pose it was made at), turned into states by finite differences
+(:func:`teachers.scene.states_from_poses`) and filtered as NAVSIM v2's EC does
+(:func:`teachers.scoring.comfort.navsim_comfort_signals`, yaw acceleration of order 2). On the
+overlap (the current plan's first ``41 - offset`` states against the previous plan's states from
+``offset`` on, ``offset`` = planning steps elapsed in 0.1 s) the RMS differences of |acceleration|,
+jerk, yaw rate and yaw acceleration are compared with EC's limits (0.7 m/s2, 0.5 m/s3,
+0.1 rad/s, 0.1 rad/s2). inconsistency = (number of the 4 terms over their limit) / 4, in
+{0, 0.25, 0.5, 0.75, 1}; 0 without a previous plan or without an overlap of MIN_OVERLAP states.
+choice = argmax(sigmoid(final logit) - lambda x inconsistency); lambda = 0 is plain argmax.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from harness.dynamics.lqr import N_STATE
+from harness.geometry import to_local, to_world, wrap_angle
+from harness.world.timing import HORIZON_STEPS, POSE_DT_S, planner_to_score_poses
+from teachers.scene import states_from_poses
+from teachers.scoring.comfort import EC_LIMITS, JERK_WINDOW, navsim_comfort_signals
+
+MIN_OVERLAP = JERK_WINDOW  # [states] the jerk filter's window: shorter overlaps are not compared
+NUM_EC_TERMS = len(EC_LIMITS)
+
+Float = NDArray[np.float64]
+
+
+def plan_states(local: Float) -> Float:
+    """Planner poses (..., 8, 3) in the frame of their origin -> states (..., 41, N_STATE) at
+    0.1 s, the origin (t = 0) first."""
+    p = planner_to_score_poses(local)
+    origin = np.zeros(p.shape[:-2] + (1, 3))
+    return states_from_poses(np.concatenate([origin, p], axis=-2))
+
+
+def ec_violations(current: Float, previous: Float, offset_steps: int) -> NDArray[np.bool_]:
+    """(P, 4) whether each EC term (EC_LIMITS order) exceeds its limit, for current states
+    (P, 41, N_STATE) against previous states (41, N_STATE), all in one frame; the previous plan
+    started ``offset_steps`` x 0.1 s earlier. All False when the overlap is shorter than
+    MIN_OVERLAP."""
+    n = min(current.shape[1], previous.shape[0] - offset_steps)
+    out = np.zeros((current.shape[0], NUM_EC_TERMS), dtype=bool)
+    if offset_steps < 0 or n < MIN_OVERLAP:
+        return out
+    cur = navsim_comfort_signals(current[:, :n], 0.0, yaw_accel_order=2)
+    prev = navsim_comfort_signals(previous[None, offset_steps : offset_steps + n], 0.0,
+                                  yaw_accel_order=2)  # fmt: skip
+    for j, (name, limit) in enumerate(EC_LIMITS):
+        diff = getattr(cur, name) - getattr(prev, name)
+        out[:, j] = np.sqrt(np.mean(diff * diff, axis=1)) > limit
+    return out
+
+
+def inconsistency(current: Float, previous: Float | None, offset_steps: int) -> Float:
+    """(P,) in [0, 1]: the fraction of EC terms violated (0 without a previous plan)."""
+    if previous is None:
+        return np.zeros(current.shape[0])
+    return ec_violations(current, previous, offset_steps).mean(axis=1)
+
+
+def choose(score: Float, incons: Float, lambda_: float) -> int:
+    """argmax(score - lambda x inconsistency) (first index on ties)."""
+    return int(np.argmax(np.asarray(score) - lambda_ * np.asarray(incons)))
+
+
+@dataclass(frozen=True)
+class ExecutedPlan:
+    """A plan the agent executed: ``local`` (8, 3) in the frame of ``origin`` (world x, y, yaw)
+    made at ``time_s``."""
+
+    local: Float
+    origin: Float
+    time_s: float
+
+
+@dataclass(frozen=True)
+class Choice:
+    """``index`` of the chosen proposal, its ``inconsistency`` (P,) and the selection ``value`` (P,)."""
+
+    index: int
+    inconsistency: Float
+    value: Float
+
+
+class MomentumSelector:
+    """Keeps the previous step's executed plan and selects with it (``lambda_`` 0: plain argmax)."""
+
+    def __init__(self, lambda_: float) -> None:
+        if not (lambda_ >= 0.0 and np.isfinite(lambda_)):
+            raise ValueError(f"momentum lambda must be finite and >= 0, got {lambda_}")
+        self.lambda_ = float(lambda_)
+        self.previous: ExecutedPlan | None = None
+
+    def previous_states(self, ego_pose: Float) -> Float | None:
+        """The previous executed plan as states (41, N_STATE) in the ego frame of ``ego_pose``
+        (its own origin first), or None."""
+        prev = self.previous
+        if prev is None:
+            return None
+        own = np.concatenate([np.zeros((1, 3)), planner_to_score_poses(prev.local)], axis=0)
+        world_xy = to_world(own[:, :2], prev.origin[:2], prev.origin[2])  # (41, 2)
+        local = np.empty_like(own)
+        local[:, :2] = to_local(world_xy, ego_pose[:2], ego_pose[2])
+        local[:, 2] = np.unwrap(own[:, 2]) + wrap_angle(prev.origin[2] - ego_pose[2])
+        states = states_from_poses(local)
+        assert states.shape == (HORIZON_STEPS + 1, N_STATE)
+        return states
+
+    def select(self, proposals: Float, score: Float, ego_pose: Float, time_s: float) -> Choice:
+        """Choose among proposals (P, 8, 3) (ego frame at ``ego_pose``, world) with predicted
+        scores (P,) in [0, 1]; does not remember the choice (see :meth:`executed`)."""
+        incons = np.zeros(proposals.shape[0])
+        if self.lambda_ > 0.0 and self.previous is not None:
+            offset = int(round((time_s - self.previous.time_s) / POSE_DT_S))
+            incons = inconsistency(plan_states(proposals), self.previous_states(ego_pose), offset)
+        value = np.asarray(score, dtype=np.float64) - self.lambda_ * incons
+        return Choice(choose(score, incons, self.lambda_), incons, value)
+
+    def executed(self, plan: Float, ego_pose: Float, time_s: float) -> None:
+        """Remember the plan (8, 3) executed from ``ego_pose`` at ``time_s``."""
+        self.previous = ExecutedPlan(np.array(plan, dtype=np.float64), np.array(ego_pose, float),
+                                     float(time_s))  # fmt: skip
+
+    def reset(self) -> None:
+        self.previous = None

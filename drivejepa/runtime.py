@@ -1,0 +1,197 @@
+"""``PlannerRuntime``: the planner as the agent runs it. Keeps the 0.5 s frame buffer, builds the
+11-value ego status from the route target and the ego readings, plans at 10 Hz, applies
+momentum-aware selection and returns the chosen (8, 3) plan, all proposals and their scores.
+
+Frames: the leaderboard camera's BGRA (H, W, 4) uint8 images are kept as RGB float tensors; the
+frame paired with the current one is the newest frame at least ``FRAME_PERIOD_S`` old (the oldest
+one held, i.e. the current frame itself, during the first 0.5 s of a route).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from numpy.typing import NDArray
+
+from drivejepa.camera import FRAME_PERIOD_S, CameraSetup
+from drivejepa.checkpoint import Checkpoint, load_checkpoint
+from drivejepa.planner.model import ScoreColumn
+from drivejepa.planner.selection import MomentumSelector
+from drivejepa.status import RouteTarget, ego_status
+from harness.errors import ConfigError
+from harness.geometry import to_world, wrap_angle
+from harness.world.timing import planner_to_score_poses
+
+PLAN_PERIOD_S = 0.1  # [s] the planner runs at 10 Hz (every 2nd tick of the 20 Hz leaderboard)
+DEFAULT_LAMBDA = 0.1  # [-] momentum weight of the inconsistency against the predicted score
+TIME_EPS_S = 1e-6  # [s] tolerance of the clock comparisons
+
+Float = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One planning step: ``plan`` (8, 3) the chosen proposal in the ego frame at ``origin``
+    (world x, y, yaw) and ``plan_world`` (40, 3) world poses at 0.1 s; ``proposals`` (P, 8, 3)
+    ego frame; ``scores`` (P,) sigmoid of the final logit; ``inconsistency`` (P,); ``index``."""
+
+    time_s: float
+    origin: Float
+    plan: Float
+    plan_world: Float
+    proposals: Float
+    scores: Float
+    inconsistency: Float
+    index: int
+
+
+class PlannerRuntime:
+    """The checkpoint's planner with its frame buffer, route target and selector."""
+
+    def __init__(self, checkpoint: Checkpoint | Path | str, lambda_: float = DEFAULT_LAMBDA,
+                 camera: CameraSetup | None = None) -> None:  # fmt: skip
+        ckpt = (
+            checkpoint
+            if isinstance(checkpoint, Checkpoint)
+            else load_checkpoint(Path(checkpoint), camera)
+        )
+        self.checkpoint = ckpt
+        self.camera = ckpt.camera
+        self.planner = ckpt.planner.eval()
+        self.selector = MomentumSelector(lambda_)
+        self.route: RouteTarget | None = None
+        self._frames: collections.deque[tuple[float, torch.Tensor]] = collections.deque()
+        self.last: PlanStep | None = None
+
+    def set_route(self, xy: Float, yaw_rad: Float, options: Sequence[int]) -> None:
+        """The route's global plan (world x, y [m], yaw [rad], RoadOption per point)."""
+        self.route = RouteTarget(xy, yaw_rad, options)
+        self.reset()
+
+    def reset(self) -> None:
+        self._frames.clear()
+        self.selector.reset()
+        self.last = None
+
+    def add_frame(self, bgra: NDArray[np.uint8], time_s: float) -> None:
+        """Buffer one camera image (H, W, 4) BGRA or (H, W, 3) RGB uint8 taken at ``time_s``."""
+        img = np.asarray(bgra)
+        expected = (self.camera.height, self.camera.width)
+        if img.shape[:2] != expected:
+            raise ValueError(f"camera image {img.shape[:2]} is not the checkpoint's {expected}")
+        rgb = img[..., 2::-1] if img.shape[-1] == 4 else img
+        t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+        self._frames.append((float(time_s), t))
+        while len(self._frames) > 1 and self._frames[1][0] <= time_s - FRAME_PERIOD_S + TIME_EPS_S:
+            self._frames.popleft()
+
+    def clip(self) -> torch.Tensor:
+        """(1, 2, 3, H, W): the frame 0.5 s ago (or the oldest held) and the newest."""
+        if not self._frames:
+            raise ValueError("no camera frame buffered yet")
+        return torch.stack([self._frames[0][1], self._frames[-1][1]])[None]
+
+    def due(self, time_s: float) -> bool:
+        """Whether a new plan is due at ``time_s`` (10 Hz)."""
+        return self.last is None or time_s - self.last.time_s >= PLAN_PERIOD_S - TIME_EPS_S
+
+    def status(
+        self, ego_pose: Float, speed_mps: float, accel_xy: Sequence[float]
+    ) -> NDArray[np.float32]:
+        """(11,) status for the ego pose (world x, y, yaw) and its readings."""
+        if self.route is None:
+            raise ValueError("PlannerRuntime.set_route() first")
+        pose = [float(v) for v in ego_pose]
+        self.route.update(pose[:2])
+        target, command = self.route.target(pose)
+        return ego_status(target, command, speed_mps, accel_xy)
+
+    @torch.no_grad()
+    def plan(
+        self, time_s: float, ego_pose: Sequence[float], speed_mps: float, accel_xy: Sequence[float]
+    ) -> PlanStep:
+        """Plan from the buffered frames; selects, remembers and returns the executed plan."""
+        pose = np.asarray(ego_pose, dtype=np.float64)
+        status = torch.from_numpy(self.status(pose, speed_mps, accel_xy))[None]
+        out = self.planner(self.clip(), status)
+        proposals = out.final[0].double().numpy()
+        scores = torch.sigmoid(out.score_logits[0, :, ScoreColumn.FINAL]).double().numpy()
+        choice = self.selector.select(proposals, scores, pose, time_s)
+        plan = proposals[choice.index]
+        self.selector.executed(plan, pose, time_s)
+        world = np.empty_like(plan)
+        world[:, :2] = to_world(plan[:, :2], pose[:2], pose[2])
+        world[:, 2] = np.unwrap(plan[:, 2]) + pose[2]
+        dense = planner_to_score_poses(world, pose)
+        dense[:, 2] = wrap_angle(dense[:, 2])
+        self.last = PlanStep(time_s, pose, plan, dense, proposals, scores, choice.inconsistency,
+                             choice.index)  # fmt: skip
+        return self.last
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """What the agent reads from ``--agent-config``: ``checkpoint`` path, momentum ``lambda_``,
+    the ``camera`` the checkpoint must fit (default: the project's :class:`CameraSetup`) and the
+    torch ``threads`` of its process (1: evaluation workers run side by side)."""
+
+    checkpoint: Path
+    lambda_: float = DEFAULT_LAMBDA
+    camera: CameraSetup = CameraSetup()
+    threads: int = 1
+
+
+AGENT_CONFIG_KEYS = ("checkpoint", "lambda", "camera", "threads")
+
+
+def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
+    """The agent config from a YAML or JSON file (``path`` empty: all defaults). Keys:
+    ``checkpoint`` (relative paths are relative to the config file), ``lambda`` (>= 0),
+    ``camera`` (CameraSetup fields)."""
+    if not path:
+        return AgentConfig(default_checkpoint)
+    p = Path(path)
+    try:
+        obj = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"cannot read the DriveJEPA agent config {p} ({exc}); pass a YAML/JSON file with "
+            f"keys {', '.join(AGENT_CONFIG_KEYS)}"
+        ) from exc
+    obj = {} if obj is None else obj
+    if not isinstance(obj, dict) or set(obj) - set(AGENT_CONFIG_KEYS):
+        raise ConfigError(
+            f"DriveJEPA agent config {p} must be a mapping with keys among "
+            f"{', '.join(AGENT_CONFIG_KEYS)}; got {obj if not isinstance(obj, dict) else sorted(obj)}"
+        )
+    ckpt = Path(str(obj["checkpoint"])) if "checkpoint" in obj else default_checkpoint
+    if not ckpt.is_absolute() and "checkpoint" in obj:
+        ckpt = p.parent / ckpt
+    try:
+        lam = float(obj.get("lambda", DEFAULT_LAMBDA))
+        camera = CameraSetup.from_json(dict(obj.get("camera", {})))
+        threads = int(obj.get("threads", 1))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"DriveJEPA agent config {p}: bad lambda, camera or threads ({exc})"
+        ) from exc
+    sizes = (camera.width, camera.height)
+    if not all(isinstance(v, int) and v > 0 for v in sizes) or not all(
+        isinstance(getattr(camera, f), (int, float)) for f in CameraSetup.__dataclass_fields__
+    ):
+        raise ConfigError(
+            f"DriveJEPA agent config {p}: bad lambda, camera or threads (camera {camera.to_json()}"
+            ": width and height positive integers, the rest numbers)"
+        )
+    if not (np.isfinite(lam) and lam >= 0.0) or threads < 1:
+        raise ConfigError(
+            f"DriveJEPA agent config {p}: lambda must be finite and >= 0 and threads >= 1, got "
+            f"{lam}, {threads}"
+        )
+    return AgentConfig(ckpt, lam, camera, threads)

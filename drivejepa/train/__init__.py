@@ -1,0 +1,1 @@
+"""Training loops of Drive-JEPA's parts (``harness train ...``)."""

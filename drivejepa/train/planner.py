@@ -1,0 +1,355 @@
+"""``harness train planner``: the planner trained on a dataset folder with the imitation + MTD
+losses and online score targets (REFERENCE.md 1a), the encoder fine-tuned at a fraction of the lr.
+
+Per step: forward; the online targets of the detached final proposals in each sample's scene
+(:mod:`drivejepa.planner.targets`, one scorer call per sample) on a scorer thread while the
+imitation + MTD loss is back-propagated; then the score BCE's backward and an Adam step. Per
+epoch one line of ``OUT/log.jsonl``: train means of every loss term, the scorer's share of the
+step time (``target_share``) and the part of it the step waited for (``target_wait_share``), val min-ADE [m] (final layer, closest proposal) and val score-target agreement (mean
+|sigmoid(final logit) - target| and the target EPDMS of the proposal the scorer head picks).
+``OUT/model.pt`` (the checkpoint) and ``OUT/train_state.pt`` (optimizer, epoch, rng) are written
+atomically after every epoch and at the time limit; ``resume`` continues from them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from drivejepa.camera import CameraSetup
+from drivejepa.checkpoint import read_checkpoint, save_checkpoint
+from drivejepa.planner.losses import SUB_SCORE_WEIGHT, planner_loss, score_terms
+from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig, ScoreColumn, TokenEncoder
+from drivejepa.planner.targets import batch_targets
+from harness.errors import ConfigError
+from harness.io import atomic_output, atomic_write_text
+from teachers.scene import Scene
+from teachers.scoring.rasters import ScoringMap
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "model.pt"
+STATE_NAME = "train_state.pt"
+LOG_NAME = "log.jsonl"
+SCENE_CACHE = 2048  # [scenes] rebuilt scorer scenes kept across epochs (~100 kB each)
+
+Sample = dict[str, Any]
+SceneLookup = Callable[[str, int], tuple[Scene, ScoringMap]]
+"""(route_key, scene index) -> the scorer's scene and town for online targets."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of ``harness train planner``."""
+
+    out: Path
+    epochs: int = 10
+    max_minutes: float | None = None
+    batch: int = 8
+    lr: float = 1e-4
+    encoder_lr_scale: float = 0.1
+    mtd: bool = True
+    device: str = "cpu"
+    seed: int = 0
+    resume: bool = False
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch < 1:
+            raise ConfigError(f"--epochs and --batch must be >= 1, got {self.epochs}, {self.batch}")
+        if not (self.lr > 0 and self.encoder_lr_scale >= 0):
+            raise ConfigError("--lr must be > 0 and --encoder-lr-scale >= 0")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes}")
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"--device must be cpu or cuda, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+
+
+def collate(samples: Sequence[Sample]) -> dict[str, Any]:
+    """Stack the tensors of ``PlannerSamples`` items; ``key`` stays a list of (route, index)."""
+    out: dict[str, Any] = {"key": [(str(s["key"][0]), int(s["key"][1])) for s in samples]}
+    for k in ("frames", "status", "expert", "teachers", "teacher_mask"):
+        out[k] = torch.stack([torch.as_tensor(s[k]) for s in samples]).float()
+    return out
+
+
+def batches(
+    dataset: Sequence[Sample], size: int, rng: random.Random | None
+) -> Iterator[dict[str, Any]]:
+    """Shuffled (``rng``) or ordered batches of a map-style dataset."""
+    order = list(range(len(dataset)))
+    if rng is not None:
+        rng.shuffle(order)
+    for i in range(0, len(order), size):
+        yield collate([dataset[j] for j in order[i : i + size]])
+
+
+def online_targets(lookup: SceneLookup, batch: dict[str, Any], final: Tensor) -> Tensor:
+    """(B, P, 6) targets of the detached final proposals (B, P, K, 3)."""
+    scenes = [lookup(route, i) for route, i in batch["key"]]
+    proposals = final.detach().double().cpu().numpy()
+    expert = batch["expert"].double().numpy()
+    return torch.from_numpy(batch_targets(scenes, proposals, expert))
+
+
+def timed_targets(
+    lookup: SceneLookup, batch: dict[str, Any], final: Tensor
+) -> tuple[Tensor, float]:
+    """:func:`online_targets` and its duration [s] (run on the trainer's scorer thread)."""
+    t0 = time.perf_counter()
+    targets = online_targets(lookup, batch, final)
+    return targets, time.perf_counter() - t0
+
+
+def min_ade(final: Tensor, expert: Tensor) -> Tensor:
+    """(B,) min over proposals of the mean displacement error [m] over poses."""
+    err = torch.linalg.vector_norm(final[..., :2] - expert[:, None, :, :2], dim=-1)  # (B, P, K)
+    return err.mean(dim=-1).amin(dim=-1)
+
+
+class PlannerTrainer:
+    """One training run (see the module docstring)."""
+
+    def __init__(self, cfg: TrainConfig, encoder: TokenEncoder, camera: CameraSetup,
+                 lookup: SceneLookup, record: dict[str, Any] | None = None) -> None:  # fmt: skip
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        self.rng = random.Random(cfg.seed)
+        self.device = torch.device(cfg.device)
+        self.model = DriveJEPAPlanner(encoder, cfg.planner).to(self.device)
+        self.camera = camera
+        self.lookup = lookup
+        self.record = dict(record or {})
+        enc = [p for p in self.model.encoder.parameters()]
+        enc_ids = {id(p) for p in enc}
+        rest = [p for p in self.model.parameters() if id(p) not in enc_ids]
+        groups = [{"params": rest, "lr": cfg.lr}]
+        if cfg.encoder_lr_scale > 0:
+            groups.append({"params": enc, "lr": cfg.lr * cfg.encoder_lr_scale})
+        else:
+            for p in enc:
+                p.requires_grad_(False)
+        self.opt = torch.optim.Adam(groups)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-targets")
+        self.epoch = 0
+        self.step = 0
+        self.train_s = 0.0
+
+    # --- persistence -------------------------------------------------------------------------
+    def save(self, history: list[dict[str, Any]]) -> Path:
+        out = self.cfg.out
+        train = {**self.record, "epochs": self.epoch, "steps": self.step,
+                 "train_s": round(self.train_s, 1), "seed": self.cfg.seed, "mtd": self.cfg.mtd,
+                 "lr": self.cfg.lr, "encoder_lr_scale": self.cfg.encoder_lr_scale,
+                 "batch": self.cfg.batch, "last": history[-1] if history else None}  # fmt: skip
+        path = save_checkpoint(out / CHECKPOINT_NAME, self.model, self.camera, train)
+        state = {"epoch": self.epoch, "step": self.step, "train_s": self.train_s,
+                 "optimizer": self.opt.state_dict(), "rng": self.rng.getstate(),
+                 "torch_rng": torch.get_rng_state()}  # fmt: skip
+        with atomic_output(out / STATE_NAME) as tmp:
+            torch.save(state, tmp)
+        atomic_write_text(out / LOG_NAME, "".join(json.dumps(h) + "\n" for h in history))
+        return path
+
+    def restore(self) -> list[dict[str, Any]]:
+        """Weights, optimizer and counters of an earlier run in ``out``; returns its log."""
+        out = self.cfg.out
+        ckpt = out / CHECKPOINT_NAME
+        obj = read_checkpoint(ckpt)
+        try:
+            self.model.load_state_dict(obj["state_dict"])
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"--resume: {ckpt} was trained with another architecture ({exc}); start a new "
+                "--out folder"
+            ) from exc
+        if not (out / STATE_NAME).is_file():
+            raise ConfigError(f"--resume: no {out / STATE_NAME}; start without --resume")
+        state = torch.load(out / STATE_NAME, map_location="cpu", weights_only=False)
+        self.opt.load_state_dict(state["optimizer"])
+        self.epoch, self.step, self.train_s = state["epoch"], state["step"], state["train_s"]
+        self.rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        lines = (out / LOG_NAME).read_text().splitlines() if (out / LOG_NAME).is_file() else []
+        return [json.loads(s) for s in lines if s.strip()]
+
+    # --- loop --------------------------------------------------------------------------------
+    def train_epoch(self, data: Sequence[Sample], deadline: float | None) -> dict[str, float]:
+        """One pass over ``data``; stops early at ``deadline`` (time.monotonic)."""
+        self.model.train()
+        sums: dict[str, float] = {}
+        n = 0
+        target_s = wait_s = step_s = 0.0
+        for batch in batches(data, self.cfg.batch, self.rng):
+            t0 = time.perf_counter()
+            frames = batch["frames"].to(self.device)
+            out = self.model(frames, batch["status"].to(self.device))
+            # the scorer runs beside the imitation + MTD backward (torch releases the GIL)
+            future = self.pool.submit(timed_targets, self.lookup, batch, out.final.detach().cpu())
+            traj = planner_loss(
+                out.proposals, out.score_logits, batch["expert"].to(self.device),
+                batch["teachers"].to(self.device), batch["teacher_mask"].to(self.device),
+                None, mtd=self.cfg.mtd,
+            )  # fmt: skip
+            self.opt.zero_grad(set_to_none=True)
+            traj.total.backward(retain_graph=True)
+            t1 = time.perf_counter()
+            targets, scorer_s = future.result()
+            t2 = time.perf_counter()
+            score, sub = score_terms(out.score_logits, targets.to(self.device))
+            (score + SUB_SCORE_WEIGHT * sub).backward()
+            self.opt.step()
+            t3 = time.perf_counter()
+            terms = replace(traj, score=score, sub_scores=sub,
+                            total=traj.total + score + SUB_SCORE_WEIGHT * sub)  # fmt: skip
+            target_s += scorer_s
+            wait_s += t2 - t1
+            step_s += t3 - t0
+            for k, v in terms.as_floats().items():
+                sums[k] = sums.get(k, 0.0) + v
+            n += 1
+            self.step += 1
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        self.train_s += step_s
+        out_terms = {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
+        out_terms["target_share"] = target_s / step_s if step_s > 0 else 0.0
+        out_terms["target_wait_share"] = wait_s / step_s if step_s > 0 else 0.0
+        out_terms["steps"] = float(n)
+        out_terms["step_s"] = step_s / max(n, 1)
+        return out_terms
+
+    @torch.no_grad()
+    def validate(self, data: Sequence[Sample]) -> dict[str, float]:
+        """Val min-ADE [m] and score-target agreement (see the module docstring)."""
+        self.model.eval()
+        ade, mae, chosen = [], [], []
+        for batch in batches(data, self.cfg.batch, None):
+            out = self.model(batch["frames"].to(self.device), batch["status"].to(self.device))
+            final = out.final.cpu()
+            ade.append(min_ade(final, batch["expert"]))
+            targets = online_targets(self.lookup, batch, final)[..., ScoreColumn.FINAL]
+            pred = torch.sigmoid(out.score_logits.cpu()[..., ScoreColumn.FINAL])
+            mae.append((pred - targets).abs().mean(dim=1))
+            chosen.append(targets.gather(1, pred.argmax(dim=1, keepdim=True))[:, 0])
+        if not ade:
+            return {}
+        return {
+            "val_min_ade_m": float(torch.cat(ade).mean()),
+            "val_score_mae": float(torch.cat(mae).mean()),
+            "val_chosen_target": float(torch.cat(chosen).mean()),
+        }
+
+    def fit(self, train: Sequence[Sample], val: Sequence[Sample]) -> list[dict[str, Any]]:
+        """Train up to ``cfg.epochs`` (or ``max_minutes``), checkpointing every epoch."""
+        if len(train) == 0:
+            raise ConfigError("the training split holds no samples; collect more routes")
+        history = self.restore() if self.cfg.resume else []
+        start = time.monotonic()
+        deadline = None if self.cfg.max_minutes is None else start + 60.0 * self.cfg.max_minutes
+        while self.epoch < self.cfg.epochs:
+            t0 = time.perf_counter()
+            row: dict[str, Any] = {"epoch": self.epoch + 1, **self.train_epoch(train, deadline)}
+            row.update(self.validate(val))
+            row["epoch_s"] = round(time.perf_counter() - t0, 2)
+            self.epoch += 1
+            history.append(row)
+            log.info("epoch %d: %s", self.epoch, row)
+            self.save(history)
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        if not history or history[-1].get("epoch") != self.epoch:
+            self.save(history)
+        return history
+
+
+def summary(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last epoch's figures (for the CLI's closing line)."""
+    return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
+            for k, v in (history[-1] if history else {}).items()}  # fmt: skip
+
+
+def config_record(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
+    """The training options as JSON for the checkpoint's ``train`` record."""
+    d = asdict(cfg)
+    d["out"] = str(cfg.out)
+    return {**d, **extra}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def read_manifest_camera(data: Path) -> CameraSetup:
+    """The camera of a dataset folder (``manifest.json``)."""
+    path = data / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(
+            f"{path}: not a readable dataset manifest ({exc}); collect data with `harness collect`"
+        ) from exc
+    if manifest.get("format") != "drivejepa-data":
+        raise ConfigError(
+            f"{path} is not a drivejepa-data manifest; collect with `harness collect`"
+        )
+    return CameraSetup.from_json(dict(manifest["camera"]))
+
+
+def build_encoder(encoder: Path | None, camera: CameraSetup) -> TokenEncoder:
+    """The pretrained encoder (``harness train pretrain``'s ``encoder.pt``) or, with None, a
+    randomly initialised one for the camera (``--scratch``)."""
+    if encoder is None:
+        from drivejepa.model import EncoderConfig, VideoEncoder
+
+        return VideoEncoder(EncoderConfig(image_h=camera.height, image_w=camera.width))
+    from drivejepa.model.encoder_io import load_encoder
+
+    enc = load_encoder(encoder)
+    size = (int(enc.cfg.image_h), int(enc.cfg.image_w))
+    if size != (camera.height, camera.width):
+        raise ConfigError(
+            f"encoder {encoder} was pretrained on {size[1]}x{size[0]} images, the dataset's camera "
+            f"is {camera.width}x{camera.height}; pretrain on this dataset"
+        )
+    return enc
+
+
+def train_from_data(
+    data: Path, encoder: Path | None, cfg: TrainConfig, command: str = ""
+) -> list[dict[str, Any]]:
+    """``harness train planner``: train on ``DATA``'s train split, validate on its val split."""
+    from drivejepa.data.scenes import SceneSource
+    from drivejepa.data.store import PlannerSamples
+    from harness.maps.towns import load_town
+
+    camera = read_manifest_camera(data)
+    seed_everything(cfg.seed)
+    source = SceneSource(data)
+
+    @functools.lru_cache(maxsize=SCENE_CACHE)
+    def lookup(route: str, index: int) -> tuple[Scene, ScoringMap]:
+        scene = source.scene(route, index)
+        return scene, load_town(scene.town_name)
+
+    record = config_record(cfg, data=str(data), encoder=None if encoder is None else str(encoder),
+                           command=command)  # fmt: skip
+    trainer = PlannerTrainer(cfg, build_encoder(encoder, camera), camera, lookup, record)
+    return trainer.fit(PlannerSamples(data, "train"), PlannerSamples(data, "val"))

@@ -1,0 +1,448 @@
+"""The Drive-JEPA planner (drivejepa.planner, checkpoint, runtime, train, the agent): shapes, the
+MTD loss and the layer recursion against hand-computed values, online targets against the scorer,
+momentum selection's switch point, a falling training loss, checkpoint refusals, and the agent
+driving a built-in route end to end from a tiny random checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from drivejepa import checkpoint as ckpt_mod
+from drivejepa.camera import CameraSetup
+from drivejepa.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from drivejepa.planner.losses import combine_layers, layer_loss, planner_loss
+from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig, ScoreColumn
+from drivejepa.planner.selection import (
+    MomentumSelector,
+    choose,
+    ec_violations,
+    inconsistency,
+    plan_states,
+)
+from drivejepa.planner.targets import batch_targets, world_score_poses
+from drivejepa.runtime import PlannerRuntime, read_agent_config
+from drivejepa.train.planner import PlannerTrainer, TrainConfig, min_ade
+from harness.errors import ConfigError
+from teachers.per_scene import normalise_scores
+from teachers.scoring import Metric, score_candidates
+from tests.test_scoring_scenes import make_scene, straight_town
+
+REPO = Path(__file__).resolve().parents[1]
+ROUTES = REPO / "scenarios" / "routes" / "harness01_routes.xml"
+CAMERA = CameraSetup(width=64, height=32)
+TINY = PlannerConfig(proposals=4, poses=8, refinements=2, dim=32, heads=2)
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    image_h: int = 32
+    image_w: int = 64
+    patch: int = 16
+    dim: int = 16
+
+
+class TinyEncoder(nn.Module):
+    """The VideoEncoder interface in miniature: one tubelet-2 patch embedding."""
+
+    def __init__(self, cfg: TinyConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or TinyConfig()
+        self.patchify = nn.Conv2d(6, self.cfg.dim, self.cfg.patch, stride=self.cfg.patch)
+
+    def forward(self, clip: Tensor, keep: Tensor | None = None) -> Tensor:
+        b, t, c, h, w = clip.shape
+        return self.patchify(clip.reshape(b, t * c, h, w)).flatten(2).transpose(1, 2)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Any:
+    """torch on one thread: on a loaded machine two spinning threads make tiny steps crawl."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_arch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints may name the TinyEncoder architecture (this process only)."""
+    monkeypatch.setitem(ckpt_mod.ENCODER_BUILDERS, "TinyEncoder",
+                        lambda cfg: TinyEncoder(TinyConfig(**cfg)))  # fmt: skip
+
+
+def tiny_planner(seed: int = 0) -> DriveJEPAPlanner:
+    torch.manual_seed(seed)
+    return DriveJEPAPlanner(TinyEncoder(), TINY)
+
+
+# --- model ---------------------------------------------------------------------------------------
+def test_output_shapes() -> None:
+    out = tiny_planner()(torch.rand(3, 2, 3, 32, 64), torch.zeros(3, 11))
+    assert out.proposals.shape == (2, 3, 4, 8, 3)
+    assert out.score_logits.shape == (3, 4, 6)
+    assert out.final.shape == (3, 4, 8, 3)
+    assert torch.isfinite(out.proposals).all()
+
+
+def test_proposals_are_refined_residually() -> None:
+    """Each layer differs from the previous one (the refiner adds an update)."""
+    out = tiny_planner()(torch.rand(1, 2, 3, 32, 64), torch.zeros(1, 11))
+    assert not torch.allclose(out.proposals[0], out.proposals[1])
+
+
+# --- losses --------------------------------------------------------------------------------------
+def _two_by_two() -> tuple[Tensor, Tensor, Tensor]:
+    """1 sample, 2 proposals, 2 teachers, 2 poses; distances worked out below."""
+    proposals = torch.tensor([[[[1.0, 0, 0], [2, 0, 0]], [[0, 1, 0], [0, 0, 0.3]]]])
+    expert = torch.zeros(1, 2, 3)
+    teachers = torch.tensor([[[[1.0, 0, 0], [2, 0, 0]], [[0, 1, 0], [0, 0, 0]]]])
+    return proposals, expert, teachers
+
+
+def test_mtd_loss_by_hand() -> None:
+    proposals, expert, teachers = _two_by_two()
+    # expert: p0 (1 + 2) / 6 = 0.5, p1 (1 + 0.3) / 6 -> min 1.3 / 6
+    # teacher 0: p0 0, p1 (1 + 1 + 2 + 0.3) / 6 -> 0; teacher 1: p0 4 / 6, p1 0.3 / 6 -> 0.05
+    im, mtd = layer_loss(proposals, expert, teachers, torch.ones(1, 2))
+    assert im.item() == pytest.approx(1.3 / 6)
+    assert mtd.item() == pytest.approx(0.025)
+    _, mtd_one = layer_loss(proposals, expert, teachers, torch.tensor([[0.0, 1.0]]))
+    assert mtd_one.item() == pytest.approx(0.05)
+    terms = planner_loss(proposals[None], torch.zeros(1, 2, 6), expert, teachers,
+                         torch.ones(1, 2), torch.tensor([[[0.0] * 6, [1.0] * 6]]))  # fmt: skip
+    assert terms.total.item() == pytest.approx(1.3 / 6 + 0.5 * 0.025 + 2 * math.log(2))
+    assert terms.score.item() == pytest.approx(math.log(2))  # BCE of logit 0, any target
+    no_mtd = planner_loss(proposals[None], torch.zeros(1, 2, 6), expert, teachers,
+                          torch.ones(1, 2), None, mtd=False)  # fmt: skip
+    assert no_mtd.total.item() == pytest.approx(1.3 / 6)
+
+
+def test_layer_combination_by_hand() -> None:
+    """T = 0.1 T + L_l: layers with imitation 1.0, 0.5, 0.2 -> 0.1 (0.1 x 1.0 + 0.5) + 0.2."""
+    expert = torch.zeros(1, 2, 3)
+    layers = torch.stack([torch.full((1, 1, 2, 3), v) for v in (1.0, 0.5, 0.2)])
+    assert combine_layers([torch.tensor(v) for v in (1.0, 0.5, 0.2)]).item() == pytest.approx(0.26)
+    terms = planner_loss(layers, torch.zeros(1, 1, 6), expert, None, None, None)
+    assert terms.imitation.item() == pytest.approx(0.26)
+
+
+# --- online targets ------------------------------------------------------------------------------
+def _straight(speed: float, lateral: float = 0.0) -> np.ndarray:
+    t = 0.5 * np.arange(1, 9)
+    return np.column_stack([speed * t, np.full(8, lateral), np.zeros(8)])
+
+
+def test_world_score_poses_by_hand() -> None:
+    """Ego at (10, 20) heading +y (pi/2): local (x fwd, y right) = world (-y, x) offsets;
+    0.1 s poses interpolate linearly from the ego."""
+    local = np.array([[5.0, 1.0, 0.0]] + [[5.0 * k, 1.0, 0.0] for k in range(2, 9)])
+    world = world_score_poses(local, np.array([10.0, 20.0, np.pi / 2]))
+    assert world.shape == (40, 3)
+    np.testing.assert_allclose(world[4], [9.0, 25.0, np.pi / 2], atol=1e-12)
+    np.testing.assert_allclose(world[1], [10.0 - 0.4, 20.0 + 2.0, np.pi / 2], atol=1e-12)
+
+
+def test_online_targets_equal_the_scorer() -> None:
+    scene, town = make_scene(speed_mps=10.0), straight_town()
+    local = np.stack([_straight(10.0), _straight(10.0, -3.5), _straight(2.0), _straight(10.0, 6.0)])
+    expert = _straight(10.0)
+    targets = batch_targets([(scene, town)], local[None], expert[None])[0]
+    # by hand: ego at (0, 1.75) heading +x, so world = (x, 1.75 + y); 0.1 s poses linear
+    t = 0.1 * np.arange(1, 41)
+    speeds, lat = np.array([10.0, 10.0, 2.0, 10.0, 10.0]), np.array([0, -3.5, 0, 6, 0])
+    frac = np.minimum(t / 0.5, 1.0)
+    world = np.stack([np.column_stack([v * t, 1.75 + y * frac, np.zeros(40)])
+                      for v, y in zip(speeds, lat, strict=True)])  # fmt: skip
+    raw, _ = score_candidates(scene, town, world, profile="navsim")
+    ref = normalise_scores(raw, 4, "navsim")
+    for col, metric in [(ScoreColumn.NC, Metric.NC), (ScoreColumn.DAC, Metric.DAC),
+                        (ScoreColumn.EP, Metric.EP), (ScoreColumn.TTC, Metric.TTC),
+                        (ScoreColumn.C, Metric.C), (ScoreColumn.FINAL, Metric.EPDMS)]:  # fmt: skip
+        np.testing.assert_allclose(targets[:, col], ref.values[metric, :4], atol=1e-6)
+    assert targets[0, ScoreColumn.FINAL] > targets[3, ScoreColumn.FINAL]  # off-road loses
+    assert targets[3, ScoreColumn.DAC] == 0.0
+    assert targets[2, ScoreColumn.EP] < targets[0, ScoreColumn.EP]  # slow makes less progress
+
+
+# --- momentum-aware selection --------------------------------------------------------------------
+def test_choice_switches_exactly_at_the_score_gap() -> None:
+    score, incons = np.array([0.75, 0.5]), np.array([1.0, 0.0])
+    assert choose(score, incons, 0.0) == 0
+    assert choose(score, incons, 0.25) == 0  # lambda x gap == score gap: a tie keeps the first
+    assert choose(score, incons, 0.25 + 1e-9) == 1
+    assert choose(score, incons, 0.2) == 0
+
+
+def _braking(v0: float, accel: float) -> np.ndarray:
+    t = 0.5 * np.arange(1, 9)
+    return np.column_stack([v0 * t + 0.5 * accel * t * t, np.zeros(8), np.zeros(8)])
+
+
+def _turning(speed: float, yaw_rate: float) -> np.ndarray:
+    t = 0.5 * np.arange(1, 9)
+    r = speed / yaw_rate
+    yaw = yaw_rate * t
+    return np.column_stack([r * np.sin(yaw), r * (1 - np.cos(yaw)), yaw])
+
+
+def test_inconsistency_of_real_plans() -> None:
+    """Against a previous plan at constant 10 m/s, 0.1 s later: the same motion and a constant
+    2 m/s (EC compares accelerations, not speeds) are consistent; braking at 2 m/s2 breaks the
+    acceleration term (RMS difference ~2 > 0.7 m/s2) and no yaw term; a 0.3 rad/s turn breaks
+    the yaw-rate term (0.3 > 0.1 rad/s)."""
+    prev = MomentumSelector(1.0)
+    prev.executed(_straight(10.0), np.array([0.0, 0.0, 0.0]), 0.0)
+    ego = np.array([1.0, 0.0, 0.0])  # 0.1 s later, 1 m further along the same plan
+    cur = np.stack([_straight(10.0), _straight(2.0), _braking(10.0, -2.0), _turning(10.0, 0.3)])
+    previous = prev.previous_states(ego)
+    assert previous is not None
+    bad = ec_violations(plan_states(cur), previous, 1)  # columns: accel, jerk, yaw rate, yaw acc
+    assert not bad[0].any() and not bad[1].any()
+    assert bad[2, 0] and not bad[2, 2] and not bad[2, 3]
+    assert bad[3, 2] and not bad[3, 0]
+    incons = inconsistency(plan_states(cur), previous, 1)
+    np.testing.assert_array_equal(incons, bad.mean(axis=1))
+    # selection between the consistent plan (score 0.6) and the braking one (0.7): the braking
+    # plan loses exactly when lambda x its inconsistency exceeds the 0.1 score gap
+    pair, scores = cur[[0, 2]], np.array([0.6, 0.7])
+    switch = 0.1 / incons[2]
+    for lam, want in [(0.0, 1), (0.99 * switch, 1), (1.01 * switch, 0)]:
+        sel = MomentumSelector(lam)
+        sel.previous = prev.previous
+        assert sel.select(pair, scores, ego, 0.1).index == want, lam
+
+
+def test_previous_plan_is_moved_into_the_current_frame() -> None:
+    """The same world motion seen from a rotated, shifted ego frame stays consistent."""
+    sel = MomentumSelector(1.0)
+    yaw = 0.7
+    sel.executed(_straight(8.0), np.array([5.0, -3.0, yaw]), 2.0)
+    ego = np.array([5.0 + 0.8 * np.cos(yaw), -3.0 + 0.8 * np.sin(yaw), yaw])
+    states = sel.previous_states(ego)
+    assert states is not None
+    np.testing.assert_allclose(states[1, :2], [0.0, 0.0], atol=1e-9)  # at t+0.1 s: here
+    assert inconsistency(plan_states(_straight(8.0)[None]), states, 1)[0] == 0.0
+
+
+# --- training ------------------------------------------------------------------------------------
+def _samples(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        speed = 4.0 + 8.0 * (i % 4) / 3
+        status = torch.zeros(11)
+        status[3], status[8] = speed, 1.0
+        expert = torch.from_numpy(_straight(speed)).float()
+        teachers = torch.stack([expert + torch.tensor([0.5 * k, 0.0, 0.0]) for k in range(4)])
+        out.append({
+            "frames": torch.rand(2, 3, 32, 64, generator=g), "status": status, "expert": expert,
+            "teachers": teachers, "teacher_mask": torch.tensor([1.0, 1.0, 0.0, 0.0]),
+            "key": ("route", i),
+        })  # fmt: skip
+    return out
+
+
+def _lookup(route: str, index: int) -> tuple[Any, Any]:
+    return make_scene(speed_mps=4.0 + 8.0 * (index % 4) / 3), straight_town()
+
+
+def test_training_loss_falls_and_resumes(tmp_path: Path, tiny_arch: None) -> None:
+    cfg = TrainConfig(out=tmp_path, epochs=8, batch=4, lr=1e-2, planner=TINY)
+    torch.manual_seed(0)
+    trainer = PlannerTrainer(cfg, TinyEncoder(), CAMERA, _lookup)
+    history = trainer.fit(_samples(8), _samples(4, seed=1))
+    assert len(history) == 8
+    assert history[-1]["train_imitation"] < 0.7 * history[0]["train_imitation"]
+    assert history[-1]["train_total"] < history[0]["train_total"]
+    assert 0.0 < history[-1]["target_share"] < 1.0
+    assert {"val_min_ade_m", "val_score_mae", "val_chosen_target"} <= set(history[-1])
+    ck = load_checkpoint(tmp_path / "model.pt", CAMERA)
+    assert ck.train["epochs"] == 8 and ck.camera == CAMERA
+    log = [json.loads(s) for s in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == list(range(1, 9))
+    again = PlannerTrainer(replace(cfg, epochs=9, resume=True), TinyEncoder(), CAMERA, _lookup)
+    more = again.fit(_samples(8), _samples(4, seed=1))
+    assert [r["epoch"] for r in more] == list(range(1, 10)) and again.step == 18
+
+
+def test_min_ade_by_hand() -> None:
+    final = torch.zeros(1, 2, 2, 3)
+    final[0, 1, :, 1] = 3.0  # proposal 1 is 3 m to the side, proposal 0 on the expert
+    expert = torch.zeros(1, 2, 3)
+    expert[0, :, 0] = 4.0  # 4 m ahead: proposal 0 is 4 m off, proposal 1 is 5 m off
+    assert min_ade(final, expert).item() == pytest.approx(4.0)
+
+
+# --- checkpoint ----------------------------------------------------------------------------------
+def _saved(tmp_path: Path, **changes: Any) -> Path:
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_planner(), CAMERA, {"note": "test"})
+    if changes:
+        obj = torch.load(path, weights_only=True)
+        obj.update(changes)
+        torch.save(obj, path)
+    return path
+
+
+def test_checkpoint_round_trip(tmp_path: Path, tiny_arch: None) -> None:
+    planner = tiny_planner(3)
+    path = save_checkpoint(tmp_path / "m.pt", planner, CAMERA, {"epochs": 1})
+    ck = load_checkpoint(path, CAMERA)
+    x, s = torch.rand(1, 2, 3, 32, 64), torch.rand(1, 11)
+    with torch.no_grad():
+        a, b = planner.eval()(x, s), ck.planner(x, s)
+    assert torch.equal(a.proposals, b.proposals) and torch.equal(a.score_logits, b.score_logits)
+
+
+def test_checkpoint_refusals(tmp_path: Path, tiny_arch: None) -> None:
+    missing = tmp_path / "nothing.pt"
+    with pytest.raises(CheckpointError, match=f"no checkpoint at {missing}.*harness train"):
+        load_checkpoint(missing)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match=f"{corrupt}.*corrupt or truncated"):
+        load_checkpoint(corrupt)
+    path = _saved(tmp_path)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match=f"{truncated}.*corrupt or truncated"):
+        load_checkpoint(truncated)
+    with pytest.raises(
+        CheckpointError,
+        match=f"{path} was trained for another camera: width 64 "
+        r"\(expected 256\), height 32 \(expected 128\)",
+    ):
+        load_checkpoint(path, CameraSetup())
+    path = _saved(tmp_path, version=2)
+    with pytest.raises(
+        CheckpointError, match=f"{path} has format version 2, this code reads version 1"
+    ):
+        load_checkpoint(path)
+    path = _saved(tmp_path, planner_cfg={**TINY.to_json(), "dim": 48, "heads": 2})
+    with pytest.raises(CheckpointError, match=f"{path} does not fit the architecture.*shape"):
+        load_checkpoint(path)
+    path = _saved(tmp_path, encoder_arch="ViT-H")
+    with pytest.raises(CheckpointError, match=f"{path} has encoder architecture 'ViT-H'"):
+        load_checkpoint(path)
+    path = _saved(tmp_path, format="something-else")
+    with pytest.raises(CheckpointError, match=f"{path} is not a Drive-JEPA planner checkpoint"):
+        load_checkpoint(path)
+
+
+# --- the agent -----------------------------------------------------------------------------------
+def _eval(args: list[str], monkeypatch: pytest.MonkeyPatch,
+          capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:  # fmt: skip
+    from harness.cli.main import run
+
+    code = run(["eval", *args])
+    return code, " ".join(capsys.readouterr().err.split())
+
+
+def test_agent_drives_a_builtin_route(
+    tmp_path: Path, tiny_arch: None, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    camera = CameraSetup()  # the agent's default camera: a tiny encoder at 256 x 128
+    torch.manual_seed(0)
+    planner = DriveJEPAPlanner(TinyEncoder(TinyConfig(image_h=128, image_w=256)), TINY)
+    save_checkpoint(tmp_path / "tiny.pt", planner, camera, {"note": "random init"})
+    (tmp_path / "agent.yaml").write_text("checkpoint: tiny.pt\nlambda: 0.5\n")
+    out = tmp_path / "out"
+    code, err = _eval(["--agent", str(REPO / "agents" / "drivejepa_agent.py"),
+                       "--agent-config", str(tmp_path / "agent.yaml"), "--routes", str(ROUTES),
+                       "--routes-subset", "0", "--out", str(out), "--blocked-time", "2",
+                       "--traffic", "0", "--pedestrians", "0"], monkeypatch, capsys)  # fmt: skip
+    assert code == 0, err
+    (rec,) = json.loads((out / "results.json").read_text())["_checkpoint"]["records"]
+    assert rec["route_id"] == "RouteScenario_0_rep0" and rec["town_name"] == "Harness01"
+    assert rec["status"] != "Failed - Agent couldn't be set up"
+    import pyarrow.parquet as pq
+
+    steps = pq.read_table(next((out / "closed_loop").glob("*.parquet"))).to_pydict()
+    assert len(steps["frame"]) >= 1
+    assert set(steps["source"]) >= {"agent"}  # scored on the planner's own plans
+
+
+def test_agent_without_checkpoint_says_how_to_make_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The runner's rule for a failing setup: the route's status, the reason in the log."""
+    (tmp_path / "agent.yaml").write_text("checkpoint: missing.pt\n")
+    out = tmp_path / "out"
+    code, err = _eval(["--agent", str(REPO / "agents" / "drivejepa_agent.py"),
+                       "--agent-config", str(tmp_path / "agent.yaml"), "--routes", str(ROUTES),
+                       "--routes-subset", "0", "--out", str(out)], monkeypatch, capsys)  # fmt: skip
+    (rec,) = json.loads((out / "results.json").read_text())["_checkpoint"]["records"]
+    assert rec["status"] == "Failed - Agent couldn't be set up", (code, err)
+    assert f"no checkpoint at {tmp_path / 'missing.pt'}; train one with" in caplog.text
+
+
+# --- runtime and configuration -------------------------------------------------------------------
+def test_runtime_pairs_the_frame_half_a_second_old(tiny_arch: None, tmp_path: Path) -> None:
+    """At 20 Hz the clip is (frame of t - 0.5 s, frame of t); before 0.5 s the first frame."""
+    path = save_checkpoint(tmp_path / "m.pt", tiny_planner(), CAMERA, {})
+    runtime = PlannerRuntime(path, 0.0, CAMERA)
+    runtime.set_route(np.array([[0.0, 0.0], [100.0, 0.0]]), np.zeros(2), [4, 4])  # clears frames
+    for k in range(16):  # frame k filled with value k, BGRA
+        runtime.add_frame(np.full((32, 64, 4), k, dtype=np.uint8), 0.05 * k)
+        clip = runtime.clip()
+        old = max(0, k - 10)
+        assert clip.shape == (1, 2, 3, 32, 64)
+        assert clip[0, 0, 0, 0, 0].item() == pytest.approx(old / 255.0), k
+        assert clip[0, 1, 0, 0, 0].item() == pytest.approx(k / 255.0)
+    assert runtime.due(0.75)
+    step = runtime.plan(0.75, (10.0, 2.0, 0.0), 5.0, (0.0, 0.0))
+    assert not runtime.due(0.80) and runtime.due(0.85)
+    assert step.proposals.shape == (4, 8, 3) and step.plan_world.shape == (40, 3)
+    # the world plan is the chosen ego-frame plan moved to the ego pose (yaw 0: a shift)
+    np.testing.assert_allclose(step.plan_world[4::5, :2], step.plan[:, :2] + [10.0, 2.0], atol=1e-9)
+
+
+def test_agent_config_errors(tmp_path: Path) -> None:
+    default = tmp_path / "default.pt"
+    assert read_agent_config("", default).checkpoint == default
+    cfg = tmp_path / "a.json"
+    cfg.write_text(json.dumps({"checkpoint": "sub/m.pt", "lambda": 0.3, "threads": 2}))
+    got = read_agent_config(str(cfg), default)
+    assert got.checkpoint == tmp_path / "sub" / "m.pt" and got.lambda_ == 0.3 and got.threads == 2
+    for text, needle in [("lambda: -1\n", "lambda must be finite and >= 0"),
+                         ("speed: 3\n", "keys among checkpoint, lambda, camera, threads"),
+                         ("camera: {width: x}\n", "bad lambda, camera or threads"),
+                         (": : :\n", "cannot read")]:  # fmt: skip
+        cfg.write_text(text)
+        with pytest.raises(ConfigError, match=needle):
+            read_agent_config(str(cfg), default)
+
+
+def test_train_planner_cli_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli.main import run
+
+    (tmp_path / "data").mkdir()
+    for args, needle in [
+        (["--scratch", "--encoder", str(tmp_path / "e.pt")], "exactly one of --encoder"),
+        ([], "exactly one of --encoder"),
+        (["--encoder", str(tmp_path / "e.pt")], "does not exist; run `harness train pretrain`"),
+        (["--scratch"], "has no manifest.json"),
+    ]:
+        code = run(
+            ["train", "planner", str(tmp_path / "data"), *args, "--out", str(tmp_path / "o")]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+
+
+def test_time_limit_stops_after_a_step_and_checkpoints(tmp_path: Path, tiny_arch: None) -> None:
+    cfg = TrainConfig(out=tmp_path, epochs=5, batch=2, max_minutes=1e-6, planner=TINY)
+    history = PlannerTrainer(cfg, TinyEncoder(), CAMERA, _lookup).fit(_samples(6), _samples(2))
+    assert len(history) == 1 and history[0]["steps"] == 1.0
+    assert load_checkpoint(tmp_path / "model.pt").train["steps"] == 1
