@@ -35,7 +35,7 @@ from harness.sim.sensors.camera import CameraRenderer
 from harness.sim.sensors.raster import town_raster
 from harness.sim.sensors.spec import SensorSpec, parse_sensor
 from harness.world.recording import Recording
-from harness.world.state import EGO_INDEX
+from harness.world.state import EGO_INDEX, WorldState
 from harness.world.timing import SIM_DT_S
 from teachers.episode_scenes import Episode, extract_scene, scene_rows
 from teachers.per_scene import TeacherConfig, teachers_for_scene
@@ -49,9 +49,6 @@ TEACHER_SLOTS = POOL_CAP  # teacher columns per scene (256), -1 padded
 IMU_SENSOR: dict[str, Any] = {"type": "sensor.other.imu", "id": "imu", "x": 0.0, "y": 0.0,
                               "z": 0.0, "roll": 0.0, "pitch": 0.0, "yaw": 0.0,
                               "sensor_tick": SIM_DT_S}  # fmt: skip
-SPEEDOMETER_SENSOR: dict[str, Any] = {"type": "sensor.speedometer", "id": "speed",
-                                      "reading_frequency": 1.0 / SIM_DT_S}  # fmt: skip
-
 Float = NDArray[np.float64]
 
 
@@ -83,31 +80,30 @@ def route_target(ep: Episode, town: Town) -> RouteTarget:
     return RouteTarget(planned.xy[idx], planned.yaw_rad[idx], planned.option[idx].tolist())
 
 
-def scene_status(
-    ep: Episode, town: Town, rows: NDArray[np.int64], imu: SensorSpec | None = None
-) -> NDArray[np.float32]:
-    """(S, 11) status at the scene rows (ascending): the target tracked tick by tick from the
-    reset state, the speedometer's speed and the IMU's (x, y) acceleration."""
+def state_status(state: WorldState, tracker: RouteTarget, imu: SensorSpec) -> NDArray[np.float32]:
+    """(11,) status of one state: the tracker's current target (call ``tracker.update`` first)
+    in the ego frame, the speedometer's speed and the IMU's (x, y) acceleration."""
+    a = state.actors
+    pose = (float(a.x[EGO_INDEX]), float(a.y[EGO_INDEX]), float(a.yaw[EGO_INDEX]))
+    target, command = tracker.target(pose)
+    reading = imu_reading(state, imu)
+    speed = speedometer_reading(state)["speed"]
+    return ego_status(target, command, speed, (float(reading[0]), float(reading[1])))
+
+
+def scene_status(ep: Episode, town: Town, rows: NDArray[np.int64]) -> NDArray[np.float32]:
+    """(S, 11) status at the scene rows (ascending), the target tracked tick by tick from the
+    reset state as the agent tracks it (:func:`state_status`)."""
     rec, a = ep.recording, ep.recording.actors
-    spec = imu or parse_sensor(IMU_SENSOR)
+    imu = parse_sensor(IMU_SENSOR)
     tracker = route_target(ep, town)
     out = np.zeros((len(rows), STATUS_DIM), dtype=np.float32)
     j = 0
     for r in range(int(rows[-1]) + 1 if len(rows) else 0):
         tracker.update((a.x[r, EGO_INDEX], a.y[r, EGO_INDEX]))
-        if r != rows[j]:
-            continue
-        pose = (float(a.x[r, EGO_INDEX]), float(a.y[r, EGO_INDEX]), float(a.yaw[r, EGO_INDEX]))
-        target, command = tracker.target(pose)
-        state = rec.state_at(r)
-        reading = imu_reading(state, spec)
-        out[j] = ego_status(
-            target,
-            command,
-            speedometer_reading(state)["speed"],
-            (float(reading[0]), float(reading[1])),
-        )
-        j += 1
+        if r == rows[j]:
+            out[j] = state_status(rec.state_at(r), tracker, imu)
+            j += 1
     return out
 
 

@@ -54,6 +54,7 @@ DEFAULT_ROUTES_PER_TOWN = 6  # generated routes per town of the default recipe
 DEFAULT_ROUTE_M = 400.0  # [m] their length
 PROFILE = "navsim"  # the teachers' scoring rules
 MAX_ROUTE_ATTEMPTS = 2  # a route whose worker was lost runs once more
+COMPLETED = ("completed", "arrived")  # drive ends of a finished route (teachers.drive)
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,7 @@ def collect(
                             for s in ("train", "val")},
         "routes_by_split": {s: sum(1 for e in entries if e["split"] == s)
                             for s in ("train", "val")},
-        "routes_completed": sum(1 for e in entries if e.get("completion", 0.0) >= 0.99),
+        "routes_completed": sum(1 for e in entries if e.get("ended") in COMPLETED),
         "mean_completion": round(float(np.mean([e.get("completion", 0.0) for e in entries])), 4),
         "collisions": sum(int(e.get("collisions", 0)) for e in entries),
         "scenes_without_teacher": sum(int(e.get("scenes_without_teacher", 0)) for e in entries),
