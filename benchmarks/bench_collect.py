@@ -3,7 +3,8 @@
 One JSON line per configuration:
 - ``collect``: a `python -m harness collect` run (a user's view: start-up, town loads, kernel
   loads included) of ``--routes-per-town`` generated routes of ``--route-m`` on each town, with
-  ``--workers``, into a fresh folder: routes, scenes, frames, wall seconds, scenes/s, the drive /
+  ``--workers``, into a fresh folder: routes, scenes, frames, wall seconds, scenes/s, CPU seconds (per scene: the figure a
+  loaded machine does not change much), the drive /
   build seconds summed over routes, MB on disk and MB per 1000 scenes (all, and the arrays alone
   without the kept recordings), routes completed and collisions;
 - ``reference`` (measured in the same run, after it, in this process): the teachers' own per-scene
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,12 @@ MAPS = REPO.parent / "shared" / "data" / "maps"
 REFERENCE_SCENES = 12  # scenes scored for the reference line
 
 
+def _children_cpu_s() -> float:
+    """CPU seconds of finished child processes (the collect run and its workers)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _collect(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     env = dict(os.environ)
     env.setdefault("HARNESS_MAPS", str(MAPS))
@@ -41,9 +49,11 @@ def _collect(args: argparse.Namespace, out: Path) -> dict[str, Any]:
            "--workers", str(args.workers), "--width", str(args.width), "--height", str(args.height),
            *[a for t in args.town for a in ("--town", t)]]  # fmt: skip
     load0 = os.getloadavg()[0]
+    cpu0 = _children_cpu_s()
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
+    cpu = _children_cpu_s() - cpu0
     if res.returncode != 0:
         raise SystemExit(f"harness collect failed: {res.stderr.strip()[-500:]}")
     m = json.loads((out / "manifest.json").read_text())
@@ -54,6 +64,7 @@ def _collect(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "config": "collect", "towns": args.town, "routes": s["routes"], "scenes": s["scenes"],
         "frames": s["frames"], "workers": args.workers, "image": [args.width, args.height],
         "wall_s": round(wall, 1), "scenes_per_s": round(s["scenes"] / wall, 2),
+        "cpu_s": round(cpu, 1), "cpu_s_per_scene": round(cpu / scenes, 3),
         "drive_s": round(sum(r["drive_s"] for r in m["routes"]), 1),
         "build_s": round(sum(r["build_s"] for r in m["routes"]), 1),
         "mb": round(s["bytes"] / 1e6, 2), "mb_per_1000_scenes": round(s["bytes"] / 1e3 / scenes, 2),
@@ -83,13 +94,14 @@ def _reference(out: Path) -> dict[str, Any]:
     cfg = TeacherConfig(profile="navsim", seed=m["seed"])
     teachers_for_scene(extract_scene(ep, town, int(rows[0])), town, vocab, cfg)  # warm
     load0 = os.getloadavg()[0]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for r in rows:
         teachers_for_scene(extract_scene(ep, town, int(r)), town, vocab, cfg)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "config": "reference", "what": "teachers_for_scene, one process", "town": route["town"],
         "scenes": len(rows), "seconds": round(dt, 2), "scenes_per_s": round(len(rows) / dt, 2),
+        "cpu_s_per_scene": round(cpu / len(rows), 3),
         "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2),
     }  # fmt: skip
 

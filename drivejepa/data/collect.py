@@ -33,7 +33,6 @@ from harness.fingerprint import fingerprint_diff
 from harness.io import atomic_output, atomic_write_json
 from harness.maps import load_town
 from harness.maps.town import Town
-from harness.routes.interpolate import plan_route
 from harness.runner.backends import BackendSpec, prepare_for_workers
 from harness.runner.pool import InlinePool, Pool, ProcessPool, WorkerSpec
 from harness.world.state import COLLISION_EVENTS
@@ -261,8 +260,6 @@ def collect(
     )  # fmt: skip
     vocab = load_registered(config.vocabulary_id)
     check_out(config, settings_fingerprint(config, vocab))
-    for r in routes:  # every route plans (generated ones too) before any driving
-        plan_route(load_town(r.town), r.route.keypoints, r.route.id)
     infos: dict[str, dict[str, Any]] = {
         r.key: read_info(out, r) for r in routes if npz_path(out, r.key).is_file()
     }

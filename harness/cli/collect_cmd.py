@@ -94,6 +94,7 @@ def collect_cmd(
     bar = Progress(
         TextColumn("routes"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[scenes]} scenes"),
         TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+        auto_refresh=False,  # no refresh thread: the route pool forks while the bar shows
     )  # fmt: skip
     tasks: list[TaskID] = []
 
@@ -103,6 +104,7 @@ def collect_cmd(
             bar.start()
             tasks.append(bar.add_task("routes", total=total, scenes=0))
         bar.update(tasks[0], completed=done, total=total, scenes=scenes)
+        bar.refresh()
 
     try:
         manifest = collect(config, progress)
