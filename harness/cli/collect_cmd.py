@@ -22,7 +22,7 @@ from harness.cli.checks import number, writable_dir
 from harness.cli.main import app
 from harness.errors import ConfigError
 
-DEFAULT_ROUTES_PER_TOWN = 6  # mirrors drivejepa.data.collect (not imported at CLI load)
+DEFAULT_ROUTES_PER_TOWN = 3  # mirrors drivejepa.data.collect (not imported at CLI load)
 DEFAULT_ROUTE_M = 400.0
 MIN_IMAGE_PX = 16  # [px] the encoder's patch size: smaller images make no token
 
