@@ -51,7 +51,7 @@ ARRAYS = {
     "frames": np.uint8, "time_s": np.float64, "scene_frame": np.int64, "status": np.float32,
     "expert": np.float32, "teachers": np.int32, "teacher_count": np.int32,
     "recording_row": np.int64, "perturb_start_s": np.float64, "perturb_end_s": np.float64,
-    "perturb_kind": np.int64, "perturb_value": np.float64,
+    "perturb_kind": np.int64, "perturb_value": np.float64, "future_perturbed": np.bool_,
 }  # fmt: skip
 
 
@@ -97,6 +97,7 @@ def test_arrays_have_the_contract_shapes_and_dtypes(data: Path) -> None:
             assert z["expert"].shape == (S, 8, 3)
             assert z["teachers"].shape == (S, 256)
             assert z["teacher_count"].shape == z["scene_frame"].shape == (S,)
+            assert z["future_perturbed"].shape == (S,)
             rec = load_recording(data / str(route["recording"]))
             # frame k is recorded row 10 k; scene s uses frames k-1, k at its recorded row
             assert np.array_equal(z["time_s"], rec.time_s[::10])
@@ -194,6 +195,8 @@ def test_drives_are_perturbed_and_the_expert_recovers(data: Path) -> None:
         assert float(str(route["completion"])) >= 0.8  # "arrived": stopped within 10 m of the end
         assert route["collisions"] == 0
         assert int(str(route["bursts"])) >= 1
+        with np.load(data / str(route["file"])) as z:
+            assert z["future_perturbed"].any()  # bursts fall within scenes' futures
     m = _manifest(data)
     assert m["summary"]["routes_completed"] == 2  # type: ignore[index]
     cfg = PerturbationConfig(first_burst_s=2.0, gap_s=(2.0, 3.0))
@@ -304,6 +307,8 @@ def test_perturbation_schedule_and_hook() -> None:
     assert len(PerturbationConfig(enabled=False).schedule(7).start_s) == 0
     one = BurstSchedule(np.array([1.0]), np.array([1.5]), np.array([BurstKind.STEER]),
                         np.array([0.2]))  # fmt: skip
+    got = one.overlaps(np.array([0.0, 1.5, 0.9, 1.2]), np.array([1.0, 5.5, 4.9, 1.3]))
+    assert got.tolist() == [False, False, True, True]  # intervals [t0, t1) against [1.0, 1.5)
     hook = PerturbationHook(one)
     hook.setup()
     c = VehicleControl(throttle=0.4, steer=-0.1)

@@ -36,6 +36,7 @@ from harness.maps.town import Town
 from harness.runner.backends import BackendSpec, prepare_for_workers
 from harness.runner.pool import InlinePool, Pool, ProcessPool, WorkerSpec
 from harness.world.state import COLLISION_EVENTS
+from harness.world.timing import HORIZON_S
 from teachers.drive import drive_route, episode_path, resolve_driver
 from teachers.episode_scenes import load_episode, route_index
 from teachers.generate import code_version
@@ -163,8 +164,10 @@ class RouteWorker:
         rec = ep.recording
         drive_s = float(rec.time_s[-1] - rec.time_s[0])
         bursts = cfg.perturbation.schedule(task.seed).until(drive_s)
+        t_scene = rec.time_s[arrays["recording_row"]] - rec.time_s[0]
         arrays.update(perturb_start_s=bursts.start_s, perturb_end_s=bursts.end_s,
-                      perturb_kind=bursts.kind, perturb_value=bursts.value)  # fmt: skip
+                      perturb_kind=bursts.kind, perturb_value=bursts.value,
+                      future_perturbed=bursts.overlaps(t_scene, t_scene + HORIZON_S))  # fmt: skip
         a = rec.actors
         last = np.array([a.x[-1, 0], a.y[-1, 0], a.yaw[-1, 0]])
         planned = ep.planned
@@ -176,6 +179,7 @@ class RouteWorker:
             "collisions": sum(1 for e in rec.events if e.kind in COLLISION_EVENTS),
             "drive_time_s": round(drive_s, 2),
             "bursts": len(bursts.start_s),
+            "scenes_future_perturbed": int(arrays["future_perturbed"].sum()),
             "scenes": len(arrays["status"]),
             "frames": len(arrays["frames"]),
             "scenes_without_teacher": int(np.count_nonzero(arrays["teacher_count"] == 0)),

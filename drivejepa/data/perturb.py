@@ -61,6 +61,12 @@ class BurstSchedule:
         j = int(np.searchsorted(self.start_s, t_s, side="right")) - 1
         return j if j >= 0 and t_s < self.end_s[j] else -1
 
+    def overlaps(self, t0_s: NDArray[np.float64], t1_s: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """(S,) whether any burst acts within each interval [t0, t1) of drive time [s]."""
+        t0 = np.asarray(t0_s, dtype=np.float64)[:, None]
+        t1 = np.asarray(t1_s, dtype=np.float64)[:, None]
+        return np.any((self.start_s[None] < t1) & (self.end_s[None] > t0), axis=1)
+
     def until(self, t_s: float) -> BurstSchedule:
         """The bursts that started before ``t_s`` (what a drive of that length received)."""
         n = int(np.searchsorted(self.start_s, t_s, side="left"))
