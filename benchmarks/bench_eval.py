@@ -27,14 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.runner.subset import BENCH2DRIVE_EVAL_46, subset_text
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 ROUTES = SHARED / "routes" / "bench2drive" / "bench2drive220.xml"
 MAPS = SHARED / "maps"
-TOWN01_06 = (  # record indices of bench2drive220.xml's Town01-06 routes (the project's eval set)
-    "145,146,147,151,155,156,157,158,159,160,161,162,163,164,165,166,167,168,173,174,177,179,180,"
-    "183,184,185,186,188,189,191,192,194,195,196,197,198,200,201,202,203,206,207,208,209,210,211"
-)
+TOWN01_06 = subset_text(BENCH2DRIVE_EVAL_46)  # the project's 46-route eval set
 
 
 def _children_cpu_s() -> float:

@@ -44,6 +44,7 @@ from harness.runner.drivers import AgentDriver, FollowerDriver
 from harness.runner.episode import (
     EpisodeError,
     Tick,
+    WorldHook,
     after_ticks,
     any_of,
     ego_arrived,
@@ -172,9 +173,11 @@ def drive_route(
     path: Path,
     seed: int,
     backend: BackendSpec | None = None,
+    extra_hooks: Sequence[WorldHook] = (),
 ) -> Path:
     """Drive one route with its scenarios until evaluation would end it, the ego arrived or
-    the time limit, and write the recording (+ plans, + the scenario track)."""
+    the time limit, and write the recording (+ plans, + the scenario track). ``extra_hooks``
+    act on the world after the route's scenarios (e.g. control perturbations of data drives)."""
     planned = plan_route(town, route.keypoints, route.id)
     sim = make_backend(backend or BackendSpec(), privileged=is_privileged(agent_cls))
     criteria = RouteCriteria(
@@ -212,7 +215,7 @@ def drive_route(
     ended = ""
     try:
         summary = run_episode(
-            sim, spec, driver, stop, hooks=(scenario,),
+            sim, spec, driver, stop, hooks=(scenario, *extra_hooks),
             observers=(CriteriaFeed(criteria), recorder, plans, track),
         )  # fmt: skip
         if criteria.done[0]:

@@ -1,6 +1,7 @@
 """Imports every command module so that each registers its commands on the root app."""
 
 from harness.cli import (
+    collect_cmd,  # noqa: F401
     demo_cmd,  # noqa: F401
     doctor_cmd,  # noqa: F401
     eval_cmd,  # noqa: F401

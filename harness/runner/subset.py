@@ -6,6 +6,20 @@ from __future__ import annotations
 
 from harness.errors import ConfigError
 
+BENCH2DRIVE_ROUTES_FILE = "bench2drive220.xml"  # the file the indices below refer to
+# record indices (0-based, file order) of bench2drive220.xml's Town01-06 routes: the project's
+# 46-route evaluation set, never used for training data (``harness collect`` excludes them)
+BENCH2DRIVE_EVAL_46: tuple[int, ...] = (
+    145, 146, 147, 151, 155, 156, 157, 158, 159, 160, 161, 162, 163, 164, 165, 166, 167, 168,
+    173, 174, 177, 179, 180, 183, 184, 185, 186, 188, 189, 191, 192, 194, 195, 196, 197, 198,
+    200, 201, 202, 203, 206, 207, 208, 209, 210, 211,
+)  # fmt: skip
+
+
+def subset_text(indices: tuple[int, ...]) -> str:
+    """Indices as ``--routes-subset`` text ('1,4,7'); :func:`parse_subset` reads it back."""
+    return ",".join(str(i) for i in indices)
+
 
 def parse_subset(text: str | None, total: int) -> tuple[int, ...]:
     """Indices selected by ``text`` among ``total`` routes, ascending and without repeats.
