@@ -28,6 +28,13 @@ from scenarios.obstacles import (
     ParkedObstacle,
     ParkedObstacleTwoWays,
 )
+from scenarios.urban import (
+    CrossingBicycleFlow,
+    InvadingTurn,
+    VehicleOpensDoorTwoWays,
+    VehicleTurningRoute,
+    VehicleTurningRoutePedestrian,
+)
 
 SCENARIO_CLASSES: dict[str, type[BasicScenario]] = {
     cls.__name__: cls
@@ -40,5 +47,7 @@ SCENARIO_CLASSES: dict[str, type[BasicScenario]] = {
         ParkingCrossingPedestrian, ParkingCutIn, ParkingExit, PedestrianCrossing,
         SignalizedJunctionLeftTurnEnterFlow, SignalizedJunctionRightTurn, StaticCutIn,
         T_Junction, YieldToEmergencyVehicle,
+        CrossingBicycleFlow, InvadingTurn, VehicleOpensDoorTwoWays, VehicleTurningRoute,
+        VehicleTurningRoutePedestrian,
     )
 }  # fmt: skip
