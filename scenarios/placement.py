@@ -220,6 +220,19 @@ def junction_on_route(planned: PlannedRoute, town: Town, s_from_m: float) -> tup
     return first, last
 
 
+def route_ahead_until_junction(
+    planned: PlannedRoute, town: Town, s0_m: float, distance_m: float
+) -> float:
+    """Route arc length ``distance_m`` after ``s0_m``, or that of the last point before the route
+    next enters a junction when that comes first (ScenarioRunner's _move_waypoint_forward)."""
+    i0 = int(np.searchsorted(planned.s_m, s0_m))
+    i1 = int(np.searchsorted(planned.s_m, s0_m + distance_m))
+    inside = np.flatnonzero(town.lanes.junction_id[planned.lane[i0:i1]] >= 0)
+    if inside.size and inside[0] > 0:
+        return float(planned.s_m[i0 + int(inside[0]) - 1])
+    return float(min(s0_m + distance_m, planned.length_m))
+
+
 def _dedupe(path: Path) -> Path:
     """Drop consecutive duplicate points (lane joins repeat their shared end point)."""
     if len(path) < 2:

@@ -341,8 +341,9 @@ def opposite_flow(
     """ScenarioRunner's OppositeActorFlow next to the point ``xy`` of the ego's ``lane``: on the
     oncoming lane, from OPPOSITE_TIME_DISTANCE x the limit [km/h] + OPPOSITE_BASE_DISTANCE_M
     upstream of ``xy`` to as far downstream (each end stopping where a junction begins), empty at
-    the start, at OPPOSITE_SPEED_MPS, spaced by U(``spacing_m``), keeping gaps to other vehicles
-    (its BasicAgent controllers do). None when the lane has no oncoming neighbour."""
+    the start, at OPPOSITE_SPEED_MPS, spaced by U(``spacing_m``), keeping gaps to the vehicles
+    ahead on their path, the ego included (its BasicAgent controllers do). None when the lane has
+    no oncoming neighbour."""
     town = ctx.town
     opp = int(town.graph.left_opposite[lane])
     if opp < 0:

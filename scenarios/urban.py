@@ -49,6 +49,7 @@ from scenarios.placement import (
     path_s,
     right_normal,
     road_extent,
+    route_ahead_until_junction,
 )
 from scenarios.traffic_behaviours import (
     CAR_LENGTH_M,
@@ -88,18 +89,6 @@ DOOR_REACTION_TIME_S = 3.0  # [s] the door opens when the ego is this far in tim
 DOOR_MIN_TRIGGER_M = 10.0  # [m] ... or distance from the point beside the car
 OPPOSITE_WAIT_S = 5.0  # [s] _opposite_wait_duration: then the opposite flow starts
 DOOR_END_M = 50.0  # [m] _end_distance: the end point past the car (stopping at a junction)
-
-
-def route_ahead_until_junction(ctx: ScenarioContext, s0_m: float, distance_m: float) -> float:
-    """Route arc length ``distance_m`` after ``s0_m``, or the last point before the route next
-    enters a junction if that comes first (ScenarioRunner's _move_waypoint_forward)."""
-    planned = ctx.planned
-    i0 = int(np.searchsorted(planned.s_m, s0_m))
-    i1 = int(np.searchsorted(planned.s_m, s0_m + distance_m))
-    inside = np.flatnonzero(ctx.town.lanes.junction_id[planned.lane[i0:i1]] >= 0)
-    if inside.size and inside[0] > 0:
-        return float(planned.s_m[i0 + int(inside[0]) - 1])
-    return min(s0_m + distance_m, planned.length_m)
 
 
 def sidewalk_point(
@@ -439,4 +428,6 @@ class VehicleOpensDoorTwoWays(BasicScenario):
         return [SwitchWrongDirectionTest(self.ctx, True)]
 
     def end_s_m(self) -> float:
-        return route_ahead_until_junction(self.ctx, self.trigger_s_m + self.distance_m, DOOR_END_M)
+        return route_ahead_until_junction(
+            self.ctx.planned, self.ctx.town, self.trigger_s_m + self.distance_m, DOOR_END_M
+        )
