@@ -15,6 +15,7 @@ from harness.routes.interpolate import PlannedRoute
 
 PATH_STEP_M = 1.0  # [m] spacing of generated paths
 ROAD_PROBE_STEP_M = 0.25  # [m] probe spacing when measuring the drivable extent across a road
+LANE_S_STEP_M = 0.05  # [m] resolution of lane_s_fine
 ROAD_PROBE_MAX_M = 30.0  # [m] give up measuring the road extent beyond this
 
 Path = NDArray[np.float64]
@@ -60,6 +61,15 @@ def lane_s(town: Town, lane: int, xy: NDArray[np.float64]) -> float:
     sl = town.lanes.lane_points(lane)
     d = np.hypot(*(town.lanes.xy[sl] - np.asarray(xy)[:2]).T)
     return float(town.lanes.s_m[sl][int(np.argmin(d))])
+
+
+def lane_s_fine(town: Town, lane: int, xy: np.ndarray) -> float:
+    """Arc length [m] on ``lane`` of the point nearest ``xy``, to LANE_S_STEP_M (lane_s gives
+    the nearest lane sample)."""
+    s0 = lane_s(town, lane, xy)
+    ss = np.clip(s0 + np.arange(-3.0, 3.0 + 1e-9, LANE_S_STEP_M), 0.0, town.lanes.length_m[lane])
+    pts = town.lanes.position(np.full(ss.shape, lane), ss)[0]
+    return float(ss[int(np.argmin(np.hypot(*(np.asarray(pts) - np.asarray(xy)[:2]).T)))])
 
 
 def lane_width(town: Town, lane: int, s_m: float) -> float:

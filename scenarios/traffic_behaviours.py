@@ -15,7 +15,7 @@ from harness.world.backend import ActorCommand, ActorSpec
 from harness.world.state import COLLISION_EVENTS, ActorKind
 from scenarios.behaviours import ActorPool, ScenarioBehaviour, actor_row
 from scenarios.context import ControlNoise, ScenarioContext
-from scenarios.placement import Path, lane_backward, lane_forward, lane_s, path_s, path_yaw
+from scenarios.placement import Path, lane_backward, lane_forward, lane_s_fine, path_s, path_yaw
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +349,7 @@ def opposite_flow(
     if opp < 0:
         return None
     reach = OPPOSITE_TIME_DISTANCE * OPPOSITE_SPEED_MPS * 3.6 + OPPOSITE_BASE_DISTANCE_M
-    s = lane_s(town, opp, xy)
+    s = lane_s_fine(town, opp, xy)
     up = _until_junction(town, lane_backward(town, opp, s, reach)[::-1])[::-1]
     down = _until_junction(town, lane_forward(town, opp, s, reach))
     path = np.concatenate([up, down[1:]])

@@ -44,6 +44,7 @@ from scenarios.placement import (
     lane_forward,
     lane_route,
     lane_s,
+    lane_s_fine,
     lane_width,
     offset_path,
     path_s,
@@ -70,6 +71,7 @@ WALKER_REACTION_TIME_S = 2.2  # [s] VehicleTurningRoutePedestrian's _reaction_ti
 ADVERSARY_MIN_TRIGGER_M = 6.0  # [m] _min_trigger_dist of both
 CYCLIST_AFTER_EXIT_M = 11.0  # [m] _start_distance: the collision point past the junction exit
 WALKER_AFTER_EXIT_M = 0.5  # [m] the walker's collision point past the exit ("next(0.5)")
+WALK_RUN_OUT_M = 3.0  # [m] the adversary's path runs on past its walk (see adversary_path)
 TURN_END_DRIVE_M = 40.0  # [m] _ego_end_distance: DriveDistance after the adversary is removed
 BIKE_FLOW_SPEED_MPS = 10.0  # [m/s] CrossingBicycleFlow's default flow_speed
 BIKE_FLOW_SPACING_M = (20.0, 50.0)  # [m] its default source_dist_interval
@@ -131,6 +133,12 @@ class _TurningAdversary(_Junction):
         start, out = sidewalk_point(self.ctx, self.collision_xy, self.collision_yaw, 1.0)
         return np.stack([start, start - 2.0 * out * right_normal(self.collision_yaw)])
 
+    def adversary_path(self) -> Path:
+        """The walk extended by WALK_RUN_OUT_M (the distance / duration ends the walk, not the
+        path's end)."""
+        d = self.walk[1] - self.walk[0]
+        return np.stack([self.walk[0], self.walk[1] + WALK_RUN_OUT_M * d / np.hypot(*d)])
+
     def setup_actors(self) -> None:
         self.clear(self.collision_xy)
         self.walk = self.adversary_walk()
@@ -154,7 +162,7 @@ class _TurningAdversary(_Junction):
             "AdversaryCrossing",
             ParallelPolicy.SuccessOnOne(),
             [
-                FollowPath(self.ctx, self.adversary_id, self.walk, ADVERSARY_SPEED_MPS,
+                FollowPath(self.ctx, self.adversary_id, self.adversary_path(), ADVERSARY_SPEED_MPS,
                            accel_mps2=ADVERSARY_ACCEL_MPS2, until_m=walk_m),
                 Idle(self.ctx, walk_m / ADVERSARY_SPEED_MPS),
             ],
@@ -310,9 +318,9 @@ class InvadingTurn(BasicScenario):
             log.warning("%s: no oncoming lane; no invading flow (fallback)", self.config.name)
             return
         trigger_xy = self.ctx.planned.xy[self.trigger_index]
-        s_src = lane_s(town, src_lane, self.forward_xy)
+        s_src = lane_s_fine(town, src_lane, self.forward_xy)
         source = np.asarray(town.lanes.position(src_lane, s_src)[0])
-        s_sink = lane_s(town, sink_lane, trigger_xy)
+        s_sink = lane_s_fine(town, sink_lane, trigger_xy)
         sink = np.asarray(town.lanes.position(sink_lane, s_sink)[0])
         centre = lane_route(town, source, sink)
         w_sink = lane_width(town, sink_lane, s_sink)
@@ -336,8 +344,9 @@ class InvadingTurn(BasicScenario):
             k = int(np.clip(np.searchsorted(ps, along), 1, len(run) - 1))
             d = run[k] - run[k - 1]
             yaw = float(np.arctan2(d[1], d[0]))
-            w = lane_width(town, lane, lane_s(town, lane, run[k]))
-            p = run[k] + INVADING_CONE_FRACTION * 0.5 * w * right_normal(yaw)
+            at = np.array([np.interp(along, ps, run[:, 0]), np.interp(along, ps, run[:, 1])])
+            w = lane_width(town, lane, lane_s(town, lane, at))
+            p = at + INVADING_CONE_FRACTION * 0.5 * w * right_normal(yaw)
             self.cone_ids.append(
                 self.pool.spawn(ActorSpec(ActorKind.STATIC, float(p[0]), float(p[1]), yaw,
                                           CONE_SIZE_M, CONE_SIZE_M, 0.7))
