@@ -203,7 +203,8 @@ def test_cyclist_waits_on_the_right_sidewalk_11_m_past_the_turn_and_crosses_at_1
     moving = tr[(tr[:, 0] > t0 + 5)]
     assert np.allclose(moving[:, 4], 1.8, atol=0.05)
     _, lat_end = ep.frame(moving[-1, 1], moving[-1, 2])
-    assert lat_end == pytest.approx(-lat, abs=0.5)  # twice its distance to the lane centre, leftwards
+    # twice its distance to the lane centre, leftwards
+    assert lat_end == pytest.approx(-lat, abs=0.5)
     # removed after the crossing; the scenario ends once the ego drove 40 m more
     gone = int(tr[-1, 0]) + 1
     assert ep.finished_tick is not None
@@ -287,11 +288,18 @@ def test_bicycle_flow_lights_red_then_the_egos_green() -> None:
     town = ep.ctx.town
     sig = town.signals
     lights = np.flatnonzero(sig.light_junction == ep.scn.junction_id)
-    in_lane = int(ep.ctx.planned.lane[int(np.argmax(town.lanes.junction_id[ep.ctx.planned.lane] >= 0)) - 1])
+    in_lane = int(
+        ep.ctx.planned.lane[int(np.argmax(town.lanes.junction_id[ep.ctx.planned.lane] >= 0)) - 1]
+    )
     ego_light = int(sig.stop_owner[(sig.stop_lane == in_lane) & (sig.stop_kind == STOP_LIGHT)][0])
     t0 = ep.triggered.index(True)
     red = int(LightState.RED)
-    for dt_s, ego_state in ((1.0, red), (4.5, red), (5.5, int(LightState.GREEN)), (10.0, int(LightState.GREEN))):
+    for dt_s, ego_state in (
+        (1.0, red),
+        (4.5, red),
+        (5.5, int(LightState.GREEN)),
+        (10.0, int(LightState.GREEN)),
+    ):
         st = ep.states[t0 + int(dt_s / SIM_DT_S)].light_state
         assert st[ego_light] == ego_state
         assert all(st[k] == red for k in lights if k != ego_light)
@@ -353,9 +361,11 @@ def test_door_opens_into_the_lane_at_3_s_then_oncoming_traffic_after_5_s() -> No
     d = float(np.hypot(*(ep.ego_xy(t_door) - scn.front_xy)))
     v = float(ep.states[t_door].actors.speed[0])
     assert d / v <= 3.0 + 0.1 or d <= 10.0
-    assert float(np.hypot(*(ep.ego_xy(t_door - 2) - scn.front_xy))) / float(
-        ep.states[t_door - 2].actors.speed[0]
-    ) > 3.0 - 0.1
+    assert (
+        float(np.hypot(*(ep.ego_xy(t_door - 2) - scn.front_xy)))
+        / float(ep.states[t_door - 2].actors.speed[0])
+        > 3.0 - 0.1
+    )
     _, lat_door = ep.frame(*ep.track(d_id)[0, 1:3])
     assert lat_door < 0.5 * LANE_W_M - 0.6  # the open door reaches into the ego's lane
     others = [c for c in ep.of_kind(ActorKind.VEHICLE) if c not in (car, d_id)]
