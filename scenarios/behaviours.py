@@ -488,3 +488,20 @@ class DriveDistance(ScenarioBehaviour):
             self._driven += float(np.hypot(*(xy - self._last)))
         self._last = xy
         return Status.SUCCESS if self._driven >= self.distance_m else Status.RUNNING
+
+
+class EgoDriveDistance(ScenarioBehaviour):
+    """ScenarioRunner's DriveDistance on the ego: SUCCESS once the ego's route progress has grown
+    by ``distance_m`` since the behaviour started."""
+
+    def __init__(self, ctx: ScenarioContext, distance_m: float) -> None:
+        super().__init__(ctx, "EgoDriveDistance")
+        self.distance_m = distance_m
+        self._from = 0.0
+
+    def initialise(self) -> None:
+        self._from = self.ctx.board.ego_s_m
+
+    def update(self) -> Status:
+        done = self.ctx.board.ego_s_m - self._from >= self.distance_m
+        return Status.SUCCESS if done else Status.RUNNING

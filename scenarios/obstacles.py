@@ -22,7 +22,13 @@ from harness.routes.model import ScenarioConfig
 from harness.world.backend import ActorSpec
 from harness.world.state import ActorKind
 from scenarios.basic import SCENARIO_TIMEOUT_S, BasicScenario
-from scenarios.behaviours import FollowPath, HoldSetup, Idle, SwitchWrongDirectionTest
+from scenarios.behaviours import (
+    FollowPath,
+    HoldSetup,
+    Idle,
+    InTriggerDistanceToLocation,
+    SwitchWrongDirectionTest,
+)
 from scenarios.context import ScenarioContext
 from scenarios.placement import (
     PATH_STEP_M,
@@ -32,9 +38,10 @@ from scenarios.placement import (
     lane_width,
     offset_path,
     right_normal,
+    route_ahead_until_junction,
     route_slice,
 )
-from scenarios.traffic_behaviours import CAR_LENGTH_M, CAR_WIDTH_M, ActorFlow
+from scenarios.traffic_behaviours import CAR_LENGTH_M, CAR_WIDTH_M, ActorFlow, opposite_flow
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,9 @@ ACCIDENT_GAPS_M = (
     6.0,
 )  # [m] police car, then the crashed cars behind it (ScenarioRunner's distances)
 CONSTRUCTION_DISTANCE_M = 100.0  # [m] ConstructionObstacle's default ``distance``
+CONSTRUCTION_END_M = 50.0  # [m] _end_distance: the scenario ends this far past the point
+CONSTRUCTION_TRIGGER_M = 30.0  # [m] _trigger_distance: the TwoWays flow waits for the ego this near
+CONSTRUCTION_OPPOSITE_WAIT_S = 5.0  # [s] _opposite_wait_duration: ... and then this long
 WARNING_BACK_M = 5.0  # [m] the traffic-warning board stands this far before the construction point
 WARNING_SIZE_M = (
     1.2,
@@ -187,6 +197,12 @@ class ConstructionObstacle(_LaneObstacle):
 
     default_distance_m = CONSTRUCTION_DISTANCE_M
 
+    def end_s_m(self) -> float:
+        """ScenarioRunner's end point: CONSTRUCTION_END_M past the construction point, stopping
+        before a junction."""
+        s0 = self.trigger_s_m + self.distance_m
+        return route_ahead_until_junction(self.ctx.planned, self.ctx.town, s0, CONSTRUCTION_END_M)
+
     def boxes(self) -> list[tuple[float, float, ActorKind, float, float]]:
         out = [(-WARNING_BACK_M, 0.0, ActorKind.STATIC, *WARNING_SIZE_M)]
         along, lateral = 0.0, -self.side * CONE_EDGE_FRACTION * 0.5 * self.width_m
@@ -200,8 +216,34 @@ class ConstructionObstacle(_LaneObstacle):
         return out
 
 
-class ConstructionObstacleTwoWays(_TwoWays, ConstructionObstacle):
-    """ConstructionObstacle with an oncoming flow spaced by U(``frequency``) m."""
+class ConstructionObstacleTwoWays(ConstructionObstacle):
+    """ConstructionObstacle whose way around is the opposite lane, as construction_crash_vehicle.py
+    drives it: once the ego is CONSTRUCTION_TRIGGER_M from the construction point and
+    CONSTRUCTION_OPPOSITE_WAIT_S more have passed, the wrong-direction test goes off and an
+    oncoming flow starts (OppositeActorFlow: empty at first, spaced by U(``frequency``) m,
+    keeping gaps); the test is back on when the scenario ends. No oncoming lane: a warning, and
+    the construction alone."""
+
+    def behaviour(self) -> Behaviour:
+        steps: list[Behaviour] = [
+            InTriggerDistanceToLocation(self.ctx, self.obstacle_xy, CONSTRUCTION_TRIGGER_M),
+            Idle(self.ctx, CONSTRUCTION_OPPOSITE_WAIT_S),
+            SwitchWrongDirectionTest(self.ctx, False),
+        ]
+        flow = opposite_flow(self.ctx, self.pool, self.lane, self.obstacle_xy,
+                             self.param_interval("frequency", (20.0, 100.0)))  # fmt: skip
+        if flow is None:
+            log.warning("%s: no opposite lane; no oncoming traffic (fallback)", self.config.name)
+        else:
+            steps.append(flow)
+        return Parallel(
+            "construction and oncoming flow",
+            ParallelPolicy.SuccessOnAll(),
+            [super().behaviour(), Sequence("oncoming traffic", True, steps)],
+        )
+
+    def closing(self) -> list[Behaviour]:
+        return [SwitchWrongDirectionTest(self.ctx, True)]
 
 
 class ParkedObstacle(_LaneObstacle):

@@ -15,6 +15,7 @@ from harness.routes.interpolate import PlannedRoute
 
 PATH_STEP_M = 1.0  # [m] spacing of generated paths
 ROAD_PROBE_STEP_M = 0.25  # [m] probe spacing when measuring the drivable extent across a road
+LANE_S_STEP_M = 0.05  # [m] resolution of lane_s_fine
 ROAD_PROBE_MAX_M = 30.0  # [m] give up measuring the road extent beyond this
 
 Path = NDArray[np.float64]
@@ -60,6 +61,15 @@ def lane_s(town: Town, lane: int, xy: NDArray[np.float64]) -> float:
     sl = town.lanes.lane_points(lane)
     d = np.hypot(*(town.lanes.xy[sl] - np.asarray(xy)[:2]).T)
     return float(town.lanes.s_m[sl][int(np.argmin(d))])
+
+
+def lane_s_fine(town: Town, lane: int, xy: np.ndarray) -> float:
+    """Arc length [m] on ``lane`` of the point nearest ``xy``, to LANE_S_STEP_M (lane_s gives
+    the nearest lane sample)."""
+    s0 = lane_s(town, lane, xy)
+    ss = np.clip(s0 + np.arange(-3.0, 3.0 + 1e-9, LANE_S_STEP_M), 0.0, town.lanes.length_m[lane])
+    pts = town.lanes.position(np.full(ss.shape, lane), ss)[0]
+    return float(ss[int(np.argmin(np.hypot(*(np.asarray(pts) - np.asarray(xy)[:2]).T)))])
 
 
 def lane_width(town: Town, lane: int, s_m: float) -> float:
@@ -218,6 +228,19 @@ def junction_on_route(planned: PlannedRoute, town: Town, s_from_m: float) -> tup
     while last + 1 < planned.num_points and jid[last + 1] == j:
         last += 1
     return first, last
+
+
+def route_ahead_until_junction(
+    planned: PlannedRoute, town: Town, s0_m: float, distance_m: float
+) -> float:
+    """Route arc length ``distance_m`` after ``s0_m``, or that of the last point before the route
+    next enters a junction when that comes first (ScenarioRunner's _move_waypoint_forward)."""
+    i0 = int(np.searchsorted(planned.s_m, s0_m))
+    i1 = int(np.searchsorted(planned.s_m, s0_m + distance_m))
+    inside = np.flatnonzero(town.lanes.junction_id[planned.lane[i0:i1]] >= 0)
+    if inside.size and inside[0] > 0:
+        return float(planned.s_m[i0 + int(inside[0]) - 1])
+    return float(min(s0_m + distance_m, planned.length_m))
 
 
 def _dedupe(path: Path) -> Path:

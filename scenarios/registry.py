@@ -37,6 +37,13 @@ from scenarios.obstacles import (
     ParkedObstacle,
     ParkedObstacleTwoWays,
 )
+from scenarios.urban import (
+    CrossingBicycleFlow,
+    InvadingTurn,
+    VehicleOpensDoorTwoWays,
+    VehicleTurningRoute,
+    VehicleTurningRoutePedestrian,
+)
 
 SCENARIO_CLASSES: dict[str, type[BasicScenario]] = {
     cls.__name__: cls
@@ -52,5 +59,7 @@ SCENARIO_CLASSES: dict[str, type[BasicScenario]] = {
         NonSignalizedJunctionRightTurn, OppositeVehicleTakingPriority, SignalizedJunctionLeftTurn,
         VanillaNonSignalizedTurn, VanillaNonSignalizedTurnEncounterStopsign,
         VanillaSignalizedTurnEncounterGreenLight, VanillaSignalizedTurnEncounterRedLight,
+        CrossingBicycleFlow, InvadingTurn, VehicleOpensDoorTwoWays, VehicleTurningRoute,
+        VehicleTurningRoutePedestrian,
     )
 }  # fmt: skip

@@ -10,11 +10,12 @@ import numpy as np
 from py_trees.common import Status
 
 from harness.leaderboard.route_criteria import ReportKind
+from harness.maps.town import Town
 from harness.world.backend import ActorCommand, ActorSpec
 from harness.world.state import COLLISION_EVENTS, ActorKind
 from scenarios.behaviours import ActorPool, ScenarioBehaviour, actor_row
 from scenarios.context import ControlNoise, ScenarioContext
-from scenarios.placement import Path, path_s, path_yaw
+from scenarios.placement import Path, lane_backward, lane_forward, lane_s_fine, path_s, path_yaw
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ EV_DECEL_MPS2 = 1000.0  # [m/s2] ... both ways
 EV_DETECT_BASE_M = 10.0  # [m] its base_vehicle_threshold (plus its speed in m/s)
 EV_CORRIDOR_M = 1.6  # [m] the ego blocks the EV when its centre is this close to the EV's path
 EV_RECOMMAND_MPS = 0.5  # [m/s] re-command the EV when its target speed changes by more than this
+OPPOSITE_SPEED_MPS = 30.0 / 3.6  # [m/s] OppositeActorFlow drives at the ego's lane speed limit:
+# the towns here carry none, so CARLA's urban default (30 km/h)
+OPPOSITE_TIME_DISTANCE = 1.5  # [m per km/h] its source / sink lie 1.5 x the limit [km/h] ...
+OPPOSITE_BASE_DISTANCE_M = 30.0  # [m] ... + 30 m before / after the reference point
 
 
 class ActorFlow(ScenarioBehaviour):
@@ -41,7 +46,9 @@ class ActorFlow(ScenarioBehaviour):
     at constant velocity), and are removed at the sink (``path[-1]``). As there, once the ego
     has collided with a flow vehicle the whole flow starts keeping gaps (``ignore_others=False``).
     ``prefill`` also places vehicles along the path at start (so a flow exists when the ego
-    arrives instead of growing from the source). Runs until stopped (RUNNING)."""
+    arrives instead of growing from the source). ``kind`` / ``size_m`` (length, width [m]) make
+    it a bicycle flow; ``ignore_others=False`` makes the vehicles keep gaps from the start (a
+    BasicAgent flow). Runs until stopped (RUNNING)."""
 
     def __init__(
         self,
@@ -53,13 +60,17 @@ class ActorFlow(ScenarioBehaviour):
         *,
         prefill: bool = False,
         name: str = "ActorFlow",
+        kind: ActorKind = ActorKind.VEHICLE,
+        size_m: tuple[float, float] = (CAR_LENGTH_M, CAR_WIDTH_M),
+        ignore_others: bool = True,
     ) -> None:
         super().__init__(ctx, name)
         self.pool, self.path, self.speed = pool, np.asarray(path, dtype=np.float64), speed_mps
         self.spacing = (min(spacing_m), max(spacing_m))
         self.prefill = prefill
+        self.kind, self.size_m = kind, size_m
         self.vehicles: list[int] = []
-        self.ignore_others = True
+        self.ignore_others = ignore_others
         self._yaw = path_yaw(self.path)
         self._s = path_s(self.path)
         self._next_gap = 0.0
@@ -72,15 +83,7 @@ class ActorFlow(ScenarioBehaviour):
         y = float(np.interp(s_m, self._s, self.path[:, 1]))
         k = int(np.clip(np.searchsorted(self._s, s_m), 0, len(self._s) - 1))
         aid = self.pool.spawn(
-            ActorSpec(
-                ActorKind.VEHICLE,
-                x,
-                y,
-                float(self._yaw[k]),
-                CAR_LENGTH_M,
-                CAR_WIDTH_M,
-                speed=self.speed,
-            )
+            ActorSpec(self.kind, x, y, float(self._yaw[k]), *self.size_m, speed=self.speed)
         )
         self.ctx.backend.command_actor(aid, self._command())
         self.vehicles.append(aid)
@@ -325,3 +328,40 @@ class ControlNoiseWindow(ScenarioBehaviour):
     def terminate(self, new_status: Status) -> None:
         if self.ctx.board.noise is not None and self.ctx.board.noise.until_s == self._until:
             self.ctx.board.noise = None
+
+
+def opposite_flow(
+    ctx: ScenarioContext,
+    pool: ActorPool,
+    lane: int,
+    xy: np.ndarray,
+    spacing_m: tuple[float, float],
+    name: str = "OppositeActorFlow",
+) -> ActorFlow | None:
+    """ScenarioRunner's OppositeActorFlow next to the point ``xy`` of the ego's ``lane``: on the
+    oncoming lane, from OPPOSITE_TIME_DISTANCE x the limit [km/h] + OPPOSITE_BASE_DISTANCE_M
+    upstream of ``xy`` to as far downstream (each end stopping where a junction begins), empty at
+    the start, at OPPOSITE_SPEED_MPS, spaced by U(``spacing_m``), keeping gaps to the vehicles
+    ahead on their path, the ego included (its BasicAgent controllers do). None when the lane has
+    no oncoming neighbour."""
+    town = ctx.town
+    opp = int(town.graph.left_opposite[lane])
+    if opp < 0:
+        return None
+    reach = OPPOSITE_TIME_DISTANCE * OPPOSITE_SPEED_MPS * 3.6 + OPPOSITE_BASE_DISTANCE_M
+    s = lane_s_fine(town, opp, xy)
+    up = _until_junction(town, lane_backward(town, opp, s, reach)[::-1])[::-1]
+    down = _until_junction(town, lane_forward(town, opp, s, reach))
+    path = np.concatenate([up, down[1:]])
+    return ActorFlow(ctx, pool, path, OPPOSITE_SPEED_MPS, spacing_m, name=name, ignore_others=False)
+
+
+def _until_junction(town: Town, path: Path) -> Path:
+    """The leading part of ``path`` (N, 2) before its first point inside a junction
+    (ScenarioRunner's _move_waypoint_forward / _backwards stop there)."""
+    if len(path) < 2:
+        return path
+    inside = town.lanes.junction_id[town.lanes.project(path).lane] >= 0
+    inside[0] = False
+    cut = int(np.argmax(inside)) if inside.any() else len(path)
+    return path[: max(cut, 2)]

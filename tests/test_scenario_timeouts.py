@@ -20,7 +20,8 @@ from tests.test_criteria import state, straight_route
 # srunner/scenarios/*.py) sets ``self._scenario_timeout = 240`` and adds a ScenarioTimeout to
 # the tree: actor_flow.py, blocked_intersection.py, construction_crash_vehicle.py,
 # left_turn_enter_flow.py, signalized_junction_left_turn.py, signalized_junction_right_turn.py,
-# t_junction.py, parking_exit.py, route_obstacles.py.
+# t_junction.py, parking_exit.py, route_obstacles.py, cross_bicycle_flow.py, invading_turn.py,
+# vehicle_opens_door.py.
 WITH_TIMEOUT = {
     "Accident", "AccidentTwoWays", "BlockedIntersection", "ConstructionObstacle",
     "ConstructionObstacleTwoWays", "EnterActorFlow", "HazardAtSideLane",
@@ -29,6 +30,7 @@ WITH_TIMEOUT = {
     "ParkingExit", "SignalizedJunctionLeftTurnEnterFlow", "SignalizedJunctionRightTurn",
     "T_Junction",
     "NonSignalizedJunctionRightTurn", "SignalizedJunctionLeftTurn",
+    "CrossingBicycleFlow", "InvadingTurn", "VehicleOpensDoorTwoWays",
 }  # fmt: skip
 
 

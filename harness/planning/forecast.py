@@ -21,9 +21,12 @@ from harness.world.timing import HORIZON_STEPS, POSE_DT_S
 FORECAST_RADIUS_M = 90.0  # [m] actors farther than this from the ego are left out
 STOPPED_SPEED_MPS = 0.1  # [m/s] slower actors are forecast as standing still
 CORRIDOR_MARGIN_M = 0.35  # [m] lateral clearance wanted beyond both half widths
-CORRIDOR_SAMPLE_STEPS = (0, 5, 10, 15, 20, 30)  # forecast steps searched for corridor entries
+CORRIDOR_SAMPLE_STEPS = (0, 5, 10, 15, 20, 30, 40)  # forecast steps searched for corridor entries
 VEHICLE_ENTRY_S = 1.0  # [s] vehicles count as leads when they enter a corridor this soon
-VULNERABLE_ENTRY_S = 3.0  # [s] pedestrians / bicycles: this soon (they become stopped objects)
+VULNERABLE_ENTRY_S = 4.0  # [s] pedestrians / bicycles: this soon (they become stopped objects;
+# a walker crossing a two-lane road from the far sidewalk at 1.8 m/s needs ~3.5 s)
+VULNERABLE_FAST_MPS = 3.0  # [m/s] a bicycle faster than this is forecast as a vehicle (a flow of
+# fast bicycles crossing ahead is a stream to find a gap in, not a row of standing obstacles)
 YIELD_HORIZON_S = 8.0  # [s] horizon of the junction arrival-time forecast
 YIELD_DT_S = 0.25  # [s] its step
 
@@ -125,7 +128,9 @@ def corridor_leads(
     )
     inside &= (centre > ego_station_m) & (fc.ahead_m > 0.0)[None, None, :]
     t = steps * POSE_DT_S
-    vulnerable = np.isin(fc.kind, VULNERABLE)
+    vulnerable = np.isin(fc.kind, VULNERABLE) & (
+        (fc.kind == int(ActorKind.PEDESTRIAN)) | (fc.speed < VULNERABLE_FAST_MPS)
+    )
     window = np.where(vulnerable, VULNERABLE_ENTRY_S, VEHICLE_ENTRY_S)
     inside &= t[None, :, None] <= window[None, None, :] + 1e-9
     if not inside.any():
