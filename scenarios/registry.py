@@ -9,6 +9,14 @@ from scenarios.crossing import DynamicObjectCrossing, ParkingCrossingPedestrian,
 from scenarios.cutins import ParkingCutIn, ParkingExit, StaticCutIn
 from scenarios.flows import EnterActorFlow, MergerIntoSlowTrafficV2
 from scenarios.hazards import ControlLoss, HardBreakRoute, YieldToEmergencyVehicle
+from scenarios.highway import (
+    HighwayCutIn,
+    HighwayExit,
+    InterurbanActorFlow,
+    InterurbanAdvancedActorFlow,
+    MergerIntoSlowTraffic,
+    SequentialLaneChange,
+)
 from scenarios.junctions import (
     BlockedIntersection,
     NonSignalizedJunctionLeftTurn,
@@ -40,5 +48,7 @@ SCENARIO_CLASSES: dict[str, type[BasicScenario]] = {
         ParkingCrossingPedestrian, ParkingCutIn, ParkingExit, PedestrianCrossing,
         SignalizedJunctionLeftTurnEnterFlow, SignalizedJunctionRightTurn, StaticCutIn,
         T_Junction, YieldToEmergencyVehicle,
+        HighwayCutIn, HighwayExit, InterurbanActorFlow, InterurbanAdvancedActorFlow,
+        MergerIntoSlowTraffic, SequentialLaneChange,
     )
 }  # fmt: skip
