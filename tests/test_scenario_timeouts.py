@@ -28,6 +28,10 @@ WITH_TIMEOUT = {
     "NonSignalizedJunctionLeftTurnEnterFlow", "ParkedObstacle", "ParkedObstacleTwoWays",
     "ParkingExit", "SignalizedJunctionLeftTurnEnterFlow", "SignalizedJunctionRightTurn",
     "T_Junction",
+    # actor_flow.py (HighwayExit, MergerIntoSlowTraffic, InterurbanActorFlow,
+    # InterurbanAdvancedActorFlow) and sequentially_lane_change.py; highway_cut_in.py has none
+    "HighwayExit", "MergerIntoSlowTraffic", "InterurbanActorFlow", "InterurbanAdvancedActorFlow",
+    "SequentialLaneChange",
 }  # fmt: skip
 
 
