@@ -9,6 +9,14 @@ from scenarios.crossing import DynamicObjectCrossing, ParkingCrossingPedestrian,
 from scenarios.cutins import ParkingCutIn, ParkingExit, StaticCutIn
 from scenarios.flows import EnterActorFlow, MergerIntoSlowTrafficV2
 from scenarios.hazards import ControlLoss, HardBreakRoute, YieldToEmergencyVehicle
+from scenarios.highway import (
+    HighwayCutIn,
+    HighwayExit,
+    InterurbanActorFlow,
+    InterurbanAdvancedActorFlow,
+    MergerIntoSlowTraffic,
+    SequentialLaneChange,
+)
 from scenarios.junction_turns import (
     NonSignalizedJunctionRightTurn,
     OppositeVehicleTakingPriority,
@@ -61,5 +69,7 @@ SCENARIO_CLASSES: dict[str, type[BasicScenario]] = {
         VanillaSignalizedTurnEncounterGreenLight, VanillaSignalizedTurnEncounterRedLight,
         CrossingBicycleFlow, InvadingTurn, VehicleOpensDoorTwoWays, VehicleTurningRoute,
         VehicleTurningRoutePedestrian,
+        HighwayCutIn, HighwayExit, InterurbanActorFlow, InterurbanAdvancedActorFlow,
+        MergerIntoSlowTraffic, SequentialLaneChange,
     )
 }  # fmt: skip

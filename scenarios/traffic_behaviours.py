@@ -88,6 +88,14 @@ class ActorFlow(ScenarioBehaviour):
         self.ctx.backend.command_actor(aid, self._command())
         self.vehicles.append(aid)
 
+    def _occupied(self, s_m: float) -> bool:
+        """Whether a vehicle (the ego included) stands within a car length of path point s."""
+        a = self.ctx.state.actors
+        x = float(np.interp(s_m, self._s, self.path[:, 0]))
+        y = float(np.interp(s_m, self._s, self.path[:, 1]))
+        veh = a.valid & np.isin(a.kind, (ActorKind.VEHICLE, ActorKind.EMERGENCY))
+        return bool(np.any(veh & (np.hypot(a.x - x, a.y - y) < CAR_LENGTH_M)))
+
     def _command(self) -> ActorCommand:
         return ActorCommand(self.path, self.speed, 3.0, 6.0, ignore_others=self.ignore_others)
 
@@ -110,7 +118,8 @@ class ActorFlow(ScenarioBehaviour):
         if self.prefill:  # leader first, so the last vehicle listed is the one nearest the source
             s = self._s[-1] - 2.0 * SINK_REACH_M
             while s >= 0.0:
-                self._spawn_at(s)
+                if not self._occupied(s):  # CARLA refuses a spawn onto another actor
+                    self._spawn_at(s)
                 s -= self._draw_gap()
         else:
             self._spawn_at(0.0)

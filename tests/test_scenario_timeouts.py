@@ -31,6 +31,10 @@ WITH_TIMEOUT = {
     "T_Junction",
     "NonSignalizedJunctionRightTurn", "SignalizedJunctionLeftTurn",
     "CrossingBicycleFlow", "InvadingTurn", "VehicleOpensDoorTwoWays",
+    # actor_flow.py (HighwayExit, MergerIntoSlowTraffic, InterurbanActorFlow,
+    # InterurbanAdvancedActorFlow) and sequentially_lane_change.py; highway_cut_in.py has none
+    "HighwayExit", "MergerIntoSlowTraffic", "InterurbanActorFlow", "InterurbanAdvancedActorFlow",
+    "SequentialLaneChange",
 }  # fmt: skip
 
 
