@@ -11,4 +11,5 @@ from harness.cli import (
     sim_cmd,  # noqa: F401
     teachers_cmd,  # noqa: F401,E402
     towns_cmd,  # noqa: F401
+    train_cmd,  # noqa: F401
 )

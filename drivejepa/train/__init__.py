@@ -1,0 +1,1 @@
+"""Training loops of Drive-JEPA: encoder pretraining (``pretrain``)."""
