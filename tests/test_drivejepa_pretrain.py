@@ -4,7 +4,10 @@ Tiny models and images throughout."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -297,3 +300,50 @@ def test_cli_bad_objective_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Cap
     assert run(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--objective" in err[0] and "tritemporal" in err[0]
+
+
+class _Clips:
+    """Stand-in for ``drivejepa.data.store.VideoClips`` (the data engineer's reader): the
+    contract's interface over moving-bar clips at 64x128."""
+
+    def __init__(self, data: Path, split: str, frames: int = 8) -> None:
+        assert split == "train" and frames == 8 and (data / "manifest.json").is_file()
+        small = moving_bar_clips(4, frames)
+        self.clips = [torch.nn.functional.interpolate(c, size=(64, 128)) for c in small]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.clips[i]
+
+
+def test_cli_pretrain_writes_encoder_and_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = types.ModuleType("drivejepa.data.store")
+    store.VideoClips = _Clips  # type: ignore[attr-defined]
+    if importlib.util.find_spec("drivejepa.data") is None:
+        monkeypatch.setitem(sys.modules, "drivejepa.data", types.ModuleType("drivejepa.data"))
+    monkeypatch.setitem(sys.modules, "drivejepa.data.store", store)
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    (data / "manifest.json").write_text('{"format": "drivejepa-data", "version": 1}')
+    args = ["train", "pretrain", str(data), "--out", str(out), "--size", "tiny", "--epochs", "2",
+            "--batch", "2", "--threads", "1", "--objective", "tritemporal"]  # fmt: skip
+    assert run(args) == 0
+    stdout = capsys.readouterr().out
+    assert "epoch 2/2" in stdout and "soon" in stdout and "target std" in stdout
+    assert len((out / "log.jsonl").read_text().splitlines()) == 2
+    enc = load_encoder(out / "encoder.pt")
+    assert (enc.cfg.image_h, enc.cfg.image_w, enc.cfg.dim) == (64, 128, 48)
+    info = torch.load(out / "encoder.pt", weights_only=True)["pretrain"]
+    assert info["objective"] == "tritemporal" and info["epochs"] == 2 and info["clips"] == 4
+    assert run(args) == 2  # the run exists: --resume or another --out
+    assert "--resume" in capsys.readouterr().err
+    assert run([*args, "--resume", "--epochs", "3"]) == 2  # other settings than the checkpoint's
+    assert "epochs" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert run([*args[:4], str(tmp_path / "o2"), "--device", "cuda"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "CUDA is not available" in err[-1]

@@ -144,6 +144,24 @@ def batch_masks(
     return masks, soon
 
 
+def train_step(
+    model: JEPA, opt: torch.optim.Optimizer, clip: torch.Tensor, masks: list[MaskBatch],
+    soon: MaskBatch | None, lr: float, momentum: float, grad_clip: float,
+) -> dict[str, float]:  # fmt: skip
+    """One optimiser step at learning rate ``lr`` on the batch ``clip`` (on the model's device),
+    then the EMA update of the target at ``momentum``; the step's logged terms."""
+    device = clip.device
+    for g in opt.param_groups:
+        g["lr"] = lr
+    res = model(clip, [m.to(device) for m in masks], soon.to(device) if soon else None)
+    opt.zero_grad(set_to_none=True)
+    res.loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.online_parameters(), grad_clip)
+    opt.step()
+    model.update_target(momentum)
+    return res.terms
+
+
 def _device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu")
@@ -260,17 +278,10 @@ def pretrain(
             clip = torch.stack([as_clip(dataset[i]) for i in idx]).to(device)
             masks, soon = batch_masks(cfg.model, frames, cfg.batch, cfg.seed, epoch, b)
             lr = lr_at(step, total, cfg)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            res = model(clip, [m.to(device) for m in masks], soon.to(device) if soon else None)
-            opt.zero_grad(set_to_none=True)
-            res.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.online_parameters(), cfg.grad_clip)
-            opt.step()
             mom = ema_momentum(step + 1, total, *cfg.ema)
-            model.update_target(mom)
+            terms = train_step(model, opt, clip, masks, soon, lr, mom, cfg.grad_clip)
             step += 1
-            totals.add(res.terms, len(idx), time.perf_counter() - t0)
+            totals.add(terms, len(idx), time.perf_counter() - t0)
             over = cfg.max_minutes is not None and time.perf_counter() - t_start > 60 * cfg.max_minutes
             if over and b + 1 < steps_per_epoch:
                 save(b + 1, totals)
