@@ -17,7 +17,13 @@ import torch
 
 from drivejepa.model import ENCODER_PRESETS, JEPA, JEPAConfig, TriTemporalConfig
 from drivejepa.model.jepa import OBJECTIVES
-from drivejepa.train.pretrain import CLIP_FRAMES, PretrainConfig, batch_masks, param_groups, train_step
+from drivejepa.train.pretrain import (
+    CLIP_FRAMES,
+    PretrainConfig,
+    batch_masks,
+    param_groups,
+    train_step,
+)
 
 logger = logging.getLogger(__name__)
 
