@@ -175,9 +175,14 @@ def test_ema_update_is_the_hand_blend() -> None:
 
 
 def test_collapse_metric_is_the_hand_std() -> None:
-    # clip 0 pools to (1, 2), clip 1 to (3, 2): std over the batch (population) = (1, 0)
     feats = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[3.0, 4.0], [3.0, 0.0]]])
+    # over the 4 tokens: dim 0 (0, 2, 3, 3) mean 2, var (4+0+1+1)/4 = 1.5; dim 1 (1, 3, 4, 0)
+    # mean 2, var (1+1+4+4)/4 = 2.5
     mean, low = feature_std(feats)
+    assert mean == pytest.approx((math.sqrt(1.5) + math.sqrt(2.5)) / 2)
+    assert low == pytest.approx(math.sqrt(1.5))
+    # clip 0 pools to (1, 2), clip 1 to (3, 2): std over the batch = (1, 0)
+    mean, low = feature_std(feats, pooled=True)
     assert mean == pytest.approx(0.5) and low == pytest.approx(0.0)
 
 

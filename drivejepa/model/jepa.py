@@ -113,8 +113,7 @@ class Predictor(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
         self.proj = nn.Linear(cfg.dim, enc_dim)
-        init_weights(self)
-        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        init_weights(self)  # the mask token starts at zero, as V-JEPA 2's
 
     def forward(
         self, ctx: torch.Tensor, keep: torch.Tensor, pred: torch.Tensor,
@@ -147,10 +146,12 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float) -> torc
     return F.cross_entropy(logits, torch.arange(len(query), device=query.device))
 
 
-def feature_std(features: torch.Tensor) -> tuple[float, float]:
-    """Collapse check: per-dimension std over the batch of the clip-pooled features (B, N, D)
-    (population std), as (mean over dimensions, min over dimensions); near 0 = collapsed."""
-    std = features.mean(dim=1).std(dim=0, unbiased=False)
+def feature_std(features: torch.Tensor, pooled: bool = False) -> tuple[float, float]:
+    """Collapse check: the per-dimension population std of the features (B, N, D) over every
+    token of the batch (``pooled``: over the batch of clip means), as (mean over dimensions,
+    min over dimensions); near 0 = every input maps to the same features."""
+    x = features.mean(dim=1) if pooled else features.reshape(-1, features.shape[-1])
+    std = x.std(dim=0, unbiased=False)
     return float(std.mean()), float(std.min())
 
 
@@ -216,9 +217,11 @@ class JEPA(nn.Module):
             feats = self.target(clip)
             target = F.layer_norm(feats, (feats.shape[-1],))
         std_mean, std_min = feature_std(feats)
+        clip_std, _ = feature_std(feats, pooled=True)
         jepa = torch.stack([self._predict(clip, m, target)[0] for m in masks]).mean()
         loss = self.cfg.jepa_weight * jepa
-        terms = {"loss_jepa": float(jepa.detach()), "target_std": std_mean, "target_std_min": std_min}
+        terms = {"loss_jepa": float(jepa.detach()), "target_std": std_mean, "target_std_min": std_min,
+                 "target_clip_std": clip_std}  # fmt: skip
         tri = self.cfg.tritemporal
         if tri is not None:
             if soon is None or self.outcome_now is None or self.outcome_eventually is None:

@@ -55,7 +55,8 @@ def _echo_epoch(epochs: int) -> Any:
         extra = "".join(f" {k[5:]} {r[k]:.4f}" for k in ("loss_soon", "loss_event") if k in r)
         typer.echo(
             f"epoch {r['epoch']}/{epochs}: loss {r['loss']:.4f} (jepa {r['loss_jepa']:.4f}{extra}) "
-            f"target std {r['target_std']:.4f} (min {r['target_std_min']:.4f}) "
+            f"target std {r['target_std']:.4f} (min {r['target_std_min']:.4f}, "
+            f"clips {r['target_clip_std']:.4f}) "
             f"lr {r['lr']:.2e} ema {r['momentum']:.5f} {r['clips_per_s']:.1f} clips/s"
         )
 
