@@ -42,6 +42,7 @@ REQUIRED_ARGS: dict[Path_, list[str]] = {
     ("teachers", "vocabulary", "build"): ["--out", "out"],
     ("teachers", "vocabulary", "show"): [],
     ("sim", "bench"): [],
+    ("train", "pretrain"): ["data", "--out", "out"],
 }
 # one value outside its range per command (None: the command has no numeric option)
 OUT_OF_RANGE: dict[Path_, list[str] | None] = {
@@ -62,6 +63,7 @@ OUT_OF_RANGE: dict[Path_, list[str] | None] = {
     ("teachers", "vocabulary", "build"): ["--size", "0"],
     ("teachers", "vocabulary", "show"): None,
     ("sim", "bench"): ["--ticks", "0"],
+    ("train", "pretrain"): ["--epochs", "0"],
 }
 # where each command's work starts: replaced by a tripwire so a missing check cannot run it
 WORK = (

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from harness.cli.checks import number, writable_dir
 from harness.cli.main import app, command_group
 from harness.errors import ConfigError
 
@@ -82,6 +83,10 @@ def pretrain(
     --objective tritemporal also SOON forecasting and the EVENTUALLY outcome embedding) on the
     8-frame training clips of DATA; writes --out/encoder.pt (the EMA target encoder) and
     log.jsonl, and a checkpoint every epoch."""
+    number(lr, "--lr", low=0.0, low_open=True)
+    if max_minutes is not None:
+        number(max_minutes, "--max-minutes", low=0.0, low_open=True)
+    writable_dir(out, "--out")
     manifest = require_dataset(data)
     from dataclasses import replace
 
