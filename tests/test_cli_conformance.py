@@ -44,6 +44,7 @@ REQUIRED_ARGS: dict[Path_, list[str]] = {
     ("teachers", "vocabulary", "show"): [],
     ("sim", "bench"): [],
     ("train", "planner"): ["data", "--scratch", "--out", "out"],
+    ("train", "pretrain"): ["data", "--out", "out"],
 }
 # one value outside its range per command (None: the command has no numeric option)
 OUT_OF_RANGE: dict[Path_, list[str] | None] = {
@@ -66,6 +67,7 @@ OUT_OF_RANGE: dict[Path_, list[str] | None] = {
     ("teachers", "vocabulary", "show"): None,
     ("sim", "bench"): ["--ticks", "0"],
     ("train", "planner"): ["--epochs", "0"],
+    ("train", "pretrain"): ["--epochs", "0"],
 }
 # where each command's work starts: replaced by a tripwire so a missing check cannot run it
 WORK = (

@@ -1,1 +1,2 @@
-"""Training loops of Drive-JEPA's parts (``harness train ...``)."""
+"""Training loops of Drive-JEPA's parts (``harness train ...``): encoder pretraining
+(``pretrain``) and the planner (``planner``)."""

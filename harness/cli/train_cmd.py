@@ -1,12 +1,14 @@
-"""`harness train ...`: training commands of the Drive-JEPA planner package (imported lazily:
-the CLI is the only edge of the harness that imports ``drivejepa``)."""
+"""`harness train ...`: Drive-JEPA training, one function per subcommand (``pretrain``, ``planner``).
+``drivejepa`` is imported inside the commands only (the CLI is the only edge that imports it)."""
 
 from __future__ import annotations
 
 import json
 import shlex
 import sys
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -14,8 +16,109 @@ from harness.cli.checks import number, writable_dir
 from harness.cli.main import app, command_group
 from harness.errors import ConfigError
 
-train_app = command_group("Train Drive-JEPA's parts (encoder pretraining, planner).")
+train_app = command_group("Drive-JEPA training: encoder pretraining (pretrain), the planner (planner).")
 app.add_typer(train_app, name="train")
+
+TRAIN_SPLIT = "train"
+
+
+class Objective(StrEnum):
+    jepa = "jepa"
+    tritemporal = "tritemporal"
+
+
+class Device(StrEnum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class EncoderSize(StrEnum):
+    small = "small"
+    tiny = "tiny"
+
+
+DATA_ARGUMENT = typer.Argument(..., help="Dataset folder made by 'harness collect'.")
+
+
+def require_dataset(data: Path) -> dict[str, Any]:
+    """The manifest of dataset folder ``data``; a folder without one is a ConfigError."""
+    manifest = data / "manifest.json"
+    if not manifest.is_file():
+        raise ConfigError(
+            f"{data} is not a drivejepa dataset (no manifest.json); make one with 'harness collect'"
+        )
+    try:
+        return dict(json.loads(manifest.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{manifest} is not valid JSON ({exc}); re-run 'harness collect'") from exc
+
+
+def _echo_epoch(epochs: int) -> Any:
+    def echo(r: dict[str, Any]) -> None:
+        extra = "".join(f" {k[5:]} {r[k]:.4f}" for k in ("loss_soon", "loss_event") if k in r)
+        typer.echo(
+            f"epoch {r['epoch']}/{epochs}: loss {r['loss']:.4f} (jepa {r['loss_jepa']:.4f}{extra}) "
+            f"target std {r['target_std']:.4f} (min {r['target_std_min']:.4f}, "
+            f"clips {r['target_clip_std']:.4f}) "
+            f"lr {r['lr']:.2e} ema {r['momentum']:.5f} {r['clips_per_s']:.1f} clips/s"
+        )
+
+    return echo
+
+
+@train_app.command("pretrain")
+def pretrain(
+    data: Path = DATA_ARGUMENT,
+    out: Path = typer.Option(..., "--out", help="Output folder: encoder.pt, log.jsonl, checkpoint.pt."),
+    objective: Objective = typer.Option(Objective.jepa, help="jepa, or tritemporal (adds SOON forecast and EVENTUALLY InfoNCE)."),
+    epochs: int = typer.Option(10, min=1, help="Epochs over the training clips."),
+    max_minutes: float | None = typer.Option(None, min=0.01, help="Stop after this wall time [min] with a checkpoint (--resume continues)."),
+    batch: int = typer.Option(8, min=2, help="Clips per step."),
+    lr: float = typer.Option(5e-4, min=1e-8, help="Peak learning rate (AdamW, warm-up then cosine)."),
+    device: Device = typer.Option(Device.cpu, help="cpu or cuda."),
+    seed: int = typer.Option(0, help="Seed of initialisation, clip order and masks."),
+    threads: int | None = typer.Option(None, min=1, help="torch threads (default: torch's)."),
+    size: EncoderSize = typer.Option(EncoderSize.small, help="Encoder size preset (tiny: tests)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
+) -> None:  # fmt: skip
+    """Pretrain the video encoder (V-JEPA masked latent prediction with an EMA target; with
+    --objective tritemporal also SOON forecasting and the EVENTUALLY outcome embedding) on the
+    8-frame training clips of DATA; writes --out/encoder.pt (the EMA target encoder) and
+    log.jsonl, and a checkpoint every epoch."""
+    number(lr, "--lr", low=0.0, low_open=True)
+    if max_minutes is not None:
+        number(max_minutes, "--max-minutes", low=0.0, low_open=True)
+    writable_dir(out, "--out")
+    manifest = require_dataset(data)
+    from dataclasses import replace
+
+    from drivejepa.model import ENCODER_PRESETS, JEPAConfig, TriTemporalConfig
+    from drivejepa.train.pretrain import CLIP_FRAMES, PretrainConfig
+    from drivejepa.train.pretrain import pretrain as run_pretrain
+
+    try:
+        from drivejepa.data.store import VideoClips
+    except ImportError as exc:
+        raise ConfigError(f"this checkout has no clip reader (drivejepa.data.store: {exc})") from exc
+    clips = VideoClips(data, TRAIN_SPLIT, frames=CLIP_FRAMES)
+    first = clips[0]
+    frames = first["frames"] if isinstance(first, dict) else first
+    image_h, image_w = int(frames.shape[-2]), int(frames.shape[-1])
+    encoder = replace(ENCODER_PRESETS[size.value], image_h=image_h, image_w=image_w)
+    tri = TriTemporalConfig() if objective is Objective.tritemporal else None
+    cfg = PretrainConfig(
+        model=JEPAConfig(encoder=encoder, tritemporal=tri), epochs=epochs, batch=batch, lr=lr,
+        seed=seed, device=device.value, threads=threads, max_minutes=max_minutes,
+    )  # fmt: skip
+    info = {"data": str(data), "camera": manifest.get("camera"), "clips": len(clips)}
+    typer.echo(f"pretraining ({objective.value}, encoder {size.value}) on {len(clips)} clips "
+               f"of {data} at {image_w}x{image_h} -> {out}")  # fmt: skip
+    result = run_pretrain(clips, out, cfg, resume=resume, info=info, on_epoch=_echo_epoch(epochs))
+    if not result.finished:
+        typer.echo(f"stopped after {result.steps} steps ({result.epochs_done}/{epochs} epochs); "
+                   "run again with --resume to continue")  # fmt: skip
+    if result.encoder is not None:
+        typer.echo(f"encoder: {result.encoder}")
 
 
 @train_app.command("planner")
