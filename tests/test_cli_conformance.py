@@ -83,6 +83,8 @@ WORK = (
     ("harness.runner.bench", "run_bench"),
     ("uvicorn", "run"),
     ("drivejepa.train.planner", "train_from_data"),
+    ("drivejepa.train.pretrain", "pretrain"),
+    ("drivejepa.data.collect", "collect"),
 )
 
 
