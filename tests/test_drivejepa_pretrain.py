@@ -246,6 +246,10 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
     # a wall-time limit far below one step stops after the first step, mid-epoch
     part = pretrain(clips, tmp_path / "b", tiny_run(epochs=2, max_minutes=1e-6))
     assert not part.finished and part.steps == 1 and part.epochs_done == 0
+    # the time-boxed run leaves a loadable encoder that says where it stopped
+    assert part.encoder == tmp_path / "b" / "encoder.pt"
+    stopped = torch.load(part.encoder, weights_only=True)["pretrain"]
+    assert stopped["steps"] == 1 and stopped["stopped_in_epoch"] == 1
     with pytest.raises(HarnessError, match="--resume"):
         pretrain(clips, tmp_path / "b", tiny_run(epochs=2))
     with pytest.raises(HarnessError, match="batch"):

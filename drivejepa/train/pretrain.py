@@ -285,8 +285,13 @@ def pretrain(
             over = cfg.max_minutes is not None and time.perf_counter() - t_start > 60 * cfg.max_minutes
             if over and b + 1 < steps_per_epoch:
                 save(b + 1, totals)
+                # a time-boxed run still leaves a usable encoder (the EMA target so far)
+                save_encoder(encoder_path, model.target, {
+                    "objective": cfg.objective, "epochs": epoch, "steps": step, "seed": cfg.seed,
+                    "config": cfg.to_json(), "stopped_in_epoch": epoch + 1, **(info or {}),
+                })  # fmt: skip
                 logger.info("stopped at --max-minutes in epoch %d after batch %d", epoch + 1, b + 1)
-                return PretrainResult(epoch, step, False, log, None)
+                return PretrainResult(epoch, step, False, log, encoder_path)
         start_batch = 0
         tokens = math.prod(cfg.model.encoder.grid(frames))
         record = {
