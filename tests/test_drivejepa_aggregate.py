@@ -178,3 +178,14 @@ def test_bad_options_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--max-drive-s"):
         AggregateConfig(data=tmp_path, checkpoint=tmp_path / "m.pt", out=tmp_path, rounds=1,
                         max_drive_s=0.0)  # fmt: skip
+
+
+def test_a_resumed_collection_keeps_the_aggregated_routes(rounds: dict[str, object]) -> None:
+    from drivejepa.data.collect import collect
+    from tests.test_drivejepa_data import _config
+
+    data = Path(str(rounds["data"]))
+    (key,) = rounds["rows"][1]["routes"]  # type: ignore[index]
+    manifest = collect(_config(data, resume=True))  # every collected route is done: no drive
+    assert key in [r["id"] for r in manifest["routes"]]
+    assert manifest["summary"]["routes"] == len(manifest["routes"])

@@ -48,6 +48,7 @@ from numpy.typing import NDArray
 from drivejepa.camera import CameraSetup
 from drivejepa.data.build import EXPERT_POSES, camera_renderer, route_arrays
 from drivejepa.data.collect import (
+    AGGREGATE_SOURCE_PREFIX,
     COMPLETED,
     MANIFEST_FILE,
     PROFILE,
@@ -87,7 +88,7 @@ from teachers.vocabulary import load_registered
 log = logging.getLogger(__name__)
 
 AGENT = "drivejepa"  # the registered agent that drives the rounds
-SOURCE_PREFIX = "aggregate-"  # manifest source of round r: "aggregate-<r>"
+SOURCE_PREFIX = AGGREGATE_SOURCE_PREFIX  # manifest source of round r: "aggregate-<r>"
 ROUNDS_FILE = "rounds.jsonl"
 SETTINGS_FILE = "settings.json"
 DEFAULT_ROUTES_PER_ROUND = 4  # train routes driven per round
