@@ -44,6 +44,7 @@ REQUIRED_ARGS: dict[Path_, list[str]] = {
     ("teachers", "vocabulary", "show"): [],
     ("sim", "bench"): [],
     ("train", "planner"): ["data", "--scratch", "--out", "out"],
+    ("train", "aggregate"): ["data", "--checkpoint", "m.pt", "--rounds", "1", "--out", "out"],
 }
 # one value outside its range per command (None: the command has no numeric option)
 OUT_OF_RANGE: dict[Path_, list[str] | None] = {
@@ -66,6 +67,7 @@ OUT_OF_RANGE: dict[Path_, list[str] | None] = {
     ("teachers", "vocabulary", "show"): None,
     ("sim", "bench"): ["--ticks", "0"],
     ("train", "planner"): ["--epochs", "0"],
+    ("train", "aggregate"): ["--rounds", "0"],
 }
 # where each command's work starts: replaced by a tripwire so a missing check cannot run it
 WORK = (
@@ -81,6 +83,7 @@ WORK = (
     ("harness.runner.bench", "run_bench"),
     ("uvicorn", "run"),
     ("drivejepa.train.planner", "train_from_data"),
+    ("drivejepa.train.aggregate", "aggregate"),
 )
 
 

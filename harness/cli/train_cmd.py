@@ -93,8 +93,16 @@ def train_aggregate(
     routes; prints every round's line (DIR/rounds.jsonl) as JSON."""
     from drivejepa.train.aggregate import AggregateConfig, aggregate
 
+    number(rounds, "--rounds", low=1)
+    number(routes_per_round, "--routes-per-round", low=1)
+    number(epochs_per_round, "--epochs-per-round", low=1)
+    number(lambda_, "--lambda", low=0.0)
     number(lr, "--lr", low=0.0, low_open=True)
     number(batch, "--batch", low=1)
+    if max_drive_s is not None:
+        number(max_drive_s, "--max-drive-s", low=0.0, low_open=True)
+    if val_routes is not None:
+        number(val_routes, "--val-routes", low=1)
     if not (data / "manifest.json").is_file():
         raise ConfigError(f"{data} has no manifest.json; collect a dataset with `harness collect`")
     if not checkpoint.is_file():
