@@ -174,10 +174,13 @@ def drive_route(
     seed: int,
     backend: BackendSpec | None = None,
     extra_hooks: Sequence[WorldHook] = (),
+    agent_config: str = "",
+    max_ticks: int | None = None,
 ) -> Path:
     """Drive one route with its scenarios until evaluation would end it, the ego arrived or
     the time limit, and write the recording (+ plans, + the scenario track). ``extra_hooks``
-    act on the world after the route's scenarios (e.g. control perturbations of data drives)."""
+    act on the world after the route's scenarios (e.g. control perturbations of data drives);
+    ``agent_config`` is the agent's setup file; ``max_ticks`` caps the time limit [ticks]."""
     planned = plan_route(town, route.keypoints, route.id)
     sim = make_backend(backend or BackendSpec(), privileged=is_privileged(agent_cls))
     criteria = RouteCriteria(
@@ -191,7 +194,7 @@ def drive_route(
         sensors: tuple[dict[str, Any], ...] = ()
     else:
         driver = AgentDriver.set_up(
-            agent_cls, planned, town, plan_spacing_m=GLOBAL_PLAN_SPACING_M, agent_config="",
+            agent_cls, planned, town, plan_spacing_m=GLOBAL_PLAN_SPACING_M, agent_config=agent_config,
             world_state=lambda: sim.state,
         )  # fmt: skip
         sensors = tuple(driver.sensors())
@@ -206,6 +209,8 @@ def drive_route(
         seed=seed,
     )
     limit = int((planned.s_m[-1] / MIN_DRIVE_SPEED_MPS + EXTRA_DRIVE_S) / SIM_DT_S)
+    if max_ticks is not None:
+        limit = min(limit, max_ticks)
     stop = any_of(
         after_ticks(limit),
         ego_arrived(planned.xy[-1], END_RADIUS_M, STOPPED_MPS),

@@ -47,3 +47,15 @@ def _maps_env() -> Iterator[None]:
         else:
             mp.delenv("HARNESS_MAPS", raising=False)
         yield
+
+
+@pytest.fixture(scope="session")
+def drivejepa_collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two short perturbed expert drives on the built-in town (one train, one val route), the
+    collection of tests/test_drivejepa_data.py; tests that change a collection copy it first."""
+    from drivejepa.data.collect import collect
+    from tests.test_drivejepa_data import _config
+
+    out = tmp_path_factory.mktemp("collect") / "DATA"
+    collect(_config(out))
+    return out

@@ -45,6 +45,7 @@ REQUIRED_ARGS: dict[Path_, list[str]] = {
     ("sim", "bench"): [],
     ("train", "planner"): ["data", "--scratch", "--out", "out"],
     ("train", "pretrain"): ["data", "--out", "out"],
+    ("train", "aggregate"): ["data", "--checkpoint", "m.pt", "--rounds", "1", "--out", "out"],
 }
 # one value outside its range per command (None: the command has no numeric option)
 OUT_OF_RANGE: dict[Path_, list[str] | None] = {
@@ -68,6 +69,7 @@ OUT_OF_RANGE: dict[Path_, list[str] | None] = {
     ("sim", "bench"): ["--ticks", "0"],
     ("train", "planner"): ["--epochs", "0"],
     ("train", "pretrain"): ["--epochs", "0"],
+    ("train", "aggregate"): ["--rounds", "0"],
 }
 # where each command's work starts: replaced by a tripwire so a missing check cannot run it
 WORK = (
@@ -85,6 +87,7 @@ WORK = (
     ("drivejepa.train.planner", "train_from_data"),
     ("drivejepa.train.pretrain", "pretrain"),
     ("drivejepa.data.collect", "collect"),
+    ("drivejepa.train.aggregate", "aggregate"),
 )
 
 

@@ -66,11 +66,10 @@ def _config(out: Path, **kw: object) -> CollectConfig:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two short perturbed expert drives on the built-in town (one train, one val route)."""
-    out = tmp_path_factory.mktemp("collect") / "DATA"
-    collect(_config(out))
-    return out
+def data(drivejepa_collection: Path) -> Path:
+    """Two short perturbed expert drives on the built-in town (one train, one val route; the
+    session's collection, shared with the aggregation tests)."""
+    return drivejepa_collection
 
 
 def _manifest(data: Path) -> dict[str, object]:

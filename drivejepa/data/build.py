@@ -21,6 +21,7 @@ ego status, the expert's driven future and the scene's teachers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ from harness.sim.sensors.spec import SensorSpec, parse_sensor
 from harness.world.recording import Recording
 from harness.world.state import EGO_INDEX, WorldState
 from harness.world.timing import SIM_DT_S
-from teachers.episode_scenes import Episode, extract_scene, scene_rows
+from teachers.episode_scenes import Episode, SceneRecord, extract_scene, scene_rows
 from teachers.per_scene import TeacherConfig, teachers_for_scene
 from teachers.selection import POOL_CAP
 from teachers.vocabulary import Vocabulary
@@ -50,6 +51,8 @@ IMU_SENSOR: dict[str, Any] = {"type": "sensor.other.imu", "id": "imu", "x": 0.0,
                               "z": 0.0, "roll": 0.0, "pitch": 0.0, "yaw": 0.0,
                               "sensor_tick": SIM_DT_S}  # fmt: skip
 Float = NDArray[np.float64]
+Relabel = Callable[[SceneRecord], SceneRecord]
+"""A change to a scene's record before its teachers are scored (aggregation's expert labels)."""
 
 
 def frame_rows(n_rows: int) -> NDArray[np.int64]:
@@ -121,14 +124,23 @@ def expert_future(rec: Recording, rows: NDArray[np.int64]) -> NDArray[np.float32
 
 
 def scene_teachers(
-    ep: Episode, town: Town, vocab: Vocabulary, rows: NDArray[np.int64], config: TeacherConfig
+    ep: Episode,
+    town: Town,
+    vocab: Vocabulary,
+    rows: NDArray[np.int64],
+    config: TeacherConfig,
+    relabel: Relabel | None = None,
 ) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
     """(S, 256) int32 vocabulary indices of each scene's pool (ascending, -1 padded) and (S,)
-    their counts, scored as gen-teachers scores the scene."""
+    their counts, scored as gen-teachers scores the scene (``relabel`` changes each scene's
+    record first, e.g. its reference future)."""
     idx = np.full((len(rows), TEACHER_SLOTS), -1, dtype=np.int32)
     count = np.zeros(len(rows), dtype=np.int32)
     for j, r in enumerate(rows):
-        pool = teachers_for_scene(extract_scene(ep, town, int(r)), town, vocab, config).vocab_pool
+        record = extract_scene(ep, town, int(r))
+        if relabel is not None:
+            record = relabel(record)
+        pool = teachers_for_scene(record, town, vocab, config).vocab_pool
         idx[j, : len(pool)] = pool[:TEACHER_SLOTS]
         count[j] = min(len(pool), TEACHER_SLOTS)
     return idx, count
@@ -141,15 +153,17 @@ def route_arrays(
     camera: CameraSetup,
     teacher_config: TeacherConfig,
     renderer: CameraRenderer | None = None,
+    relabel: Relabel | None = None,
 ) -> dict[str, NDArray[Any]]:
-    """Every array of one route's ``routes/<key>.npz`` (docs/DRIVEJEPA.md)."""
+    """Every array of one route's ``routes/<key>.npz`` (docs/DRIVEJEPA.md); ``relabel`` as in
+    :func:`scene_teachers`."""
     rec = ep.recording
     rows = scene_rows(ep, FRAME_PERIOD_S)
     if np.any(rows % FRAME_TICKS):
         raise ValueError("scene rows must fall on frame rows")
     frames_at = frame_rows(len(rec))
     frames = render_frames(rec, renderer or camera_renderer(town, camera), frames_at)
-    teachers, count = scene_teachers(ep, town, vocab, rows, teacher_config)
+    teachers, count = scene_teachers(ep, town, vocab, rows, teacher_config, relabel)
     return {
         "frames": frames,
         "time_s": rec.time_s[frames_at].astype(np.float64),

@@ -55,6 +55,7 @@ DEFAULT_ROUTE_M = 400.0  # [m] their length
 PROFILE = "navsim"  # the teachers' scoring rules
 MAX_ROUTE_ATTEMPTS = 2  # a route whose worker was lost runs once more
 COMPLETED = ("completed", "arrived")  # drive ends of a finished route (teachers.drive)
+AGGREGATE_SOURCE_PREFIX = "aggregate-"  # manifest source of aggregation round r: "aggregate-<r>"
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,16 @@ def read_info(out: Path, route: CollectRoute) -> dict[str, Any]:
                 "frames": int(z["time_s"].shape[0])}  # fmt: skip
 
 
+def kept_entries(out: Path) -> list[dict[str, Any]]:
+    """Routes another command added to the folder's manifest (``harness train aggregate``'s
+    ``aggregate-<round>`` sources), kept when a resumed collection rewrites it."""
+    path = out / MANIFEST_FILE
+    if not path.is_file():
+        return []
+    routes = json.loads(path.read_text(encoding="utf-8")).get("routes", [])
+    return [r for r in routes if str(r.get("source", "")).startswith(AGGREGATE_SOURCE_PREFIX)]
+
+
 def collect(
     config: CollectConfig, progress: Callable[[int, int, int], None] | None = None
 ) -> dict[str, Any]:
@@ -290,6 +301,7 @@ def collect(
          "recording": f"{ROUTES_DIR}/{recording_path(out, r.key).name}"}
         for r in routes
     ]  # fmt: skip
+    entries += kept_entries(out)
     total_scenes = sum(int(e["scenes"]) for e in entries)
     summary = {
         "routes": len(entries),

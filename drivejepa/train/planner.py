@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -352,4 +352,5 @@ def train_from_data(
     record = config_record(cfg, data=str(data), encoder=None if encoder is None else str(encoder),
                            command=command)  # fmt: skip
     trainer = PlannerTrainer(cfg, build_encoder(encoder, camera), camera, lookup, record)
-    return trainer.fit(PlannerSamples(data, "train"), PlannerSamples(data, "val"))
+    train = cast(Sequence[Sample], PlannerSamples(data, "train"))  # a map-style Dataset
+    return trainer.fit(train, cast(Sequence[Sample], PlannerSamples(data, "val")))
