@@ -279,3 +279,32 @@ def test_cli_make_writes_checked_routes_and_refuses_impossible_pairs(
     assert not (tmp_path / "x.xml").exists()
     rc, err = _cli(capsys, "make", "--town", "Harness01", "--scenario", "Nope", "--out", str(out))
     assert rc == 2 and "unknown scenario type" in err
+
+
+def test_per_type_scores_count_unrun_routes_as_zero() -> None:
+    """DS / SR per scenario type, by hand: Accident routes 0 (DS 80, success) and 1 (DS 40,
+    collision); ControlLoss route 2 has no record -> DS 0, SR 0; routes without a scenario: 'none'."""
+    from harness.leaderboard.bench2drive import bench2drive_metrics, per_type
+    from harness.report.inputs import metrics_from_json
+    from harness.routes import RouteConfig, ScenarioConfig
+
+    def route(rid: str, ty: str | None) -> RouteConfig:
+        sc = () if ty is None else (ScenarioConfig(f"{ty}_1", ty, (0.0, 0.0, 0.0, 0.0)),)
+        return RouteConfig(rid, "Town01", np.zeros((2, 3)), scenarios=sc)
+
+    def record(rid: str, ds: float, status: str, **inf: list[str]) -> dict[str, object]:
+        return {"route_id": f"RouteScenario_{rid}_rep0", "status": status, "infractions": inf,
+                "scores": {"score_route": 100.0, "score_penalty": 1.0, "score_composed": ds},
+                "save_name": f"s{rid}"}  # fmt: skip
+
+    routes = [route("0", "Accident"), route("1", "Accident"), route("2", "ControlLoss"),
+              route("3", None)]  # fmt: skip
+    records = [record("0", 80.0, "Completed"), record("1", 40.0, "Completed",
+               collisions_vehicle=["hit"]), record("3", 100.0, "Perfect")]  # fmt: skip
+    got = per_type(routes, records)
+    assert list(got) == ["Accident", "ControlLoss", "none"]
+    assert (got["Accident"].driving_score, got["Accident"].success_rate) == (60.0, 0.5)
+    assert (got["ControlLoss"].routes, got["ControlLoss"].records) == (1, 0)
+    assert got["ControlLoss"].driving_score == 0.0 and got["none"].success_rate == 1.0
+    m = bench2drive_metrics(routes, records, {})
+    assert metrics_from_json(m.to_json()).scenario_types == m.scenario_types
