@@ -602,13 +602,14 @@ def make_suite(
     weather: Mapping[str, float] | None = None,
 ) -> SuiteResult:  # fmt: skip
     """``per_type`` routes of every type over the towns, spread over as many towns as offer a
-    place (round robin in the given order), ids numbered in type order. ``missing``: towns without
+    place (round robin, starting one town later for each type so every town gets routes), ids
+    numbered in type order. ``missing``: towns without
     a place per type; ``short``: types that got fewer than ``per_type`` routes (how many)."""
     routes: list[RouteConfig] = []
     missing: dict[str, tuple[str, ...]] = {}
     short: dict[str, int] = {}
     w = {**DEFAULT_WEATHER, **(weather or {})}
-    for scenario_type in types:
+    for n_type, scenario_type in enumerate(types):
         rule_for(scenario_type)
         found = {t.name: find_places(t, scenario_type, per_type, seed) for t in towns}
         none = tuple(name for name, f in found.items() if not f)
@@ -616,8 +617,9 @@ def make_suite(
             missing[scenario_type] = none
         picked: list[tuple[str, Place]] = []
         depth = 0
+        order = [towns[(n_type + i) % len(towns)] for i in range(len(towns))]
         while len(picked) < per_type and any(depth < len(f) for f in found.values()):
-            for t in towns:
+            for t in order:
                 if depth < len(found[t.name]) and len(picked) < per_type:
                     picked.append((t.name, found[t.name][depth][0]))
             depth += 1
