@@ -7,43 +7,44 @@ the junction entry was found with our lane graph, elsewhere from the heading of 
 waypoints): every route holds one scenario, the trigger sits a few metres after the route start,
 and the route ends ~26-40 m past the scenario's junction or obstacle.
 
-==========================================  =========  =======  ==========================================
-family / types                              length[m]  trig[m]  place (what the town must offer)
-==========================================  =========  =======  ==========================================
-road, obstacle in the ego lane: Accident,    100-156   10-18    no junction from start to trigger +
-ConstructionObstacle, ParkedObstacle,                           ``distance`` + 25 m; a same-direction lane
-HazardAtSideLane                                                on the left to pass in
-road, TwoWays: AccidentTwoWays, Construc-    102-136   10-14    as above, but the ego lane is the leftmost
-tionObstacleTwoWays, ParkedObstacleTwoWays,                     and borders an opposite lane (passing
-HazardAtSideLaneTwoWays, VehicleOpensDoor-                      against oncoming ``frequency`` traffic);
-TwoWays, InvadingTurn (100-114)                                 InvadingTurn: oncoming cars cut the corner
-road, road edge on the right: Dynamic-       104-137   10-14    the ego lane is the rightmost driving lane
-ObjectCrossing, ParkingCrossingPedestrian,                      (walkers / parked cars at the edge);
-ParkingCutIn, ParkingExit (trigger 0)                           ParkingExit starts parked at the edge
-road, neighbour lane: StaticCutIn (right),   96-139    0-14     a same-direction lane on the ``direction``
-YieldToEmergencyVehicle, SequentialLane-                        side (StaticCutIn) / on either side
-Change (117-122, trigger 0)
-road, any lane: ControlLoss, HardBreakRoute  102-146   10-14    a junction-free stretch
-junction, turn: NonSignalizedJunctionLeft/   62-88     0-10     trigger 21-27 m before the junction entry,
-RightTurn(+EnterFlow), SignalizedJunction-                      a left (right) turn at a junction without
-Left/RightTurn(+EnterFlow), BlockedInter-                       (with) traffic lights; OppositeVehicle-
-section, OppositeVehicleRunningRedLight,                        RunningRedLight / TakingPriority pick
-OppositeVehicleTakingPriority, Vehicle-                         ``direction`` among the approaches that
-TurningRoute(Pedestrian), PedestrianCrossing                    exist; flow_speed 8-14 m/s,
-                                                                source_dist_interval 15-24 / 25-38 m
-junction, vanilla: VanillaNonSignalizedTurn  49-62     4        trigger 5-9 m before the entry, a left or
-(+EncounterStopsign), VanillaSignalized-                        right turn; Stopsign: the ego's approach
-TurnEncounterGreen/RedLight                                     has a stop sign
-T_Junction                                   73-155    20-31    a left or right turn at a T junction
-junction with a flow: EnterActorFlow,        75-222    0-8      start_actor_flow 40 m up another approach
-MergerIntoSlowTraffic(V2), Interurban-                          into the junction, end_actor_flow on the
-AdvancedActorFlow, HighwayCutIn ('merge');                      flow's exit 20 m past it: 'merge' joins
-InterurbanActorFlow ('oncoming'),                               the ego's exit road, 'oncoming' comes
-CrossingBicycleFlow ('cross', signalised),                      straight from the opposite approach,
-HighwayExit ('parallel')                                        'cross' from the side, 'parallel' goes
-                                                                straight on along the ego's road while
-                                                                the ego leaves it
-==========================================  =========  =======  ==========================================
+================================  ======  =====  ===============================================
+types                             L [m]   trig   place (what the town must offer)
+================================  ======  =====  ===============================================
+obstacle in the ego lane:         100-    10-18  no junction from the route start to trigger +
+Accident, ConstructionObstacle,   156            ``distance`` + 25 m; a same-direction lane on
+ParkedObstacle, HazardAtSideLane                 the left to pass in
+TwoWays: Accident-, Construction- 102-    10-14  as above, but the ego lane is the leftmost and
+Obstacle-, ParkedObstacle-,       136            borders an opposite lane (passing against the
+HazardAtSideLane-, VehicleOpens-                 oncoming ``frequency`` traffic); InvadingTurn
+DoorTwoWays, InvadingTurn                        (100-114 m): oncoming cars cut the corner
+road edge: DynamicObjectCrossing, 104-    0-14   the ego lane is the rightmost driving lane
+ParkingCrossingPedestrian,        137            (walkers / parked cars at the edge); ParkingExit
+ParkingCutIn, ParkingExit                        starts parked there (trigger 0)
+neighbour lane: StaticCutIn,      96-139  0-14   a same-direction lane on the ``direction`` side
+YieldToEmergencyVehicle,                         (StaticCutIn) / on either side; SequentialLane-
+SequentialLaneChange                             Change 117-122 m, trigger 0
+ControlLoss, HardBreakRoute       102-146 10-14  a junction-free stretch
+turn at a junction: NonSignalized 62-88   0-11   trigger 21-27 m before the junction entry, a
+JunctionLeft/RightTurn(EnterFlow)                left / right turn at a junction without / with
+SignalizedJunctionLeft/RightTurn                 lights as the name says; OppositeVehicle-
+(EnterFlow), BlockedIntersection,                RunningRedLight / -TakingPriority pick
+OppositeVehicleRunningRedLight,                  ``direction`` among the approaches that exist;
+OppositeVehicleTakingPriority,                   flow_speed / source_dist_interval per type as
+VehicleTurningRoute(Pedestrian),                 in Bench2Drive (e.g. left turns 8-11 m/s)
+PedestrianCrossing
+Vanilla*Turn* (4 types)           49-62   4      trigger 5-9 m before the entry, a left or right
+                                                 turn; Stopsign: a stop sign on the approach
+T_Junction                        73-155  20-31  a left or right turn at a T junction 1-52 m past
+                                                 the trigger
+flows: EnterActorFlow, Merger-    75-222  0-8    start_actor_flow 40 m up another approach into
+IntoSlowTraffic(V2), Interurban-                 the junction, end_actor_flow 20 m past it on the
+AdvancedActorFlow, HighwayCutIn                  flow's exit: 'merge' joins the ego's exit road,
+('merge'); InterurbanActorFlow                   'oncoming' comes straight from the opposite
+('oncoming'); CrossingBicycle-                   approach, 'cross' from the side, 'parallel'
+Flow ('cross', signalised);                      goes on along the ego's road while the ego
+HighwayExit ('parallel')                         leaves it; highway types need a ramp (both
+                                                 connectors shallow)
+================================  ======  =====  ===============================================
 
 Parameter values are drawn (seeded) from the ranges Bench2Drive's routes use (see ``RULES``).
 """
@@ -124,7 +125,8 @@ class Rule:
     ``kinds``, ``signalised`` (None: either), ``stop_sign``, ``turns``, ``ahead_m`` trigger ->
     junction entry [m], ``flow`` ('' or a :func:`flow_partners` relation) written to ``flow_keys``,
     ``flow_up_m``; ``ramp``: the flow's and the ego's connectors are both shallow (straight or
-    slight: a highway ramp, not a street corner); ``direction`` picks the ``direction`` parameter among the junction's approaches.
+    slight: a highway ramp, not a street corner); ``direction`` picks the ``direction``
+    parameter among the junction's approaches.
     """
 
     family: str
@@ -173,7 +175,15 @@ def _jn(length: tuple[float, float], trig: tuple[float, float], *params: ParamSp
 
 SHALLOW = ("straight", "slight")  # manoeuvres that a ramp's connectors make
 RIGHT: ParamSpec = ("direction", ("right",))
-FLOW = (("flow_speed", (8, 14)), ("source_dist_interval", ((15, 24), (25, 38))))
+
+
+def _flow(
+    speed: tuple[int, int], first: tuple[int, int], second: tuple[int, int]
+) -> tuple[ParamSpec, ParamSpec]:
+    """flow_speed [m/s] and source_dist_interval [m] ('from' in ``first``, 'to' in ``second``)."""
+    return ("flow_speed", speed), ("source_dist_interval", (first, second))
+
+
 TWO_WAY = (("frequency", ((31, 70), (90, 200))),)
 VANILLA = dict(ahead_m=(5.0, 9.0))
 RULES: dict[str, Rule] = {
@@ -222,18 +232,30 @@ RULES: dict[str, Rule] = {
     "ControlLoss": _road((102, 134), (10, 14), "", 60.0),
     "HardBreakRoute": _road((102, 146), (12, 14), "", 50.0),
     # junction: turns
-    "NonSignalizedJunctionLeftTurn": _jn((73, 88), (0, 6), *FLOW, signalised=False,
-                                         turns=("left",)),
-    "NonSignalizedJunctionLeftTurnEnterFlow": _jn((75, 88), (4, 8), *FLOW, signalised=False,
-                                                  turns=("left",)),
-    "NonSignalizedJunctionRightTurn": _jn((68, 88), (0, 6), *FLOW, signalised=False,
-                                          turns=("right",)),
-    "SignalizedJunctionLeftTurn": _jn((68, 88), (2, 10), *FLOW, signalised=True,
-                                      turns=("left",)),
-    "SignalizedJunctionLeftTurnEnterFlow": _jn((73, 88), (4, 8), *FLOW, signalised=True,
-                                               turns=("left",)),
-    "SignalizedJunctionRightTurn": _jn((62, 88), (0, 10), *FLOW, signalised=True,
-                                       turns=("right",)),
+    "NonSignalizedJunctionLeftTurn": _jn(
+        (73, 88), (0, 6), *_flow((8, 11), (15, 24), (25, 30)),
+        signalised=False, turns=("left",),
+    ),
+    "NonSignalizedJunctionLeftTurnEnterFlow": _jn(
+        (75, 88), (4, 8), *_flow((8, 10), (15, 19), (26, 30)),
+        signalised=False, turns=("left",),
+    ),
+    "NonSignalizedJunctionRightTurn": _jn(
+        (68, 88), (0, 6), *_flow((8, 14), (16, 22), (25, 30)),
+        signalised=False, turns=("right",),
+    ),
+    "SignalizedJunctionLeftTurn": _jn(
+        (68, 88), (2, 10), *_flow((9, 11), (15, 24), (25, 28)),
+        signalised=True, turns=("left",),
+    ),
+    "SignalizedJunctionLeftTurnEnterFlow": _jn(
+        (73, 88), (4, 8), *_flow((8, 10), (16, 24), (25, 30)),
+        signalised=True, turns=("left",),
+    ),
+    "SignalizedJunctionRightTurn": _jn(
+        (62, 88), (0, 10), *_flow((10, 14), (19, 24), (26, 38)),
+        signalised=True, turns=("right",),
+    ),
     "BlockedIntersection": _jn((67, 88), (4, 11)),
     "OppositeVehicleRunningRedLight": _jn((73, 88), (4, 11), signalised=True,
                                           turns=("left", "right", "straight"),
@@ -252,16 +274,20 @@ RULES: dict[str, Rule] = {
     "VanillaSignalizedTurnEncounterRedLight": _jn((49, 62), (4, 4), signalised=True, **VANILLA),
     "T_Junction": _jn((73, 155), (20, 31), kinds=("T",), ahead_m=(1.0, 52.0)),
     # junction: a flow through it
-    "EnterActorFlow": _jn((75, 120), (4, 6), *FLOW, turns=("left", "right", "straight"),
-                          kinds=("merge", "T", "cross", "multi"), flow="merge"),
+    "EnterActorFlow": _jn(
+        (75, 120), (4, 6), *_flow((12, 19), (17, 30), (30, 39)),
+        turns=("left", "right", "straight"), kinds=("merge", "T", "cross", "multi"), flow="merge",
+    ),
     "MergerIntoSlowTraffic": _jn((138, 222), (2, 6), ("flow_speed", (9, 10)),
                                  ("source_dist_interval", ((14, 16), (33, 42))),
-                                 turns=SHALLOW, kinds=("merge", "T", "cross", "multi"), flow="merge",
+                                 turns=SHALLOW, kinds=("merge", "T", "cross", "multi"),
+                                 flow="merge",
                                  ahead_m=(20.0, 90.0), ramp=True),
     "MergerIntoSlowTrafficV2": _jn((124, 151), (0, 6), ("flow_speed", (10, 10)),
                                    ("source_dist_interval", ((11, 14), (30, 34))),
                                    turns=("straight", "slight"), flow="merge",
-                                   kinds=("merge", "T", "cross", "multi"), ahead_m=(20.0, 40.0), ramp=True),
+                                   kinds=("merge", "T", "cross", "multi"), ahead_m=(20.0, 40.0),
+                                   ramp=True),
     "InterurbanAdvancedActorFlow": _jn((113, 154), (6, 8), RIGHT, ("flow_speed", (16, 18)),
                                        ("source_dist_interval", ((36, 42), (84, 94))),
                                        turns=("right", "slight"), flow="merge",
@@ -656,6 +682,7 @@ def parse_weather(text: str) -> dict[str, float]:
             ) from None
         if key.strip() not in DEFAULT_WEATHER:
             raise ConfigError(
-                f"unknown weather parameter {key.strip()!r}; use one of {', '.join(DEFAULT_WEATHER)}"
+                f"unknown weather parameter {key.strip()!r}; "
+                f"use one of {', '.join(DEFAULT_WEATHER)}"
             )
     return out
