@@ -79,7 +79,7 @@ from harness.routes.places import (
 log = logging.getLogger(__name__)
 
 KEYPOINT_STEP_M = 10.0  # [m] keypoint spacing of a made route (Bench2Drive writes every 2 m)
-MIN_AFTER_M = 20.0  # [m] a junction route runs at least this far past the junction exit
+MIN_AFTER_M = 30.0  # [m] a junction route goes on this far past the junction (B2D: 31-40 m)
 FLOW_UPSTREAM_M = 40.0  # [m] a flow starts this far before the junction on its approach
 FLOW_DOWNSTREAM_M = 20.0  # [m] ... and ends this far past the junction on its exit
 CUT_IN_UPSTREAM_M = 20.0  # [m] HighwayCutIn's car waits this far up the merging lane
