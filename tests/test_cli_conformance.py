@@ -35,6 +35,8 @@ REQUIRED_ARGS: dict[Path_, list[str]] = {
     ("towns",): [],
     ("routes", "info"): [str(ROUTES)],
     ("routes", "check"): [str(ROUTES)],
+    ("routes", "make"): ["--town", "Harness01", "--scenario", "ControlLoss"],
+    ("routes", "make-suite"): ["--towns", "Harness01", "--out", "suite.xml"],
     ("teachers", "show"): ["dataset", "--scene", "s", "--out", "s.png"],
     ("teachers", "request"): ["scene.json"],
     ("teachers", "export-scene"): ["dataset", "--scene", "s"],
@@ -55,6 +57,8 @@ OUT_OF_RANGE: dict[Path_, list[str] | None] = {
     ("towns",): None,
     ("routes", "info"): None,
     ("routes", "check"): None,
+    ("routes", "make"): ["--count", "0"],
+    ("routes", "make-suite"): ["--per-type", "0"],
     ("teachers", "show"): None,
     ("teachers", "request"): None,
     ("teachers", "export-scene"): None,
@@ -75,6 +79,8 @@ WORK = (
     ("harness.demo", "run_demo"),
     ("harness.cli.doctor_cmd", "run_checks"),
     ("harness.runner.bench", "run_bench"),
+    ("harness.routes.make", "make_routes"),
+    ("harness.routes.make", "make_suite"),
     ("uvicorn", "run"),
 )
 

@@ -131,10 +131,14 @@ def _scenario_types(types: str, registered: bool) -> list[str]:
 @routes_app.command("make")
 def make(
     town: str = typer.Option(..., "--town", help="Town to place the routes on (`harness towns`)."),
-    scenario: str = typer.Option(..., "--scenario", help="Bench2Drive scenario type, e.g. Accident."),
+    scenario: str = typer.Option(
+        ..., "--scenario", help="Bench2Drive scenario type, e.g. Accident."
+    ),
     count: int = typer.Option(5, "--count", min=1, help="Number of routes (distinct places)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the place order and parameter draws."),
-    out: Path = typer.Option(None, "--out", help="Route XML to write (default routes_<town>_<type>.xml)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Route XML to write (default routes_<town>_<type>.xml)."
+    ),
     weather: str = typer.Option("", "--weather", help="Weather values, e.g. 'cloudiness=40,wetness=50'."),
 ) -> None:
     """Leaderboard 2.0 routes of Bench2Drive length, one scenario each, at places of the town where
