@@ -139,7 +139,9 @@ def make(
     out: Path | None = typer.Option(
         None, "--out", help="Route XML to write (default routes_<town>_<type>.xml)."
     ),
-    weather: str = typer.Option("", "--weather", help="Weather values, e.g. 'cloudiness=40,wetness=50'."),
+    weather: str = typer.Option(
+        "", "--weather", help="Weather values, e.g. 'cloudiness=40,wetness=50'."
+    ),
 ) -> None:
     """Leaderboard 2.0 routes of Bench2Drive length, one scenario each, at places of the town where
     the type fits; every route passes `routes check`. Exit 2 when the town has no such place."""
@@ -166,7 +168,9 @@ def make_suite_cmd(
     registered: bool = typer.Option(
         False, "--registered", help="Only the types this checkout implements (scenarios.registry)."
     ),
-    weather: str = typer.Option("", "--weather", help="Weather values, e.g. 'cloudiness=40,wetness=50'."),
+    weather: str = typer.Option(
+        "", "--weather", help="Weather values, e.g. 'cloudiness=40,wetness=50'."
+    ),
 ) -> None:
     """A suite: --per-type routes of every type spread over the towns (ids 0..N-1, one file);
     lists the types some town has no place for and those that got fewer routes."""
