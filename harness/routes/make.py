@@ -86,6 +86,9 @@ CUT_IN_UPSTREAM_M = 20.0  # [m] HighwayCutIn's car waits this far up the merging
 MIN_FLOW_UPSTREAM_M = 15.0  # [m] approaches shorter than this give no flow start
 ROAD_START_STEP_M = 15.0  # [m] candidate route starts along each lane
 MIN_SEPARATION_M = 30.0  # [m] triggers of two routes of one type and town are at least this apart
+END_CLEAR_M = (
+    15.0  # [m] a route ends at least this far before the next junction (no red light there)
+)
 OBSTACLE_TAIL_M = (
     25.0  # [m] junction-free road past an obstacle (the ego passes it and merges back)
 )
@@ -399,9 +402,19 @@ def _road_places(town: Town, rule: Rule, rng: np.random.Generator) -> list[Place
                 pieces, trig, clear, need_ok
             ):
                 continue
+            if not _end_clear(town, pieces, free):
+                continue
             places.append(Place(pieces, float(trig), params, ("road", int(lanes.road_id[lane]))))
             break
     return places
+
+
+def _end_clear(town: Town, pieces: list[Piece], free: np.ndarray) -> bool:
+    """Whether the walk's last lane and the END_CLEAR_M beyond its end lie outside junctions (a
+    route that ends at a junction leaves the ego waiting at its stop line: blocked)."""
+    lane, _, s1 = pieces[-1]
+    beyond = walk_forward(town, lane, s1, END_CLEAR_M)
+    return bool(free[lane]) and all(free[p[0]] for p in beyond)
 
 
 def _stretch_ok(pieces: list[Piece], s_from: float, s_to: float, ok: np.ndarray) -> bool:
@@ -458,7 +471,7 @@ def _junction_place(
     length = _uniform(rng, rule.length_m)
     after_m = max(MIN_AFTER_M, length - pieces_length(before) - pieces_length(conn))
     after = walk_forward(town, m.exit, 0.0, after_m)
-    if pieces_length(after) < after_m - 0.5:
+    if pieces_length(after) < after_m - 0.5 or not _end_clear(town, after, free):
         return None
     pieces = before + conn + after
     exit_s = pieces_length(before) + pieces_length(conn)
