@@ -220,6 +220,17 @@ def bench2drive_table(m: Bench2DriveMetrics) -> Table:
     return table
 
 
+def scenario_type_table(m: Bench2DriveMetrics) -> Table:
+    """DS and SR per scenario type (the routes' first scenario), unrun routes counting 0."""
+    table = Table(title="Per scenario type")
+    for col in ("scenario type", "routes", "run", "DS", "SR %"):
+        table.add_column(col, justify="left" if col == "scenario type" else "right")
+    for name, t in m.scenario_types.items():
+        table.add_row(name, str(t.routes), str(t.records), f"{t.driving_score:.2f}",
+                      _pct(t.success_rate))  # fmt: skip
+    return table
+
+
 CLOSED_LOOP_HEADERS = (
     ("NC", "nc"), ("DAC", "dac"), ("DDC", "ddc"), ("TLC", "tlc"), ("EP", "ep"), ("TTC", "ttc"),
     ("LK", "lk"), ("HC", "hc"), ("EC", "ec"), ("C", "c"), ("PDMS", "pdms"), ("EPDMS", "epdms"),
@@ -354,6 +365,8 @@ def eval_command(
     console.print(global_table(result))
     if result.bench2drive is not None:
         console.print(bench2drive_table(result.bench2drive))
+        if len(result.bench2drive.scenario_types) > 1:
+            console.print(scenario_type_table(result.bench2drive))
     if closed_loop:
         summary = closed_loop_summary(config.out_dir, (r.route_id for r in result.records))
         if summary.routes:

@@ -149,3 +149,94 @@ def check(file: Path = FILE_ARG) -> None:
         # SystemExit, not typer.Exit: main() runs the app with standalone_mode=False, where click
         # turns typer.Exit into a return value that main() does not pass on.
         raise SystemExit(1)
+
+
+def _scenario_types(types: str, registered: bool) -> list[str]:
+    """The types a suite covers: the comma list, the registered ones, or every Bench2Drive type."""
+    from harness.routes.make import RULES, rule_for
+
+    if types:
+        names = [t.strip() for t in types.split(",") if t.strip()]
+        for name in names:
+            rule_for(name)
+        return names
+    if registered:
+        from scenarios.registry import SCENARIO_CLASSES
+
+        return [t for t in RULES if t in SCENARIO_CLASSES]
+    return list(RULES)
+
+
+@routes_app.command("make")
+def make(
+    town: str = typer.Option(..., "--town", help="Town to place the routes on (`harness towns`)."),
+    scenario: str = typer.Option(
+        ..., "--scenario", help="Bench2Drive scenario type, e.g. Accident."
+    ),
+    count: int = typer.Option(5, "--count", min=1, help="Number of routes (distinct places)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the place order and parameter draws."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Route XML to write (default routes_<town>_<type>.xml)."
+    ),
+    weather: str = typer.Option(
+        "", "--weather", help="Weather values, e.g. 'cloudiness=40,wetness=50'."
+    ),
+) -> None:
+    """Leaderboard 2.0 routes of Bench2Drive length, one scenario each, at places of the town where
+    the type fits; every route passes `routes check`. Exit 2 when the town has no such place."""
+    from harness.maps import load_town
+    from harness.routes.make import make_routes, parse_weather
+    from harness.routes.xml_io import write_routes
+
+    values = parse_weather(weather)
+    routes = make_routes(load_town(town), scenario, count, seed, values)
+    target = out or Path(f"routes_{town}_{scenario}.xml")
+    write_routes(routes, target)
+    if len(routes) < count:
+        console.print(f"[yellow]only {len(routes)} distinct places for {scenario} on {town}[/]")
+    console.print(f"wrote {len(routes)} {scenario} routes on {town} to {target}")
+
+
+@routes_app.command("make-suite")
+def make_suite_cmd(
+    towns: str = typer.Option(..., "--towns", help="Comma-separated towns, e.g. Town01,Town03."),
+    out: Path = typer.Option(..., "--out", help="Route XML to write."),
+    per_type: int = typer.Option(5, "--per-type", min=1, help="Routes per scenario type."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the place order and parameter draws."),
+    types: str = typer.Option("", "--types", help="Comma-separated types (default: all 44)."),
+    registered: bool = typer.Option(
+        False, "--registered", help="Only the types this checkout implements (scenarios.registry)."
+    ),
+    weather: str = typer.Option(
+        "", "--weather", help="Weather values, e.g. 'cloudiness=40,wetness=50'."
+    ),
+) -> None:
+    """A suite: --per-type routes of every type spread over the towns (ids 0..N-1, one file);
+    lists the types some town has no place for and those that got fewer routes."""
+    from harness.maps import load_town
+    from harness.routes.make import make_suite, parse_weather
+    from harness.routes.xml_io import write_routes
+
+    names = [t.strip() for t in towns.split(",") if t.strip()]
+    if not names:
+        raise RouteFileError("--towns is empty; give comma-separated town names")
+    loaded = [load_town(n) for n in names]
+    result = make_suite(loaded, _scenario_types(types, registered), per_type, seed,
+                        parse_weather(weather))  # fmt: skip
+    if not result.routes:
+        raise RouteFileError(f"no scenario type has a place on {', '.join(names)}; nothing written")
+    write_routes(result.routes, out)
+    if result.missing:
+        table = Table(title="Towns without a place")
+        table.add_column("type")
+        table.add_column("towns")
+        table.add_column("routes", justify="right")
+        for name, where in result.missing.items():
+            got = result.short.get(name, per_type)
+            table.add_row(name, ", ".join(where), f"{got}" if got < per_type else "ok")
+        console.print(table)
+    counts = Counter(r.scenarios[0].type for r in result.routes)
+    console.print(
+        f"wrote {len(result.routes)} routes ({len(counts)} types, {len(result.short)} short of "
+        f"{per_type}) on {', '.join(names)} to {out}"
+    )

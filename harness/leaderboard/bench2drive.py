@@ -393,6 +393,46 @@ def multi_ability(
     return AbilityResult({a: (s, n) for a, (s, n) in counts.items()}, tuple(missing))
 
 
+@dataclass(frozen=True)
+class TypeResult:
+    """One scenario type (the routes' first scenario): ``routes`` of the route file, ``records``
+    among them with a record, ``score_sum`` of their score_composed and ``successes``. DS and SR
+    count routes without a record as 0, as the totals over the route file do."""
+
+    routes: int
+    records: int
+    score_sum: float
+    successes: int
+
+    @property
+    def driving_score(self) -> float:
+        return self.score_sum / self.routes if self.routes else 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.routes if self.routes else 0.0
+
+
+def per_type(
+    routes: Sequence[RouteConfig], records: Sequence[Mapping[str, Any]]
+) -> dict[str, TypeResult]:
+    """Scenario type -> its routes' DS / SR (not a Bench2Drive tool number: ours, per type, by
+    the same rules as the totals); routes without a scenario under 'none'; sorted by type."""
+    acc: dict[str, list[float]] = {}
+    for route in routes:
+        key = first_scenario_type(route) or "none"
+        row = acc.setdefault(key, [0, 0, 0.0, 0])
+        row[0] += 1
+        rec = record_for(records, route.id)
+        if rec is not None:
+            row[1] += 1
+            row[2] += float(rec["scores"]["score_composed"])
+            row[3] += int(is_bench2drive_success(rec))
+    return {
+        k: TypeResult(int(v[0]), int(v[1]), float(v[2]), int(v[3])) for k, v in sorted(acc.items())
+    }
+
+
 # ---------------------------------------------------------------------- summary
 @dataclass(frozen=True)
 class Bench2DriveMetrics:
@@ -406,6 +446,7 @@ class Bench2DriveMetrics:
     efficiency_pct: float | None
     smoothness: float | None
     abilities: AbilityResult
+    scenario_types: dict[str, TypeResult] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -418,6 +459,14 @@ class Bench2DriveMetrics:
             "ability": {**self.abilities.rates, "mean": self.abilities.mean},
             "ability_counts": {a: list(c) for a, c in self.abilities.counts.items()},
             "missing_routes": [list(m) for m in self.abilities.missing],
+            "scenario_types": {
+                k: {
+                    "routes": t.routes, "eval_num": t.records, "score_sum": t.score_sum,
+                    "successes": t.successes, "driving_score": t.driving_score,
+                    "success_rate": t.success_rate,
+                }
+                for k, t in self.scenario_types.items()
+            },  # fmt: skip
         }
 
 
@@ -440,4 +489,5 @@ def bench2drive_metrics(
         efficiency_pct=driving_efficiency_pct(records),
         smoothness=driving_smoothness(smoothness.get(str(r.get("save_name"))) for r in records),
         abilities=multi_ability(routes, records, junction_pct),
+        scenario_types=per_type(routes, records),
     )

@@ -271,6 +271,11 @@ def metrics_from_json(data: Mapping[str, Any]) -> b2d.Bench2DriveMetrics:
         efficiency_pct=_opt(data["driving_efficiency"]),
         smoothness=_opt(data["driving_smoothness"]),
         abilities=b2d.AbilityResult(counts, missing),
+        scenario_types={
+            str(k): b2d.TypeResult(int(t["routes"]), int(t["eval_num"]), float(t["score_sum"]),
+                                   int(t["successes"]))
+            for k, t in data.get("scenario_types", {}).items()
+        },
     )  # fmt: skip
 
 

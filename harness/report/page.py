@@ -204,6 +204,17 @@ def _bench2drive_html(run: RunData, s: Summary) -> str:
             ],
         ),  # fmt: skip
     ]
+    if m.scenario_types:
+        parts += [
+            "<h3>Scenario types</h3>",
+            _table(
+                ["scenario type", "routes", "with a record", "DS", "SR %"],
+                [
+                    [k, t.routes, t.records, f"{t.driving_score:.2f}", _pct(t.success_rate)]
+                    for k, t in m.scenario_types.items()
+                ],
+            ),
+        ]
     if m.abilities.missing:
         ids = ", ".join(rid for _, rid in m.abilities.missing[:12])
         more = len(m.abilities.missing) - 12
