@@ -308,7 +308,8 @@ class T_Junction(BasicScenario):  # noqa: N801 - the route files' type name
 class OppositeVehicleRunningRedLight(_Junction):
     """ScenarioRunner's OppositeVehicleRunningRedLight: an emergency vehicle waits
     RED_RUNNER_SOURCE_M before the junction on the arm to the ego's ``direction`` (default right;
-    the other side when there is none). When the ego is RED_RUNNER_SYNC_S (time to arrival) or
+    the other side when there is none; ``opposite``: the arm facing the ego's, as in Bench2Drive's
+    route files). When the ego is RED_RUNNER_SYNC_S (time to arrival) or
     RED_RUNNER_TRIGGER_M from the conflict point (where the two entry headings cross), it drives
     straight through at RED_RUNNER_SPEED_MPS ignoring lights and vehicles, and is removed after
     the time its straight-line run to RED_RUNNER_SINK_M past the junction takes. From the trigger
@@ -318,8 +319,12 @@ class OppositeVehicleRunningRedLight(_Junction):
     timeout_s = None
 
     def setup_actors(self) -> None:
-        side = self.direction_sign()
-        lanes = self.incoming_from(-side * np.pi / 2) or self.incoming_from(side * np.pi / 2)
+        if self.param_str("direction", "right").lower() == "opposite":
+            # ScenarioRunner's filter_junction_wp_direction 'opposite': the arm facing the ego's
+            lanes = self.incoming_from(np.pi)
+        else:
+            side = self.direction_sign()
+            lanes = self.incoming_from(-side * np.pi / 2) or self.incoming_from(side * np.pi / 2)
         self.runner_id = -1
         if not lanes:
             log.warning(

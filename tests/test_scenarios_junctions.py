@@ -197,3 +197,27 @@ def test_t_junction_has_no_actors_and_ends_200_m_after_the_trigger(bench2drive_x
     assert not run.ids_seen()
     scn = run.scenario
     assert scn.end_s_m() == pytest.approx(scn.trigger_s_m + 200.0) and scn.timeout_s == 240.0
+
+
+def test_red_light_runner_direction_opposite_comes_from_the_arm_ahead(
+    bench2drive_xml: Path, tmp_path: Path
+) -> None:
+    # Bench2Drive's route files also use direction 'opposite' (ScenarioRunner's
+    # filter_junction_wp_direction): the runner waits on the arm facing the ego's entry.
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(bench2drive_xml).getroot()
+    route = next(r for r in root.iter("route") if r.get("id") == "26944")
+    route.find(".//scenario/direction").set("value", "opposite")  # type: ignore[union-attr]
+    one = ET.Element("routes")
+    one.append(route)
+    xml = tmp_path / "opposite.xml"
+    ET.ElementTree(one).write(xml)
+    run = drive(xml, "26944", 60)
+    scn = run.scenario
+    tr = run.track(scn.runner_id)
+    rel = tr[0, 1:3] - run.ctx.planned.xy[scn.first]
+    fwd = float(np.cos(scn.entry_yaw) * rel[0] + np.sin(scn.entry_yaw) * rel[1])
+    assert fwd > 10.0, "waits beyond the junction, ahead of the ego"
+    heading = float(np.arctan2(np.sin(tr[0, 3] - scn.entry_yaw), np.cos(tr[0, 3] - scn.entry_yaw)))
+    assert abs(abs(heading) - np.pi) < 0.5, "faces the ego"
