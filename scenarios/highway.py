@@ -84,7 +84,12 @@ def side_lane(town: Town, lane: int, side: str) -> int:
     nid = lid + step
     if nid == 0:
         nid = step
-    return int(lanes.lookup(int(lanes.road_id[lane]), int(lanes.section_id[lane]), nid))
+    out = int(lanes.lookup(int(lanes.road_id[lane]), int(lanes.section_id[lane]), nid))
+    if out < 0 and side == "left":
+        # a two-way street written as one road per direction (Osm2Odr towns): the oncoming lane
+        # alongside, as the lane graph's left_opposite finds it
+        out = int(town.graph.left_opposite[lane])
+    return out
 
 
 def same_direction_lanes(town: Town, lane: int) -> list[int]:

@@ -29,7 +29,9 @@ STOP_LOOKAHEAD_M = 80.0  # [m] rule stops farther than this are ignored
 STOP_PASSED_M = -0.5  # [m] a stop line this far behind the front bumper is passed
 STOP_SERVED_SPEED_MPS = 0.1  # [m/s] a stop sign is served by dropping below this ...
 STOP_SERVED_DIST_M = 4.0  # [m] ... with the front bumper this close to the line
-END_STOP_PAST_M = 4.0  # [m] the ego stops this far past the route end
+END_STOP_PAST_M = 8.0  # [m] the stop target (front bumper) this far past the route end: with
+# IDM's minimum gap and half a car length behind the bumper, the centre then stops ~3 m past the
+# last route point, which RouteCompletionTest must see passed on a short route (RC > 99 %)
 JUNCTION_LOOKAHEAD_M = 50.0  # [m] junctions farther ahead are not yielded for yet
 JUNCTION_EXIT_EXTRA_M = 6.0  # [m] the conflict area reaches this far past the junction exit
 JUNCTION_ENTRY_MARGIN_M = 1.0  # [m] the yield stop sits this far before the junction entry
