@@ -454,3 +454,31 @@ def town04_lane_ids(run: Run) -> set[int]:
     lanes = _town04().lanes
     xy = np.array([run.ego(t) for t in range(len(run.states))])
     return {abs(int(k)) for k in lanes.lane_id[lanes.project(xy).lane]}
+
+
+def test_side_lane_left_crosses_to_the_oncoming_road_on_a_one_road_per_direction_town() -> None:
+    # Osm2Odr writes each direction of a two-way street as its own road (the built-in towns):
+    # CARLA's get_left_lane then finds nothing in the road, and the lane graph's oncoming lane
+    # alongside stands in for it; it runs the other way, about one lane width to the left.
+    from scenarios.highway import side_lane
+
+    town = load_town("Harness03")
+    lanes = town.lanes
+    hits = 0
+    for lane in range(lanes.n_lanes):
+        if lanes.junction_id[lane] >= 0:
+            continue
+        left = side_lane(town, lane, "left")
+        if left < 0:
+            continue
+        hits += 1
+        xy, yaw = lanes.position(np.array([lane]), np.array([lanes.length_m[lane] / 2]))
+        pts = slice(int(lanes.start[left]), int(lanes.start[left] + lanes.count[left]))
+        d = np.hypot(*(lanes.xy[pts] - xy[0]).T)
+        k = int(np.argmin(d))
+        assert 2.0 < d[k] < 6.0, "the oncoming lane alongside, about a lane width away"
+        assert np.cos(float(yaw[0]) - float(lanes.yaw_rad[pts][k])) < -0.9, "runs the other way"
+        # it lies on the driver's left: CARLA's frame is left-handed, left = (sin yaw, -cos yaw)
+        rel = lanes.xy[pts][k] - xy[0]
+        assert rel @ np.array([np.sin(yaw[0]), -np.cos(yaw[0])]) > 0
+    assert hits > 0
