@@ -272,13 +272,13 @@ def test_cli_make_writes_checked_routes_and_refuses_impossible_pairs(
     routes = read_route_file(out)
     assert len(routes) == 2 and routes[0].weathers[0].values["cloudiness"] == 40.0
     assert check_route_file(out).ok
-    # Harness01's streets are one-directional roads: no lane borders an opposite lane
-    rc, err = _cli(capsys, "make", "--town", "Harness01", "--scenario", "AccidentTwoWays", "--out",
+    # Harness01 is an urban grid: no ramp where a flow joins at a shallow angle
+    rc, err = _cli(capsys, "make", "--town", "Harness01", "--scenario", "HighwayExit", "--out",
                    str(tmp_path / "x.xml"))  # fmt: skip
     assert rc == 2
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "AccidentTwoWays" in lines[0] and "Harness01" in lines[0]
-    assert "opposite lane" in lines[0]
+    assert len(lines) == 1 and "HighwayExit" in lines[0] and "Harness01" in lines[0]
+    assert "ramp" in lines[0]
     assert not (tmp_path / "x.xml").exists()
     rc, err = _cli(capsys, "make", "--town", "Harness01", "--scenario", "Nope", "--out", str(out))
     assert rc == 2 and "unknown scenario type" in err
