@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from harness.errors import ConfigError
+
 SHORT_VALUE_CHARS = 70  # longer values are elided in a difference message
 
 
@@ -49,3 +51,22 @@ def fingerprint_diff(stored: dict[str, Any], now: dict[str, Any], prefix: str = 
 def _normal(value: Any) -> Any:
     """The value as it reads back from JSON (tuples become lists), for comparison."""
     return json.loads(json.dumps(value, default=str))
+
+
+def check_settings_file(path: Path, now: dict[str, Any], holds: str) -> bool:
+    """Whether the settings file ``path`` of a resumable output folder exists; when it does, it
+    must read back and match ``now``, else a ConfigError says '<folder> holds <holds> with other
+    settings (what differs)' (or that the file is unreadable) and what to do."""
+    if not path.is_file():
+        return False
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is unreadable ({exc}); pick another --out") from exc
+    diff = fingerprint_diff(stored if isinstance(stored, dict) else {}, now)
+    if diff:
+        raise ConfigError(
+            f"{path.parent} holds {holds} with other settings ({'; '.join(diff)}); "
+            "resume with the same options or pick another --out"
+        )
+    return True

@@ -14,7 +14,6 @@ settings are refused.
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from numpy.typing import NDArray
 
 import harness
 from harness.errors import ConfigError, HarnessError
-from harness.fingerprint import file_sha256, fingerprint_diff
+from harness.fingerprint import check_settings_file, file_sha256
 from harness.io import atomic_write_json
 from harness.maps import load_town
 from harness.maps.town import Town
@@ -175,17 +174,7 @@ def check_resume(out: Path, fingerprint: dict[str, Any]) -> None:
     scored output without its settings file; record the fingerprint of a fresh run (episodes
     or a vocabulary placed in a new folder are reused, with a warning)."""
     path = out / SETTINGS_FILE
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path} is unreadable ({exc}); pick another --out") from exc
-        diff = fingerprint_diff(stored if isinstance(stored, dict) else {}, fingerprint)
-        if diff:
-            raise ConfigError(
-                f"{out} holds a gen-teachers run with other settings ({'; '.join(diff)}); "
-                "resume with the same options or pick another --out"
-            )
+    if check_settings_file(path, fingerprint, "a gen-teachers run"):
         return
     earlier = [name for name in EARLIER_OUTPUT if (out / name).exists()]
     if earlier:
@@ -246,9 +235,12 @@ def scene_columns(
     column lists) and its counts."""
     scene = rec.scene
     result = teachers_for_scene(
-        rec, town, vocab,
-        TeacherConfig(config.candidates, config.selection, config.scoring_profile,
-                      seed=config.seed),  # fmt: skip
+        rec,
+        town,
+        vocab,
+        TeacherConfig(
+            config.candidates, config.selection, config.scoring_profile, seed=config.seed
+        ),  # fmt: skip
     )
     cands, scores, poses, sel = result.candidates, result.scores, result.poses, result.selection
     reactive: list[bool | None] = [None] * len(sel.index)  # the reactive check is not built yet
@@ -506,7 +498,12 @@ def generate(
     if progress:
         progress(0, 0)  # the inputs are checked: driving starts (total not known yet)
     paths = drive_routes(
-        town, routes, config.agent, out / "episodes", config.seed, config.workers,
+        town,
+        routes,
+        config.agent,
+        out / "episodes",
+        config.seed,
+        config.workers,
         config.backend,
     )
     episodes = [load_episode(p, town) for p in paths]

@@ -29,7 +29,7 @@ from drivejepa.data.build import camera_renderer, route_arrays
 from drivejepa.data.perturb import PerturbationConfig
 from drivejepa.data.routes import DEFAULT_VAL_FRACTION, CollectRoute, collect_routes
 from harness.errors import ConfigError, HarnessError
-from harness.fingerprint import fingerprint_diff
+from harness.fingerprint import check_settings_file
 from harness.io import atomic_output, atomic_write_json
 from harness.maps import load_town
 from harness.maps.town import Town
@@ -114,17 +114,7 @@ def check_out(config: CollectConfig, fingerprint: dict[str, Any]) -> None:
         raise ConfigError(
             f"{out} already holds a collection; pass --resume to continue it or pick another --out"
         )
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path} is unreadable ({exc}); pick another --out") from exc
-        diff = fingerprint_diff(stored if isinstance(stored, dict) else {}, fingerprint)
-        if diff:
-            raise ConfigError(
-                f"{out} holds a collection made with other settings ({'; '.join(diff)}); "
-                "resume with the same options or pick another --out"
-            )
+    if check_settings_file(path, fingerprint, "a collection made"):
         return
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, fingerprint, indent=2)

@@ -63,7 +63,7 @@ from drivejepa.data.store import read_manifest
 from drivejepa.runtime import DEFAULT_LAMBDA
 from drivejepa.status import to_ego_frame
 from harness.errors import ConfigError
-from harness.fingerprint import fingerprint_diff
+from harness.fingerprint import check_settings_file
 from harness.io import atomic_write_json, atomic_write_text
 from harness.maps import load_town
 from harness.maps.town import Town
@@ -493,11 +493,7 @@ def check_out(cfg: AggregateConfig) -> list[dict[str, Any]]:
                 f"{cfg.out} already holds aggregation rounds; pass --resume to continue them or "
                 "pick another --out"
             )
-        stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        diff = fingerprint_diff(stored, cfg.settings())
-        if diff:
-            raise ConfigError(f"{cfg.out} holds rounds made with other settings "
-                              f"({'; '.join(diff)}); resume with the same options")  # fmt: skip
+        check_settings_file(path, cfg.settings(), "rounds made")
     else:
         cfg.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, cfg.settings(), indent=2)
