@@ -23,18 +23,11 @@ from py_trees.composites import Parallel, Sequence
 from harness.world.state import LightState
 from scenarios.basic import SCENARIO_TIMEOUT_S
 from scenarios.behaviours import (
-    ActorDestroy,
-    FollowPath,
     FreezeLights,
     Idle,
-    InTimeToArrivalToLocation,
     WaitUntilEgoPassed,
 )
 from scenarios.junctions import (
-    RED_RUNNER_ACCEL_MPS2,
-    RED_RUNNER_SPEED_MPS,
-    RED_RUNNER_SYNC_S,
-    RED_RUNNER_TRIGGER_M,
     OppositeVehicleRunningRedLight,
     SignalizedJunctionRightTurn,
     _Junction,
@@ -120,26 +113,7 @@ class OppositeVehicleTakingPriority(OppositeVehicleRunningRedLight):
     def behaviour(self) -> Behaviour:
         if self.runner_id < 0:
             return Idle(self.ctx)
-        cross = Parallel(
-            "adversary crossing",
-            ParallelPolicy.SuccessOnOne(),
-            [
-                FollowPath(self.ctx, self.runner_id, self.path, RED_RUNNER_SPEED_MPS,
-                           accel_mps2=RED_RUNNER_ACCEL_MPS2, wait=True),
-                Idle(self.ctx, self.run_time_s),
-            ],
-        )  # fmt: skip
-        return Sequence(
-            "take priority",
-            True,
-            [
-                InTimeToArrivalToLocation(
-                    self.ctx, self.conflict_xy, RED_RUNNER_SYNC_S, RED_RUNNER_TRIGGER_M
-                ),
-                cross,
-                ActorDestroy(self.ctx, self.pool, [self.runner_id]),
-            ],
-        )
+        return Sequence("take priority", True, self.runner_crossing())
 
 
 class _VanillaTurn(_Junction):

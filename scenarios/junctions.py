@@ -368,6 +368,12 @@ class OppositeVehicleRunningRedLight(_Junction):
         lights = FreezeLights(self.ctx, states)
         if self.runner_id < 0:
             return lights
+        run = Sequence("run the red light", True, [*self.runner_crossing(), Idle(self.ctx)])
+        return Parallel("red light runner", ParallelPolicy.SuccessOnOne(), [lights, run])
+
+    def runner_crossing(self) -> list[Behaviour]:
+        """Wait until the ego is RED_RUNNER_SYNC_S / RED_RUNNER_TRIGGER_M from the conflict point,
+        drive the runner through for its run time, remove it."""
         cross = Parallel(
             "adversary crossing",
             ParallelPolicy.SuccessOnOne(),
@@ -377,19 +383,13 @@ class OppositeVehicleRunningRedLight(_Junction):
                 Idle(self.ctx, self.run_time_s),
             ],
         )  # fmt: skip
-        run = Sequence(
-            "run the red light",
-            True,
-            [
-                InTimeToArrivalToLocation(
-                    self.ctx, self.conflict_xy, RED_RUNNER_SYNC_S, RED_RUNNER_TRIGGER_M
-                ),
-                cross,
-                ActorDestroy(self.ctx, self.pool, [self.runner_id]),
-                Idle(self.ctx),
-            ],
-        )
-        return Parallel("red light runner", ParallelPolicy.SuccessOnOne(), [lights, run])
+        return [
+            InTimeToArrivalToLocation(
+                self.ctx, self.conflict_xy, RED_RUNNER_SYNC_S, RED_RUNNER_TRIGGER_M
+            ),
+            cross,
+            ActorDestroy(self.ctx, self.pool, [self.runner_id]),
+        ]
 
     def end_s_m(self) -> float:
         return self.exit_s  # ScenarioRunner's WaitEndIntersection
