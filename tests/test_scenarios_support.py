@@ -15,7 +15,7 @@ from harness.leaderboard.criteria import RouteGeometry
 from harness.leaderboard.route_criteria import RouteCriteria
 from harness.maps import load_town
 from harness.planning.route_follower import RouteFollower
-from harness.routes.interpolate import plan_route
+from harness.routes.interpolate import PlannedRoute, plan_route
 from harness.routes.model import RouteConfig, ScenarioConfig
 from harness.routes.xml_io import read_routes
 from harness.sim.embedded.simulator import EmbeddedSimulator
@@ -33,6 +33,16 @@ B2D_TOWNS = ("Town01", "Town02", "Town03", "Town04", "Town05", "Town06")
 @lru_cache(maxsize=1)
 def _routes(xml: str) -> dict[str, RouteConfig]:
     return {r.id: r for r in read_routes(Path(xml))}
+
+
+def route_frame(planned: PlannedRoute, x: float, y: float) -> tuple[float, float]:
+    """(route arc length [m], lateral offset [m, + right]) of a point, nearest route point."""
+    k = int(np.argmin(np.hypot(planned.xy[:, 0] - x, planned.xy[:, 1] - y)))
+    yaw = planned.yaw_rad[k]
+    d = np.array([x, y]) - planned.xy[k]
+    return float(planned.s_m[k] + np.cos(yaw) * d[0] + np.sin(yaw) * d[1]), float(
+        -np.sin(yaw) * d[0] + np.cos(yaw) * d[1]
+    )
 
 
 @dataclass
@@ -61,14 +71,7 @@ class Run:
         return self.triggered.index(True)
 
     def route_frame(self, x: float, y: float) -> tuple[float, float]:
-        """(route arc length [m], lateral offset [m, + right]) of a point, nearest route point."""
-        p = self.ctx.planned
-        k = int(np.argmin(np.hypot(p.xy[:, 0] - x, p.xy[:, 1] - y)))
-        yaw = p.yaw_rad[k]
-        d = np.array([x, y]) - p.xy[k]
-        return float(p.s_m[k] + np.cos(yaw) * d[0] + np.sin(yaw) * d[1]), float(
-            -np.sin(yaw) * d[0] + np.cos(yaw) * d[1]
-        )
+        return route_frame(self.ctx.planned, x, y)
 
     def ids_seen(self) -> set[int]:
         return set().union(*[set(a) for a in self.actors])

@@ -28,7 +28,7 @@ from harness.world.state import COLLISION_EVENTS, ActorKind, ActorRole, LightSta
 from harness.world.timing import SIM_DT_S
 from scenarios.context import ScenarioContext
 from scenarios.route_scenario import RouteScenario
-from tests.test_scenarios_support import _ego_only
+from tests.test_scenarios_support import _ego_only, route_frame
 
 pytestmark = pytest.mark.usefixtures("shared_maps")
 
@@ -61,13 +61,7 @@ class Episode:
 
     def frame(self, x: float, y: float) -> tuple[float, float]:
         """(route arc length [m], lateral [m, + right]) of a point."""
-        p = self.ctx.planned
-        k = int(np.argmin(np.hypot(p.xy[:, 0] - x, p.xy[:, 1] - y)))
-        yaw = p.yaw_rad[k]
-        d = np.array([x, y]) - p.xy[k]
-        return float(p.s_m[k] + np.cos(yaw) * d[0] + np.sin(yaw) * d[1]), float(
-            -np.sin(yaw) * d[0] + np.cos(yaw) * d[1]
-        )
+        return route_frame(self.ctx.planned, x, y)
 
     def born(self, aid: int) -> int:
         return next(t for t, a in enumerate(self.actors) if aid in a)
