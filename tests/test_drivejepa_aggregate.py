@@ -20,10 +20,11 @@ from drivejepa import checkpoint as ckpt_mod
 from drivejepa.camera import CameraSetup
 from drivejepa.checkpoint import save_checkpoint
 from drivejepa.data.collect import npz_path, recording_path
+from drivejepa.data.labels import braking_poses
 from drivejepa.data.store import PlannerSamples
 from drivejepa.planner.model import DriveJEPAPlanner
 from drivejepa.train import aggregate as agg
-from drivejepa.train.aggregate import AggregateConfig, aggregate, braking_poses
+from drivejepa.train.aggregate import AggregateConfig, aggregate
 from harness.errors import ConfigError
 from harness.maps import load_town
 from harness.planning import ExpertPlanner

@@ -40,6 +40,7 @@ from harness.sim.sensors.spec import parse_sensor
 from harness.world.control import VehicleControl
 from harness.world.recording import load_recording
 from harness.world.state import ActorArrays, WorldState
+from teachers.episode_scenes import load_episode
 from teachers.per_scene import score_trajectories
 from teachers.scoring import Metric
 from teachers.vocabulary import load_registered
@@ -52,6 +53,7 @@ ARRAYS = {
     "expert": np.float32, "teachers": np.int32, "teacher_count": np.int32,
     "recording_row": np.int64, "perturb_start_s": np.float64, "perturb_end_s": np.float64,
     "perturb_kind": np.int64, "perturb_value": np.float64, "future_perturbed": np.bool_,
+    "expert_plan": np.float32, "expert_emergency": np.bool_,
 }  # fmt: skip
 
 
@@ -97,6 +99,7 @@ def test_arrays_have_the_contract_shapes_and_dtypes(data: Path) -> None:
             assert z["teachers"].shape == (S, 256)
             assert z["teacher_count"].shape == z["scene_frame"].shape == (S,)
             assert z["future_perturbed"].shape == (S,)
+            assert z["expert_plan"].shape == (S, 8, 3) and z["expert_emergency"].shape == (S,)
             rec = load_recording(data / str(route["recording"]))
             # frame k is recorded row 10 k; scene s uses frames k-1, k at its recorded row
             assert np.array_equal(z["time_s"], rec.time_s[::10])
@@ -153,6 +156,47 @@ def test_expert_future_is_the_recorded_pose_in_the_ego_frame(data: Path) -> None
         np.testing.assert_allclose(
             expert[s, 7, 0], np.cos(h0) * (x8 - x0) + np.sin(h0) * (y8 - y0), atol=1e-4
         )
+
+
+def test_labels_are_the_plans_the_live_expert_made(data: Path) -> None:
+    """The replayed expert reproduces the plans the expert recorded while it drove (the drive's
+    ``.plans.parquet``) at every non-emergency scene, at poses 4, 9, .., 39 in the ego frame."""
+    town = load_town("Harness01")
+    checked = 0
+    for route in _routes(data):
+        ep = load_episode(data / str(route["recording"]), town)
+        assert ep.plans is not None and ep.plan_frames is not None
+        a = ep.recording.actors
+        with np.load(data / str(route["file"])) as z:
+            rows, labels, emergency = z["recording_row"], z["expert_plan"], z["expert_emergency"]
+        for s, r in enumerate(rows):
+            if emergency[s]:
+                continue
+            j = int(np.flatnonzero(ep.plan_frames == ep.recording.frames[r])[0])
+            plan = ep.plans[j][4::5]
+            x0, y0, h0 = a.x[r, 0], a.y[r, 0], a.yaw[r, 0]
+            dx, dy = plan[:, 0] - x0, plan[:, 1] - y0
+            fwd = np.cos(h0) * dx + np.sin(h0) * dy
+            right = -np.sin(h0) * dx + np.cos(h0) * dy
+            dyaw = (plan[:, 2] - h0 + np.pi) % (2 * np.pi) - np.pi
+            np.testing.assert_allclose(labels[s], np.column_stack([fwd, right, dyaw]), atol=1e-3)
+            checked += 1
+    assert checked >= 5
+
+
+def test_resume_adds_labels_to_routes_collected_without_them(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "DATA"
+    shutil.copytree(data, out)
+    key = str(_routes(data)[0]["id"])
+    with np.load(npz_path(out, key)) as z:
+        old = {k: z[k] for k in z.files if k not in ("expert_plan", "expert_emergency")}
+    collect_mod.write_arrays(npz_path(out, key), old)
+    assert not collect_mod.has_labels(npz_path(out, key))
+    collect(_config(out, resume=True))
+    with np.load(npz_path(out, key)) as z, np.load(npz_path(data, key)) as ref:
+        assert set(z.files) == set(ref.files)
+        for k in ref.files:
+            np.testing.assert_array_equal(z[k], ref[k], err_msg=k)
 
 
 def test_teachers_pass_when_rescored_by_the_scorer(data: Path) -> None:
@@ -257,7 +301,8 @@ def test_readers(data: Path) -> None:
         k = int(z["scene_frame"][i])
         frames = z["frames"][k - 1 : k + 1]
         pool = set(z["teachers"][i, : z["teacher_count"][i]].tolist())
-        np.testing.assert_array_equal(item["expert"].numpy(), z["expert"][i])
+        # the imitation target is the expert's intended plan, not the (perturbed) driven future
+        np.testing.assert_array_equal(item["expert"].numpy(), z["expert_plan"][i])
     np.testing.assert_allclose(
         item["frames"].numpy(), frames.transpose(0, 3, 1, 2) / 255.0, atol=1e-6
     )

@@ -5,9 +5,11 @@ perturbations), turn every drive into its training arrays and write the dataset 
 Per route (one unit of work, in this process or a pool worker, ``harness.runner.pool``): the
 drive (``teachers.drive.drive_route``, recording ``routes/route_<key>.parquet`` with its scenario
 track and the expert's plans, reused when present), then ``routes/<key>.json`` (the route's
-figures) and ``routes/<key>.npz`` (:func:`drivejepa.data.build.route_arrays`), each written
-atomically; a route is done when its ``.npz`` exists, so an interrupted run resumes with the
-unfinished routes. ``settings.json`` holds what the arrays depend on; a resume must match it.
+figures) and ``routes/<key>.npz`` (:func:`drivejepa.data.build.route_arrays` and the expert's
+intended plans as labels, :mod:`drivejepa.data.labels`), each written atomically; a route is done
+when its ``.npz`` exists with the labels, so an interrupted run resumes with the unfinished routes
+(a route written before the labels existed gets them on ``--resume``: the replay only, no drive or
+scoring). ``settings.json`` holds what the arrays depend on; a resume must match it.
 ``manifest.json`` is written last.
 """
 
@@ -26,6 +28,7 @@ import numpy as np
 
 from drivejepa.camera import FRAME_PERIOD_S, CameraSetup
 from drivejepa.data.build import camera_renderer, route_arrays
+from drivejepa.data.labels import scene_labels
 from drivejepa.data.perturb import PerturbationConfig
 from drivejepa.data.routes import DEFAULT_VAL_FRACTION, CollectRoute, collect_routes
 from harness.errors import ConfigError, HarnessError
@@ -143,6 +146,8 @@ class RouteWorker:
         cfg, out = self.config, self.config.out
         town = self.town(task.town)
         rec_path = recording_path(out, task.key)
+        if npz_path(out, task.key).is_file():
+            return self.add_labels(task)
         t0 = time.perf_counter()
         if not rec_path.is_file():
             hooks = (cfg.perturbation.hook(task.seed),) if cfg.perturbation.enabled else ()
@@ -159,6 +164,10 @@ class RouteWorker:
         arrays.update(perturb_start_s=bursts.start_s, perturb_end_s=bursts.end_s,
                       perturb_kind=bursts.kind, perturb_value=bursts.value,
                       future_perturbed=bursts.overlaps(t_scene, t_scene + HORIZON_S))  # fmt: skip
+        t2 = time.perf_counter()
+        arrays["expert_plan"], arrays["expert_emergency"] = scene_labels(
+            ep, town, arrays["recording_row"]
+        )
         a = rec.actors
         last = np.array([a.x[-1, 0], a.y[-1, 0], a.yaw[-1, 0]])
         planned = ep.planned
@@ -177,11 +186,34 @@ class RouteWorker:
             "teachers_per_scene": round(float(arrays["teacher_count"].mean()), 2)
             if len(arrays["status"]) else 0.0,
             "drive_s": round(t1 - t0, 2),
-            "build_s": round(time.perf_counter() - t1, 2),
+            "build_s": round(t2 - t1, 2),
+            "label_s": round(time.perf_counter() - t2, 2),
         }  # fmt: skip
         atomic_write_json(info_path(out, task.key), info, indent=2)
         write_arrays(npz_path(out, task.key), arrays)
         return info
+
+    def add_labels(self, task: CollectRoute) -> dict[str, Any]:
+        """A finished route written before the labels: its arrays gain ``expert_plan`` and
+        ``expert_emergency`` (the replay of its recording; nothing else changes)."""
+        out = self.config.out
+        t0 = time.perf_counter()
+        with np.load(npz_path(out, task.key)) as z:
+            arrays = {k: z[k] for k in z.files}
+        ep = load_episode(recording_path(out, task.key), self.town(task.town))
+        arrays["expert_plan"], arrays["expert_emergency"] = scene_labels(
+            ep, self.town(task.town), arrays["recording_row"]
+        )
+        info = {**read_info(out, task), "label_s": round(time.perf_counter() - t0, 2)}
+        atomic_write_json(info_path(out, task.key), info, indent=2)
+        write_arrays(npz_path(out, task.key), arrays)
+        return info
+
+
+def has_labels(path: Path) -> bool:
+    """Whether the route arrays at ``path`` hold the expert's plans (``expert_plan``)."""
+    with np.load(path) as z:
+        return "expert_plan" in z.files
 
 
 def write_arrays(path: Path, arrays: dict[str, Any]) -> None:
@@ -266,7 +298,9 @@ def collect(
     vocab = load_registered(config.vocabulary_id)
     check_out(config, settings_fingerprint(config, vocab))
     infos: dict[str, dict[str, Any]] = {
-        r.key: read_info(out, r) for r in routes if npz_path(out, r.key).is_file()
+        r.key: read_info(out, r)
+        for r in routes
+        if npz_path(out, r.key).is_file() and has_labels(npz_path(out, r.key))
     }
     todo = [r for r in routes if r.key not in infos]
     scenes = sum(int(i["scenes"]) for i in infos.values())

@@ -82,14 +82,16 @@ class TeacherSampler:
         return out, mask, chosen
 
 
-def _load_routes(data: Path, keys: list[str], names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+def _load_routes(
+    data: Path, keys: list[str], names: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, dict[str, Any]]:
     out = {}
     for key in keys:
         path = npz_path(data, key)
         if not path.is_file():
             raise ConfigError(f"{path} is missing; run `harness collect --resume` to finish it")
         with np.load(path) as z:
-            out[key] = {n: z[n] for n in names}
+            out[key] = {n: z[n] for n in names + optional if n in z.files or n in names}
     return out
 
 
@@ -100,7 +102,9 @@ def _chw(frames: NDArray[np.uint8]) -> torch.Tensor:
 
 class PlannerSamples(Dataset[dict[str, Any]]):
     """Scenes of one split. Item: ``frames`` float32 (2, 3, H, W) in [0, 1] (t - 0.5 s, t),
-    ``status`` (11,), ``expert`` (8, 3), ``teachers`` (4, 8, 3) up to 4 teachers drawn
+    ``status`` (11,), ``expert`` (8, 3) the imitation target (the expert's intended plan,
+    ``expert_plan``, where the route has it - :mod:`drivejepa.data.labels` - else the driven
+    future of an older collection), ``teachers`` (4, 8, 3) up to 4 teachers drawn
     (:class:`TeacherSampler`, :meth:`set_epoch`), ``teacher_mask`` (4,) bool, ``teacher_index``
     (4,) vocabulary entries (-1 where masked), ``key`` (route key, scene index)."""
 
@@ -112,7 +116,11 @@ class PlannerSamples(Dataset[dict[str, Any]]):
         self.routes = _load_routes(
             self.data, split_routes(self.manifest, split),
             ("frames", "scene_frame", "status", "expert", "teachers", "teacher_count"),
+            ("expert_plan",),
         )  # fmt: skip
+        for r in self.routes.values():
+            if "expert_plan" in r:
+                r["expert"] = r.pop("expert_plan")
         vocab = load_registered(str(self.manifest["vocabulary"]["id"]))
         if vocab.sha256 != self.manifest["vocabulary"]["sha256"]:
             raise ConfigError(

@@ -43,10 +43,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-from numpy.typing import NDArray
 
 from drivejepa.camera import CameraSetup
-from drivejepa.data.build import EXPERT_POSES, camera_renderer, route_arrays
+from drivejepa.data.build import camera_renderer, route_arrays
 from drivejepa.data.collect import (
     AGGREGATE_SOURCE_PREFIX,
     COMPLETED,
@@ -58,23 +57,21 @@ from drivejepa.data.collect import (
     recording_path,
     write_arrays,
 )
+from drivejepa.data.labels import expert_labels, scene_labels
 from drivejepa.data.routes import SPLIT_TRAIN, SPLIT_VAL, route_seed
 from drivejepa.data.store import read_manifest
 from drivejepa.runtime import DEFAULT_LAMBDA
-from drivejepa.status import to_ego_frame
 from harness.errors import ConfigError
 from harness.fingerprint import check_settings_file
 from harness.io import atomic_write_json, atomic_write_text
 from harness.maps import load_town
 from harness.maps.town import Town
-from harness.planning import ExpertConfig, ExpertPlanner, Plan
 from harness.routes.model import RouteConfig
 from harness.routes.xml_io import read_route_file, write_routes
 from harness.world.recording import load_recording
-from harness.world.state import COLLISION_EVENTS, EGO_INDEX, WorldState
-from harness.world.timing import HORIZON_STEPS, POSE_DT_S, SIM_DT_S
+from harness.world.state import COLLISION_EVENTS
+from harness.world.timing import SIM_DT_S
 from teachers.episode_scenes import (
-    Episode,
     SceneRecord,
     load_episode,
     plans_path,
@@ -93,11 +90,8 @@ ROUNDS_FILE = "rounds.jsonl"
 SETTINGS_FILE = "settings.json"
 DEFAULT_ROUTES_PER_ROUND = 4  # train routes driven per round
 DEFAULT_EPOCHS_PER_ROUND = 1  # fine-tuning passes over the grown train split per round
-POSE_STRIDE = 5  # scorer poses (0.1 s) per planner pose (0.5 s)
-PLAN_POSES = HORIZON_STEPS  # the expert's plan: 40 poses at 0.1 s
 AGENT_PLANS_SUFFIX = ".agent_plans.parquet"  # the driving agent's own plans (kept for inspection)
 
-Float = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -148,78 +142,6 @@ class AggregateConfig:
 
 
 # --- labels ---------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class ExpertLabels:
-    """The expert's plans replayed over a recorded drive: ``frames`` (N,) simulator frames it
-    planned at, ``plans`` (N, 40, 3) world poses [x, y, yaw] at +0.1 .. 4.0 s, ``emergency``
-    (N,) whether the plan was an emergency stop (its poses then brake along the path)."""
-
-    frames: NDArray[np.int64]
-    plans: Float
-    emergency: NDArray[np.bool_]
-
-    def __post_init__(self) -> None:
-        n = len(self.frames)
-        if self.plans.shape != (n, PLAN_POSES, 3) or self.emergency.shape != (n,):
-            raise ValueError(f"labels need (N,), (N, {PLAN_POSES}, 3), (N,), got "
-                             f"{self.frames.shape}, {self.plans.shape}, {self.emergency.shape}")  # fmt: skip
-
-    def at(self, frame: int) -> int:
-        """Index of the plan made at ``frame`` (ValueError when the expert did not plan there)."""
-        j = int(np.searchsorted(self.frames, frame))
-        if j >= len(self.frames) or self.frames[j] != frame:
-            raise ValueError(f"the expert did not plan at frame {frame}")
-        return j
-
-
-def braking_poses(state: WorldState, plan: Plan, decel_mps2: float) -> Float:
-    """(40, 3) the plan's path driven from the ego's pose with a full-brake speed profile
-    (``decel_mps2`` until standstill): what the expert does in an emergency (its ``Plan`` keeps
-    the colliding proposal's poses and zero speeds)."""
-    a = state.actors
-    start = np.array([a.x[EGO_INDEX], a.y[EGO_INDEX], a.yaw[EGO_INDEX]], dtype=np.float64)
-    path = np.vstack([start[None], plan.poses[:, :3]])
-    path[:, 2] = np.unwrap(path[:, 2])
-    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path[:, :2], axis=0), axis=1))])
-    v0 = max(float(a.speed[EGO_INDEX]), 0.0)
-    t = POSE_DT_S * np.arange(1, PLAN_POSES + 1)
-    t_stop = v0 / decel_mps2
-    travelled = np.where(t < t_stop, v0 * t - 0.5 * decel_mps2 * t**2, 0.5 * v0 * t_stop)
-    out = np.column_stack([np.interp(travelled, s, path[:, k]) for k in range(3)])
-    return out
-
-
-def expert_labels(
-    ep: Episode, town: Town, last_row: int, config: ExpertConfig | None = None
-) -> ExpertLabels:
-    """The privileged expert's plan at every planning tick (every ``plan_every_ticks`` recorded
-    rows from the reset state) up to ``last_row``, on the recorded world states: one expert
-    along the drive, so its memory is what it would have been had it watched the drive."""
-    expert = ExpertPlanner(town, ep.planned, config)
-    every = expert.config.plan_every_ticks
-    rec = ep.recording
-    rows = np.arange(0, last_row + 1, every, dtype=np.int64)
-    plans = np.empty((len(rows), PLAN_POSES, 3))
-    emergency = np.zeros(len(rows), dtype=bool)
-    for j, r in enumerate(rows):
-        state = rec.state_at(int(r))
-        plan = expert.plan(state)
-        if plan.poses.shape[0] < PLAN_POSES:
-            raise ValueError(f"the expert planned {plan.poses.shape[0]} poses, not {PLAN_POSES}")
-        emergency[j] = plan.emergency
-        plans[j] = (braking_poses(state, plan, expert.config.ego.max_brake_mps2)
-                    if plan.emergency else plan.poses[:PLAN_POSES, :3])  # fmt: skip
-    return ExpertLabels(rec.frames[rows].astype(np.int64), plans, emergency)
-
-
-def planner_target(plan: Float, ego_pose: Float) -> NDArray[np.float32]:
-    """(8, 3) float32 a world plan (40, 3) at the planner's poses (+0.5 .. 4.0 s) in the ego frame
-    of ``ego_pose`` (x, y, yaw): the dataset's ``expert`` frame."""
-    p = plan[POSE_STRIDE - 1 :: POSE_STRIDE][:EXPERT_POSES]
-    ego = (float(ego_pose[0]), float(ego_pose[1]), float(ego_pose[2]))
-    return np.asarray(to_ego_frame(p[:, :2], p[:, 2], ego), dtype=np.float32)
-
-
 def expert_reference(record: SceneRecord) -> SceneRecord:
     """The scene with the expert's plan (the episode's plans are the expert's labels) as its
     reference future, in place of the driven one (the planner's): EP's normaliser and NAVSIM's
@@ -357,12 +279,9 @@ class RoundDriver:
                               relabel=expert_reference)  # fmt: skip
         rec, a = ep.recording, ep.recording.actors
         rows = arrays["recording_row"]
-        at = [labels.at(int(rec.frames[r])) for r in rows]
-        pose = np.column_stack([a.x[rows, EGO_INDEX], a.y[rows, EGO_INDEX], a.yaw[rows, EGO_INDEX]])
-        arrays["expert"] = (np.stack([planner_target(labels.plans[j], pose[i])
-                                      for i, j in enumerate(at)])
-                            if len(at) else np.zeros((0, EXPERT_POSES, 3), np.float32))  # fmt: skip
-        arrays["expert_emergency"] = labels.emergency[at] if len(at) else np.zeros(0, bool)
+        # the expert's plans are this drive's labels: its imitation target in both arrays
+        arrays["expert"], arrays["expert_emergency"] = scene_labels(ep, town, rows, labels)
+        arrays["expert_plan"] = arrays["expert"]
         empty_f, empty_i = np.zeros(0, np.float64), np.zeros(0, np.int64)
         arrays.update(perturb_start_s=empty_f, perturb_end_s=empty_f, perturb_kind=empty_i,
                       perturb_value=empty_f, future_perturbed=np.zeros(len(rows), bool))  # fmt: skip

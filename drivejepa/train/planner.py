@@ -264,6 +264,8 @@ class PlannerTrainer:
         deadline = None if self.cfg.max_minutes is None else start + 60.0 * self.cfg.max_minutes
         while self.epoch < self.cfg.epochs:
             t0 = time.perf_counter()
+            if hasattr(train, "set_epoch"):  # new teacher draws each epoch (PlannerSamples)
+                train.set_epoch(self.epoch)
             row: dict[str, Any] = {"epoch": self.epoch + 1, **self.train_epoch(train, deadline)}
             row.update(self.validate(val))
             row["epoch_s"] = round(time.perf_counter() - t0, 2)
