@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench drivejepa-model
 demo: $(VENV)/.installed
 	$(VENV)/bin/harness demo --out results/demo
 
@@ -24,3 +24,14 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	for f in benchmarks/bench_*.py; do $(PY) $$f; done
+
+# The default DriveJEPA checkpoint, made by the project's own commands on CPU (2 cores): data
+# (~26 min), JEPA pretraining (~20 min), planner (~27 min), one aggregation round (~15 min);
+# agents/drivejepa/MODEL_CARD.md has the figures. Every step resumes where it stopped.
+DJ ?= results/drivejepa
+drivejepa-model: $(VENV)/.installed
+	$(VENV)/bin/harness collect --out $(DJ)/data --workers 2 $(if $(wildcard $(DJ)/data/settings.json),--resume)
+	$(VENV)/bin/harness train pretrain $(DJ)/data --out $(DJ)/encoder --epochs 3 $(if $(wildcard $(DJ)/encoder/checkpoint.pt),--resume)
+	$(VENV)/bin/harness train planner $(DJ)/data --encoder $(DJ)/encoder/encoder.pt --out $(DJ)/planner --epochs 4 $(if $(wildcard $(DJ)/planner/train_state.pt),--resume)
+	$(VENV)/bin/harness train aggregate $(DJ)/data --checkpoint $(DJ)/planner/model.pt --rounds 1 --out $(DJ)/aggregate $(if $(wildcard $(DJ)/aggregate/rounds.jsonl),--resume)
+	cp $(DJ)/aggregate/round-1/train/model.pt agents/drivejepa/model.pt

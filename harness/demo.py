@@ -4,8 +4,11 @@
 2. closed-loop evaluation of the privileged expert on the built-in routes, with their scenarios
    and background traffic, scored like Bench2Drive: ``results.json`` in the leaderboard format
    and per-step Parquet and report.html (``harness eval``'s code path);
-3. a top-down replay (GIF) of the first route's recording;
-4. a small teacher dataset (``harness gen-teachers``'s code path): scenes from expert drives,
+3. the Drive-JEPA planner (``agents/drivejepa_agent.py`` with its committed checkpoint
+   ``agents/drivejepa/model.pt``: camera, speedometer, IMU, GNSS, no privileged input) on the same
+   routes, scored the same way, with its closed-loop PDMS / EPDMS;
+4. top-down replays (GIF) of the first route, the expert's and the planner's;
+5. a small teacher dataset (``harness gen-teachers``'s code path): scenes from expert drives,
    candidates scored with PDMS/EPDMS, K diverse teachers per scene.
 """
 
@@ -24,6 +27,7 @@ from harness.io import atomic_write_json
 from harness.maps import load_town
 from harness.report.page import write_report
 from harness.routes.check import check_route_file, unimplemented_by_type
+from harness.runner.closed_loop import closed_loop_summary
 from harness.runner.config import Mode, RunConfig
 from harness.runner.evaluation import run_evaluation
 from harness.sim.replay import render_topdown
@@ -36,11 +40,39 @@ log = logging.getLogger(__name__)
 BUILTIN_TOWN = "Harness01"
 DEMO_TEACHER_SCENES = 24  # scenes in the demo's teacher dataset
 DEMO_VOCABULARY_SIZE = 128  # k-means centres of the demo's vocabulary
+DRIVEJEPA_CHECKPOINT = Path(__file__).resolve().parents[1] / "agents" / "drivejepa" / "model.pt"
 
 
 def builtin_route_file() -> Path:
     """The route file shipped with the package for the built-in town."""
     return Path(str(resources.files("scenarios") / "routes" / "harness01_routes.xml"))
+
+
+def _evaluate(agent: str, out: Path, route_file: Path, routes: int, vehicles: int,
+              pedestrians: int, seed: int, console: Console) -> dict[str, Any]:  # fmt: skip
+    """One closed-loop evaluation of ``agent`` on the first ``routes`` routes (``harness eval``'s
+    code path, Bench2Drive mode, recorded); prints its table; its results and global scores."""
+    config = RunConfig.for_mode(
+        Mode.BENCH2DRIVE, agent=agent, routes_file=route_file, out_dir=out,
+        subset=f"0-{routes - 1}", traffic=TrafficConfig(vehicles=vehicles, pedestrians=pedestrians),
+        seed=seed, record=True, resume=False,
+    )  # fmt: skip
+    result = run_evaluation(config, progress=True)
+    table = Table("route", "scenarios", "status", "RC", "IP", "DS")
+    for rec in result.records:
+        s = rec.scores
+        table.add_row(str(rec.route_id), str(rec.scenario_name or "-"), rec.status,
+                      f"{s.score_route:.1f}", f"{s.score_penalty:.3f}", f"{s.score_composed:.1f}")  # fmt: skip
+    console.print(table)
+    g = result.global_record["scores_mean"]
+    console.print(f"{agent}: driving score {g['score_composed']:.1f}, route completion "
+                  f"{g['score_route']:.1f}, results: {result.results_path}")  # fmt: skip
+    closed = closed_loop_summary(out, (r.route_id for r in result.records)).means
+    if closed:
+        console.print(f"{agent}: closed-loop PDMS {closed['pdms']:.3f}, EPDMS {closed['epdms']:.3f} "
+                      "of its plans")  # fmt: skip
+    console.print(f"report: {write_report(out)}")
+    return {"results": str(result.results_path), "global": g, "closed_loop": closed}
 
 
 def run_demo(out_dir: Path, routes: int = 2, vehicles: int = 30, pedestrians: int = 20, seed: int = 0,
@@ -67,32 +99,30 @@ def run_demo(out_dir: Path, routes: int = 2, vehicles: int = 30, pedestrians: in
         )
 
     console.rule("[bold]2. closed-loop evaluation (expert, Bench2Drive rules)")
-    config = RunConfig.for_mode(
-        Mode.BENCH2DRIVE, agent="expert", routes_file=route_file, out_dir=out_dir / "eval",
-        subset=f"0-{routes - 1}", traffic=TrafficConfig(vehicles=vehicles, pedestrians=pedestrians),
-        seed=seed, record=True, resume=False,
-    )  # fmt: skip
-    result = run_evaluation(config, progress=True)
-    table = Table("route", "scenarios", "status", "RC", "IP", "DS")
-    for rec in result.records:
-        s = rec.scores
-        table.add_row(str(rec.route_id), str(rec.scenario_name or "-"), rec.status,
-                      f"{s.score_route:.1f}", f"{s.score_penalty:.3f}", f"{s.score_composed:.1f}")  # fmt: skip
-    console.print(table)
-    g = result.global_record["scores_mean"]
-    console.print(f"driving score {g['score_composed']:.1f}, route completion {g['score_route']:.1f}, "
-                  f"results: {result.results_path}")  # fmt: skip
-    console.print(f"report: {write_report(out_dir / 'eval')}")
+    expert = _evaluate("expert", out_dir / "eval", route_file, routes, vehicles, pedestrians,
+                       seed, console)  # fmt: skip
 
-    console.rule("[bold]3. replay")
-    recordings = sorted((out_dir / "eval").rglob("*.parquet"))
-    episodes = [p for p in recordings if "recordings" in p.parts] or recordings
-    replay = out_dir / "route_0.gif"
-    if episodes:
-        render_topdown(load_recording(episodes[0]), town, replay, fps=10.0, every=4, size_px=384)
-        console.print(f"wrote {replay}")
+    console.rule("[bold]3. closed-loop evaluation (DriveJEPA planner, camera only)")
+    planner: dict[str, Any] | None = None
+    if DRIVEJEPA_CHECKPOINT.is_file():
+        planner = _evaluate("drivejepa", out_dir / "eval_drivejepa", route_file, routes, vehicles,
+                            pedestrians, seed, console)  # fmt: skip
+    else:
+        console.print(f"[yellow]no checkpoint at {DRIVEJEPA_CHECKPOINT}[/]: `make drivejepa-model` "
+                      "makes it; skipped")  # fmt: skip
 
-    console.rule("[bold]4. teachers (PDMS/EPDMS, K diverse per scene)")
+    console.rule("[bold]4. replays")
+    replays = {}
+    for name, folder in (("expert", out_dir / "eval"), ("drivejepa", out_dir / "eval_drivejepa")):
+        recordings = sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
+        episodes = [p for p in recordings if "recordings" in p.parts]
+        if episodes:
+            gif = out_dir / ("route_0.gif" if name == "expert" else f"route_0_{name}.gif")
+            render_topdown(load_recording(episodes[0]), town, gif, fps=10.0, every=4, size_px=384)
+            console.print(f"wrote {gif}")
+            replays[name] = str(gif)
+
+    console.rule("[bold]5. teachers (PDMS/EPDMS, K diverse per scene)")
     from teachers.generate import GenerateConfig, generate
 
     summary_t = generate(GenerateConfig(
@@ -104,8 +134,8 @@ def run_demo(out_dir: Path, routes: int = 2, vehicles: int = 30, pedestrians: in
 
     summary = {
         "town": town.name, "route_file": str(route_file), "route_problems": len(report.problems),
-        "evaluation": {"results": str(result.results_path), "global": result.global_record["scores_mean"]},
-        "replay": str(replay) if episodes else None, "teachers": str(out_dir / "teachers"),
+        "evaluation": expert, "drivejepa": planner,
+        "replays": replays, "teachers": str(out_dir / "teachers"),
         "wall_s": round(time.perf_counter() - t_start, 1),
     }  # fmt: skip
     atomic_write_json(out_dir / "summary.json", summary, indent=2, default=str)
