@@ -142,6 +142,9 @@ def test_rounds_log_and_resume(
         assert 0.0 <= row["val"]["ds"] <= 100.0 and 0.0 <= row["val"]["sr"] <= 1.0
     assert math.isfinite(lines[1]["train_loss"])
     assert Path(lines[1]["checkpoint"]).is_file() and lines[0]["checkpoint"] == str(cfg.checkpoint)
+    best = json.loads((cfg.out / "best.json").read_text())
+    assert best["round"] == agg.best_round(lines)["round"]
+    assert (cfg.out / "best.pt").read_bytes() == Path(best["checkpoint"]).read_bytes()
     with pytest.raises(ConfigError, match="--resume"):
         aggregate(cfg)
 
@@ -154,6 +157,15 @@ def test_rounds_log_and_resume(
     assert aggregate(replace(cfg, resume=True)) == lines
     with pytest.raises(ConfigError, match="other settings.*routes_per_round"):
         aggregate(replace(cfg, resume=True, routes_per_round=2))
+
+
+def test_best_round_is_the_highest_val_ds_then_rc_then_the_earlier() -> None:
+    def row(r: int, ds: float, rc: float) -> dict[str, object]:
+        return {"round": r, "val": {"ds": ds, "rc": rc, "sr": 0.0, "routes": 1}}
+
+    assert agg.best_round([row(0, 4.9, 14.2), row(1, 1.5, 26.4)])["round"] == 0
+    assert agg.best_round([row(0, 4.9, 14.2), row(1, 4.9, 26.4), row(2, 3.0, 90.0)])["round"] == 1
+    assert agg.best_round([row(0, 5.0, 10.0), row(1, 5.0, 10.0)])["round"] == 0
 
 
 def test_emergency_label_brakes_along_the_plan() -> None:

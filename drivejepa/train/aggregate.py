@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,7 +64,7 @@ from drivejepa.data.store import read_manifest
 from drivejepa.runtime import DEFAULT_LAMBDA
 from harness.errors import ConfigError
 from harness.fingerprint import check_settings_file
-from harness.io import atomic_write_json, atomic_write_text
+from harness.io import atomic_output, atomic_write_json, atomic_write_text
 from harness.maps import load_town
 from harness.maps.town import Town
 from harness.routes.model import RouteConfig
@@ -87,6 +88,8 @@ log = logging.getLogger(__name__)
 AGENT = "drivejepa"  # the registered agent that drives the rounds
 SOURCE_PREFIX = AGGREGATE_SOURCE_PREFIX  # manifest source of round r: "aggregate-<r>"
 ROUNDS_FILE = "rounds.jsonl"
+BEST_CHECKPOINT = "best.pt"  # the best round's checkpoint by val DS (keep_best)
+BEST_FILE = "best.json"
 SETTINGS_FILE = "settings.json"
 DEFAULT_ROUTES_PER_ROUND = 4  # train routes driven per round
 DEFAULT_EPOCHS_PER_ROUND = 1  # fine-tuning passes over the grown train split per round
@@ -495,4 +498,23 @@ def aggregate(
         done.append(row)
         atomic_write_text(cfg.out / ROUNDS_FILE, "".join(json.dumps(d) + "\n" for d in done))
         log.info("round %d: %s", round_, row)
+    keep_best(cfg.out, done)
     return done
+
+
+def best_round(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The round whose checkpoint drove the val routes best: highest val DS, then RC; the earlier
+    round on a tie (round 0 is the starting checkpoint, so a round must improve on it)."""
+    return max(rows, key=lambda r: (float(r["val"]["ds"]), float(r["val"]["rc"]), -int(r["round"])))
+
+
+def keep_best(out: Path, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``OUT/best.pt`` (a copy of the best round's checkpoint, :func:`best_round`) and
+    ``OUT/best.json`` (its round, val figures and source), both written atomically."""
+    best = best_round(rows)
+    with atomic_output(out / BEST_CHECKPOINT) as tmp:
+        shutil.copyfile(best["checkpoint"], tmp)
+    info = {"round": best["round"], "val": best["val"], "checkpoint": best["checkpoint"],
+            "rule": "highest val DS, then RC, then the earlier round"}  # fmt: skip
+    atomic_write_json(out / BEST_FILE, info, indent=2)
+    return info
