@@ -52,10 +52,12 @@ def _evaluate(agent: str, out: Path, route_file: Path, routes: int, vehicles: in
               pedestrians: int, seed: int, console: Console) -> dict[str, Any]:  # fmt: skip
     """One closed-loop evaluation of ``agent`` on the first ``routes`` routes (``harness eval``'s
     code path, Bench2Drive mode, recorded); prints its table; its results and global scores."""
+    from teachers.closed_loop import ClosedLoopScoring  # the scorer of the agent's plans
+
     config = RunConfig.for_mode(
         Mode.BENCH2DRIVE, agent=agent, routes_file=route_file, out_dir=out,
         subset=f"0-{routes - 1}", traffic=TrafficConfig(vehicles=vehicles, pedestrians=pedestrians),
-        seed=seed, record=True, resume=False,
+        seed=seed, record=True, resume=False, route_observers=(ClosedLoopScoring(),),
     )  # fmt: skip
     result = run_evaluation(config, progress=True)
     table = Table("route", "scenarios", "status", "RC", "IP", "DS")
