@@ -116,8 +116,7 @@ def run_demo(out_dir: Path, routes: int = 2, vehicles: int = 30, pedestrians: in
     console.rule("[bold]4. replays")
     replays = {}
     for name, folder in (("expert", out_dir / "eval"), ("drivejepa", out_dir / "eval_drivejepa")):
-        recordings = sorted(folder.rglob("*.parquet")) if folder.is_dir() else []
-        episodes = [p for p in recordings if "recordings" in p.parts]
+        episodes = sorted((folder / "recordings").glob("*.parquet"))
         if episodes:
             gif = out_dir / ("route_0.gif" if name == "expert" else f"route_0_{name}.gif")
             render_topdown(load_recording(episodes[0]), town, gif, fps=10.0, every=4, size_px=384)

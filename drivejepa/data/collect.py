@@ -200,9 +200,10 @@ class RouteWorker:
         t0 = time.perf_counter()
         with np.load(npz_path(out, task.key)) as z:
             arrays = {k: z[k] for k in z.files}
-        ep = load_episode(recording_path(out, task.key), self.town(task.town))
+        town = self.town(task.town)
+        ep = load_episode(recording_path(out, task.key), town)
         arrays["expert_plan"], arrays["expert_emergency"] = scene_labels(
-            ep, self.town(task.town), arrays["recording_row"]
+            ep, town, arrays["recording_row"]
         )
         info = {**read_info(out, task), "label_s": round(time.perf_counter() - t0, 2)}
         atomic_write_json(info_path(out, task.key), info, indent=2)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from drivejepa.data.build import EXPERT_POSES
 from drivejepa.status import to_ego_frame
 from harness.maps.town import Town
 from harness.planning import ExpertConfig, ExpertPlanner, Plan
@@ -27,7 +28,6 @@ from harness.world.state import EGO_INDEX, WorldState
 from harness.world.timing import HORIZON_STEPS, POSE_DT_S
 from teachers.episode_scenes import Episode
 
-EXPERT_POSES = 8  # the planner's poses (0.5 .. 4.0 s)
 POSE_STRIDE = 5  # plan poses (0.1 s) per planner pose (0.5 s)
 PLAN_POSES = HORIZON_STEPS  # the expert's plan: 40 poses at 0.1 s
 Float = NDArray[np.float64]

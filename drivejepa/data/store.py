@@ -91,7 +91,7 @@ def _load_routes(
         if not path.is_file():
             raise ConfigError(f"{path} is missing; run `harness collect --resume` to finish it")
         with np.load(path) as z:
-            out[key] = {n: z[n] for n in names + optional if n in z.files or n in names}
+            out[key] = {n: z[n] for n in names} | {n: z[n] for n in optional if n in z.files}
     return out
 
 

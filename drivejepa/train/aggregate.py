@@ -96,7 +96,6 @@ DEFAULT_EPOCHS_PER_ROUND = 1  # fine-tuning passes over the grown train split pe
 AGENT_PLANS_SUFFIX = ".agent_plans.parquet"  # the driving agent's own plans (kept for inspection)
 
 
-
 @dataclass(frozen=True)
 class AggregateConfig:
     """Options of ``harness train aggregate`` (the CLI builds it). ``max_drive_s`` caps each
