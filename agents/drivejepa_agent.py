@@ -5,7 +5,8 @@ tracked every tick with the harness controller (pure pursuit + PID, as the exper
 
 Config (``--agent-config``, YAML or JSON): ``checkpoint`` (default ``agents/drivejepa/model.pt``
 beside this file), ``lambda`` (momentum weight, 0 = off), ``camera`` (the setup the checkpoint must
-fit; default the project's), ``threads`` (torch threads, default 1). Localisation as ``lane_follow_agent``: GNSS to world x, y with a
+fit; default the project's), ``threads`` (torch threads, default 1), ``max_speed_mps`` (the
+tracker targets the plan's own speeds, capped at this; default the expert's highest cruise). Localisation as ``lane_follow_agent``: GNSS to world x, y with a
 reference fitted from the global plan, heading from the IMU compass. ``planned_trajectory()``
 exposes the executed plan (world, 40 poses at 0.1 s) for closed-loop PDMS / EPDMS;
 ``last_step`` holds the proposals and their scores.
@@ -23,7 +24,7 @@ from lane_follow_agent import fit_georeference  # this folder is on sys.path (ag
 from numpy.typing import NDArray
 
 from drivejepa.camera import FRONT_CAMERA_ID
-from drivejepa.runtime import PlannerRuntime, PlanStep, read_agent_config
+from drivejepa.runtime import PlannerRuntime, PlanStep, read_agent_config, tracking_speeds
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
 from harness.leaderboard.agent import AgentControlError, AutonomousAgent, Track
 from harness.maps.geo import GeoReference
@@ -45,11 +46,13 @@ class DriveJEPAAgent(AutonomousAgent):
         cfg = read_agent_config(path_to_conf_file, DEFAULT_CHECKPOINT)
         torch.set_num_threads(cfg.threads)
         self.runtime = PlannerRuntime(cfg.checkpoint, cfg.lambda_, cfg.camera)
+        self.max_speed_mps = cfg.max_speed_mps
         self.tracker = PurePursuitPID()
         self.pid = PIDState()
         self._geo: GeoReference | None = None
         self._yaw = 0.0
         self.last_step: PlanStep | None = None
+        self._speeds = np.zeros(0)
 
     def sensors(self) -> list[dict[str, Any]]:
         pose = {"x": 0.0, "y": 0.0, "z": 1.6, "roll": 0.0, "pitch": 0.0, "yaw": 0.0}
@@ -87,9 +90,10 @@ class DriveJEPAAgent(AutonomousAgent):
         self.runtime.add_frame(input_data[FRONT_CAMERA_ID][1], timestamp)
         if self.runtime.due(timestamp):
             self.last_step = self.runtime.plan(timestamp, pose, speed, imu[:2])
+            self._speeds = tracking_speeds(self.last_step, self.max_speed_mps)
         step = self.last_step
         assert step is not None
-        plan = PlannedTrajectory(step.plan_world, dt_s=POSE_DT_S,
+        plan = PlannedTrajectory(step.plan_world, dt_s=POSE_DT_S, speeds_mps=self._speeds,
                                  t0_s=POSE_DT_S - (timestamp - step.time_s))  # fmt: skip
         return self.tracker.control(self.pid, pose, speed, plan, SIM_DT_S)
 

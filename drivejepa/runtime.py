@@ -26,10 +26,13 @@ from drivejepa.planner.selection import MomentumSelector
 from drivejepa.status import RouteTarget, ego_status
 from harness.errors import ConfigError
 from harness.geometry import to_world, wrap_angle
-from harness.world.timing import planner_to_score_poses
+from harness.planning.paths import HIGHWAY_CRUISE_MPS
+from harness.world.timing import POSE_DT_S, planner_to_score_poses
 
 PLAN_PERIOD_S = 0.1  # [s] the planner runs at 10 Hz (every 2nd tick of the 20 Hz leaderboard)
 DEFAULT_LAMBDA = 0.1  # [-] momentum weight of the inconsistency against the predicted score
+# [m/s] the tracker never targets more than the fastest the data's driver (the expert) cruises
+DEFAULT_MAX_SPEED_MPS = HIGHWAY_CRUISE_MPS
 TIME_EPS_S = 1e-6  # [s] tolerance of the clock comparisons
 
 Float = NDArray[np.float64]
@@ -49,6 +52,19 @@ class PlanStep:
     scores: Float
     inconsistency: Float
     index: int
+
+
+def tracking_speeds(step: PlanStep, max_speed_mps: float) -> Float:
+    """(40,) target speeds [m/s] of ``step.plan_world``: the plan's own speed over each 0.1 s
+    (its first pose measured from the pose it was planned at), capped at ``max_speed_mps``.
+
+    The plan's speed, not the distance from where the ego is now: a plan lagging behind a fast ego
+    would otherwise read as a demand to speed up. The cap keeps the tracker inside the speeds the
+    training data's driver holds (the expert cruises at most ``HIGHWAY_CRUISE_MPS``); past them the
+    planner sees inputs it never saw, and its plans run away (docs/DIFFERENCES.md)."""
+    xy = np.concatenate([step.origin[None, :2], step.plan_world[:, :2]])
+    speeds = np.linalg.norm(np.diff(xy, axis=0), axis=1) / POSE_DT_S
+    return np.minimum(speeds, max_speed_mps)
 
 
 class PlannerRuntime:
@@ -138,22 +154,24 @@ class PlannerRuntime:
 @dataclass(frozen=True)
 class AgentConfig:
     """What the agent reads from ``--agent-config``: ``checkpoint`` path, momentum ``lambda_``,
-    the ``camera`` the checkpoint must fit (default: the project's :class:`CameraSetup`) and the
-    torch ``threads`` of its process (1: evaluation workers run side by side)."""
+    the ``camera`` the checkpoint must fit (default: the project's :class:`CameraSetup`), the
+    torch ``threads`` of its process (1: evaluation workers run side by side) and the highest
+    speed the tracker targets, ``max_speed_mps``."""
 
     checkpoint: Path
     lambda_: float = DEFAULT_LAMBDA
     camera: CameraSetup = CameraSetup()
     threads: int = 1
+    max_speed_mps: float = DEFAULT_MAX_SPEED_MPS
 
 
-AGENT_CONFIG_KEYS = ("checkpoint", "lambda", "camera", "threads")
+AGENT_CONFIG_KEYS = ("checkpoint", "lambda", "camera", "threads", "max_speed_mps")
 
 
 def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
     """The agent config from a YAML or JSON file (``path`` empty: all defaults). Keys:
     ``checkpoint`` (relative paths are relative to the config file), ``lambda`` (>= 0),
-    ``camera`` (CameraSetup fields)."""
+    ``camera`` (CameraSetup fields), ``threads`` (>= 1), ``max_speed_mps`` (> 0)."""
     if not path:
         return AgentConfig(default_checkpoint)
     p = Path(path)
@@ -177,21 +195,22 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         lam = float(obj.get("lambda", DEFAULT_LAMBDA))
         camera = CameraSetup.from_json(dict(obj.get("camera", {})))
         threads = int(obj.get("threads", 1))
+        max_speed = float(obj.get("max_speed_mps", DEFAULT_MAX_SPEED_MPS))
     except (TypeError, ValueError) as exc:
         raise ConfigError(
-            f"DriveJEPA agent config {p}: bad lambda, camera or threads ({exc})"
+            f"DriveJEPA agent config {p}: bad lambda, camera, threads or max_speed_mps ({exc})"
         ) from exc
     sizes = (camera.width, camera.height)
     if not all(isinstance(v, int) and v > 0 for v in sizes) or not all(
         isinstance(getattr(camera, f), (int, float)) for f in CameraSetup.__dataclass_fields__
     ):
         raise ConfigError(
-            f"DriveJEPA agent config {p}: bad lambda, camera or threads (camera {camera.to_json()}"
-            ": width and height positive integers, the rest numbers)"
+            f"DriveJEPA agent config {p}: bad camera {camera.to_json()} (width and height "
+            "positive integers, the rest numbers)"
         )
-    if not (np.isfinite(lam) and lam >= 0.0) or threads < 1:
+    if not (np.isfinite(lam) and lam >= 0.0) or threads < 1 or not (0.0 < max_speed < np.inf):
         raise ConfigError(
-            f"DriveJEPA agent config {p}: lambda must be finite and >= 0 and threads >= 1, got "
-            f"{lam}, {threads}"
+            f"DriveJEPA agent config {p}: lambda must be finite and >= 0, threads >= 1 and "
+            f"max_speed_mps finite and > 0, got {lam}, {threads}, {max_speed}"
         )
-    return AgentConfig(ckpt, lam, camera, threads)
+    return AgentConfig(ckpt, lam, camera, threads, max_speed)

@@ -29,9 +29,12 @@ from drivejepa.planner.selection import (
     plan_states,
 )
 from drivejepa.planner.targets import batch_targets, world_score_poses
-from drivejepa.runtime import PlannerRuntime, read_agent_config
+from drivejepa.runtime import PlannerRuntime, PlanStep, read_agent_config, tracking_speeds
 from drivejepa.train.planner import PlannerTrainer, TrainConfig, min_ade
+from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
 from harness.errors import ConfigError
+from harness.planning.paths import HIGHWAY_CRUISE_MPS
+from harness.world.timing import planner_to_score_poses
 from teachers.per_scene import normalise_scores
 from teachers.scoring import Metric, score_candidates
 from tests.test_scoring_scenes import make_scene, straight_town
@@ -408,16 +411,39 @@ def test_runtime_pairs_the_frame_half_a_second_old(tiny_arch: None, tmp_path: Pa
     np.testing.assert_allclose(step.plan_world[4::5, :2], step.plan[:, :2] + [10.0, 2.0], atol=1e-9)
 
 
+def test_tracking_speeds_are_the_plan_own_capped() -> None:
+    # a plan made at (10, 2) heading +x: 0.5 s at 4 m/s (2 m), then 0.5 s at 20 m/s (10 m), then
+    # standing; the ego has since driven 9 m past the plan's start (it must not raise the speed)
+    plan = np.zeros((8, 3))
+    plan[:, 0] = [2.0, 12.0, 12.0, 12.0, 12.0, 12.0, 12.0, 12.0]
+    origin = np.array([10.0, 2.0, 0.0])
+    world = planner_to_score_poses(plan + [10.0, 2.0, 0.0], origin)
+    step = PlanStep(0.0, origin, plan, world, plan[None], np.ones(1), np.zeros(1), 0)
+    speeds = tracking_speeds(step, max_speed_mps=14.0)
+    np.testing.assert_allclose(speeds[:5], 4.0)
+    np.testing.assert_allclose(speeds[5:10], 14.0)  # 20 m/s capped
+    np.testing.assert_allclose(speeds[10:], 0.0)
+    tracked = PlannedTrajectory(world, dt_s=0.1, speeds_mps=speeds)
+    # 9 m down the road at 12 m/s, the target is still the plan's 4 m/s: the controller brakes
+    ctl = PurePursuitPID().control(PIDState(), [19.0, 2.0, 0.0], 12.0, tracked, 0.05)
+    assert ctl.brake > 0.0 and ctl.throttle == 0.0
+
+
 def test_agent_config_errors(tmp_path: Path) -> None:
     default = tmp_path / "default.pt"
     assert read_agent_config("", default).checkpoint == default
     cfg = tmp_path / "a.json"
-    cfg.write_text(json.dumps({"checkpoint": "sub/m.pt", "lambda": 0.3, "threads": 2}))
+    cfg.write_text(json.dumps({"checkpoint": "sub/m.pt", "lambda": 0.3, "threads": 2,
+                               "max_speed_mps": 8.0}))  # fmt: skip
     got = read_agent_config(str(cfg), default)
     assert got.checkpoint == tmp_path / "sub" / "m.pt" and got.lambda_ == 0.3 and got.threads == 2
+    assert got.max_speed_mps == 8.0
+    assert read_agent_config("", default).max_speed_mps == HIGHWAY_CRUISE_MPS
     for text, needle in [("lambda: -1\n", "lambda must be finite and >= 0"),
+                         ("max_speed_mps: 0\n", "max_speed_mps finite and > 0"),
                          ("speed: 3\n", "keys among checkpoint, lambda, camera, threads"),
-                         ("camera: {width: x}\n", "bad lambda, camera or threads"),
+                         ("camera: {width: x}\n", "bad camera"),
+                         ("threads: x\n", "bad lambda, camera, threads or max_speed_mps"),
                          (": : :\n", "cannot read")]:  # fmt: skip
         cfg.write_text(text)
         with pytest.raises(ConfigError, match=needle):
