@@ -6,8 +6,9 @@ tracked every tick with the harness controller (pure pursuit + PID, as the exper
 Config (``--agent-config``, YAML or JSON): ``checkpoint`` (default ``agents/drivejepa/model.pt``
 beside this file), ``lambda`` (momentum weight, 0 = off), ``camera`` (the setup the checkpoint must
 fit; default the project's), ``threads`` (torch threads, default 1), ``max_speed_mps`` (the
-tracker targets the plan's own speeds, capped at this; default the expert's highest cruise). Localisation as ``lane_follow_agent``: GNSS to world x, y with a
-reference fitted from the global plan, heading from the IMU compass. ``planned_trajectory()``
+tracker targets the plan's own speeds, capped at this; default the expert's highest cruise).
+Localisation as ``lane_follow_agent``: GNSS to world x, y with a reference fitted from the global
+plan, heading from the IMU compass. ``planned_trajectory()``
 exposes the executed plan (world, 40 poses at 0.1 s) for closed-loop PDMS / EPDMS;
 ``last_step`` holds the proposals and their scores.
 """
@@ -52,7 +53,6 @@ class DriveJEPAAgent(AutonomousAgent):
         self._geo: GeoReference | None = None
         self._yaw = 0.0
         self.last_step: PlanStep | None = None
-        self._speeds = np.zeros(0)
 
     def sensors(self) -> list[dict[str, Any]]:
         pose = {"x": 0.0, "y": 0.0, "z": 1.6, "roll": 0.0, "pitch": 0.0, "yaw": 0.0}
@@ -90,11 +90,11 @@ class DriveJEPAAgent(AutonomousAgent):
         self.runtime.add_frame(input_data[FRONT_CAMERA_ID][1], timestamp)
         if self.runtime.due(timestamp):
             self.last_step = self.runtime.plan(timestamp, pose, speed, imu[:2])
-            self._speeds = tracking_speeds(self.last_step, self.max_speed_mps)
         step = self.last_step
         assert step is not None
-        plan = PlannedTrajectory(step.plan_world, dt_s=POSE_DT_S, speeds_mps=self._speeds,
-                                 t0_s=POSE_DT_S - (timestamp - step.time_s))  # fmt: skip
+        plan = PlannedTrajectory(step.plan_world, dt_s=POSE_DT_S,
+                                 t0_s=POSE_DT_S - (timestamp - step.time_s),
+                                 speeds_mps=tracking_speeds(step, self.max_speed_mps))  # fmt: skip
         return self.tracker.control(self.pid, pose, speed, plan, SIM_DT_S)
 
     def planned_trajectory(self) -> NDArray[np.float64] | None:
