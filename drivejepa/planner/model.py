@@ -179,6 +179,12 @@ class DriveJEPAPlanner(nn.Module):
 
     def forward(self, frames: Tensor, status: Tensor) -> PlannerOutput:
         """frames (B, 2, 3, H, W) in [0, 1] (t - 0.5 s, t), status (B, 11) -> PlannerOutput."""
+        proposals, pooled = self.trunk(frames, status)
+        return PlannerOutput(proposals=proposals, score_logits=self.score(pooled, proposals[-1]))
+
+    def trunk(self, frames: Tensor, status: Tensor) -> tuple[Tensor, Tensor]:
+        """Everything before the scorer head: (proposals (L, B, P, K, 3), the final pose tokens
+        max-pooled over poses (B, P, d)); ``harness train head`` caches both."""
         image = self.image_proj(self.encoder(frames, None))
         memory = self.refiner.memory(image)
         ego = self.status_proj(status / self.status_scale)
@@ -189,6 +195,10 @@ class DriveJEPAPlanner(nn.Module):
             tokens, poses = self.refiner(tokens, poses, memory)
             layers.append(poses)
         assert poses is not None
-        pooled = self.norm_out(tokens).amax(dim=2)  # (B, P, d): max over poses
-        pooled = pooled + self.score_poses((poses.detach() / self.pose_scale).flatten(2))
-        return PlannerOutput(proposals=torch.stack(layers), score_logits=self.scorer(pooled))
+        return torch.stack(layers), self.norm_out(tokens).amax(dim=2)  # max over poses
+
+    def score(self, pooled: Tensor, final: Tensor) -> Tensor:
+        """The scorer head: pooled tokens (B, P, d) + the embedding of the final poses
+        (B, P, K, 3), detached -> logits (B, P, 6) in :class:`ScoreColumn` order."""
+        pooled = pooled + self.score_poses((final.detach() / self.pose_scale).flatten(2))
+        return self.scorer(pooled)

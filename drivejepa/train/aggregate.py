@@ -360,22 +360,17 @@ def fine_tune(
     """``epochs_per_round`` epochs of the planner trainer from ``checkpoint`` on the data's
     grown train split (validated on its val split) -> ``out/model.pt``; resumes an interrupted
     round from ``out/train_state.pt``."""
-    import functools
-
     from drivejepa.checkpoint import load_checkpoint
-    from drivejepa.data.scenes import SceneSource
     from drivejepa.data.store import PlannerSamples
     from drivejepa.train.planner import (
-        SCENE_CACHE,
         STATE_NAME,
         PlannerTrainer,
         TrainConfig,
         config_record,
         read_manifest_camera,
+        scene_lookup,
         seed_everything,
     )
-    from teachers.scene import Scene
-    from teachers.scoring.rasters import ScoringMap
 
     camera = read_manifest_camera(cfg.data)
     ck = load_checkpoint(checkpoint, camera)
@@ -384,13 +379,7 @@ def fine_tune(
                        seed=cfg.seed + round_, resume=(out / STATE_NAME).is_file(),
                        planner=ck.planner.cfg)  # fmt: skip
     seed_everything(tcfg.seed)
-    source = SceneSource(cfg.data)
-
-    @functools.lru_cache(maxsize=SCENE_CACHE)
-    def lookup(route: str, index: int) -> tuple[Scene, ScoringMap]:
-        scene = source.scene(route, index)
-        return scene, load_town(scene.town_name)
-
+    lookup = scene_lookup(cfg.data)
     record = config_record(tcfg, data=str(cfg.data), aggregate_round=round_,
                            parent_checkpoint=str(checkpoint), parent_train=ck.train,
                            command=" ".join(cfg.command_line))  # fmt: skip

@@ -343,16 +343,12 @@ def build_encoder(encoder: Path | None, camera: CameraSetup) -> TokenEncoder:
     return enc
 
 
-def train_from_data(
-    data: Path, encoder: Path | None, cfg: TrainConfig, command: str = ""
-) -> list[dict[str, Any]]:
-    """``harness train planner``: train on ``DATA``'s train split, validate on its val split."""
+def scene_lookup(data: Path) -> SceneLookup:
+    """The online targets' (route, scene index) -> (scorer scene, town) of dataset ``data``, the
+    last :data:`SCENE_CACHE` scenes cached (rebuilding one reads its route's recording)."""
     from drivejepa.data.scenes import SceneSource
-    from drivejepa.data.store import PlannerSamples
     from harness.maps.towns import load_town
 
-    camera = read_manifest_camera(data)
-    seed_everything(cfg.seed)
     source = SceneSource(data)
 
     @functools.lru_cache(maxsize=SCENE_CACHE)
@@ -360,6 +356,18 @@ def train_from_data(
         scene = source.scene(route, index)
         return scene, load_town(scene.town_name)
 
+    return lookup
+
+
+def train_from_data(
+    data: Path, encoder: Path | None, cfg: TrainConfig, command: str = ""
+) -> list[dict[str, Any]]:
+    """``harness train planner``: train on ``DATA``'s train split, validate on its val split."""
+    from drivejepa.data.store import PlannerSamples
+
+    camera = read_manifest_camera(data)
+    seed_everything(cfg.seed)
+    lookup = scene_lookup(data)
     record = config_record(cfg, data=str(data), encoder=None if encoder is None else str(encoder),
                            command=command)  # fmt: skip
     trainer = PlannerTrainer(cfg, build_encoder(encoder, camera), camera, lookup, record)

@@ -1,4 +1,5 @@
-"""`harness train ...`: Drive-JEPA training, one function per subcommand (``pretrain``, ``planner``).
+"""`harness train ...`: Drive-JEPA training, one function per subcommand (``pretrain``, ``planner``,
+``head``, ``aggregate``).
 ``drivejepa`` is imported inside the commands only (the CLI is the only edge that imports it)."""
 
 from __future__ import annotations
@@ -11,6 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from harness.cli.checks import number, writable_dir
 from harness.cli.main import app, command_group
@@ -164,6 +174,46 @@ def train_planner(
                       resume=resume)  # fmt: skip
     history = train_from_data(data, encoder, cfg, command=shlex.join(sys.argv))
     typer.echo(json.dumps({"checkpoint": str(out / "model.pt"), **summary(history)}))
+
+
+@train_app.command("head")
+def train_head(
+    data: Path = typer.Argument(..., help="Dataset folder written by `harness collect`."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="The planner's model.pt."),
+    out: Path = typer.Option(..., "--out", help="Folder for model.pt, log.jsonl, head_cache.pt."),
+    epochs: int = typer.Option(30, "--epochs", help="Passes of the head over the cached scenes."),
+    batch: int = typer.Option(32, "--batch", help="Scenes per step."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate of the head."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the batch order."),
+) -> None:
+    """Refit the scorer head on the planner's frozen proposals (their targets computed once;
+    the epoch best on the val split kept); prints each epoch's line (--out/log.jsonl) as JSON."""
+    from drivejepa.train.head import HeadConfig, refit_head
+
+    number(epochs, "--epochs", low=1)
+    number(batch, "--batch", low=1)
+    number(lr, "--lr", low=0.0, low_open=True)
+    require_dataset(data)
+    if not checkpoint.is_file():
+        raise ConfigError(
+            f"--checkpoint {checkpoint} does not exist; train one with `harness train planner`"
+        )
+    writable_dir(out, "--out")
+    cfg = HeadConfig(out=out, epochs=epochs, batch=batch, lr=lr, device=device, seed=seed)
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]head cache[/] {task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:  # fmt: skip
+        tasks: dict[str, TaskID] = {}
+
+        def progress(split: str, done: int, total: int) -> None:
+            if split not in tasks:
+                tasks[split] = bar.add_task(split, total=total)
+            bar.update(tasks[split], completed=done)
+
+        refit_head(data, checkpoint, cfg, command=shlex.join(sys.argv), say=console.print,
+                   on_epoch=lambda r: typer.echo(json.dumps(r)), progress=progress)  # fmt: skip
+    typer.echo(f"wrote {out / 'model.pt'}", err=True)
 
 
 @train_app.command("aggregate")
