@@ -94,6 +94,7 @@ def test_refit_on_a_collection(tmp_path: Path, drivejepa_collection: Path) -> No
     ck = load_checkpoint(out / "model.pt")
     refit = ck.train["head_refit"]
     assert refit["parent_checkpoint"] == str(parent) and ck.train["note"] == "random init"
+    assert refit["cache_s"] > 0 and refit["train_scenes"] == len(PlannerSamples(data, "train"))
     kept = max((r for r in rows if r["kept"]), key=lambda r: r["epoch"])
     assert refit["kept"]["epoch"] == kept["epoch"]
     before = load_checkpoint(parent).planner.state_dict()
@@ -115,6 +116,7 @@ def test_refit_on_a_collection(tmp_path: Path, drivejepa_collection: Path) -> No
     said.clear()
     again = refit_head(data, parent, HeadConfig(out=out, epochs=1, lr=1e-2), say=said.append)
     assert "reusing" in said[0] and len(again) == 2
+    assert load_checkpoint(out / "model.pt").train["head_refit"]["cache_s"] is None
 
 
 def test_cli_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,9 @@ Per epoch one line of ``OUT/log.jsonl``: train loss, and on val the picked targe
 best of the P proposals' (the ceiling), the mean within-scene Spearman correlation of predicted
 and target EPDMS, and the speed bias (the picked proposal's mean speed over its first second
 minus the label's, m/s). Epoch 0 is the checkpoint's own head. ``OUT/model.pt`` is the input
-checkpoint with the kept head, its training record extended by a ``head_refit`` entry.
+checkpoint with the kept head, its training record extended by a ``head_refit`` entry (options,
+parent, scene counts, the caching pass's seconds - None when the cache was reused - and the kept
+epoch's row).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import functools
 import hashlib
 import json
 import random
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -258,7 +261,9 @@ def refit_head(
            "manifest_sha256": file_sha256(manifest)}  # fmt: skip
     cache_path = cfg.out / CACHE_NAME
     cached = load_cache(cache_path, key)
+    cache_s = None
     if cached is None:
+        t0 = time.perf_counter()
         lookup = scene_lookup(data)
         sets = []
         for split in ("train", "val"):
@@ -270,6 +275,9 @@ def refit_head(
         train, val = sets
         with atomic_output(cache_path) as tmp:
             torch.save({"key": key, "train": train.to_dict(), "val": val.to_dict()}, tmp)
+        cache_s = round(time.perf_counter() - t0, 1)
+        if say is not None:
+            say(f"cached in {cache_s:.0f} s: {cache_path}")
     else:
         train, val = cached
         if say is not None:
@@ -281,7 +289,8 @@ def refit_head(
     record = {**parent, "head_refit": {
         **{k: v for k, v in asdict(cfg).items() if k != "out"}, "out": str(cfg.out),
         "data": str(data), "parent_checkpoint": str(checkpoint), "command": command,
-        "train_scenes": len(train), "val_scenes": len(val), "kept": kept}}  # fmt: skip
+        "train_scenes": len(train), "val_scenes": len(val), "cache_s": cache_s,
+        "kept": kept}}  # fmt: skip
     save_checkpoint(cfg.out / CHECKPOINT_NAME, model.cpu(), ck.camera, record)
     atomic_write_text(cfg.out / LOG_NAME, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
