@@ -6,7 +6,9 @@ tracked every tick with the harness controller (pure pursuit + PID, as the exper
 Config (``--agent-config``, YAML or JSON): ``checkpoint`` (default ``agents/drivejepa/model.pt``
 beside this file), ``lambda`` (momentum weight, 0 = off), ``camera`` (the setup the checkpoint must
 fit; default the project's), ``threads`` (torch threads, default 1), ``max_speed_mps`` (the
-tracker targets the plan's own speeds, capped at this; default the expert's highest cruise).
+tracker targets the plan's own speeds, capped at this; default the expert's highest cruise),
+``envelope_decel_mps2`` (the plan's braking envelope at this deceleration, e.g. 3; default 0:
+off).
 Localisation as ``lane_follow_agent``: GNSS to world x, y with a reference fitted from the global
 plan, heading from the IMU compass. ``planned_trajectory()``
 exposes the executed plan (world, 40 poses at 0.1 s) for closed-loop PDMS / EPDMS;
@@ -48,6 +50,7 @@ class DriveJEPAAgent(AutonomousAgent):
         torch.set_num_threads(cfg.threads)
         self.runtime = PlannerRuntime(cfg.checkpoint, cfg.lambda_, cfg.camera)
         self.max_speed_mps = cfg.max_speed_mps
+        self.envelope_decel_mps2 = cfg.envelope_decel_mps2
         self.tracker = PurePursuitPID()
         self.pid = PIDState()
         self._geo: GeoReference | None = None
@@ -94,7 +97,8 @@ class DriveJEPAAgent(AutonomousAgent):
         assert step is not None
         plan = PlannedTrajectory(step.plan_world, dt_s=POSE_DT_S,
                                  t0_s=POSE_DT_S - (timestamp - step.time_s),
-                                 speeds_mps=tracking_speeds(step, self.max_speed_mps))  # fmt: skip
+                                 speeds_mps=tracking_speeds(step, self.max_speed_mps, pose[:2],
+                                                            self.envelope_decel_mps2))  # fmt: skip
         return self.tracker.control(self.pid, pose, speed, plan, SIM_DT_S)
 
     def planned_trajectory(self) -> NDArray[np.float64] | None:

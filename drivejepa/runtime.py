@@ -27,6 +27,7 @@ from drivejepa.status import RouteTarget, ego_status
 from harness.errors import ConfigError
 from harness.geometry import to_world, wrap_angle
 from harness.planning.paths import HIGHWAY_CRUISE_MPS
+from harness.planning.proposals import YELLOW_DECEL_MPS2
 from harness.world.timing import POSE_DT_S, planner_to_score_poses
 
 PLAN_PERIOD_S = 0.1  # [s] the planner runs at 10 Hz (every 2nd tick of the 20 Hz leaderboard)
@@ -34,6 +35,10 @@ DEFAULT_LAMBDA = 0.1  # [-] momentum weight of the inconsistency against the pre
 # [m/s] the tracker never targets more than the fastest the data's driver (the expert) cruises
 DEFAULT_MAX_SPEED_MPS = HIGHWAY_CRUISE_MPS
 TIME_EPS_S = 1e-6  # [s] tolerance of the clock comparisons
+# [m/s2] braking the tracker may assume to honour a plan's later, slower part when the agent
+# config turns the envelope on (``envelope_decel_mps2``; off by default, MODEL_CARD.md): the
+# deceleration the expert stops with for a yellow light (harness.planning.proposals)
+ENVELOPE_DECEL_MPS2 = YELLOW_DECEL_MPS2
 
 Float = NDArray[np.float64]
 
@@ -54,17 +59,54 @@ class PlanStep:
     index: int
 
 
-def tracking_speeds(step: PlanStep, max_speed_mps: float) -> Float:
+def tracking_speeds(
+    step: PlanStep, max_speed_mps: float, ego_xy: Sequence[float] | None = None,
+    decel_mps2: float = ENVELOPE_DECEL_MPS2,
+) -> Float:  # fmt: skip
     """(40,) target speeds [m/s] of ``step.plan_world``: the plan's own speed over each 0.1 s
-    (its first pose measured from the pose it was planned at), capped at ``max_speed_mps``.
+    (its first pose measured from the pose it was planned at), capped at ``max_speed_mps`` and,
+    with ``ego_xy`` and ``decel_mps2`` > 0, at the plan's braking envelope seen from the ego.
 
     The plan's speed, not the distance from where the ego is now: a plan lagging behind a fast ego
     would otherwise read as a demand to speed up. The cap keeps the tracker inside the speeds the
     training data's driver holds (the expert cruises at most ``HIGHWAY_CRUISE_MPS``); past them the
-    planner sees inputs it never saw, and its plans run away (docs/DIFFERENCES.md)."""
+    planner sees inputs it never saw, and its plans run away (docs/DIFFERENCES.md).
+
+    The envelope: wherever the plan is slow further on, the ego must be able to get down to that
+    speed by then, braking at ``decel_mps2``: target <= min over plan points k ahead of the ego of
+    sqrt(v_k^2 + 2 b (s_k - s_ego)), s the arc length along the plan (origin first) and s_ego the
+    ego's projection on it (:func:`braking_envelope`). The planner often places its first pose
+    far ahead (about the ego's speed x 0.5 s, plus its bias) and stops after it; re-planned at
+    10 Hz, such a plan's stop is never reached and only its first segment is ever tracked (the 46
+    routes' logs: 11 m plans that stop, tracked at the cap into turns). The envelope is off by
+    default: it moved the default checkpoint's first collisions from 14.4 to 10.3 m/s (median)
+    without changing DS beyond noise, and stalled a checkpoint trained longer (MODEL_CARD.md)."""
     xy = np.concatenate([step.origin[None, :2], step.plan_world[:, :2]])
-    speeds = np.linalg.norm(np.diff(xy, axis=0), axis=1) / POSE_DT_S
-    return np.minimum(speeds, max_speed_mps)
+    speeds = np.minimum(np.linalg.norm(np.diff(xy, axis=0), axis=1) / POSE_DT_S, max_speed_mps)
+    if ego_xy is None or decel_mps2 <= 0.0:
+        return speeds
+    return np.minimum(speeds, braking_envelope(xy, speeds, ego_xy, decel_mps2))
+
+
+def braking_envelope(
+    xy: Float, speeds: Float, ego_xy: Sequence[float], decel_mps2: float
+) -> float:
+    """The highest speed [m/s] from which the ego, at its projection on the polyline ``xy``
+    (N + 1, 2), can brake at ``decel_mps2`` to ``speeds[k]`` (the speed of segment k, (N,)) by
+    the end of every segment k ahead of it; past the polyline's end, ``speeds[-1]``."""
+    seg = np.diff(xy, axis=0)
+    length = np.linalg.norm(seg, axis=1)
+    s_end = np.cumsum(length)  # arc length at the end of each segment
+    p = np.asarray(ego_xy, dtype=np.float64)[:2]
+    u = np.clip(np.einsum("ij,ij->i", p - xy[:-1], seg) / np.maximum(length, 1e-9) ** 2, 0.0, 1.0)
+    foot = xy[:-1] + u[:, None] * seg
+    i = int(np.argmin(np.linalg.norm(p - foot, axis=1)))
+    s_ego = s_end[i] - (1.0 - u[i]) * length[i]
+    ahead = s_end > s_ego + 1e-9
+    if not ahead.any():
+        return float(speeds[-1])
+    room = s_end[ahead] - s_ego
+    return float(np.sqrt(speeds[ahead] ** 2 + 2.0 * decel_mps2 * room).min())
 
 
 class PlannerRuntime:
@@ -155,23 +197,28 @@ class PlannerRuntime:
 class AgentConfig:
     """What the agent reads from ``--agent-config``: ``checkpoint`` path, momentum ``lambda_``,
     the ``camera`` the checkpoint must fit (default: the project's :class:`CameraSetup`), the
-    torch ``threads`` of its process (1: evaluation workers run side by side) and the highest
-    speed the tracker targets, ``max_speed_mps``."""
+    torch ``threads`` of its process (1: evaluation workers run side by side), the highest
+    speed the tracker targets, ``max_speed_mps``, and the deceleration of the plan's braking
+    envelope, ``envelope_decel_mps2`` (0, the default: no envelope; :func:`tracking_speeds`)."""
 
     checkpoint: Path
     lambda_: float = DEFAULT_LAMBDA
     camera: CameraSetup = CameraSetup()
     threads: int = 1
     max_speed_mps: float = DEFAULT_MAX_SPEED_MPS
+    envelope_decel_mps2: float = 0.0
 
 
-AGENT_CONFIG_KEYS = ("checkpoint", "lambda", "camera", "threads", "max_speed_mps")
+AGENT_CONFIG_KEYS = (
+    "checkpoint", "lambda", "camera", "threads", "max_speed_mps", "envelope_decel_mps2",
+)  # fmt: skip
 
 
 def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
     """The agent config from a YAML or JSON file (``path`` empty: all defaults). Keys:
     ``checkpoint`` (relative paths are relative to the config file), ``lambda`` (>= 0),
-    ``camera`` (CameraSetup fields), ``threads`` (>= 1), ``max_speed_mps`` (> 0)."""
+    ``camera`` (CameraSetup fields), ``threads`` (>= 1), ``max_speed_mps`` (> 0),
+    ``envelope_decel_mps2`` (>= 0; 0, the default, leaves the braking envelope off)."""
     if not path:
         return AgentConfig(default_checkpoint)
     p = Path(path)
@@ -196,9 +243,11 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         camera = CameraSetup.from_json(dict(obj.get("camera", {})))
         threads = int(obj.get("threads", 1))
         max_speed = float(obj.get("max_speed_mps", DEFAULT_MAX_SPEED_MPS))
+        envelope = float(obj.get("envelope_decel_mps2", 0.0))
     except (TypeError, ValueError) as exc:
         raise ConfigError(
-            f"DriveJEPA agent config {p}: bad lambda, camera, threads or max_speed_mps ({exc})"
+            f"DriveJEPA agent config {p}: bad lambda, camera, threads, max_speed_mps or "
+            f"envelope_decel_mps2 ({exc})"
         ) from exc
     sizes = (camera.width, camera.height)
     if not all(isinstance(v, int) and v > 0 for v in sizes) or not all(
@@ -213,4 +262,9 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
             f"DriveJEPA agent config {p}: lambda must be finite and >= 0, threads >= 1 and "
             f"max_speed_mps finite and > 0, got {lam}, {threads}, {max_speed}"
         )
-    return AgentConfig(ckpt, lam, camera, threads, max_speed)
+    if not (0.0 <= envelope < np.inf):
+        raise ConfigError(
+            f"DriveJEPA agent config {p}: envelope_decel_mps2 must be finite and >= 0 (0 turns the "
+            f"braking envelope off), got {envelope}"
+        )
+    return AgentConfig(ckpt, lam, camera, threads, max_speed, envelope)

@@ -29,7 +29,13 @@ from drivejepa.planner.selection import (
     plan_states,
 )
 from drivejepa.planner.targets import batch_targets, world_score_poses
-from drivejepa.runtime import PlannerRuntime, PlanStep, read_agent_config, tracking_speeds
+from drivejepa.runtime import (
+    PlannerRuntime,
+    PlanStep,
+    braking_envelope,
+    read_agent_config,
+    tracking_speeds,
+)
 from drivejepa.train.planner import PlannerTrainer, TrainConfig, min_ade
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
 from harness.errors import ConfigError
@@ -429,21 +435,60 @@ def test_tracking_speeds_are_the_plan_own_capped() -> None:
     assert ctl.brake > 0.0 and ctl.throttle == 0.0
 
 
+def test_braking_envelope_by_hand() -> None:
+    xy = np.array([[0.0, 0.0], [10.0, 0.0], [20.0, 0.0]])
+    speeds = np.array([10.0, 0.0])  # 10 m/s over the first 10 m, then a stop at 20 m
+    # from the start: min(sqrt(10^2 + 2 * 3 * 10), sqrt(0 + 2 * 3 * 20)) = sqrt(120)
+    assert braking_envelope(xy, speeds, [0.0, 0.0], 3.0) == pytest.approx(np.sqrt(120.0))
+    # 15 m along (0.5 m off the line): only the stop 5 m ahead counts: sqrt(2 * 3 * 5)
+    assert braking_envelope(xy, speeds, [15.0, 0.5], 3.0) == pytest.approx(np.sqrt(30.0))
+    assert braking_envelope(xy, speeds, [25.0, 0.0], 3.0) == 0.0  # past the end: its speed
+
+
+def test_tracking_speeds_honour_a_plan_that_stops() -> None:
+    # the 46 routes' logs: the first pose 11 m ahead (22 m/s), then 1.7 m/s for 1 s, then
+    # standing; re-planned at 10 Hz only the first segment would ever be tracked
+    plan = np.zeros((8, 3))
+    plan[:, 0] = [11.0, 11.85, 12.7, 12.7, 12.7, 12.7, 12.7, 12.7]
+    origin = np.array([10.0, 2.0, 0.0])
+    world = planner_to_score_poses(plan + origin, origin)
+    step = PlanStep(0.0, origin, plan, world, plan[None], np.ones(1), np.zeros(1), 0)
+    np.testing.assert_allclose(tracking_speeds(step, 14.0)[:5], 14.0)  # the segment, capped
+    speeds = tracking_speeds(step, 14.0, ego_xy=origin[:2], decel_mps2=3.0)
+    # the nearest slow point: 11 m + 0.17 m ahead at 1.7 m/s -> sqrt(1.7^2 + 2 * 3 * 11.17)
+    cap = np.sqrt(1.7**2 + 6.0 * 11.17)
+    np.testing.assert_allclose(speeds[:5], cap, atol=1e-9)
+    off = tracking_speeds(step, 14.0, ego_xy=origin[:2], decel_mps2=0.0)  # the config's 0: off
+    np.testing.assert_allclose(off, tracking_speeds(step, 14.0))
+    np.testing.assert_allclose(speeds[5:15], 1.7, atol=1e-9)
+    np.testing.assert_allclose(speeds[15:], 0.0, atol=1e-9)
+    tracked = PlannedTrajectory(world, dt_s=0.1, speeds_mps=speeds)
+    ctl = PurePursuitPID().control(PIDState(), origin, 14.0, tracked, 0.05)
+    assert ctl.brake > 0.0 and ctl.throttle == 0.0  # 14 m/s is over the envelope
+    # an expert-like plan at a steady 8 m/s is tracked at 8 m/s: the envelope does not bind
+    plan[:, 0] = [4.0 * (k + 1) for k in range(8)]
+    world = planner_to_score_poses(plan + origin, origin)
+    steady = PlanStep(0.0, origin, plan, world, plan[None], np.ones(1), np.zeros(1), 0)
+    np.testing.assert_allclose(tracking_speeds(steady, 14.0, ego_xy=origin[:2]), 8.0, atol=1e-9)
+
+
 def test_agent_config_errors(tmp_path: Path) -> None:
     default = tmp_path / "default.pt"
     assert read_agent_config("", default).checkpoint == default
     cfg = tmp_path / "a.json"
     cfg.write_text(json.dumps({"checkpoint": "sub/m.pt", "lambda": 0.3, "threads": 2,
-                               "max_speed_mps": 8.0}))  # fmt: skip
+                               "max_speed_mps": 8.0, "envelope_decel_mps2": 3}))  # fmt: skip
     got = read_agent_config(str(cfg), default)
     assert got.checkpoint == tmp_path / "sub" / "m.pt" and got.lambda_ == 0.3 and got.threads == 2
-    assert got.max_speed_mps == 8.0
+    assert got.max_speed_mps == 8.0 and got.envelope_decel_mps2 == 3.0
     assert read_agent_config("", default).max_speed_mps == HIGHWAY_CRUISE_MPS
+    assert read_agent_config("", default).envelope_decel_mps2 == 0.0  # off unless asked for
     for text, needle in [("lambda: -1\n", "lambda must be finite and >= 0"),
                          ("max_speed_mps: 0\n", "max_speed_mps finite and > 0"),
+                         ("envelope_decel_mps2: -1\n", "envelope_decel_mps2 must be finite"),
                          ("speed: 3\n", "keys among checkpoint, lambda, camera, threads"),
                          ("camera: {width: x}\n", "bad camera"),
-                         ("threads: x\n", "bad lambda, camera, threads or max_speed_mps"),
+                         ("threads: x\n", "bad lambda, camera, threads, max_speed_mps"),
                          (": : :\n", "cannot read")]:  # fmt: skip
         cfg.write_text(text)
         with pytest.raises(ConfigError, match=needle):
