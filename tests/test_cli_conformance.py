@@ -48,6 +48,7 @@ REQUIRED_ARGS: dict[Path_, list[str]] = {
     ("train", "planner"): ["data", "--scratch", "--out", "out"],
     ("train", "pretrain"): ["data", "--out", "out"],
     ("train", "aggregate"): ["data", "--checkpoint", "m.pt", "--rounds", "1", "--out", "out"],
+    ("train", "head"): ["data", "--checkpoint", "m.pt", "--out", "out"],
 }
 # one value outside its range per command (None: the command has no numeric option)
 OUT_OF_RANGE: dict[Path_, list[str] | None] = {
@@ -74,6 +75,7 @@ OUT_OF_RANGE: dict[Path_, list[str] | None] = {
     ("train", "planner"): ["--epochs", "0"],
     ("train", "pretrain"): ["--epochs", "0"],
     ("train", "aggregate"): ["--rounds", "0"],
+    ("train", "head"): ["--epochs", "0"],
 }
 # where each command's work starts: replaced by a tripwire so a missing check cannot run it
 WORK = (
@@ -94,6 +96,7 @@ WORK = (
     ("drivejepa.train.pretrain", "pretrain"),
     ("drivejepa.data.collect", "collect"),
     ("drivejepa.train.aggregate", "aggregate"),
+    ("drivejepa.train.head", "refit_head"),
 )
 
 
