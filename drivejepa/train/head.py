@@ -29,9 +29,7 @@ epoch's row).
 
 from __future__ import annotations
 
-import copy
 import functools
-import hashlib
 import json
 import random
 import time
@@ -51,12 +49,14 @@ from drivejepa.train.planner import (
     Sample,
     SceneLookup,
     batches,
+    check_device,
     online_targets,
     read_manifest_camera,
     scene_lookup,
     seed_everything,
 )
 from harness.errors import ConfigError
+from harness.fingerprint import file_sha256
 from harness.io import atomic_output, atomic_write_text
 
 CACHE_NAME = "head_cache.pt"
@@ -82,10 +82,7 @@ class HeadConfig:
             raise ConfigError(f"--epochs and --batch must be >= 1, got {self.epochs}, {self.batch}")
         if not self.lr > 0:
             raise ConfigError(f"--lr must be > 0, got {self.lr}")
-        if self.device not in ("cpu", "cuda"):
-            raise ConfigError(f"--device must be cpu or cuda, got {self.device!r}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+        check_device(self.device)
 
 
 @dataclass(frozen=True)
@@ -103,14 +100,6 @@ class HeadSet:
 
     def to_dict(self) -> dict[str, Tensor]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}  # no copies
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @torch.no_grad()
@@ -282,11 +271,10 @@ def refit_head(
         train, val = cached
         if say is not None:
             say(f"reusing {cache_path} ({len(train)} train, {len(val)} val scenes)")
-    parent = copy.deepcopy(ck.train)
     rows, state = fit_head(model, train, val, cfg, on_epoch)
     model.load_state_dict(state, strict=False)
     kept = max((r for r in rows if r["kept"]), key=lambda r: r["epoch"])
-    record = {**parent, "head_refit": {
+    record = {**ck.train, "head_refit": {
         **{k: v for k, v in asdict(cfg).items() if k != "out"}, "out": str(cfg.out),
         "data": str(data), "parent_checkpoint": str(checkpoint), "command": command,
         "train_scenes": len(train), "val_scenes": len(val), "cache_s": cache_s,

@@ -79,10 +79,15 @@ class TrainConfig:
             raise ConfigError("--lr must be > 0 and --encoder-lr-scale >= 0")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes}")
-        if self.device not in ("cpu", "cuda"):
-            raise ConfigError(f"--device must be cpu or cuda, got {self.device!r}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+        check_device(self.device)
+
+
+def check_device(device: str) -> None:
+    """A ``--device`` that is cpu, or cuda with a GPU torch can see; else a ConfigError."""
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is visible to torch; use --device cpu")
 
 
 def collate(samples: Sequence[Sample]) -> dict[str, Any]:
