@@ -24,6 +24,7 @@ from drivejepa.checkpoint import Checkpoint, load_checkpoint
 from drivejepa.planner.model import ScoreColumn
 from drivejepa.planner.selection import MomentumSelector
 from drivejepa.status import RouteTarget, ego_status
+from harness.dynamics.tracking import path_station
 from harness.errors import ConfigError
 from harness.geometry import to_world, wrap_angle
 from harness.planning.paths import HIGHWAY_CRUISE_MPS
@@ -94,14 +95,8 @@ def braking_envelope(
     """The highest speed [m/s] from which the ego, at its projection on the polyline ``xy``
     (N + 1, 2), can brake at ``decel_mps2`` to ``speeds[k]`` (the speed of segment k, (N,)) by
     the end of every segment k ahead of it; past the polyline's end, ``speeds[-1]``."""
-    seg = np.diff(xy, axis=0)
-    length = np.linalg.norm(seg, axis=1)
-    s_end = np.cumsum(length)  # arc length at the end of each segment
-    p = np.asarray(ego_xy, dtype=np.float64)[:2]
-    u = np.clip(np.einsum("ij,ij->i", p - xy[:-1], seg) / np.maximum(length, 1e-9) ** 2, 0.0, 1.0)
-    foot = xy[:-1] + u[:, None] * seg
-    i = int(np.argmin(np.linalg.norm(p - foot, axis=1)))
-    s_ego = s_end[i] - (1.0 - u[i]) * length[i]
+    s_cum, s_ego = path_station(xy, ego_xy)
+    s_end = s_cum[1:]  # arc length at the end of each segment
     ahead = s_end > s_ego + 1e-9
     if not ahead.any():
         return float(speeds[-1])

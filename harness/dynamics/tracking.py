@@ -201,6 +201,22 @@ class PurePursuitPID:
         return float(np.interp(t_preview, 0.5 * (times[1:] + times[:-1]), seg_speed))
 
 
+def path_station(
+    path: NDArray[np.float64], point: ArrayLike
+) -> tuple[NDArray[np.float64], float]:
+    """(arc length at each vertex (N,), arc length of ``point``'s projection) on the polyline
+    ``path`` (N >= 2, 2): the nearest foot point over all segments (first on ties)."""
+    p = np.asarray(point, dtype=np.float64)[:2]
+    seg = np.diff(path, axis=0)
+    seg_len = np.linalg.norm(seg, axis=1)
+    safe = np.maximum(seg_len, 1e-9)
+    u = np.clip(np.einsum("ij,ij->i", p - path[:-1], seg) / safe**2, 0.0, 1.0)
+    foot = path[:-1] + u[:, None] * seg
+    i = int(np.argmin(np.linalg.norm(p - foot, axis=1)))
+    s_cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+    return s_cum, float(s_cum[i] + u[i] * seg_len[i])
+
+
 def _point_ahead(
     path: NDArray[np.float64], end_yaw: float, point: NDArray[np.float64], ahead_m: float
 ) -> NDArray[np.float64]:
@@ -208,14 +224,8 @@ def _point_ahead(
     beyond the end, extended straight along ``end_yaw``."""
     if len(path) == 1:
         return path[0] + ahead_m * heading_vector(end_yaw)
-    seg = np.diff(path, axis=0)
-    seg_len = np.linalg.norm(seg, axis=1)
-    safe = np.maximum(seg_len, 1e-9)
-    u = np.clip(np.einsum("ij,ij->i", point - path[:-1], seg) / safe**2, 0.0, 1.0)
-    foot = path[:-1] + u[:, None] * seg
-    i = int(np.argmin(np.linalg.norm(point - foot, axis=1)))
-    s_cum = np.concatenate([[0.0], np.cumsum(seg_len)])
-    s_target = s_cum[i] + u[i] * seg_len[i] + ahead_m
+    s_cum, s_point = path_station(path, point)
+    s_target = s_point + ahead_m
     if s_target >= s_cum[-1]:
         return path[-1] + (s_target - s_cum[-1]) * heading_vector(end_yaw)
     return np.array(
