@@ -8,7 +8,8 @@ beside this file), ``lambda`` (momentum weight, 0 = off), ``camera`` (the setup 
 fit; default the project's), ``threads`` (torch threads, default 1), ``max_speed_mps`` (the
 tracker targets the plan's own speeds, capped at this; default the expert's highest cruise),
 ``envelope_decel_mps2`` (the plan's braking envelope at this deceleration, e.g. 3; default 0:
-off).
+off), ``kinematic_filter`` (choose among the proposals whose implied accelerations between their 0.5 s
+segments stay within NAVSIM's comfort bounds; default false).
 Localisation as ``lane_follow_agent``: GNSS to world x, y with a reference fitted from the global
 plan, heading from the IMU compass. ``planned_trajectory()``
 exposes the executed plan (world, 40 poses at 0.1 s) for closed-loop PDMS / EPDMS;
@@ -48,7 +49,8 @@ class DriveJEPAAgent(AutonomousAgent):
         self.track = Track.SENSORS
         cfg = read_agent_config(path_to_conf_file, DEFAULT_CHECKPOINT)
         torch.set_num_threads(cfg.threads)
-        self.runtime = PlannerRuntime(cfg.checkpoint, cfg.lambda_, cfg.camera)
+        self.runtime = PlannerRuntime(cfg.checkpoint, cfg.lambda_, cfg.camera,
+                                      cfg.kinematic_filter)  # fmt: skip
         self.max_speed_mps = cfg.max_speed_mps
         self.envelope_decel_mps2 = cfg.envelope_decel_mps2
         self.tracker = PurePursuitPID()

@@ -108,7 +108,7 @@ class PlannerRuntime:
     """The checkpoint's planner with its frame buffer, route target and selector."""
 
     def __init__(self, checkpoint: Checkpoint | Path | str, lambda_: float = DEFAULT_LAMBDA,
-                 camera: CameraSetup | None = None) -> None:  # fmt: skip
+                 camera: CameraSetup | None = None, kinematic_filter: bool = False) -> None:  # fmt: skip
         ckpt = (
             checkpoint
             if isinstance(checkpoint, Checkpoint)
@@ -117,7 +117,7 @@ class PlannerRuntime:
         self.checkpoint = ckpt
         self.camera = ckpt.camera
         self.planner = ckpt.planner.eval()
-        self.selector = MomentumSelector(lambda_)
+        self.selector = MomentumSelector(lambda_, kinematic_filter)
         self.route: RouteTarget | None = None
         self._frames: collections.deque[tuple[float, torch.Tensor]] = collections.deque()
         self.last: PlanStep | None = None
@@ -193,8 +193,10 @@ class AgentConfig:
     """What the agent reads from ``--agent-config``: ``checkpoint`` path, momentum ``lambda_``,
     the ``camera`` the checkpoint must fit (default: the project's :class:`CameraSetup`), the
     torch ``threads`` of its process (1: evaluation workers run side by side), the highest
-    speed the tracker targets, ``max_speed_mps``, and the deceleration of the plan's braking
-    envelope, ``envelope_decel_mps2`` (0, the default: no envelope; :func:`tracking_speeds`)."""
+    speed the tracker targets, ``max_speed_mps``, the deceleration of the plan's braking
+    envelope, ``envelope_decel_mps2`` (0, the default: no envelope; :func:`tracking_speeds`), and
+    whether the choice is made among the kinematically feasible proposals only,
+    ``kinematic_filter`` (:mod:`drivejepa.planner.selection`)."""
 
     checkpoint: Path
     lambda_: float = DEFAULT_LAMBDA
@@ -202,10 +204,12 @@ class AgentConfig:
     threads: int = 1
     max_speed_mps: float = DEFAULT_MAX_SPEED_MPS
     envelope_decel_mps2: float = 0.0
+    kinematic_filter: bool = False
 
 
 AGENT_CONFIG_KEYS = (
     "checkpoint", "lambda", "camera", "threads", "max_speed_mps", "envelope_decel_mps2",
+    "kinematic_filter",
 )  # fmt: skip
 
 
@@ -213,7 +217,8 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
     """The agent config from a YAML or JSON file (``path`` empty: all defaults). Keys:
     ``checkpoint`` (relative paths are relative to the config file), ``lambda`` (>= 0),
     ``camera`` (CameraSetup fields), ``threads`` (>= 1), ``max_speed_mps`` (> 0),
-    ``envelope_decel_mps2`` (>= 0; 0, the default, leaves the braking envelope off)."""
+    ``envelope_decel_mps2`` (>= 0; 0, the default, leaves the braking envelope off),
+    ``kinematic_filter`` (true or false)."""
     if not path:
         return AgentConfig(default_checkpoint)
     p = Path(path)
@@ -239,6 +244,7 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         threads = int(obj.get("threads", 1))
         max_speed = float(obj.get("max_speed_mps", DEFAULT_MAX_SPEED_MPS))
         envelope = float(obj.get("envelope_decel_mps2", 0.0))
+        kinematic = obj.get("kinematic_filter", False)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"DriveJEPA agent config {p}: bad lambda, camera, threads, max_speed_mps or "
@@ -262,4 +268,8 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
             f"DriveJEPA agent config {p}: envelope_decel_mps2 must be finite and >= 0 (0 turns the "
             f"braking envelope off), got {envelope}"
         )
-    return AgentConfig(ckpt, lam, camera, threads, max_speed, envelope)
+    if not isinstance(kinematic, bool):
+        raise ConfigError(
+            f"DriveJEPA agent config {p}: kinematic_filter must be true or false, got {kinematic!r}"
+        )
+    return AgentConfig(ckpt, lam, camera, threads, max_speed, envelope, kinematic)

@@ -19,13 +19,20 @@ from torch import Tensor, nn
 from drivejepa import checkpoint as ckpt_mod
 from drivejepa.camera import CameraSetup
 from drivejepa.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from drivejepa.planner.losses import combine_layers, layer_loss, planner_loss
+from drivejepa.planner.losses import (
+    combine_layers,
+    kinematic_term,
+    layer_loss,
+    planner_loss,
+)
 from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig, ScoreColumn
 from drivejepa.planner.selection import (
     MomentumSelector,
     choose,
     ec_violations,
+    implied_accels,
     inconsistency,
+    kinematically_feasible,
     plan_states,
 )
 from drivejepa.planner.targets import batch_targets, world_score_poses
@@ -144,6 +151,32 @@ def test_layer_combination_by_hand() -> None:
     assert terms.imitation.item() == pytest.approx(0.26)
 
 
+def test_kinematic_term_by_hand() -> None:
+    """'Jump and stop' (3 m in the first 0.5 s, then still): implied accelerations -12, 0 x 6;
+    -12 lies 7.95 below NAVSIM's -4.05, so the term is 7.95 / 7 x 0.5^2 m; a steady 10 m/s plan
+    and a 1 m/s2 start cost nothing. Only the jump gets a gradient, and the weight only moves the
+    total, not the reported (unweighted) term."""
+    t = 0.5 * torch.arange(1, 9, dtype=torch.float64)
+    jump = torch.zeros(8, 3, dtype=torch.float64)
+    jump[:, 0] = 3.0
+    steady = torch.stack([10.0 * t, torch.zeros(8), torch.zeros(8)], dim=-1)
+    start = torch.stack([0.5 * t * t, torch.zeros(8), torch.zeros(8)], dim=-1)
+    want = 7.95 / 7 * 0.25
+    assert kinematic_term(jump[None]).item() == pytest.approx(want)
+    assert kinematic_term(steady[None]).item() == 0.0 == kinematic_term(start[None]).item()
+    props = torch.stack([jump, steady, start]).requires_grad_(True)
+    kinematic_term(props).backward()
+    assert props.grad is not None and torch.isfinite(props.grad).all()
+    assert props.grad[0].abs().sum() > 0 and props.grad[1:].abs().sum() == 0
+    expert = steady[None].float()
+    layers = torch.stack([jump, steady])[None, None].float()  # (L=1, B=1, P=2, K, 3)
+    plain = planner_loss(layers, torch.zeros(1, 2, 6), expert, None, None, None)
+    weighted = planner_loss(layers, torch.zeros(1, 2, 6), expert, None, None, None,
+                            kinematic_weight=2.0)  # fmt: skip
+    assert plain.kinematic.item() == pytest.approx(want / 2) == weighted.kinematic.item()
+    assert weighted.total.item() == pytest.approx(plain.total.item() + 2.0 * want / 2)
+
+
 # --- online targets ------------------------------------------------------------------------------
 def _straight(speed: float, lateral: float = 0.0) -> np.ndarray:
     t = 0.5 * np.arange(1, 9)
@@ -240,6 +273,31 @@ def test_previous_plan_is_moved_into_the_current_frame() -> None:
     assert states is not None
     np.testing.assert_allclose(states[1, :2], [0.0, 0.0], atol=1e-9)  # at t+0.1 s: here
     assert inconsistency(plan_states(_straight(8.0)[None]), states, 1)[0] == 0.0
+
+
+def test_implied_accels_and_the_kinematic_filter() -> None:
+    """Hand-computed: a plan braking at 2 m/s2 implies -2 m/s2 between every pair of its 0.5 s
+    segments (mean speeds 9.5, 8.5, ...); 'jump and stop' (3 m in the first 0.5 s, then still)
+    implies -12 m/s2 and then 0; a start at 1 m/s2 from standstill +1. NAVSIM's bounds are
+    [-4.05, 2.4]: only the jump is out. The step from the ego's speed to the first segment is not
+    checked, so a 10 m/s cruise stays consistent whatever the ego's speed."""
+    braking, cruise, start = _braking(10.0, -2.0), _straight(10.0), _braking(0.0, 1.0)
+    jump = np.zeros((8, 3))
+    jump[:, 0] = 3.0
+    np.testing.assert_allclose(implied_accels(braking[None])[0], -2.0, atol=1e-9)
+    np.testing.assert_allclose(implied_accels(cruise[None])[0], 0.0, atol=1e-9)
+    np.testing.assert_allclose(implied_accels(start[None])[0], 1.0, atol=1e-9)
+    np.testing.assert_allclose(implied_accels(jump[None])[0], [-12.0, 0, 0, 0, 0, 0, 0], atol=1e-9)
+    feasible = kinematically_feasible(np.stack([braking, cruise, start, jump]))
+    assert feasible.tolist() == [True, True, True, False]
+    # the selector skips the higher-scored inconsistent proposal, and falls back to all of them
+    # when none is consistent
+    sel, ego = MomentumSelector(0.0, kinematic_filter=True), np.zeros(3)
+    two, scores = np.stack([jump, start]), np.array([0.9, 0.5])
+    choice = sel.select(two, scores, ego, 0.0)
+    assert choice.index == 1 and choice.feasible.tolist() == [False, True]
+    assert MomentumSelector(0.0).select(two, scores, ego, 0.0).index == 0
+    assert sel.select(jump[None].repeat(2, 0), scores, ego, 0.0).index == 0
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -477,15 +535,18 @@ def test_agent_config_errors(tmp_path: Path) -> None:
     assert read_agent_config("", default).checkpoint == default
     cfg = tmp_path / "a.json"
     cfg.write_text(json.dumps({"checkpoint": "sub/m.pt", "lambda": 0.3, "threads": 2,
-                               "max_speed_mps": 8.0, "envelope_decel_mps2": 3}))  # fmt: skip
+                               "max_speed_mps": 8.0, "envelope_decel_mps2": 3,
+                               "kinematic_filter": True}))  # fmt: skip
     got = read_agent_config(str(cfg), default)
     assert got.checkpoint == tmp_path / "sub" / "m.pt" and got.lambda_ == 0.3 and got.threads == 2
-    assert got.max_speed_mps == 8.0 and got.envelope_decel_mps2 == 3.0
+    assert got.max_speed_mps == 8.0 and got.envelope_decel_mps2 == 3.0 and got.kinematic_filter
+    assert not read_agent_config("", default).kinematic_filter
     assert read_agent_config("", default).max_speed_mps == HIGHWAY_CRUISE_MPS
     assert read_agent_config("", default).envelope_decel_mps2 == 0.0  # off unless asked for
     for text, needle in [("lambda: -1\n", "lambda must be finite and >= 0"),
                          ("max_speed_mps: 0\n", "max_speed_mps finite and > 0"),
                          ("envelope_decel_mps2: -1\n", "envelope_decel_mps2 must be finite"),
+                         ("kinematic_filter: 1\n", "kinematic_filter must be true or false"),
                          ("speed: 3\n", "keys among checkpoint, lambda, camera, threads"),
                          ("camera: {width: x}\n", "bad camera"),
                          ("threads: x\n", "bad lambda, camera, threads, max_speed_mps"),

@@ -1,7 +1,8 @@
 """The planner's training losses (REFERENCE.md 1a): per refinement layer, the imitation term
 (min over proposals of the time-averaged L1 distance to the expert) plus 0.5 x MTD (the mean over
 the sampled teachers of the same min); layers combined as T = 0.1 T + L_l; and BCE of the score
-logits against the online targets.
+logits against the online targets. Optionally (``kinematic_weight`` > 0, not in Drive-JEPA) a
+kinematic term on every final proposal (:func:`kinematic_term`).
 
 Distance of a proposal to a trajectory (both (K, 3) x, y, yaw in the ego frame): the mean of
 |difference| over the K poses and the three components (one number in m / rad)."""
@@ -15,6 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from drivejepa.planner.model import ScoreColumn
+from harness.world.comfort import MAX_LON_ACCEL_MPS2, MIN_LON_ACCEL_MPS2
+from harness.world.timing import PLANNER_DT_S
 
 MTD_WEIGHT = 0.5  # weight of the teacher term against the imitation term
 LAYER_DECAY = 0.1  # T = LAYER_DECAY * T + L_l over the refinement layers
@@ -24,12 +27,14 @@ SUB_SCORE_WEIGHT = 1.0  # BCE weight of the sub-score columns against the final 
 @dataclass(frozen=True)
 class LossTerms:
     """Scalar tensors: ``imitation`` and ``mtd`` (layer-combined), ``score`` (BCE on the final
-    column), ``sub_scores`` (BCE on the sub-score columns), ``total``."""
+    column), ``sub_scores`` (BCE on the sub-score columns), ``kinematic`` (:func:`kinematic_term`,
+    unweighted), ``total``."""
 
     imitation: Tensor
     mtd: Tensor
     score: Tensor
     sub_scores: Tensor
+    kinematic: Tensor
     total: Tensor
 
     def as_floats(self) -> dict[str, float]:
@@ -61,6 +66,23 @@ def layer_loss(
     return imitation, per_sample.mean()
 
 
+def kinematic_term(proposals: Tensor) -> Tensor:
+    """(..., P, K, 3) ego-frame proposals -> scalar: the mean over proposals and their K - 1
+    segment pairs of how far the implied longitudinal acceleration (the change between the mean
+    speeds of consecutive PLANNER_DT_S segments, the first from the ego at the origin, as
+    :func:`drivejepa.planner.selection.implied_accels`) lies outside NAVSIM's comfort bounds
+    [MIN_LON_ACCEL_MPS2, MAX_LON_ACCEL_MPS2], times PLANNER_DT_S^2: the excess as a position
+    error [m], the unit of the imitation term. Every proposal is penalised, not only the one
+    closest to a target (the winner-take-all terms leave the others unconstrained, and most of
+    them jump ahead and stop: agents/drivejepa/MODEL_CARD.md)."""
+    xy = F.pad(proposals[..., :2], (0, 0, 1, 0))  # the origin first
+    step = xy[..., 1:, :] - xy[..., :-1, :]
+    v = (step.square().sum(dim=-1) + 1e-12).sqrt() / PLANNER_DT_S  # (..., P, K) segment means
+    a = (v[..., 1:] - v[..., :-1]) / PLANNER_DT_S
+    excess = F.relu(a - MAX_LON_ACCEL_MPS2) + F.relu(MIN_LON_ACCEL_MPS2 - a)
+    return excess.mean() * PLANNER_DT_S**2
+
+
 def combine_layers(values: list[Tensor]) -> Tensor:
     """T = LAYER_DECAY * T + L_l over the layers in order (first layer decays most)."""
     total = torch.zeros_like(values[0])
@@ -85,10 +107,12 @@ def planner_loss(
     teacher_mask: Tensor | None,
     score_targets: Tensor | None,
     mtd: bool = True,
+    kinematic_weight: float = 0.0,
 ) -> LossTerms:
     """The full loss. proposals (L, B, P, K, 3), score_logits (B, P, 6), expert (B, K, 3),
     teachers (B, M, K, 3) + mask (B, M), score_targets (B, P, 6) in [0, 1] or None (no score
-    loss); ``mtd`` False drops the teacher term (the ablation)."""
+    loss); ``mtd`` False drops the teacher term (the ablation); ``kinematic_weight`` x
+    :func:`kinematic_term` of the final layer's proposals joins the total (0: the recipe)."""
     imitation_layers, mtd_layers = [], []
     for layer in proposals:
         im, md = layer_loss(layer, expert, teachers if mtd else None, teacher_mask)
@@ -101,5 +125,8 @@ def planner_loss(
         score = sub = zero
     else:
         score, sub = score_terms(score_logits, score_targets)
+    kinematic = kinematic_term(proposals[-1])
     total = imitation + MTD_WEIGHT * mtd_term + score + SUB_SCORE_WEIGHT * sub
-    return LossTerms(imitation, mtd_term, score, sub, total)
+    if kinematic_weight > 0.0:
+        total = total + kinematic_weight * kinematic
+    return LossTerms(imitation, mtd_term, score, sub, kinematic.detach(), total)

@@ -12,6 +12,16 @@ jerk, yaw rate and yaw acceleration are compared with EC's limits (0.7 m/s2, 0.5
 0.1 rad/s, 0.1 rad/s2). inconsistency = (number of the 4 terms over their limit) / 4, in
 {0, 0.25, 0.5, 0.75, 1}; 0 without a previous plan or without an overlap of MIN_OVERLAP states.
 choice = argmax(sigmoid(final logit) - lambda x inconsistency); lambda = 0 is plain argmax.
+
+Kinematic filter (optional, ``MomentumSelector(..., kinematic_filter=True)``; not in Drive-JEPA,
+docs/DIFFERENCES.md): a proposal is kinematically consistent when the longitudinal accelerations
+between the mean speeds of its consecutive 0.5 s segments ((v_k - v_k-1) / 0.5 s, the first
+segment measured from the ego) all lie within NAVSIM's comfort bounds (``MIN_LON_ACCEL_MPS2``,
+``MAX_LON_ACCEL_MPS2``). The choice is made among the consistent proposals, or among all when
+none is. It removes the proposals that jump ahead and stop (agents/drivejepa/MODEL_CARD.md):
+re-planned every 0.1 s, only their jump is ever driven. The step from the ego's own speed to the
+first segment is not checked: the tracker's controller makes that transition, and checking it
+leaves no proposal that starts from standstill (measured in the model card).
 """
 
 from __future__ import annotations
@@ -23,7 +33,13 @@ from numpy.typing import NDArray
 
 from harness.dynamics.lqr import N_STATE
 from harness.geometry import to_local, to_world, wrap_angle
-from harness.world.timing import HORIZON_STEPS, POSE_DT_S, planner_to_score_poses
+from harness.world.comfort import MAX_LON_ACCEL_MPS2, MIN_LON_ACCEL_MPS2
+from harness.world.timing import (
+    HORIZON_STEPS,
+    PLANNER_DT_S,
+    POSE_DT_S,
+    planner_to_score_poses,
+)
 from teachers.scene import states_from_poses
 from teachers.scoring.comfort import EC_LIMITS, JERK_WINDOW, navsim_comfort_signals
 
@@ -66,9 +82,32 @@ def inconsistency(current: Float, previous: Float | None, offset_steps: int) -> 
     return ec_violations(current, previous, offset_steps).mean(axis=1)
 
 
-def choose(score: Float, incons: Float, lambda_: float) -> int:
-    """argmax(score - lambda x inconsistency) (first index on ties)."""
-    return int(np.argmax(np.asarray(score) - lambda_ * np.asarray(incons)))
+def implied_accels(proposals: Float) -> Float:
+    """(P, K - 1) longitudinal accelerations [m/s2] implied by proposals (P, K, 3) (ego frame,
+    poses every PLANNER_DT_S, the ego at the origin): column k - 1 the change from the mean speed
+    of segment k - 1 to that of segment k, over PLANNER_DT_S."""
+    xy = np.concatenate([np.zeros(proposals.shape[:-2] + (1, 2)), proposals[..., :2]], axis=-2)
+    v = np.linalg.norm(np.diff(xy, axis=-2), axis=-1) / PLANNER_DT_S  # (P, K) segment means
+    return np.asarray(np.diff(v, axis=-1) / PLANNER_DT_S, dtype=np.float64)
+
+
+def kinematically_feasible(proposals: Float) -> NDArray[np.bool_]:
+    """(P,) whether every implied acceleration (:func:`implied_accels`) lies within NAVSIM's
+    longitudinal comfort bounds [MIN_LON_ACCEL_MPS2, MAX_LON_ACCEL_MPS2]."""
+    a = implied_accels(proposals)
+    within = (a >= MIN_LON_ACCEL_MPS2) & (a <= MAX_LON_ACCEL_MPS2)
+    return np.asarray(within.all(axis=-1), dtype=bool)
+
+
+def choose(
+    score: Float, incons: Float, lambda_: float, allowed: NDArray[np.bool_] | None = None
+) -> int:
+    """argmax(score - lambda x inconsistency) over the ``allowed`` proposals (all when None or
+    none is allowed; first index on ties)."""
+    value = np.asarray(score, dtype=np.float64) - lambda_ * np.asarray(incons)
+    if allowed is not None and allowed.any():
+        value = np.where(allowed, value, -np.inf)
+    return int(np.argmax(value))
 
 
 @dataclass(frozen=True)
@@ -83,20 +122,24 @@ class ExecutedPlan:
 
 @dataclass(frozen=True)
 class Choice:
-    """``index`` of the chosen proposal, its ``inconsistency`` (P,) and the selection ``value`` (P,)."""
+    """``index`` of the chosen proposal, its ``inconsistency`` (P,), the selection ``value``
+    (P,) and which proposals were ``feasible`` (P,) (all True without the kinematic filter)."""
 
     index: int
     inconsistency: Float
     value: Float
+    feasible: NDArray[np.bool_]
 
 
 class MomentumSelector:
-    """Keeps the previous step's executed plan and selects with it (``lambda_`` 0: plain argmax)."""
+    """Keeps the previous step's executed plan and selects with it (``lambda_`` 0: plain
+    argmax), among the kinematically feasible proposals when ``kinematic_filter`` is on."""
 
-    def __init__(self, lambda_: float) -> None:
+    def __init__(self, lambda_: float, kinematic_filter: bool = False) -> None:
         if not (lambda_ >= 0.0 and np.isfinite(lambda_)):
             raise ValueError(f"momentum lambda must be finite and >= 0, got {lambda_}")
         self.lambda_ = float(lambda_)
+        self.kinematic_filter = bool(kinematic_filter)
         self.previous: ExecutedPlan | None = None
 
     def previous_states(self, ego_pose: Float) -> Float | None:
@@ -122,7 +165,12 @@ class MomentumSelector:
             offset = int(round((time_s - self.previous.time_s) / POSE_DT_S))
             incons = inconsistency(plan_states(proposals), self.previous_states(ego_pose), offset)
         value = np.asarray(score, dtype=np.float64) - self.lambda_ * incons
-        return Choice(choose(score, incons, self.lambda_), incons, value)
+        feasible = (
+            kinematically_feasible(proposals)
+            if self.kinematic_filter
+            else np.ones(proposals.shape[0], dtype=bool)
+        )
+        return Choice(choose(score, incons, self.lambda_, feasible), incons, value, feasible)
 
     def executed(self, plan: Float, ego_pose: Float, time_s: float) -> None:
         """Remember the plan (8, 3) executed from ``ego_pose`` at ``time_s``."""

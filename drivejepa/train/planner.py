@@ -67,6 +67,7 @@ class TrainConfig:
     lr: float = 1e-4
     encoder_lr_scale: float = 0.1
     mtd: bool = True
+    kinematic_weight: float = 0.0
     device: str = "cpu"
     seed: int = 0
     resume: bool = False
@@ -79,6 +80,8 @@ class TrainConfig:
             raise ConfigError("--lr must be > 0 and --encoder-lr-scale >= 0")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes}")
+        if not (0.0 <= self.kinematic_weight < float("inf")):
+            raise ConfigError(f"--kinematic-weight must be finite and >= 0, got {self.kinematic_weight}")
         check_device(self.device)
 
 
@@ -168,6 +171,7 @@ class PlannerTrainer:
         out = self.cfg.out
         train = {**self.record, "epochs": self.epoch, "steps": self.step,
                  "train_s": round(self.train_s, 1), "seed": self.cfg.seed, "mtd": self.cfg.mtd,
+                 "kinematic_weight": self.cfg.kinematic_weight,
                  "lr": self.cfg.lr, "encoder_lr_scale": self.cfg.encoder_lr_scale,
                  "score_lr_scale": SCORE_LR_SCALE,
                  "batch": self.cfg.batch, "last": history[-1] if history else None}  # fmt: skip
@@ -218,7 +222,7 @@ class PlannerTrainer:
             traj = planner_loss(
                 out.proposals, out.score_logits, batch["expert"].to(self.device),
                 batch["teachers"].to(self.device), batch["teacher_mask"].to(self.device),
-                None, mtd=self.cfg.mtd,
+                None, mtd=self.cfg.mtd, kinematic_weight=self.cfg.kinematic_weight,
             )  # fmt: skip
             self.opt.zero_grad(set_to_none=True)
             traj.total.backward(retain_graph=True)

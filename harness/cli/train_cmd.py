@@ -149,6 +149,10 @@ def train_planner(
         0.1, "--encoder-lr-scale", help="Encoder lr = lr x this (0 freezes the encoder)."
     ),
     no_mtd: bool = typer.Option(False, "--no-mtd", help="Drop the teacher (MTD) loss term."),
+    kinematic_weight: float = typer.Option(
+        0.0, "--kinematic-weight",
+        help="Weight of the kinematic term on every proposal (0: the recipe; docs/DRIVEJEPA.md).",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation and batch order."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
@@ -160,6 +164,7 @@ def train_planner(
     number(batch, "--batch", low=1)
     number(lr, "--lr", low=0.0, low_open=True)
     number(encoder_lr_scale, "--encoder-lr-scale", low=0.0)
+    number(kinematic_weight, "--kinematic-weight", low=0.0)
     if max_minutes is not None:
         number(max_minutes, "--max-minutes", low=0.0, low_open=True)
     if (encoder is None) == (not scratch):
@@ -170,7 +175,8 @@ def train_planner(
         raise ConfigError(f"{data} has no manifest.json; collect a dataset with `harness collect`")
     writable_dir(out, "--out")
     cfg = TrainConfig(out=out, epochs=epochs, max_minutes=max_minutes, batch=batch, lr=lr,
-                      encoder_lr_scale=encoder_lr_scale, mtd=not no_mtd, device=device, seed=seed,
+                      encoder_lr_scale=encoder_lr_scale, mtd=not no_mtd,
+                      kinematic_weight=kinematic_weight, device=device, seed=seed,
                       resume=resume)  # fmt: skip
     history = train_from_data(data, encoder, cfg, command=shlex.join(sys.argv))
     typer.echo(json.dumps({"checkpoint": str(out / "model.pt"), **summary(history)}))
