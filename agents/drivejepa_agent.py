@@ -9,7 +9,8 @@ fit; default the project's), ``threads`` (torch threads, default 1), ``max_speed
 tracker targets the plan's own speeds, capped at this; default the expert's highest cruise),
 ``envelope_decel_mps2`` (the plan's braking envelope at this deceleration, e.g. 3; default 0:
 off), ``kinematic_filter`` (choose among the proposals whose implied accelerations between their 0.5 s
-segments stay within NAVSIM's comfort bounds; default false).
+segments stay within NAVSIM's comfort bounds; default false), ``speed_lead_s`` (track the
+plan's speeds read this much later in the plan, e.g. 0.5; default 0).
 Localisation as ``lane_follow_agent``: GNSS to world x, y with a reference fitted from the global
 plan, heading from the IMU compass. ``planned_trajectory()``
 exposes the executed plan (world, 40 poses at 0.1 s) for closed-loop PDMS / EPDMS;
@@ -53,6 +54,7 @@ class DriveJEPAAgent(AutonomousAgent):
                                       cfg.kinematic_filter)  # fmt: skip
         self.max_speed_mps = cfg.max_speed_mps
         self.envelope_decel_mps2 = cfg.envelope_decel_mps2
+        self.speed_lead_s = cfg.speed_lead_s
         self.tracker = PurePursuitPID()
         self.pid = PIDState()
         self._geo: GeoReference | None = None
@@ -100,7 +102,8 @@ class DriveJEPAAgent(AutonomousAgent):
         plan = PlannedTrajectory(step.plan_world, dt_s=POSE_DT_S,
                                  t0_s=POSE_DT_S - (timestamp - step.time_s),
                                  speeds_mps=tracking_speeds(step, self.max_speed_mps, pose[:2],
-                                                            self.envelope_decel_mps2))  # fmt: skip
+                                                            self.envelope_decel_mps2,
+                                                            self.speed_lead_s))  # fmt: skip
         return self.tracker.control(self.pid, pose, speed, plan, SIM_DT_S)
 
     def planned_trajectory(self) -> NDArray[np.float64] | None:

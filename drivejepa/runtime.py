@@ -29,7 +29,7 @@ from harness.errors import ConfigError
 from harness.geometry import to_world, wrap_angle
 from harness.planning.paths import HIGHWAY_CRUISE_MPS
 from harness.planning.proposals import YELLOW_DECEL_MPS2
-from harness.world.timing import POSE_DT_S, planner_to_score_poses
+from harness.world.timing import HORIZON_STEPS, POSE_DT_S, planner_to_score_poses
 
 PLAN_PERIOD_S = 0.1  # [s] the planner runs at 10 Hz (every 2nd tick of the 20 Hz leaderboard)
 DEFAULT_LAMBDA = 0.1  # [-] momentum weight of the inconsistency against the predicted score
@@ -62,11 +62,18 @@ class PlanStep:
 
 def tracking_speeds(
     step: PlanStep, max_speed_mps: float, ego_xy: Sequence[float] | None = None,
-    decel_mps2: float = ENVELOPE_DECEL_MPS2,
+    decel_mps2: float = ENVELOPE_DECEL_MPS2, lead_s: float = 0.0,
 ) -> Float:  # fmt: skip
     """(40,) target speeds [m/s] of ``step.plan_world``: the plan's own speed over each 0.1 s
     (its first pose measured from the pose it was planned at), capped at ``max_speed_mps`` and,
-    with ``ego_xy`` and ``decel_mps2`` > 0, at the plan's braking envelope seen from the ego.
+    with ``ego_xy`` and ``decel_mps2`` > 0, at the plan's braking envelope seen from the ego;
+    with ``lead_s`` > 0 the speeds are read that much later in the plan (the last one held), so
+    the tracker's preview looks further ahead in the speed profile only.
+
+    The lead: re-planned every 0.1 s, only the start of each plan is ever tracked, and a plan
+    that accelerates within comfort bounds raises its first 0.5 s mean speed by only 0.25 s x its
+    acceleration above the ego's; ``lead_s`` = 0.5 reads the plan's second 0.5 s segment, the
+    TransFuser / TCP convention (|wp1 - wp0| / 0.5 s). Off (0) by default (MODEL_CARD.md).
 
     The plan's speed, not the distance from where the ego is now: a plan lagging behind a fast ego
     would otherwise read as a demand to speed up. The cap keeps the tracker inside the speeds the
@@ -84,9 +91,12 @@ def tracking_speeds(
     without changing DS beyond noise, and stalled a checkpoint trained longer (MODEL_CARD.md)."""
     xy = np.concatenate([step.origin[None, :2], step.plan_world[:, :2]])
     speeds = np.minimum(np.linalg.norm(np.diff(xy, axis=0), axis=1) / POSE_DT_S, max_speed_mps)
-    if ego_xy is None or decel_mps2 <= 0.0:
-        return speeds
-    return np.minimum(speeds, braking_envelope(xy, speeds, ego_xy, decel_mps2))
+    if ego_xy is not None and decel_mps2 > 0.0:
+        speeds = np.minimum(speeds, braking_envelope(xy, speeds, ego_xy, decel_mps2))
+    shift = min(int(round(lead_s / POSE_DT_S)), len(speeds) - 1)
+    if shift > 0:
+        speeds = np.concatenate([speeds[shift:], np.full(shift, speeds[-1])])
+    return speeds
 
 
 def braking_envelope(
@@ -196,7 +206,8 @@ class AgentConfig:
     speed the tracker targets, ``max_speed_mps``, the deceleration of the plan's braking
     envelope, ``envelope_decel_mps2`` (0, the default: no envelope; :func:`tracking_speeds`), and
     whether the choice is made among the kinematically feasible proposals only,
-    ``kinematic_filter`` (:mod:`drivejepa.planner.selection`)."""
+    ``kinematic_filter`` (:mod:`drivejepa.planner.selection`), and how much later in the plan
+    the tracked speeds are read, ``speed_lead_s`` (0, the default; :func:`tracking_speeds`)."""
 
     checkpoint: Path
     lambda_: float = DEFAULT_LAMBDA
@@ -205,11 +216,12 @@ class AgentConfig:
     max_speed_mps: float = DEFAULT_MAX_SPEED_MPS
     envelope_decel_mps2: float = 0.0
     kinematic_filter: bool = False
+    speed_lead_s: float = 0.0
 
 
 AGENT_CONFIG_KEYS = (
     "checkpoint", "lambda", "camera", "threads", "max_speed_mps", "envelope_decel_mps2",
-    "kinematic_filter",
+    "kinematic_filter", "speed_lead_s",
 )  # fmt: skip
 
 
@@ -218,7 +230,7 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
     ``checkpoint`` (relative paths are relative to the config file), ``lambda`` (>= 0),
     ``camera`` (CameraSetup fields), ``threads`` (>= 1), ``max_speed_mps`` (> 0),
     ``envelope_decel_mps2`` (>= 0; 0, the default, leaves the braking envelope off),
-    ``kinematic_filter`` (true or false)."""
+    ``kinematic_filter`` (true or false), ``speed_lead_s`` (>= 0 and below the plan's 4 s)."""
     if not path:
         return AgentConfig(default_checkpoint)
     p = Path(path)
@@ -245,6 +257,7 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         max_speed = float(obj.get("max_speed_mps", DEFAULT_MAX_SPEED_MPS))
         envelope = float(obj.get("envelope_decel_mps2", 0.0))
         kinematic = obj.get("kinematic_filter", False)
+        lead = float(obj.get("speed_lead_s", 0.0))
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"DriveJEPA agent config {p}: bad lambda, camera, threads, max_speed_mps or "
@@ -268,8 +281,13 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
             f"DriveJEPA agent config {p}: envelope_decel_mps2 must be finite and >= 0 (0 turns the "
             f"braking envelope off), got {envelope}"
         )
+    if not (0.0 <= lead < HORIZON_STEPS * POSE_DT_S):
+        raise ConfigError(
+            f"DriveJEPA agent config {p}: speed_lead_s must be >= 0 and below the plan's "
+            f"{HORIZON_STEPS * POSE_DT_S:g} s (0 reads the plan's speeds where they are), got {lead}"
+        )
     if not isinstance(kinematic, bool):
         raise ConfigError(
             f"DriveJEPA agent config {p}: kinematic_filter must be true or false, got {kinematic!r}"
         )
-    return AgentConfig(ckpt, lam, camera, threads, max_speed, envelope, kinematic)
+    return AgentConfig(ckpt, lam, camera, threads, max_speed, envelope, kinematic, lead)

@@ -491,6 +491,12 @@ def test_tracking_speeds_are_the_plan_own_capped() -> None:
     # 9 m down the road at 12 m/s, the target is still the plan's 4 m/s: the controller brakes
     ctl = PurePursuitPID().control(PIDState(), [19.0, 2.0, 0.0], 12.0, tracked, 0.05)
     assert ctl.brake > 0.0 and ctl.throttle == 0.0
+    # read 0.5 s later: the second segment's 14 m/s from the start, then standing; 0.3 s later
+    lead = tracking_speeds(step, max_speed_mps=14.0, lead_s=0.5)
+    np.testing.assert_allclose(lead[:5], 14.0)
+    np.testing.assert_allclose(lead[5:], 0.0)
+    np.testing.assert_allclose(tracking_speeds(step, 14.0, lead_s=0.3)[:2], 4.0)
+    np.testing.assert_allclose(tracking_speeds(step, 14.0, lead_s=0.3)[2:7], 14.0)
 
 
 def test_braking_envelope_by_hand() -> None:
@@ -536,17 +542,19 @@ def test_agent_config_errors(tmp_path: Path) -> None:
     cfg = tmp_path / "a.json"
     cfg.write_text(json.dumps({"checkpoint": "sub/m.pt", "lambda": 0.3, "threads": 2,
                                "max_speed_mps": 8.0, "envelope_decel_mps2": 3,
-                               "kinematic_filter": True}))  # fmt: skip
+                               "kinematic_filter": True, "speed_lead_s": 0.5}))  # fmt: skip
     got = read_agent_config(str(cfg), default)
     assert got.checkpoint == tmp_path / "sub" / "m.pt" and got.lambda_ == 0.3 and got.threads == 2
     assert got.max_speed_mps == 8.0 and got.envelope_decel_mps2 == 3.0 and got.kinematic_filter
-    assert not read_agent_config("", default).kinematic_filter
+    assert not read_agent_config("", default).kinematic_filter and got.speed_lead_s == 0.5
+    assert read_agent_config("", default).speed_lead_s == 0.0
     assert read_agent_config("", default).max_speed_mps == HIGHWAY_CRUISE_MPS
     assert read_agent_config("", default).envelope_decel_mps2 == 0.0  # off unless asked for
     for text, needle in [("lambda: -1\n", "lambda must be finite and >= 0"),
                          ("max_speed_mps: 0\n", "max_speed_mps finite and > 0"),
                          ("envelope_decel_mps2: -1\n", "envelope_decel_mps2 must be finite"),
                          ("kinematic_filter: 1\n", "kinematic_filter must be true or false"),
+                         ("speed_lead_s: 4\n", "speed_lead_s must be >= 0 and below"),
                          ("speed: 3\n", "keys among checkpoint, lambda, camera, threads"),
                          ("camera: {width: x}\n", "bad camera"),
                          ("threads: x\n", "bad lambda, camera, threads, max_speed_mps"),
