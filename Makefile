@@ -19,8 +19,8 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check harness teachers scenarios tests benchmarks
-	$(VENV)/bin/mypy harness teachers scenarios
+	$(VENV)/bin/ruff check harness teachers scenarios tests benchmarks leaderboard srunner agents drivejepa
+	$(VENV)/bin/mypy harness teachers scenarios drivejepa
 
 bench: $(VENV)/.installed
 	for f in benchmarks/bench_*.py; do $(PY) $$f; done
