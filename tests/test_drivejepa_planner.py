@@ -339,6 +339,14 @@ def test_training_loss_falls_and_resumes(tmp_path: Path, tiny_arch: None) -> Non
     again = PlannerTrainer(replace(cfg, epochs=9, resume=True), TinyEncoder(), CAMERA, _lookup)
     more = again.fit(_samples(8), _samples(4, seed=1))
     assert [r["epoch"] for r in more] == list(range(1, 10)) and again.step == 18
+    # the loss and optimizer options must stay those of the run being resumed
+    for change, needle in [({"kinematic_weight": 1.0}, "kinematic_weight 0.0 -> 1.0"),
+                           ({"mtd": False}, "mtd True -> False"),
+                           ({"lr": 1e-3}, "lr 0.01 -> 0.001")]:  # fmt: skip
+        other = PlannerTrainer(replace(cfg, epochs=10, resume=True, **change), TinyEncoder(),
+                               CAMERA, _lookup)  # fmt: skip
+        with pytest.raises(ConfigError, match=needle):
+            other.fit(_samples(8), _samples(4, seed=1))
 
 
 def test_min_ade_by_hand() -> None:

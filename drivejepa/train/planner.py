@@ -56,6 +56,11 @@ SceneLookup = Callable[[str, int], tuple[Scene, ScoringMap]]
 """(route_key, scene index) -> the scorer's scene and town for online targets."""
 
 
+# options a resumed run must keep (its loss and optimizer); the rest (epochs, time limit, device)
+# may change between sessions
+RESUME_KEYS = ("mtd", "kinematic_weight", "lr", "encoder_lr_scale", "batch", "seed")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Options of ``harness train planner``."""
@@ -198,6 +203,7 @@ class PlannerTrainer:
             ) from exc
         if not (out / STATE_NAME).is_file():
             raise ConfigError(f"--resume: no {out / STATE_NAME}; start without --resume")
+        self._check_same_recipe(dict(obj.get("train", {})), ckpt)
         state = torch.load(out / STATE_NAME, map_location="cpu", weights_only=False)
         self.opt.load_state_dict(state["optimizer"])
         self.epoch, self.step, self.train_s = state["epoch"], state["step"], state["train_s"]
@@ -205,6 +211,22 @@ class PlannerTrainer:
         torch.set_rng_state(state["torch_rng"])
         lines = (out / LOG_NAME).read_text().splitlines() if (out / LOG_NAME).is_file() else []
         return [json.loads(s) for s in lines if s.strip()]
+
+    def _check_same_recipe(self, train: dict[str, Any], ckpt: Path) -> None:
+        """A resumed run keeps the options that define its loss and its optimizer: a ConfigError
+        naming each one that differs from the record in ``ckpt`` (a record from before an
+        option existed holds its default)."""
+        defaults = {"mtd": True, "kinematic_weight": 0.0}
+        differ = [
+            f"{name} {train.get(name, defaults.get(name))!r} -> {getattr(self.cfg, name)!r}"
+            for name in RESUME_KEYS
+            if train.get(name, defaults.get(name)) != getattr(self.cfg, name)
+        ]
+        if differ:
+            raise ConfigError(
+                f"--resume: {ckpt} was trained with other options ({'; '.join(differ)}); resume "
+                "with the run's own options or start a new --out folder"
+            )
 
     # --- loop --------------------------------------------------------------------------------
     def train_epoch(self, data: Sequence[Sample], deadline: float | None) -> dict[str, float]:
