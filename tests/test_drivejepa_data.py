@@ -313,6 +313,13 @@ def test_readers(data: Path) -> None:
     np.testing.assert_allclose(
         item["teachers"].numpy()[: len(chosen)], vocab.trajectories[chosen][:, 4::5], atol=1e-6
     )
+    # the array shortcut for --wait-keep reads what the items hold
+    speed, moved = train.speeds_and_moves()
+    items = [train[j] for j in range(len(train))]
+    np.testing.assert_allclose(speed, [float(it["status"][3]) for it in items], atol=1e-6)
+    np.testing.assert_allclose(
+        moved, [float(np.hypot(*it["expert"][1, :2].numpy())) for it in items], atol=1e-5
+    )
     clips = VideoClips(data, "train", frames=8)
     assert len(clips) == routes["train"]["frames"] - 7  # type: ignore[operator]
     assert clips[0].shape == (8, 3, H, W) and clips[0].dtype == torch.float32

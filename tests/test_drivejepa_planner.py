@@ -43,7 +43,7 @@ from drivejepa.runtime import (
     read_agent_config,
     tracking_speeds,
 )
-from drivejepa.train.planner import PlannerTrainer, TrainConfig, min_ade
+from drivejepa.train.planner import PlannerTrainer, TrainConfig, min_ade, waiting_scenes
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
 from harness.errors import ConfigError
 from harness.planning.paths import HIGHWAY_CRUISE_MPS
@@ -347,6 +347,33 @@ def test_training_loss_falls_and_resumes(tmp_path: Path, tiny_arch: None) -> Non
                                CAMERA, _lookup)  # fmt: skip
         with pytest.raises(ConfigError, match=needle):
             other.fit(_samples(8), _samples(4, seed=1))
+
+
+def test_wait_keep_thins_only_the_waiting_scenes(tmp_path: Path) -> None:
+    """20 waits (standstill, target still), 10 starts (standstill, target 2 m on at +1 s), 10
+    moving scenes: with wait_keep 0.5 an epoch keeps every start and moving scene and some of the
+    waits, the same ones for the same (seed, epoch) and others for the next epoch."""
+    data = _samples(40)
+    for i, item in enumerate(data[:30]):
+        item["status"][3] = 0.0
+        item["expert"] = torch.zeros(8, 3) if i < 20 else torch.from_numpy(_braking(0.0, 4.0)).float()
+    waits = waiting_scenes(data)
+    assert waits.tolist() == [True] * 20 + [False] * 20
+    cfg = TrainConfig(out=tmp_path, batch=4, wait_keep=0.5, planner=TINY)
+    trainer = PlannerTrainer(cfg, TinyEncoder(), CAMERA, _lookup)
+    first = trainer.epoch_scenes(data)
+    kept = {int(first[j]["key"][1]) for j in range(len(first))}
+    assert set(range(20, 40)) <= kept and 0 < len(kept & set(range(20))) < 20
+    assert [first[j]["key"] for j in range(len(first))] == [
+        trainer.epoch_scenes(data)[j]["key"] for j in range(len(first))
+    ]
+    trainer.epoch = 1
+    second = trainer.epoch_scenes(data)
+    assert {int(second[j]["key"][1]) for j in range(len(second))} != kept
+    assert PlannerTrainer(replace(cfg, wait_keep=1.0), TinyEncoder(), CAMERA,
+                          _lookup).epoch_scenes(data) is data  # fmt: skip
+    with pytest.raises(ConfigError, match="--wait-keep must be in"):
+        replace(cfg, wait_keep=0.0)
 
 
 def test_min_ade_by_hand() -> None:

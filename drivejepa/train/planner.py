@@ -28,6 +28,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset, Subset
 
 from drivejepa.camera import CameraSetup
 from drivejepa.checkpoint import read_checkpoint, save_checkpoint
@@ -56,9 +57,11 @@ SceneLookup = Callable[[str, int], tuple[Scene, ScoringMap]]
 """(route_key, scene index) -> the scorer's scene and town for online targets."""
 
 
-# options a resumed run must keep (its loss and optimizer); the rest (epochs, time limit, device)
-# may change between sessions
-RESUME_KEYS = ("mtd", "kinematic_weight", "lr", "encoder_lr_scale", "batch", "seed")
+# options a resumed run must keep (its loss, data and optimizer); the rest (epochs, time limit,
+# device) may change between sessions
+RESUME_KEYS = ("mtd", "kinematic_weight", "wait_keep", "lr", "encoder_lr_scale", "batch", "seed")
+WAIT_SPEED_MPS = 0.5  # [m/s] a scene whose ego is slower than this is at standstill ...
+WAIT_MOVE_M = 1.0  # [m] ... and waits when its target moves less than this in the next 1.0 s
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class TrainConfig:
     encoder_lr_scale: float = 0.1
     mtd: bool = True
     kinematic_weight: float = 0.0
+    wait_keep: float = 1.0
     device: str = "cpu"
     seed: int = 0
     resume: bool = False
@@ -87,6 +91,8 @@ class TrainConfig:
             raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes}")
         if not (0.0 <= self.kinematic_weight < float("inf")):
             raise ConfigError(f"--kinematic-weight must be finite and >= 0, got {self.kinematic_weight}")
+        if not (0.0 < self.wait_keep <= 1.0):
+            raise ConfigError(f"--wait-keep must be in (0, 1], got {self.wait_keep}")
         check_device(self.device)
 
 
@@ -115,6 +121,19 @@ def batches(
         rng.shuffle(order)
     for i in range(0, len(order), size):
         yield collate([dataset[j] for j in order[i : i + size]])
+
+
+def waiting_scenes(data: Sequence[Sample]) -> np.ndarray:
+    """(N,) whether each scene waits: the ego below WAIT_SPEED_MPS and its imitation target less
+    than WAIT_MOVE_M from it at +1.0 s. Reads the arrays of a :class:`PlannerSamples` directly
+    (``speeds_and_moves``), else each item's ``status`` and ``expert``."""
+    if hasattr(data, "speeds_and_moves"):
+        speed, moved = data.speeds_and_moves()
+    else:
+        speed = np.array([float(data[i]["status"][3]) for i in range(len(data))])
+        moved = np.array([float(torch.linalg.vector_norm(data[i]["expert"][1, :2]))
+                          for i in range(len(data))])  # fmt: skip
+    return np.asarray((speed < WAIT_SPEED_MPS) & (moved < WAIT_MOVE_M), dtype=bool)
 
 
 def online_targets(lookup: SceneLookup, batch: dict[str, Any], final: Tensor) -> Tensor:
@@ -176,7 +195,7 @@ class PlannerTrainer:
         out = self.cfg.out
         train = {**self.record, "epochs": self.epoch, "steps": self.step,
                  "train_s": round(self.train_s, 1), "seed": self.cfg.seed, "mtd": self.cfg.mtd,
-                 "kinematic_weight": self.cfg.kinematic_weight,
+                 "kinematic_weight": self.cfg.kinematic_weight, "wait_keep": self.cfg.wait_keep,
                  "lr": self.cfg.lr, "encoder_lr_scale": self.cfg.encoder_lr_scale,
                  "score_lr_scale": SCORE_LR_SCALE,
                  "batch": self.cfg.batch, "last": history[-1] if history else None}  # fmt: skip
@@ -216,7 +235,7 @@ class PlannerTrainer:
         """A resumed run keeps the options that define its loss and its optimizer: a ConfigError
         naming each one that differs from the record in ``ckpt`` (a record from before an
         option existed holds its default)."""
-        defaults = {"mtd": True, "kinematic_weight": 0.0}
+        defaults = {"mtd": True, "kinematic_weight": 0.0, "wait_keep": 1.0}
         differ = [
             f"{name} {train.get(name, defaults.get(name))!r} -> {getattr(self.cfg, name)!r}"
             for name in RESUME_KEYS
@@ -295,6 +314,18 @@ class PlannerTrainer:
             "val_chosen_target": float(torch.cat(chosen).mean()),
         }
 
+    def epoch_scenes(self, train: Sequence[Sample]) -> Sequence[Sample]:
+        """This epoch's train scenes: all of them, or with ``wait_keep`` < 1 every scene but the
+        waits (:func:`waiting_scenes`) and a fraction ``wait_keep`` of those, drawn anew each
+        epoch from (seed, epoch), so a resumed run draws what it would have."""
+        if self.cfg.wait_keep >= 1.0:
+            return train
+        waits = waiting_scenes(train)
+        rng = np.random.default_rng([self.cfg.seed, self.epoch])
+        keep = ~waits | (rng.random(len(waits)) < self.cfg.wait_keep)
+        subset = Subset(cast(Dataset[Sample], train), np.flatnonzero(keep).tolist())
+        return cast(Sequence[Sample], subset)  # map-style: len and integer items, as batches() reads
+
     def fit(self, train: Sequence[Sample], val: Sequence[Sample]) -> list[dict[str, Any]]:
         """Train up to ``cfg.epochs`` (or ``max_minutes``), checkpointing every epoch."""
         if len(train) == 0:
@@ -306,7 +337,9 @@ class PlannerTrainer:
             t0 = time.perf_counter()
             if hasattr(train, "set_epoch"):  # new teacher draws each epoch (PlannerSamples)
                 train.set_epoch(self.epoch)
-            row: dict[str, Any] = {"epoch": self.epoch + 1, **self.train_epoch(train, deadline)}
+            data = self.epoch_scenes(train)
+            row: dict[str, Any] = {"epoch": self.epoch + 1, "train_scenes": len(data),
+                                   **self.train_epoch(data, deadline)}  # fmt: skip
             row.update(self.validate(val))
             row["epoch_s"] = round(time.perf_counter() - t0, 2)
             self.epoch += 1

@@ -153,6 +153,10 @@ def train_planner(
         0.0, "--kinematic-weight",
         help="Weight of the kinematic term on every proposal (0: the recipe; docs/DRIVEJEPA.md).",
     ),
+    wait_keep: float = typer.Option(
+        1.0, "--wait-keep",
+        help="Fraction of the waiting standstill scenes trained on each epoch (1: all, the recipe).",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation and batch order."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
@@ -165,6 +169,7 @@ def train_planner(
     number(lr, "--lr", low=0.0, low_open=True)
     number(encoder_lr_scale, "--encoder-lr-scale", low=0.0)
     number(kinematic_weight, "--kinematic-weight", low=0.0)
+    number(wait_keep, "--wait-keep", low=0.0, high=1.0, low_open=True)
     if max_minutes is not None:
         number(max_minutes, "--max-minutes", low=0.0, low_open=True)
     if (encoder is None) == (not scratch):
@@ -176,7 +181,8 @@ def train_planner(
     writable_dir(out, "--out")
     cfg = TrainConfig(out=out, epochs=epochs, max_minutes=max_minutes, batch=batch, lr=lr,
                       encoder_lr_scale=encoder_lr_scale, mtd=not no_mtd,
-                      kinematic_weight=kinematic_weight, device=device, seed=seed,
+                      kinematic_weight=kinematic_weight, wait_keep=wait_keep, device=device,
+                      seed=seed,
                       resume=resume)  # fmt: skip
     history = train_from_data(data, encoder, cfg, command=shlex.join(sys.argv))
     typer.echo(json.dumps({"checkpoint": str(out / "model.pt"), **summary(history)}))
