@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from drivejepa.planner.kinematics import accel_excess
 from drivejepa.planner.model import ScoreColumn
-from harness.world.comfort import MAX_LON_ACCEL_MPS2, MIN_LON_ACCEL_MPS2
 from harness.world.timing import PLANNER_DT_S
 
 MTD_WEIGHT = 0.5  # weight of the teacher term against the imitation term
@@ -68,19 +68,12 @@ def layer_loss(
 
 def kinematic_term(proposals: Tensor) -> Tensor:
     """(..., P, K, 3) ego-frame proposals -> scalar: the mean over proposals and their K - 1
-    segment pairs of how far the implied longitudinal acceleration (the change between the mean
-    speeds of consecutive PLANNER_DT_S segments, the first from the ego at the origin, as
-    :func:`drivejepa.planner.selection.implied_accels`) lies outside NAVSIM's comfort bounds
-    [MIN_LON_ACCEL_MPS2, MAX_LON_ACCEL_MPS2], times PLANNER_DT_S^2: the excess as a position
-    error [m], the unit of the imitation term. Every proposal is penalised, not only the one
-    closest to a target (the winner-take-all terms leave the others unconstrained, and most of
-    them jump ahead and stop: agents/drivejepa/MODEL_CARD.md)."""
-    xy = F.pad(proposals[..., :2], (0, 0, 1, 0))  # the origin first
-    step = xy[..., 1:, :] - xy[..., :-1, :]
-    v = (step.square().sum(dim=-1) + 1e-12).sqrt() / PLANNER_DT_S  # (..., P, K) segment means
-    a = (v[..., 1:] - v[..., :-1]) / PLANNER_DT_S
-    excess = F.relu(a - MAX_LON_ACCEL_MPS2) + F.relu(MIN_LON_ACCEL_MPS2 - a)
-    return excess.mean() * PLANNER_DT_S**2
+    segment pairs of how far the implied longitudinal acceleration lies outside NAVSIM's comfort
+    bounds (:func:`drivejepa.planner.kinematics.accel_excess`), times PLANNER_DT_S^2: the excess
+    as a position error [m], the unit of the imitation term. Every proposal is penalised, not
+    only the one closest to a target (the winner-take-all terms leave the others unconstrained,
+    and most of them jump ahead and stop: agents/drivejepa/MODEL_CARD.md)."""
+    return accel_excess(proposals).mean() * PLANNER_DT_S**2
 
 
 def combine_layers(values: list[Tensor]) -> Tensor:

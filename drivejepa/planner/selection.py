@@ -29,17 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
+from drivejepa.planner import kinematics
 from harness.dynamics.lqr import N_STATE
 from harness.geometry import to_local, to_world, wrap_angle
-from harness.world.comfort import MAX_LON_ACCEL_MPS2, MIN_LON_ACCEL_MPS2
-from harness.world.timing import (
-    HORIZON_STEPS,
-    PLANNER_DT_S,
-    POSE_DT_S,
-    planner_to_score_poses,
-)
+from harness.world.timing import HORIZON_STEPS, POSE_DT_S, planner_to_score_poses
 from teachers.scene import states_from_poses
 from teachers.scoring.comfort import EC_LIMITS, JERK_WINDOW, navsim_comfort_signals
 
@@ -84,19 +80,14 @@ def inconsistency(current: Float, previous: Float | None, offset_steps: int) -> 
 
 def implied_accels(proposals: Float) -> Float:
     """(P, K - 1) longitudinal accelerations [m/s2] implied by proposals (P, K, 3) (ego frame,
-    poses every PLANNER_DT_S, the ego at the origin): column k - 1 the change from the mean speed
-    of segment k - 1 to that of segment k, over PLANNER_DT_S."""
-    xy = np.concatenate([np.zeros(proposals.shape[:-2] + (1, 2)), proposals[..., :2]], axis=-2)
-    v = np.linalg.norm(np.diff(xy, axis=-2), axis=-1) / PLANNER_DT_S  # (P, K) segment means
-    return np.asarray(np.diff(v, axis=-1) / PLANNER_DT_S, dtype=np.float64)
+    poses every 0.5 s, the ego at the origin; :func:`drivejepa.planner.kinematics.implied_accels`)."""
+    return kinematics.implied_accels(torch.from_numpy(np.asarray(proposals, float))).numpy()
 
 
 def kinematically_feasible(proposals: Float) -> NDArray[np.bool_]:
-    """(P,) whether every implied acceleration (:func:`implied_accels`) lies within NAVSIM's
-    longitudinal comfort bounds [MIN_LON_ACCEL_MPS2, MAX_LON_ACCEL_MPS2]."""
-    a = implied_accels(proposals)
-    within = (a >= MIN_LON_ACCEL_MPS2) & (a <= MAX_LON_ACCEL_MPS2)
-    return np.asarray(within.all(axis=-1), dtype=bool)
+    """(P,) whether every implied acceleration lies within NAVSIM's longitudinal comfort bounds
+    [MIN_LON_ACCEL_MPS2, MAX_LON_ACCEL_MPS2] (:func:`drivejepa.planner.kinematics.within_bounds`)."""
+    return kinematics.within_bounds(torch.from_numpy(np.asarray(proposals, float))).numpy()
 
 
 def choose(
