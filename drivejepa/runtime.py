@@ -260,8 +260,8 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         lead = float(obj.get("speed_lead_s", 0.0))
     except (TypeError, ValueError) as exc:
         raise ConfigError(
-            f"DriveJEPA agent config {p}: bad lambda, camera, threads, max_speed_mps or "
-            f"envelope_decel_mps2 ({exc})"
+            f"DriveJEPA agent config {p}: bad lambda, camera, threads, max_speed_mps, "
+            f"envelope_decel_mps2 or speed_lead_s ({exc})"
         ) from exc
     sizes = (camera.width, camera.height)
     if not all(isinstance(v, int) and v > 0 for v in sizes) or not all(

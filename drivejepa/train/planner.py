@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -130,9 +130,9 @@ def waiting_scenes(data: Sequence[Sample]) -> np.ndarray:
     if hasattr(data, "speeds_and_moves"):
         speed, moved = data.speeds_and_moves()
     else:
-        speed = np.array([float(data[i]["status"][3]) for i in range(len(data))])
-        moved = np.array([float(torch.linalg.vector_norm(data[i]["expert"][1, :2]))
-                          for i in range(len(data))])  # fmt: skip
+        items = [data[i] for i in range(len(data))]  # each item read once
+        speed = np.array([float(it["status"][3]) for it in items])
+        moved = np.array([float(torch.linalg.vector_norm(it["expert"][1, :2])) for it in items])
     return np.asarray((speed < WAIT_SPEED_MPS) & (moved < WAIT_MOVE_M), dtype=bool)
 
 
@@ -235,7 +235,7 @@ class PlannerTrainer:
         """A resumed run keeps the options that define its loss and its optimizer: a ConfigError
         naming each one that differs from the record in ``ckpt`` (a record from before an
         option existed holds its default)."""
-        defaults = {"mtd": True, "kinematic_weight": 0.0, "wait_keep": 1.0}
+        defaults = {f.name: f.default for f in fields(TrainConfig)}
         differ = [
             f"{name} {train.get(name, defaults.get(name))!r} -> {getattr(self.cfg, name)!r}"
             for name in RESUME_KEYS
