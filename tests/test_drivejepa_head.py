@@ -118,6 +118,18 @@ def test_refit_on_a_collection(tmp_path: Path, drivejepa_collection: Path) -> No
     assert "reusing" in said[0] and len(again) == 2
     assert load_checkpoint(out / "model.pt").train["head_refit"]["cache_s"] is None
 
+    # scored as executed: a cache of its own (the key names the execution), the held targets
+    said.clear()
+    held = HeadConfig(out=out, epochs=1, lr=1e-2, execution="held")
+    refit_head(data, parent, held, say=said.append)
+    assert not any("reusing" in line for line in said)
+    cache = torch.load(out / CACHE_NAME, weights_only=True)
+    val = HeadSet(**cache["val"])
+    expect = batch_targets(scenes, val.final[:3].double().numpy(), val.expert[:3].double().numpy(),
+                           execution="held")  # fmt: skip
+    np.testing.assert_allclose(val.targets[:3].numpy(), expect, atol=1e-6)
+    assert load_checkpoint(out / "model.pt").train["head_refit"]["execution"] == "held"
+
 
 def test_cli_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from harness.cli.main import run
@@ -127,6 +139,7 @@ def test_cli_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         ([], "is not a drivejepa dataset (no manifest.json)"),
         (["--epochs", "0"], "--epochs"),
         (["--lr", "0"], "--lr"),
+        (["--execution", "drawn"], "--execution must be one of plan, held"),
     ]:
         code = run(["train", "head", str(tmp_path / "data"), "--checkpoint", "x.pt", "--out",
                     str(tmp_path / "o"), *args])  # fmt: skip

@@ -35,7 +35,7 @@ from drivejepa.planner.selection import (
     kinematically_feasible,
     plan_states,
 )
-from drivejepa.planner.targets import batch_targets, world_score_poses
+from drivejepa.planner.targets import batch_targets, held_poses, world_score_poses
 from drivejepa.runtime import (
     PlannerRuntime,
     PlanStep,
@@ -47,6 +47,7 @@ from drivejepa.train.planner import PlannerTrainer, TrainConfig, min_ade, waitin
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
 from harness.errors import ConfigError
 from harness.planning.paths import HIGHWAY_CRUISE_MPS
+from harness.world.state import ActorKind
 from harness.world.timing import planner_to_score_poses
 from teachers.per_scene import normalise_scores
 from teachers.scoring import Metric, score_candidates
@@ -213,6 +214,42 @@ def test_online_targets_equal_the_scorer() -> None:
     assert targets[0, ScoreColumn.FINAL] > targets[3, ScoreColumn.FINAL]  # off-road loses
     assert targets[3, ScoreColumn.DAC] == 0.0
     assert targets[2, ScoreColumn.EP] < targets[0, ScoreColumn.EP]  # slow makes less progress
+
+
+def test_held_poses_by_hand() -> None:
+    """The held rollout keeps the first segment's mean speed along the proposal's path."""
+    steady = _straight(4.0)
+    np.testing.assert_allclose(held_poses(steady), steady, atol=1e-12)  # already held: unchanged
+    jump = np.tile([3.0, 0.0, 0.0], (8, 1))  # 3 m in 0.5 s, then still: 6 m/s held
+    np.testing.assert_allclose(held_poses(jump)[:, 0], 3.0 * np.arange(1, 9), atol=1e-12)
+    fast = _straight(20.0)  # 10 m a segment: capped at the tracker's 14 m/s, 7 m a segment
+    np.testing.assert_allclose(held_poses(fast)[:, 0], 7.0 * np.arange(1, 9), atol=1e-12)
+    hop = np.tile([0.1, 0.0, 0.0], (8, 1))  # 0.2 m/s: below the tracker's stop speed
+    np.testing.assert_array_equal(held_poses(hop), 0.0)
+    # 2 m ahead, a right-angle turn, 4 m along +y and stop: 4 m/s held reaches each vertex on
+    # time, then goes straight on along the last yaw (+y) past the path's end at 6 m
+    turn = np.array([[2.0, 0.0, 0.0], [2.0, 2.0, np.pi / 2]] + [[2.0, 4.0, np.pi / 2]] * 6)
+    held = held_poses(turn)
+    expect_y = [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]
+    np.testing.assert_allclose(held[:, 0], 2.0, atol=1e-12)
+    np.testing.assert_allclose(held[:, 1], expect_y, atol=1e-12)
+    np.testing.assert_allclose(held[1:, 2], np.pi / 2, atol=1e-12)
+    np.testing.assert_allclose(held_poses(np.stack([jump, turn]))[1], held, atol=1e-12)  # batched
+
+
+def test_held_targets_score_the_jump_as_driven() -> None:
+    """Ego at 10 m/s, a stopped car 20 m ahead: a proposal that jumps 7 m and stops is safe as
+    drawn (the LQR stops before the car) and a collision as executed (14 m/s held for 4 s)."""
+    car = (20.0, 1.75, 0.0, 0.0, int(ActorKind.VEHICLE))
+    scene, town = make_scene(speed_mps=10.0, agents=[car]), straight_town()
+    jump = np.tile([7.0, 0.0, 0.0], (8, 1))
+    local = np.stack([jump, _straight(1.0)])[None]
+    plan = batch_targets([(scene, town)], local)[0]
+    held = batch_targets([(scene, town)], local, execution="held")[0]
+    assert plan[0, ScoreColumn.NC] == 1.0 and held[0, ScoreColumn.NC] == 0.0
+    assert held[0, ScoreColumn.FINAL] == 0.0 < held[1, ScoreColumn.FINAL]
+    with pytest.raises(ValueError, match="execution"):
+        batch_targets([(scene, town)], local, execution="drawn")
 
 
 # --- momentum-aware selection --------------------------------------------------------------------

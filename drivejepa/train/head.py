@@ -11,7 +11,9 @@ proposals no longer move and their targets can be computed once:
    planner runs over every train and val scene; the head's inputs (final pose tokens max-pooled
    over poses, and the final poses) and the online targets of the final proposals (the same
    scorer and columns as training, :func:`drivejepa.train.planner.online_targets`) go to
-   ``OUT/head_cache.pt``, which a rerun on the same checkpoint and data reuses;
+   ``OUT/head_cache.pt``, which a rerun on the same checkpoint, data and execution reuses;
+   ``execution="held"`` scores each proposal as the agent executes it (its first segment's speed
+   held along its path, :func:`drivejepa.planner.targets.held_poses`) instead of as drawn;
 2. **fit**: ``epochs`` passes of the head alone over the cached train scenes with the training's
    loss (BCE on the final column + the sub-score columns), Adam, shuffled batches of scenes; an
    epoch costs well under a second;
@@ -44,6 +46,7 @@ from torch import Tensor
 
 from drivejepa.planner.losses import SUB_SCORE_WEIGHT, score_terms
 from drivejepa.planner.model import DriveJEPAPlanner, ScoreColumn
+from drivejepa.planner.targets import EXECUTIONS
 from drivejepa.train.planner import (
     SCORE_HEAD,
     Sample,
@@ -60,7 +63,7 @@ from harness.fingerprint import file_sha256
 from harness.io import atomic_output, atomic_write_text
 
 CACHE_NAME = "head_cache.pt"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the key names the execution the targets were scored with
 LOG_NAME = "log.jsonl"
 CHECKPOINT_NAME = "model.pt"
 FIRST_SECOND = 1  # index of the pose at +1.0 s (poses are 0.5 s apart from +0.5 s)
@@ -76,10 +79,15 @@ class HeadConfig:
     lr: float = 1e-3  # the head's lr in ``harness train planner`` (1e-4 x SCORE_LR_SCALE)
     device: str = "cpu"
     seed: int = 0
+    execution: str = "plan"  # how the targets roll a proposal out (drivejepa.planner.targets)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1:
             raise ConfigError(f"--epochs and --batch must be >= 1, got {self.epochs}, {self.batch}")
+        if self.execution not in EXECUTIONS:
+            raise ConfigError(
+                f"--execution must be one of {', '.join(EXECUTIONS)}, got {self.execution!r}"
+            )
         if not self.lr > 0:
             raise ConfigError(f"--lr must be > 0, got {self.lr}")
         check_device(self.device)
@@ -106,9 +114,10 @@ class HeadSet:
 def cache_split(
     model: DriveJEPAPlanner, data: Sequence[Sample], lookup: SceneLookup, batch: int,
     device: torch.device, progress: Callable[[int, int], None] | None = None,
+    execution: str = "plan",
 ) -> HeadSet:  # fmt: skip
     """Run the frozen planner over ``data`` and score its final proposals (the scorer on a
-    thread beside the next batch's forward)."""
+    thread beside the next batch's forward; ``execution`` as :func:`online_targets`)."""
     model.eval()
     pooled, final, expert, pending = [], [], [], []
     done = 0
@@ -116,7 +125,7 @@ def cache_split(
         for b in batches(data, batch, None):
             proposals, pool_tokens = model.trunk(b["frames"].to(device), b["status"].to(device))
             last = proposals[-1].cpu()
-            pending.append(pool.submit(online_targets, lookup, b, last))
+            pending.append(pool.submit(online_targets, lookup, b, last, execution))
             pooled.append(pool_tokens.cpu())
             final.append(last)
             expert.append(b["expert"])
@@ -247,7 +256,7 @@ def refit_head(
     cfg.out.mkdir(parents=True, exist_ok=True)
     manifest = data / "manifest.json"
     key = {"version": CACHE_VERSION, "checkpoint_sha256": file_sha256(checkpoint),
-           "manifest_sha256": file_sha256(manifest)}  # fmt: skip
+           "manifest_sha256": file_sha256(manifest), "execution": cfg.execution}  # fmt: skip
     cache_path = cfg.out / CACHE_NAME
     cached = load_cache(cache_path, key)
     cache_s = None
@@ -260,7 +269,7 @@ def refit_head(
             if say is not None:
                 say(f"caching the head's inputs and targets of {len(samples)} {split} scenes")
             tick = None if progress is None else functools.partial(progress, split)
-            sets.append(cache_split(model, samples, lookup, 8, device, tick))
+            sets.append(cache_split(model, samples, lookup, 8, device, tick, cfg.execution))
         train, val = sets
         with atomic_output(cache_path) as tmp:
             torch.save({"key": key, "train": train.to_dict(), "val": val.to_dict()}, tmp)

@@ -136,12 +136,15 @@ def waiting_scenes(data: Sequence[Sample]) -> np.ndarray:
     return np.asarray((speed < WAIT_SPEED_MPS) & (moved < WAIT_MOVE_M), dtype=bool)
 
 
-def online_targets(lookup: SceneLookup, batch: dict[str, Any], final: Tensor) -> Tensor:
-    """(B, P, 6) targets of the detached final proposals (B, P, K, 3)."""
+def online_targets(
+    lookup: SceneLookup, batch: dict[str, Any], final: Tensor, execution: str = "plan"
+) -> Tensor:
+    """(B, P, 6) targets of the detached final proposals (B, P, K, 3); ``execution`` as
+    :func:`drivejepa.planner.targets.scene_targets`."""
     scenes = [lookup(route, i) for route, i in batch["key"]]
     proposals = final.detach().double().cpu().numpy()
     expert = batch["expert"].double().numpy()
-    return torch.from_numpy(batch_targets(scenes, proposals, expert))
+    return torch.from_numpy(batch_targets(scenes, proposals, expert, execution))
 
 
 def timed_targets(

@@ -198,11 +198,19 @@ def train_head(
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate of the head."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Seed of the batch order."),
+    execution: str = typer.Option(
+        "plan", "--execution",
+        help="Score each proposal as drawn (plan: the LQR tracks the whole plan) or as the agent "
+        "executes it (held: its first 0.5 s speed held along its path).",
+    ),
 ) -> None:
     """Refit the scorer head on the planner's frozen proposals (their targets computed once;
     the epoch best on the val split kept); prints each epoch's line (--out/log.jsonl) as JSON."""
+    from drivejepa.planner.targets import EXECUTIONS
     from drivejepa.train.head import HeadConfig, refit_head
 
+    if execution not in EXECUTIONS:
+        raise ConfigError(f"--execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
     number(epochs, "--epochs", low=1)
     number(batch, "--batch", low=1)
     number(lr, "--lr", low=0.0, low_open=True)
@@ -212,7 +220,8 @@ def train_head(
             f"--checkpoint {checkpoint} does not exist; train one with `harness train planner`"
         )
     writable_dir(out, "--out")
-    cfg = HeadConfig(out=out, epochs=epochs, batch=batch, lr=lr, device=device, seed=seed)
+    cfg = HeadConfig(out=out, epochs=epochs, batch=batch, lr=lr, device=device, seed=seed,
+                     execution=execution)  # fmt: skip
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]head cache[/] {task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:  # fmt: skip
