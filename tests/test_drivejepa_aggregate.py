@@ -168,6 +168,18 @@ def test_best_round_is_the_highest_val_ds_then_rc_then_the_earlier() -> None:
     assert agg.best_round([row(0, 5.0, 10.0), row(1, 5.0, 10.0)])["round"] == 0
 
 
+def test_a_round_keeps_the_parent_loss_recipe() -> None:
+    """A planner trained without MTD (or with the kinematic term, fewer waits) is fine-tuned the
+    same way; a record without the keys (an older checkpoint) takes the trainer's defaults."""
+    from drivejepa.train.planner import TrainConfig
+
+    parent = {"mtd": False, "kinematic_weight": 1.0, "wait_keep": 0.25, "lr": 3e-4, "seed": 5}
+    assert agg.inherited_losses(parent) == {"mtd": False, "kinematic_weight": 1.0, "wait_keep": 0.25}
+    cfg = TrainConfig(out=Path("x"), **agg.inherited_losses(parent))
+    assert (cfg.mtd, cfg.kinematic_weight, cfg.wait_keep, cfg.lr) == (False, 1.0, 0.25, 1e-4)
+    assert agg.inherited_losses({"encoder": "enc.pt"}) == {}
+
+
 def test_emergency_label_brakes_along_the_plan() -> None:
     from harness.world.state import ActorArrays, WorldState
 

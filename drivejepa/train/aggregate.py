@@ -20,7 +20,8 @@ Round r (1 .. R), from the checkpoint of round r - 1 (round 0: ``--checkpoint``)
    (``source: "aggregate-<r>"``, split train) atomically after each route, so
    :class:`drivejepa.data.store.PlannerSamples` reads it.
 4. **fine-tune**: :class:`drivejepa.train.planner.PlannerTrainer` from the round's checkpoint on
-   the grown train split for E epochs -> ``DIR/round-<r>/train/model.pt``.
+   the grown train split for E epochs -> ``DIR/round-<r>/train/model.pt``, with the parent's
+   loss recipe (:func:`inherited_losses`: MTD, kinematic weight, wait keep).
 5. **measure**: ``harness eval`` of the new checkpoint on the dataset's val routes
    (``DIR/round-<r>/val``) -> DS, SR, RC; one line of ``DIR/rounds.jsonl``.
 
@@ -94,6 +95,7 @@ SETTINGS_FILE = "settings.json"
 DEFAULT_ROUTES_PER_ROUND = 4  # train routes driven per round
 DEFAULT_EPOCHS_PER_ROUND = 1  # fine-tuning passes over the grown train split per round
 AGENT_PLANS_SUFFIX = ".agent_plans.parquet"  # the driving agent's own plans (kept for inspection)
+LOSS_KEYS = ("mtd", "kinematic_weight", "wait_keep")  # TrainConfig fields a round inherits
 
 
 @dataclass(frozen=True)
@@ -354,6 +356,14 @@ def val_metrics(
     }
 
 
+def inherited_losses(parent_train: dict[str, Any]) -> dict[str, Any]:
+    """The loss recipe a round keeps from its parent checkpoint's ``train`` record
+    (:data:`LOSS_KEYS`: MTD on or off, kinematic weight, wait keep), so that fine-tuning a planner
+    trained without MTD, say, does not switch MTD back on; keys the record lacks (a checkpoint
+    older than the option) take ``harness train planner``'s defaults."""
+    return {k: parent_train[k] for k in LOSS_KEYS if k in parent_train}
+
+
 def fine_tune(
     cfg: AggregateConfig, checkpoint: Path, out: Path, round_: int
 ) -> list[dict[str, Any]]:
@@ -377,7 +387,7 @@ def fine_tune(
     tcfg = TrainConfig(out=out, epochs=cfg.epochs_per_round, batch=cfg.batch, lr=cfg.lr,
                        encoder_lr_scale=cfg.encoder_lr_scale, device=cfg.device,
                        seed=cfg.seed + round_, resume=(out / STATE_NAME).is_file(),
-                       planner=ck.planner.cfg)  # fmt: skip
+                       planner=ck.planner.cfg, **inherited_losses(ck.train))  # fmt: skip
     seed_everything(tcfg.seed)
     lookup = scene_lookup(cfg.data)
     record = config_record(tcfg, data=str(cfg.data), aggregate_round=round_,
