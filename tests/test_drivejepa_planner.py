@@ -384,6 +384,9 @@ def test_training_loss_falls_and_resumes(tmp_path: Path, tiny_arch: None) -> Non
                                CAMERA, _lookup)  # fmt: skip
         with pytest.raises(ConfigError, match=needle):
             other.fit(_samples(8), _samples(4, seed=1))
+    blind = replace(cfg, epochs=10, resume=True, planner=replace(TINY, ego_motion=False))
+    with pytest.raises(ConfigError, match="another planner configuration"):
+        PlannerTrainer(blind, TinyEncoder(), CAMERA, _lookup).fit(_samples(8), _samples(4, seed=1))
 
 
 def test_wait_keep_thins_only_the_waiting_scenes(tmp_path: Path) -> None:
@@ -440,6 +443,24 @@ def test_checkpoint_round_trip(tmp_path: Path, tiny_arch: None) -> None:
     with torch.no_grad():
         a, b = planner.eval()(x, s), ck.planner(x, s)
     assert torch.equal(a.proposals, b.proposals) and torch.equal(a.score_logits, b.score_logits)
+
+
+def test_ego_motion_off_hides_speed_and_acceleration(tmp_path: Path, tiny_arch: None) -> None:
+    """With ego_motion False two statuses that differ only in velocity and acceleration plan
+    alike (and the checkpoint keeps the choice); with it on (the recipe) they do not."""
+    torch.manual_seed(3)
+    blind = DriveJEPAPlanner(TinyEncoder(), replace(TINY, ego_motion=False)).eval()
+    x = torch.rand(1, 2, 3, 32, 64)
+    still, moving = torch.zeros(1, 11), torch.zeros(1, 11)
+    still[0, 0], moving[0, 0] = 50.0, 50.0  # the same route target ahead
+    moving[0, 3:7] = torch.tensor([8.0, 0.5, 1.5, -0.3])
+    with torch.no_grad():
+        assert torch.equal(blind(x, still).proposals, blind(x, moving).proposals)
+        seeing = tiny_planner(3).eval()
+        assert not torch.equal(seeing(x, still).proposals, seeing(x, moving).proposals)
+        ck = load_checkpoint(save_checkpoint(tmp_path / "m.pt", blind, CAMERA, {}), CAMERA)
+        assert ck.planner.cfg.ego_motion is False
+        assert torch.equal(ck.planner(x, moving).proposals, blind(x, moving).proposals)
 
 
 def test_checkpoint_refusals(tmp_path: Path, tiny_arch: None) -> None:

@@ -38,6 +38,7 @@ POSE_DIM = 3  # (x [m], y [m], yaw [rad])
 # acceleration [m/s2] x 2, command one-hot x 4 (keeps the linear layer's inputs near unit size)
 STATUS_SCALE = (30.0, 30.0, 1.0, 10.0, 10.0, 5.0, 5.0, 1.0, 1.0, 1.0, 1.0)
 POSE_SCALE = (20.0, 5.0, 0.5)  # [m, m, rad] output and embedding scale of (x, y, yaw)
+EGO_MOTION_SLOTS = (3, 4, 5, 6)  # the status's velocity (2) and acceleration (2) values
 
 
 class ScoreColumn(IntEnum):
@@ -76,6 +77,10 @@ class PlannerConfig:
     heads: int = 4
     ffn_ratio: int = 2
     dropout: float = 0.0
+    # whether the status's velocity and acceleration reach the planner (False: zeroed, so the
+    # plan's speed has to come from the frames; Codevilla et al. 2019's remedy for the inertia of
+    # driving by imitation; `harness train planner --no-ego-motion`)
+    ego_motion: bool = True
 
     def __post_init__(self) -> None:
         if min(self.proposals, self.poses, self.refinements, self.dim, self.heads) < 1:
@@ -160,6 +165,7 @@ class DriveJEPAPlanner(nn.Module):
     """Encoder + proposal refiner + scorer (see the module docstring)."""
 
     status_scale: Tensor
+    status_keep: Tensor
     pose_scale: Tensor
 
     def __init__(self, encoder: TokenEncoder, cfg: PlannerConfig | None = None) -> None:
@@ -175,6 +181,10 @@ class DriveJEPAPlanner(nn.Module):
         self.score_poses = _mlp(c.poses * POSE_DIM, c.dim, c.dim)
         self.scorer = _mlp(c.dim, c.dim, len(ScoreColumn))
         self.register_buffer("status_scale", torch.tensor(STATUS_SCALE), persistent=False)
+        keep = torch.ones(STATUS_DIM)
+        if not c.ego_motion:
+            keep[list(EGO_MOTION_SLOTS)] = 0.0
+        self.register_buffer("status_keep", keep, persistent=False)
         self.register_buffer("pose_scale", torch.tensor(POSE_SCALE), persistent=False)
 
     def forward(self, frames: Tensor, status: Tensor) -> PlannerOutput:
@@ -187,7 +197,7 @@ class DriveJEPAPlanner(nn.Module):
         max-pooled over poses (B, P, d)); ``harness train head`` caches both."""
         image = self.image_proj(self.encoder(frames, None))
         memory = self.refiner.memory(image)
-        ego = self.status_proj(status / self.status_scale)
+        ego = self.status_proj(status * self.status_keep / self.status_scale)
         tokens = self.queries[None] + ego[:, None, None, :]
         poses: Tensor | None = None
         layers = []

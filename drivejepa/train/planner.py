@@ -226,6 +226,12 @@ class PlannerTrainer:
         if not (out / STATE_NAME).is_file():
             raise ConfigError(f"--resume: no {out / STATE_NAME}; start without --resume")
         self._check_same_recipe(dict(obj.get("train", {})), ckpt)
+        trained = PlannerConfig.from_json(dict(obj.get("planner_cfg", {})))
+        if trained != self.cfg.planner:
+            raise ConfigError(
+                f"--resume: {ckpt} was trained with another planner configuration ({trained} -> "
+                f"{self.cfg.planner}); resume with the run's own options or start a new --out folder"
+            )
         state = torch.load(out / STATE_NAME, map_location="cpu", weights_only=False)
         self.opt.load_state_dict(state["optimizer"])
         self.epoch, self.step, self.train_s = state["epoch"], state["step"], state["train_s"]

@@ -157,11 +157,17 @@ def train_planner(
         1.0, "--wait-keep",
         help="Fraction of the waiting standstill scenes trained on each epoch (1: all, the recipe).",
     ),
+    no_ego_motion: bool = typer.Option(
+        False, "--no-ego-motion",
+        help="Hide the status's speed and acceleration from the planner (its plan's speed must "
+        "come from the frames; the checkpoint keeps the choice for the agent).",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation and batch order."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
 ) -> None:
     """Train the planner (imitation + MTD + online score targets); prints the last epoch as JSON."""
+    from drivejepa.planner.model import PlannerConfig
     from drivejepa.train.planner import TrainConfig, summary, train_from_data
 
     number(epochs, "--epochs", low=1)
@@ -182,8 +188,8 @@ def train_planner(
     cfg = TrainConfig(out=out, epochs=epochs, max_minutes=max_minutes, batch=batch, lr=lr,
                       encoder_lr_scale=encoder_lr_scale, mtd=not no_mtd,
                       kinematic_weight=kinematic_weight, wait_keep=wait_keep, device=device,
-                      seed=seed,
-                      resume=resume)  # fmt: skip
+                      seed=seed, resume=resume,
+                      planner=PlannerConfig(ego_motion=not no_ego_motion))  # fmt: skip
     history = train_from_data(data, encoder, cfg, command=shlex.join(sys.argv))
     typer.echo(json.dumps({"checkpoint": str(out / "model.pt"), **summary(history)}))
 
