@@ -385,7 +385,7 @@ def test_training_loss_falls_and_resumes(tmp_path: Path, tiny_arch: None) -> Non
         with pytest.raises(ConfigError, match=needle):
             other.fit(_samples(8), _samples(4, seed=1))
     blind = replace(cfg, epochs=10, resume=True, planner=replace(TINY, ego_motion=False))
-    with pytest.raises(ConfigError, match="another planner configuration"):
+    with pytest.raises(ConfigError, match="planner configuration .ego_motion True -> False"):
         PlannerTrainer(blind, TinyEncoder(), CAMERA, _lookup).fit(_samples(8), _samples(4, seed=1))
 
 

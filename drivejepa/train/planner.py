@@ -227,10 +227,14 @@ class PlannerTrainer:
             raise ConfigError(f"--resume: no {out / STATE_NAME}; start without --resume")
         self._check_same_recipe(dict(obj.get("train", {})), ckpt)
         trained = PlannerConfig.from_json(dict(obj.get("planner_cfg", {})))
-        if trained != self.cfg.planner:
+        changed = [f"{f.name} {getattr(trained, f.name)!r} -> {getattr(self.cfg.planner, f.name)!r}"
+                   for f in fields(PlannerConfig)
+                   if getattr(trained, f.name) != getattr(self.cfg.planner, f.name)]  # fmt: skip
+        if changed:
             raise ConfigError(
-                f"--resume: {ckpt} was trained with another planner configuration ({trained} -> "
-                f"{self.cfg.planner}); resume with the run's own options or start a new --out folder"
+                f"--resume: {ckpt} was trained with another planner configuration "
+                f"({'; '.join(changed)}); resume with the run's own options or start a new --out "
+                "folder"
             )
         state = torch.load(out / STATE_NAME, map_location="cpu", weights_only=False)
         self.opt.load_state_dict(state["optimizer"])
