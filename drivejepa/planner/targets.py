@@ -28,9 +28,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from drivejepa.planner.model import NUM_SCORES, ScoreColumn
+from drivejepa.runtime import DEFAULT_MAX_SPEED_MPS
 from harness.dynamics.tracking import PurePursuitPIDConfig
 from harness.geometry import to_world, wrap_angle
-from harness.planning.paths import HIGHWAY_CRUISE_MPS
 from harness.world.timing import PLANNER_DT_S, planner_to_score_poses
 from teachers.per_scene import normalise_scores
 from teachers.scene import Scene
@@ -48,9 +48,9 @@ TARGET_METRICS = {  # target column -> scorer row
 }
 
 EXECUTIONS = ("plan", "held")  # how a proposal is rolled out before scoring (module docstring)
-# [m/s] the held rollout's speed limits: the agent's tracker never targets more than this (the
-# runtime's default ``max_speed_mps``) and brakes to a stop for a target below its stop speed
-HELD_MAX_SPEED_MPS = HIGHWAY_CRUISE_MPS
+# [m/s] the held rollout's speed limits: the agent's tracker never targets more than the
+# runtime's default ``max_speed_mps`` and brakes to a stop for a target below its stop speed
+HELD_MAX_SPEED_MPS = DEFAULT_MAX_SPEED_MPS
 HELD_STOP_SPEED_MPS = PurePursuitPIDConfig().stop_speed_mps
 
 Float = NDArray[np.float64]

@@ -69,6 +69,12 @@ CHECKPOINT_NAME = "model.pt"
 FIRST_SECOND = 1  # index of the pose at +1.0 s (poses are 0.5 s apart from +0.5 s)
 
 
+def check_execution(execution: str) -> None:
+    """A ConfigError unless ``execution`` names a rollout of :mod:`drivejepa.planner.targets`."""
+    if execution not in EXECUTIONS:
+        raise ConfigError(f"--execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+
+
 @dataclass(frozen=True)
 class HeadConfig:
     """Options of ``harness train head``."""
@@ -84,10 +90,7 @@ class HeadConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1:
             raise ConfigError(f"--epochs and --batch must be >= 1, got {self.epochs}, {self.batch}")
-        if self.execution not in EXECUTIONS:
-            raise ConfigError(
-                f"--execution must be one of {', '.join(EXECUTIONS)}, got {self.execution!r}"
-            )
+        check_execution(self.execution)
         if not self.lr > 0:
             raise ConfigError(f"--lr must be > 0, got {self.lr}")
         check_device(self.device)

@@ -212,11 +212,9 @@ def train_head(
 ) -> None:
     """Refit the scorer head on the planner's frozen proposals (their targets computed once;
     the epoch best on the val split kept); prints each epoch's line (--out/log.jsonl) as JSON."""
-    from drivejepa.planner.targets import EXECUTIONS
-    from drivejepa.train.head import HeadConfig, refit_head
+    from drivejepa.train.head import HeadConfig, check_execution, refit_head
 
-    if execution not in EXECUTIONS:
-        raise ConfigError(f"--execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+    check_execution(execution)
     number(epochs, "--epochs", low=1)
     number(batch, "--batch", low=1)
     number(lr, "--lr", low=0.0, low_open=True)
