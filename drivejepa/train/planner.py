@@ -327,13 +327,17 @@ class PlannerTrainer:
             "val_chosen_target": float(torch.cat(chosen).mean()),
         }
 
-    def epoch_scenes(self, train: Sequence[Sample]) -> Sequence[Sample]:
+    def epoch_scenes(
+        self, train: Sequence[Sample], waits: np.ndarray | None = None
+    ) -> Sequence[Sample]:
         """This epoch's train scenes: all of them, or with ``wait_keep`` < 1 every scene but the
-        waits (:func:`waiting_scenes`) and a fraction ``wait_keep`` of those, drawn anew each
-        epoch from (seed, epoch), so a resumed run draws what it would have."""
+        waits (``waits``, :func:`waiting_scenes` of ``train`` when None) and a fraction
+        ``wait_keep`` of those, drawn anew each epoch from (seed, epoch), so a resumed run draws
+        what it would have."""
         if self.cfg.wait_keep >= 1.0:
             return train
-        waits = waiting_scenes(train)
+        if waits is None:
+            waits = waiting_scenes(train)
         rng = np.random.default_rng([self.cfg.seed, self.epoch])
         keep = ~waits | (rng.random(len(waits)) < self.cfg.wait_keep)
         subset = Subset(cast(Dataset[Sample], train), np.flatnonzero(keep).tolist())
@@ -346,11 +350,13 @@ class PlannerTrainer:
         history = self.restore() if self.cfg.resume else []
         start = time.monotonic()
         deadline = None if self.cfg.max_minutes is None else start + 60.0 * self.cfg.max_minutes
+        # the waits are fixed by the status and the label: found once, thinned anew each epoch
+        waits = waiting_scenes(train) if self.cfg.wait_keep < 1.0 else None
         while self.epoch < self.cfg.epochs:
             t0 = time.perf_counter()
             if hasattr(train, "set_epoch"):  # new teacher draws each epoch (PlannerSamples)
                 train.set_epoch(self.epoch)
-            data = self.epoch_scenes(train)
+            data = self.epoch_scenes(train, waits)
             row: dict[str, Any] = {"epoch": self.epoch + 1, "train_scenes": len(data),
                                    **self.train_epoch(data, deadline)}  # fmt: skip
             row.update(self.validate(val))
