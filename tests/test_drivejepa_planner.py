@@ -19,6 +19,15 @@ from torch import Tensor, nn
 from drivejepa import checkpoint as ckpt_mod
 from drivejepa.camera import CameraSetup
 from drivejepa.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from drivejepa.planner.bev import (
+    BEV_NX,
+    BEV_NY,
+    NUM_BEV,
+    BevChannel,
+    bev_target,
+    box_cells,
+    cell_centres,
+)
 from drivejepa.planner.losses import (
     combine_layers,
     kinematic_term,
@@ -46,6 +55,7 @@ from drivejepa.runtime import (
 from drivejepa.train.planner import PlannerTrainer, TrainConfig, min_ade, waiting_scenes
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
 from harness.errors import ConfigError
+from harness.geometry import to_world
 from harness.planning.paths import HIGHWAY_CRUISE_MPS
 from harness.world.state import ActorKind
 from harness.world.timing import planner_to_score_poses
@@ -666,6 +676,7 @@ def test_train_planner_cli_input_errors(tmp_path: Path, capsys: pytest.CaptureFi
         ([], "exactly one of --encoder"),
         (["--encoder", str(tmp_path / "e.pt")], "does not exist; run `harness train pretrain`"),
         (["--scratch"], "has no manifest.json"),
+        (["--scratch", "--bev-weight", "-1"], "--bev-weight"),
     ]:
         code = run(
             ["train", "planner", str(tmp_path / "data"), *args, "--out", str(tmp_path / "o")]
@@ -679,3 +690,79 @@ def test_time_limit_stops_after_a_step_and_checkpoints(tmp_path: Path, tiny_arch
     history = PlannerTrainer(cfg, TinyEncoder(), CAMERA, _lookup).fit(_samples(6), _samples(2))
     assert len(history) == 1 and history[0]["steps"] == 1.0
     assert load_checkpoint(tmp_path / "model.pt").train["steps"] == 1
+
+
+# --- the auxiliary BEV head (drivejepa.planner.bev) -----------------------------------------------
+def test_bev_grid_and_box_cells_by_hand() -> None:
+    """24 x 16 cells of 2 m from (-8, -16) to (40, 16); a 4.9 x 2.1 m car 10 m ahead reaches the
+    cells whose centres are within its half extents + 1 m (x 7..13, y -1..1: 8 cells), however
+    the ego is placed and turned in the world; a 0.6 m pedestrian marks the one cell it is in."""
+    centres = cell_centres()
+    assert centres.shape == (BEV_NX, BEV_NY, 2) == (24, 16, 2)
+    assert centres[0, 0].tolist() == [-7.0, -15.0] and centres[-1, -1].tolist() == [39.0, 15.0]
+    expected = np.zeros((24, 16), dtype=bool)
+    expected[7:11, 7:9] = True  # x centres 7, 9, 11, 13; y centres -1, 1
+    for origin, yaw in [((0.0, 0.0), 0.0), ((100.0, 50.0), math.pi / 2), ((-3.0, 7.0), -2.5)]:
+        world = to_world(centres, origin, yaw)
+        car = to_world(np.array([10.0, 0.0]), origin, yaw)
+        cells = box_cells(world, np.array([[car[0], car[1], yaw, 4.9, 2.1]]))
+        assert np.array_equal(cells, expected)
+        ped = to_world(np.array([20.5, -3.5]), origin, yaw)
+        cells = box_cells(world, np.array([[ped[0], ped[1], yaw, 0.6, 0.6]]))
+        assert np.argwhere(cells).tolist() == [[14, 6]]
+    assert not box_cells(centres, np.zeros((0, 5))).any()
+
+
+def test_bev_target_of_a_scene() -> None:
+    """The straight town's road (y -3.5 .. 3.5) seen from the ego at (0, 1.75) heading +x: the
+    drivable columns are those with centres y -5 .. 1 (right of the ego is -y in the world), all
+    24 rows; a car 10 m ahead at 5 m/s covers x 7..13 now and x 13..17 at t + 1 s."""
+    scene = make_scene(speed_mps=5.0, agents=[(10.0, 1.75, 0.0, 5.0, ActorKind.VEHICLE)])
+    target = bev_target(scene, straight_town())
+    assert target.shape == (NUM_BEV, 24, 16)
+    drivable = np.zeros((24, 16))
+    drivable[:, 5:9] = 1.0
+    assert np.array_equal(target[BevChannel.DRIVABLE], drivable)
+    now = np.zeros((24, 16))
+    now[7:11, 7:9] = 1.0
+    assert np.array_equal(target[BevChannel.OCCUPIED], now)
+    later = np.zeros((24, 16))
+    later[10:13, 7:9] = 1.0
+    assert np.array_equal(target[BevChannel.OCCUPIED_1S], later)
+    empty = bev_target(make_scene(), straight_town())
+    assert not empty[BevChannel.OCCUPIED].any() and not empty[BevChannel.OCCUPIED_1S].any()
+
+
+def _bev_lookup(route: str, index: int) -> tuple[Any, Any]:
+    car = (5.0 + 4.0 * (index % 5), 1.75, 0.0, 3.0, ActorKind.VEHICLE)
+    return make_scene(speed_mps=4.0 + 8.0 * (index % 4) / 3, agents=[car]), straight_town()
+
+
+def test_bev_head_trains_only_when_weighted(tmp_path: Path, tiny_arch: None) -> None:
+    """--bev-weight > 0 gives the planner the BEV head (the checkpoint keeps it, the agent never
+    runs it), its loss falls, val reports its IoU per channel; 0 (the recipe) has no head; a
+    resumed run keeps its weight."""
+    cfg = TrainConfig(out=tmp_path, epochs=12, batch=4, lr=1e-2, bev_weight=1.0, planner=TINY)
+    assert cfg.planner.bev and not TrainConfig(out=tmp_path, planner=TINY).planner.bev
+    torch.manual_seed(0)
+    trainer = PlannerTrainer(cfg, TinyEncoder(), CAMERA, _bev_lookup)
+    history = trainer.fit(_samples(8), _samples(4, seed=1))
+    assert history[-1]["train_bev"] < 0.3 * history[0]["train_bev"]
+    assert {"val_bev_iou_occupied", "val_bev_iou_occupied_1s", "val_bev_iou_drivable"} <= set(
+        history[-1]
+    )
+    assert history[-1]["val_bev_iou_drivable"] > 0.9  # the same four columns in every scene
+    ck = load_checkpoint(tmp_path / "model.pt", CAMERA)
+    assert ck.planner.cfg.bev and ck.train["bev_weight"] == 1.0
+    x, s = torch.rand(1, 2, 3, 32, 64), torch.zeros(1, 11)
+    with torch.no_grad():
+        assert ck.planner(x, s).bev_logits is None  # loaded for driving: eval mode, no BEV
+    plain = PlannerTrainer(replace(cfg, bev_weight=0.0, out=tmp_path / "p"), TinyEncoder(), CAMERA,
+                           _bev_lookup)  # fmt: skip
+    assert plain.model.bev_head is None and "train_bev" not in plain.fit(_samples(4), [])[-1]
+    other = PlannerTrainer(replace(cfg, epochs=13, resume=True, bev_weight=0.5), TinyEncoder(),
+                           CAMERA, _bev_lookup)  # fmt: skip
+    with pytest.raises(ConfigError, match="bev_weight 1.0 -> 0.5"):
+        other.fit(_samples(8), _samples(4, seed=1))
+    with pytest.raises(ConfigError, match="--bev-weight must be finite"):
+        replace(cfg, bev_weight=-1.0)

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import IntEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from drivejepa.planner.bev import BevHead
 from drivejepa.status import STATUS_DIM
 
 POSE_DIM = 3  # (x [m], y [m], yaw [rad])
@@ -81,6 +82,9 @@ class PlannerConfig:
     # plan's speed has to come from the frames; Codevilla et al. 2019's remedy for the inertia of
     # driving by imitation; `harness train planner --no-ego-motion`)
     ego_motion: bool = True
+    # an auxiliary BEV head on the image tokens, trained only (`harness train planner
+    # --bev-weight W`; drivejepa.planner.bev); the agent never runs it
+    bev: bool = False
 
     def __post_init__(self) -> None:
         if min(self.proposals, self.poses, self.refinements, self.dim, self.heads) < 1:
@@ -99,10 +103,12 @@ class PlannerConfig:
 @dataclass(frozen=True)
 class PlannerOutput:
     """``proposals`` (L, B, P, K, 3) per refinement layer (last = final), ego frame;
-    ``score_logits`` (B, P, 6) in :class:`ScoreColumn` order."""
+    ``score_logits`` (B, P, 6) in :class:`ScoreColumn` order; ``bev_logits`` (B, NUM_BEV, NX, NY)
+    of the auxiliary BEV head when the planner has one and is training, else None."""
 
     proposals: Tensor
     score_logits: Tensor
+    bev_logits: Tensor | None = None
 
     @property
     def final(self) -> Tensor:
@@ -186,16 +192,28 @@ class DriveJEPAPlanner(nn.Module):
             keep[list(EGO_MOTION_SLOTS)] = 0.0
         self.register_buffer("status_keep", keep, persistent=False)
         self.register_buffer("pose_scale", torch.tensor(POSE_SCALE), persistent=False)
+        self.bev_head = BevHead(c.dim, c.heads) if c.bev else None
 
     def forward(self, frames: Tensor, status: Tensor) -> PlannerOutput:
-        """frames (B, 2, 3, H, W) in [0, 1] (t - 0.5 s, t), status (B, 11) -> PlannerOutput."""
-        proposals, pooled = self.trunk(frames, status)
-        return PlannerOutput(proposals=proposals, score_logits=self.score(pooled, proposals[-1]))
+        """frames (B, 2, 3, H, W) in [0, 1] (t - 0.5 s, t), status (B, 11) -> PlannerOutput
+        (with the BEV logits in training, when the planner has the head)."""
+        image = self.image(frames)
+        proposals, pooled = self.plan(image, status)
+        bev = self.bev_head(image) if self.bev_head is not None and self.training else None
+        return PlannerOutput(proposals=proposals, score_logits=self.score(pooled, proposals[-1]),
+                             bev_logits=bev)  # fmt: skip
+
+    def image(self, frames: Tensor) -> Tensor:
+        """The projected image tokens (B, N, d) of the clip."""
+        return cast(Tensor, self.image_proj(self.encoder(frames, None)))
 
     def trunk(self, frames: Tensor, status: Tensor) -> tuple[Tensor, Tensor]:
         """Everything before the scorer head: (proposals (L, B, P, K, 3), the final pose tokens
         max-pooled over poses (B, P, d)); ``harness train head`` caches both."""
-        image = self.image_proj(self.encoder(frames, None))
+        return self.plan(self.image(frames), status)
+
+    def plan(self, image: Tensor, status: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`trunk` from the projected image tokens."""
         memory = self.refiner.memory(image)
         ego = self.status_proj(status * self.status_keep / self.status_scale)
         tokens = self.queries[None] + ego[:, None, None, :]

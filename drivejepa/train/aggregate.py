@@ -21,7 +21,7 @@ Round r (1 .. R), from the checkpoint of round r - 1 (round 0: ``--checkpoint``)
    :class:`drivejepa.data.store.PlannerSamples` reads it.
 4. **fine-tune**: :class:`drivejepa.train.planner.PlannerTrainer` from the round's checkpoint on
    the grown train split for E epochs -> ``DIR/round-<r>/train/model.pt``, with the parent's
-   loss recipe (:func:`inherited_losses`: MTD, kinematic weight, wait keep).
+   loss recipe (:func:`inherited_losses`: MTD, kinematic weight, wait keep, BEV weight).
 5. **measure**: ``harness eval`` of the new checkpoint on the dataset's val routes
    (``DIR/round-<r>/val``) -> DS, SR, RC; one line of ``DIR/rounds.jsonl``.
 
@@ -95,7 +95,7 @@ SETTINGS_FILE = "settings.json"
 DEFAULT_ROUTES_PER_ROUND = 4  # train routes driven per round
 DEFAULT_EPOCHS_PER_ROUND = 1  # fine-tuning passes over the grown train split per round
 AGENT_PLANS_SUFFIX = ".agent_plans.parquet"  # the driving agent's own plans (kept for inspection)
-LOSS_KEYS = ("mtd", "kinematic_weight", "wait_keep")  # TrainConfig fields a round inherits
+LOSS_KEYS = ("mtd", "kinematic_weight", "wait_keep", "bev_weight")  # TrainConfig fields a round inherits
 
 
 @dataclass(frozen=True)
@@ -358,7 +358,7 @@ def val_metrics(
 
 def inherited_losses(parent_train: dict[str, Any]) -> dict[str, Any]:
     """The loss recipe a round keeps from its parent checkpoint's ``train`` record
-    (:data:`LOSS_KEYS`: MTD on or off, kinematic weight, wait keep), so that fine-tuning a planner
+    (:data:`LOSS_KEYS`: MTD on or off, kinematic weight, wait keep, BEV weight), so that fine-tuning a planner
     trained without MTD, say, does not switch MTD back on; keys the record lacks (a checkpoint
     older than the option) take ``harness train planner``'s defaults."""
     return {k: parent_train[k] for k in LOSS_KEYS if k in parent_train}

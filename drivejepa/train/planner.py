@@ -32,8 +32,15 @@ from torch.utils.data import Dataset, Subset
 
 from drivejepa.camera import CameraSetup
 from drivejepa.checkpoint import read_checkpoint, save_checkpoint
+from drivejepa.planner.bev import NUM_BEV, BevChannel, batch_bev_targets, bev_loss
 from drivejepa.planner.losses import SUB_SCORE_WEIGHT, planner_loss, score_terms
-from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig, ScoreColumn, TokenEncoder
+from drivejepa.planner.model import (
+    DriveJEPAPlanner,
+    PlannerConfig,
+    PlannerOutput,
+    ScoreColumn,
+    TokenEncoder,
+)
 from drivejepa.planner.targets import batch_targets
 from harness.errors import ConfigError
 from harness.io import atomic_output, atomic_write_text
@@ -59,7 +66,7 @@ SceneLookup = Callable[[str, int], tuple[Scene, ScoringMap]]
 
 # options a resumed run must keep (its loss, data and optimizer); the rest (epochs, time limit,
 # device) may change between sessions
-RESUME_KEYS = ("mtd", "kinematic_weight", "wait_keep", "lr", "encoder_lr_scale", "batch", "seed")
+RESUME_KEYS = ("mtd", "kinematic_weight", "wait_keep", "bev_weight", "lr", "encoder_lr_scale", "batch", "seed")
 WAIT_SPEED_MPS = 0.5  # [m/s] a scene whose ego is slower than this is at standstill ...
 WAIT_MOVE_M = 1.0  # [m] ... and waits when its target moves less than this in the next 1.0 s
 
@@ -77,6 +84,7 @@ class TrainConfig:
     mtd: bool = True
     kinematic_weight: float = 0.0
     wait_keep: float = 1.0
+    bev_weight: float = 0.0
     device: str = "cpu"
     seed: int = 0
     resume: bool = False
@@ -93,6 +101,10 @@ class TrainConfig:
             raise ConfigError(f"--kinematic-weight must be finite and >= 0, got {self.kinematic_weight}")
         if not (0.0 < self.wait_keep <= 1.0):
             raise ConfigError(f"--wait-keep must be in (0, 1], got {self.wait_keep}")
+        if not (0.0 <= self.bev_weight < float("inf")):
+            raise ConfigError(f"--bev-weight must be finite and >= 0, got {self.bev_weight}")
+        if (self.bev_weight > 0) != self.planner.bev:  # the head exists exactly when it is trained
+            object.__setattr__(self, "planner", replace(self.planner, bev=self.bev_weight > 0))
         check_device(self.device)
 
 
@@ -199,6 +211,7 @@ class PlannerTrainer:
         train = {**self.record, "epochs": self.epoch, "steps": self.step,
                  "train_s": round(self.train_s, 1), "seed": self.cfg.seed, "mtd": self.cfg.mtd,
                  "kinematic_weight": self.cfg.kinematic_weight, "wait_keep": self.cfg.wait_keep,
+                 "bev_weight": self.cfg.bev_weight,
                  "lr": self.cfg.lr, "encoder_lr_scale": self.cfg.encoder_lr_scale,
                  "score_lr_scale": SCORE_LR_SCALE,
                  "batch": self.cfg.batch, "last": history[-1] if history else None}  # fmt: skip
@@ -284,7 +297,12 @@ class PlannerTrainer:
             targets, scorer_s = future.result()
             t2 = time.perf_counter()
             score, sub = score_terms(out.score_logits, targets.to(self.device))
-            (score + SUB_SCORE_WEIGHT * sub).backward()
+            late = score + SUB_SCORE_WEIGHT * sub
+            if out.bev_logits is not None:  # its targets come from the scenes the scorer just read
+                bev = bev_loss(out.bev_logits, batch_bev_targets(self.scenes(batch)).to(self.device))
+                late = late + self.cfg.bev_weight * bev
+                sums["bev"] = sums.get("bev", 0.0) + float(bev.detach())
+            late.backward()
             self.opt.step()
             t3 = time.perf_counter()
             terms = replace(traj, score=score, sub_scores=sub,
@@ -306,13 +324,27 @@ class PlannerTrainer:
         out_terms["step_s"] = step_s / max(n, 1)
         return out_terms
 
+    def scenes(self, batch: dict[str, Any]) -> list[tuple[Scene, ScoringMap]]:
+        """The scorer scenes of a batch's samples (cached by the lookup)."""
+        return [self.lookup(route, i) for route, i in batch["key"]]
+
     @torch.no_grad()
     def validate(self, data: Sequence[Sample]) -> dict[str, float]:
-        """Val min-ADE [m] and score-target agreement (see the module docstring)."""
+        """Val min-ADE [m], score-target agreement and, with the BEV head, its IoU per channel
+        (see the module docstring)."""
         self.model.eval()
         ade, mae, chosen = [], [], []
+        bev_hits = torch.zeros(NUM_BEV, 2)  # (intersection, union) per channel
         for batch in batches(data, self.cfg.batch, None):
-            out = self.model(batch["frames"].to(self.device), batch["status"].to(self.device))
+            frames = batch["frames"].to(self.device)
+            image = self.model.image(frames)
+            proposals, pooled = self.model.plan(image, batch["status"].to(self.device))
+            out = PlannerOutput(proposals, self.model.score(pooled, proposals[-1]))
+            if self.model.bev_head is not None:
+                seen = self.model.bev_head(image).cpu() > 0.0
+                truth = batch_bev_targets(self.scenes(batch)) > 0.5
+                bev_hits[:, 0] += (seen & truth).sum(dim=(0, 2, 3))
+                bev_hits[:, 1] += (seen | truth).sum(dim=(0, 2, 3))
             final = out.final.cpu()
             ade.append(min_ade(final, batch["expert"]))
             targets = online_targets(self.lookup, batch, final)[..., ScoreColumn.FINAL]
@@ -321,11 +353,15 @@ class PlannerTrainer:
             chosen.append(targets.gather(1, pred.argmax(dim=1, keepdim=True))[:, 0])
         if not ade:
             return {}
-        return {
+        row = {
             "val_min_ade_m": float(torch.cat(ade).mean()),
             "val_score_mae": float(torch.cat(mae).mean()),
             "val_chosen_target": float(torch.cat(chosen).mean()),
         }
+        if self.model.bev_head is not None:
+            for c in BevChannel:
+                row[f"val_bev_iou_{c.name.lower()}"] = float(bev_hits[c, 0] / bev_hits[c, 1].clamp(min=1))
+        return row
 
     def epoch_scenes(
         self, train: Sequence[Sample], waits: np.ndarray | None = None
