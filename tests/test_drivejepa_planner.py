@@ -24,6 +24,7 @@ from drivejepa.planner.bev import (
     BEV_NY,
     NUM_BEV,
     BevChannel,
+    bev_loss,
     bev_target,
     box_cells,
     cell_centres,
@@ -766,3 +767,15 @@ def test_bev_head_trains_only_when_weighted(tmp_path: Path, tiny_arch: None) -> 
         other.fit(_samples(8), _samples(4, seed=1))
     with pytest.raises(ConfigError, match="--bev-weight must be finite"):
         replace(cfg, bev_weight=-1.0)
+
+
+def test_bev_loss_by_hand() -> None:
+    """Logit 0 everywhere: BCE ln 2 per cell; a box cell's positive weighs 8 in the occupancy
+    channels and 1 in the drivable one. One box cell and one drivable cell among 2 x 3 x 24 x 16."""
+    logits = torch.zeros(2, NUM_BEV, BEV_NX, BEV_NY)
+    targets = torch.zeros_like(logits)
+    targets[0, BevChannel.OCCUPIED, 3, 4] = 1.0
+    targets[1, BevChannel.DRIVABLE, 0, 0] = 1.0
+    cells = 2 * NUM_BEV * BEV_NX * BEV_NY
+    expected = math.log(2.0) * (cells - 2 + 8.0 + 1.0) / cells
+    assert bev_loss(logits, targets).item() == pytest.approx(expected, rel=1e-6)
