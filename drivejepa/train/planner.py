@@ -66,7 +66,8 @@ SceneLookup = Callable[[str, int], tuple[Scene, ScoringMap]]
 
 # options a resumed run must keep (its loss, data and optimizer); the rest (epochs, time limit,
 # device) may change between sessions
-RESUME_KEYS = ("mtd", "kinematic_weight", "wait_keep", "bev_weight", "lr", "encoder_lr_scale", "batch", "seed")
+RESUME_KEYS = ("mtd", "kinematic_weight", "wait_keep", "bev_weight", "lr", "encoder_lr_scale",
+               "batch", "seed")
 WAIT_SPEED_MPS = 0.5  # [m/s] a scene whose ego is slower than this is at standstill ...
 WAIT_MOVE_M = 1.0  # [m] ... and waits when its target moves less than this in the next 1.0 s
 
@@ -360,7 +361,8 @@ class PlannerTrainer:
         }
         if self.model.bev_head is not None:
             for c in BevChannel:
-                row[f"val_bev_iou_{c.name.lower()}"] = float(bev_hits[c, 0] / bev_hits[c, 1].clamp(min=1))
+                iou = bev_hits[c, 0] / bev_hits[c, 1].clamp(min=1)
+                row[f"val_bev_iou_{c.name.lower()}"] = float(iou)
         return row
 
     def epoch_scenes(
