@@ -757,7 +757,7 @@ def test_bev_head_trains_only_when_weighted(tmp_path: Path, tiny_arch: None) -> 
     assert ck.planner.cfg.bev and ck.train["bev_weight"] == 1.0
     x, s = torch.rand(1, 2, 3, 32, 64), torch.zeros(1, 11)
     with torch.no_grad():
-        assert ck.planner(x, s).bev_logits is None  # loaded for driving: eval mode, no BEV
+        assert ck.planner(x, s).bev_logits is None  # as the agent calls it: no BEV asked for
     plain = PlannerTrainer(replace(cfg, bev_weight=0.0, out=tmp_path / "p"), TinyEncoder(), CAMERA,
                            _bev_lookup)  # fmt: skip
     assert plain.model.bev_head is None and "train_bev" not in plain.fit(_samples(4), [])[-1]

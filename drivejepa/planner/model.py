@@ -104,7 +104,7 @@ class PlannerConfig:
 class PlannerOutput:
     """``proposals`` (L, B, P, K, 3) per refinement layer (last = final), ego frame;
     ``score_logits`` (B, P, 6) in :class:`ScoreColumn` order; ``bev_logits`` (B, NUM_BEV, NX, NY)
-    of the auxiliary BEV head when the planner has one and is training, else None."""
+    of the auxiliary BEV head when it was asked for and the planner has one, else None."""
 
     proposals: Tensor
     score_logits: Tensor
@@ -194,14 +194,15 @@ class DriveJEPAPlanner(nn.Module):
         self.register_buffer("pose_scale", torch.tensor(POSE_SCALE), persistent=False)
         self.bev_head = BevHead(c.dim, c.heads) if c.bev else None
 
-    def forward(self, frames: Tensor, status: Tensor) -> PlannerOutput:
+    def forward(self, frames: Tensor, status: Tensor, bev: bool = False) -> PlannerOutput:
         """frames (B, 2, 3, H, W) in [0, 1] (t - 0.5 s, t), status (B, 11) -> PlannerOutput
-        (with the BEV logits in training, when the planner has the head)."""
+        (with the BEV logits when ``bev`` and the planner has the head: the trainer asks for
+        them, the agent never does)."""
         image = self.image(frames)
         proposals, pooled = self.plan(image, status)
-        bev = self.bev_head(image) if self.bev_head is not None and self.training else None
+        bev_logits = self.bev_head(image) if bev and self.bev_head is not None else None
         return PlannerOutput(proposals=proposals, score_logits=self.score(pooled, proposals[-1]),
-                             bev_logits=bev)  # fmt: skip
+                             bev_logits=bev_logits)  # fmt: skip
 
     def image(self, frames: Tensor) -> Tensor:
         """The projected image tokens (B, N, d) of the clip."""

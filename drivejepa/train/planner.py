@@ -34,13 +34,7 @@ from drivejepa.camera import CameraSetup
 from drivejepa.checkpoint import read_checkpoint, save_checkpoint
 from drivejepa.planner.bev import NUM_BEV, BevChannel, batch_bev_targets, bev_loss
 from drivejepa.planner.losses import SUB_SCORE_WEIGHT, planner_loss, score_terms
-from drivejepa.planner.model import (
-    DriveJEPAPlanner,
-    PlannerConfig,
-    PlannerOutput,
-    ScoreColumn,
-    TokenEncoder,
-)
+from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig, ScoreColumn, TokenEncoder
 from drivejepa.planner.targets import batch_targets
 from harness.errors import ConfigError
 from harness.io import atomic_output, atomic_write_text
@@ -149,12 +143,17 @@ def waiting_scenes(data: Sequence[Sample]) -> np.ndarray:
     return np.asarray((speed < WAIT_SPEED_MPS) & (moved < WAIT_MOVE_M), dtype=bool)
 
 
+def batch_scenes(lookup: SceneLookup, batch: dict[str, Any]) -> list[tuple[Scene, ScoringMap]]:
+    """The scorer scenes and towns of a batch's samples (the lookup caches them)."""
+    return [lookup(route, i) for route, i in batch["key"]]
+
+
 def online_targets(
     lookup: SceneLookup, batch: dict[str, Any], final: Tensor, execution: str = "plan"
 ) -> Tensor:
     """(B, P, 6) targets of the detached final proposals (B, P, K, 3); ``execution`` as
     :func:`drivejepa.planner.targets.scene_targets`."""
-    scenes = [lookup(route, i) for route, i in batch["key"]]
+    scenes = batch_scenes(lookup, batch)
     proposals = final.detach().double().cpu().numpy()
     expert = batch["expert"].double().numpy()
     return torch.from_numpy(batch_targets(scenes, proposals, expert, execution))
@@ -284,7 +283,7 @@ class PlannerTrainer:
         for batch in batches(data, self.cfg.batch, self.rng):
             t0 = time.perf_counter()
             frames = batch["frames"].to(self.device)
-            out = self.model(frames, batch["status"].to(self.device))
+            out = self.model(frames, batch["status"].to(self.device), bev=True)
             # the scorer runs beside the imitation + MTD backward (torch releases the GIL)
             future = self.pool.submit(timed_targets, self.lookup, batch, out.final.detach().cpu())
             traj = planner_loss(
@@ -300,7 +299,8 @@ class PlannerTrainer:
             score, sub = score_terms(out.score_logits, targets.to(self.device))
             late = score + SUB_SCORE_WEIGHT * sub
             if out.bev_logits is not None:  # its targets come from the scenes the scorer just read
-                bev = bev_loss(out.bev_logits, batch_bev_targets(self.scenes(batch)).to(self.device))
+                truth = batch_bev_targets(batch_scenes(self.lookup, batch)).to(self.device)
+                bev = bev_loss(out.bev_logits, truth)
                 late = late + self.cfg.bev_weight * bev
                 sums["bev"] = sums.get("bev", 0.0) + float(bev.detach())
             late.backward()
@@ -325,10 +325,6 @@ class PlannerTrainer:
         out_terms["step_s"] = step_s / max(n, 1)
         return out_terms
 
-    def scenes(self, batch: dict[str, Any]) -> list[tuple[Scene, ScoringMap]]:
-        """The scorer scenes of a batch's samples (cached by the lookup)."""
-        return [self.lookup(route, i) for route, i in batch["key"]]
-
     @torch.no_grad()
     def validate(self, data: Sequence[Sample]) -> dict[str, float]:
         """Val min-ADE [m], score-target agreement and, with the BEV head, its IoU per channel
@@ -337,13 +333,11 @@ class PlannerTrainer:
         ade, mae, chosen = [], [], []
         bev_hits = torch.zeros(NUM_BEV, 2)  # (intersection, union) per channel
         for batch in batches(data, self.cfg.batch, None):
-            frames = batch["frames"].to(self.device)
-            image = self.model.image(frames)
-            proposals, pooled = self.model.plan(image, batch["status"].to(self.device))
-            out = PlannerOutput(proposals, self.model.score(pooled, proposals[-1]))
-            if self.model.bev_head is not None:
-                seen = self.model.bev_head(image).cpu() > 0.0
-                truth = batch_bev_targets(self.scenes(batch)) > 0.5
+            out = self.model(batch["frames"].to(self.device), batch["status"].to(self.device),
+                             bev=True)  # fmt: skip
+            if out.bev_logits is not None:
+                seen = out.bev_logits.cpu() > 0.0
+                truth = batch_bev_targets(batch_scenes(self.lookup, batch)) > 0.5
                 bev_hits[:, 0] += (seen & truth).sum(dim=(0, 2, 3))
                 bev_hits[:, 1] += (seen | truth).sum(dim=(0, 2, 3))
             final = out.final.cpu()

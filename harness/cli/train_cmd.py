@@ -195,8 +195,7 @@ def train_planner(
                       encoder_lr_scale=encoder_lr_scale, mtd=not no_mtd,
                       kinematic_weight=kinematic_weight, wait_keep=wait_keep,
                       bev_weight=bev_weight, device=device, seed=seed, resume=resume,
-                      planner=PlannerConfig(ego_motion=not no_ego_motion,
-                                            bev=bev_weight > 0))  # fmt: skip
+                      planner=PlannerConfig(ego_motion=not no_ego_motion))  # fmt: skip
     history = train_from_data(data, encoder, cfg, command=shlex.join(sys.argv))
     typer.echo(json.dumps({"checkpoint": str(out / "model.pt"), **summary(history)}))
 
