@@ -10,7 +10,9 @@ tracker targets the plan's own speeds, capped at this; default the expert's high
 ``envelope_decel_mps2`` (the plan's braking envelope at this deceleration, e.g. 3; default 0:
 off), ``kinematic_filter`` (choose among the proposals whose implied accelerations between their 0.5 s
 segments stay within NAVSIM's comfort bounds; default false), ``speed_lead_s`` (track the
-plan's speeds read this much later in the plan, e.g. 0.5; default 0).
+plan's speeds read this much later in the plan, e.g. 0.5; default 0), ``imitation_weight`` (the
+selection's weight of the imitation head's probability; default the checkpoint's own, 0 without
+an imitation head).
 Localisation as ``lane_follow_agent``: GNSS to world x, y with a reference fitted from the global
 plan, heading from the IMU compass. ``planned_trajectory()``
 exposes the executed plan (world, 40 poses at 0.1 s) for closed-loop PDMS / EPDMS;
@@ -51,7 +53,7 @@ class DriveJEPAAgent(AutonomousAgent):
         cfg = read_agent_config(path_to_conf_file, DEFAULT_CHECKPOINT)
         torch.set_num_threads(cfg.threads)
         self.runtime = PlannerRuntime(cfg.checkpoint, cfg.lambda_, cfg.camera,
-                                      cfg.kinematic_filter)  # fmt: skip
+                                      cfg.kinematic_filter, cfg.imitation_weight)  # fmt: skip
         self.max_speed_mps = cfg.max_speed_mps
         self.envelope_decel_mps2 = cfg.envelope_decel_mps2
         self.speed_lead_s = cfg.speed_lead_s

@@ -20,7 +20,7 @@ import yaml
 from numpy.typing import NDArray
 
 from drivejepa.camera import FRAME_PERIOD_S, CameraSetup
-from drivejepa.checkpoint import Checkpoint, load_checkpoint
+from drivejepa.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from drivejepa.planner.model import ScoreColumn
 from drivejepa.planner.selection import MomentumSelector
 from drivejepa.status import RouteTarget, ego_status
@@ -58,6 +58,7 @@ class PlanStep:
     scores: Float
     inconsistency: Float
     index: int
+    imitation: Float | None = None
 
 
 def tracking_speeds(
@@ -114,11 +115,28 @@ def braking_envelope(
     return float(np.sqrt(speeds[ahead] ** 2 + 2.0 * decel_mps2 * room).min())
 
 
+def checkpoint_imitation_weight(ckpt: Checkpoint, requested: float | None) -> float:
+    """The selection's imitation weight: ``requested`` when given, else the one the checkpoint's
+    training record chose on its val split (``train["imitation_weight"]``, written by ``harness
+    train head --fit imitation``), else 0. A weight > 0 for a checkpoint without an imitation
+    head is refused (a CheckpointError naming the file)."""
+    weight = ckpt.train.get("imitation_weight", 0.0) if requested is None else requested
+    weight = float(weight)
+    if weight > 0.0 and ckpt.planner.imitation_head is None:
+        raise CheckpointError(
+            f"{ckpt.path}: imitation_weight {weight:g} asks for the imitation head this "
+            "checkpoint does not have; add one with `harness train head DATA --checkpoint "
+            f"{ckpt.path} --fit imitation --out DIR` or set imitation_weight to 0"
+        )
+    return weight
+
+
 class PlannerRuntime:
     """The checkpoint's planner with its frame buffer, route target and selector."""
 
     def __init__(self, checkpoint: Checkpoint | Path | str, lambda_: float = DEFAULT_LAMBDA,
-                 camera: CameraSetup | None = None, kinematic_filter: bool = False) -> None:  # fmt: skip
+                 camera: CameraSetup | None = None, kinematic_filter: bool = False,
+                 imitation_weight: float | None = None) -> None:  # fmt: skip
         ckpt = (
             checkpoint
             if isinstance(checkpoint, Checkpoint)
@@ -127,7 +145,8 @@ class PlannerRuntime:
         self.checkpoint = ckpt
         self.camera = ckpt.camera
         self.planner = ckpt.planner.eval()
-        self.selector = MomentumSelector(lambda_, kinematic_filter)
+        weight = checkpoint_imitation_weight(ckpt, imitation_weight)
+        self.selector = MomentumSelector(lambda_, kinematic_filter, weight)
         self.route: RouteTarget | None = None
         self._frames: collections.deque[tuple[float, torch.Tensor]] = collections.deque()
         self.last: PlanStep | None = None
@@ -185,7 +204,12 @@ class PlannerRuntime:
         out = self.planner(self.clip(), status)
         proposals = out.final[0].double().numpy()
         scores = torch.sigmoid(out.score_logits[0, :, ScoreColumn.FINAL]).double().numpy()
-        choice = self.selector.select(proposals, scores, pose, time_s)
+        imitation = (
+            None
+            if out.imitation_logits is None
+            else torch.softmax(out.imitation_logits[0].double(), dim=0).numpy()
+        )
+        choice = self.selector.select(proposals, scores, pose, time_s, imitation)
         plan = proposals[choice.index]
         self.selector.executed(plan, pose, time_s)
         world = np.empty_like(plan)
@@ -194,7 +218,7 @@ class PlannerRuntime:
         dense = planner_to_score_poses(world, pose)
         dense[:, 2] = wrap_angle(dense[:, 2])
         self.last = PlanStep(time_s, pose, plan, dense, proposals, scores, choice.inconsistency,
-                             choice.index)  # fmt: skip
+                             choice.index, imitation)  # fmt: skip
         return self.last
 
 
@@ -207,7 +231,9 @@ class AgentConfig:
     envelope, ``envelope_decel_mps2`` (0, the default: no envelope; :func:`tracking_speeds`), and
     whether the choice is made among the kinematically feasible proposals only,
     ``kinematic_filter`` (:mod:`drivejepa.planner.selection`), and how much later in the plan
-    the tracked speeds are read, ``speed_lead_s`` (0, the default; :func:`tracking_speeds`)."""
+    the tracked speeds are read, ``speed_lead_s`` (0, the default; :func:`tracking_speeds`), and
+    the selection's weight of the imitation probability, ``imitation_weight`` (None, the default:
+    the checkpoint's own, :func:`checkpoint_imitation_weight`)."""
 
     checkpoint: Path
     lambda_: float = DEFAULT_LAMBDA
@@ -217,11 +243,12 @@ class AgentConfig:
     envelope_decel_mps2: float = 0.0
     kinematic_filter: bool = False
     speed_lead_s: float = 0.0
+    imitation_weight: float | None = None
 
 
 AGENT_CONFIG_KEYS = (
     "checkpoint", "lambda", "camera", "threads", "max_speed_mps", "envelope_decel_mps2",
-    "kinematic_filter", "speed_lead_s",
+    "kinematic_filter", "speed_lead_s", "imitation_weight",
 )  # fmt: skip
 
 
@@ -230,7 +257,8 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
     ``checkpoint`` (relative paths are relative to the config file), ``lambda`` (>= 0),
     ``camera`` (CameraSetup fields), ``threads`` (>= 1), ``max_speed_mps`` (> 0),
     ``envelope_decel_mps2`` (>= 0; 0, the default, leaves the braking envelope off),
-    ``kinematic_filter`` (true or false), ``speed_lead_s`` (>= 0 and below the plan's 4 s)."""
+    ``kinematic_filter`` (true or false), ``speed_lead_s`` (>= 0 and below the plan's 4 s),
+    ``imitation_weight`` (>= 0; absent: the checkpoint's own)."""
     if not path:
         return AgentConfig(default_checkpoint)
     p = Path(path)
@@ -258,10 +286,11 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         envelope = float(obj.get("envelope_decel_mps2", 0.0))
         kinematic = obj.get("kinematic_filter", False)
         lead = float(obj.get("speed_lead_s", 0.0))
+        imitation = None if obj.get("imitation_weight") is None else float(obj["imitation_weight"])
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"DriveJEPA agent config {p}: bad lambda, camera, threads, max_speed_mps, "
-            f"envelope_decel_mps2 or speed_lead_s ({exc})"
+            f"envelope_decel_mps2, speed_lead_s or imitation_weight ({exc})"
         ) from exc
     sizes = (camera.width, camera.height)
     if not all(isinstance(v, int) and v > 0 for v in sizes) or not all(
@@ -290,4 +319,9 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         raise ConfigError(
             f"DriveJEPA agent config {p}: kinematic_filter must be true or false, got {kinematic!r}"
         )
-    return AgentConfig(ckpt, lam, camera, threads, max_speed, envelope, kinematic, lead)
+    if imitation is not None and not (0.0 <= imitation < np.inf):
+        raise ConfigError(
+            f"DriveJEPA agent config {p}: imitation_weight must be finite and >= 0 (0 turns the "
+            f"imitation term off; leave it out for the checkpoint's own), got {imitation}"
+        )
+    return AgentConfig(ckpt, lam, camera, threads, max_speed, envelope, kinematic, lead, imitation)

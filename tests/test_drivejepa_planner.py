@@ -646,12 +646,14 @@ def test_agent_config_errors(tmp_path: Path) -> None:
     cfg = tmp_path / "a.json"
     cfg.write_text(json.dumps({"checkpoint": "sub/m.pt", "lambda": 0.3, "threads": 2,
                                "max_speed_mps": 8.0, "envelope_decel_mps2": 3,
-                               "kinematic_filter": True, "speed_lead_s": 0.5}))  # fmt: skip
+                               "kinematic_filter": True, "speed_lead_s": 0.5,
+                               "imitation_weight": 0.5}))  # fmt: skip
     got = read_agent_config(str(cfg), default)
     assert got.checkpoint == tmp_path / "sub" / "m.pt" and got.lambda_ == 0.3 and got.threads == 2
     assert got.max_speed_mps == 8.0 and got.envelope_decel_mps2 == 3.0 and got.kinematic_filter
     assert not read_agent_config("", default).kinematic_filter and got.speed_lead_s == 0.5
     assert read_agent_config("", default).speed_lead_s == 0.0
+    assert got.imitation_weight == 0.5 and read_agent_config("", default).imitation_weight is None
     assert read_agent_config("", default).max_speed_mps == HIGHWAY_CRUISE_MPS
     assert read_agent_config("", default).envelope_decel_mps2 == 0.0  # off unless asked for
     for text, needle in [("lambda: -1\n", "lambda must be finite and >= 0"),
@@ -659,6 +661,7 @@ def test_agent_config_errors(tmp_path: Path) -> None:
                          ("envelope_decel_mps2: -1\n", "envelope_decel_mps2 must be finite"),
                          ("kinematic_filter: 1\n", "kinematic_filter must be true or false"),
                          ("speed_lead_s: 4\n", "speed_lead_s must be >= 0 and below"),
+                         ("imitation_weight: -1\n", "imitation_weight must be finite and >= 0"),
                          ("speed: 3\n", "keys among checkpoint, lambda, camera, threads"),
                          ("camera: {width: x}\n", "bad camera"),
                          ("threads: x\n", "bad lambda, camera, threads, max_speed_mps"),

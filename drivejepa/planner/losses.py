@@ -22,6 +22,9 @@ from harness.world.timing import PLANNER_DT_S
 MTD_WEIGHT = 0.5  # weight of the teacher term against the imitation term
 LAYER_DECAY = 0.1  # T = LAYER_DECAY * T + L_l over the refinement layers
 SUB_SCORE_WEIGHT = 1.0  # BCE weight of the sub-score columns against the final column's
+# [m] temperature of the imitation head's target: softmax over the proposals of -distance / this
+# (a proposal 0.5 m further from the expert than another gets e^-1 of its weight)
+IMITATION_TEMPERATURE_M = 0.5
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,21 @@ def kinematic_term(proposals: Tensor) -> Tensor:
     only the one closest to a target (the winner-take-all terms leave the others unconstrained,
     and most of them jump ahead and stop: agents/drivejepa/MODEL_CARD.md)."""
     return accel_excess(proposals).mean() * PLANNER_DT_S**2
+
+
+def imitation_targets(proposals: Tensor, expert: Tensor) -> Tensor:
+    """proposals (..., P, K, 3), expert (..., K, 3) -> (..., P) the imitation head's target
+    distribution: softmax over the proposals of -:func:`trajectory_distance` /
+    IMITATION_TEMPERATURE_M (Hydra-MDP's imitation target, with this module's distance)."""
+    distance = trajectory_distance(proposals.detach(), expert)
+    return torch.softmax(-distance / IMITATION_TEMPERATURE_M, dim=-1)
+
+
+def imitation_score_term(logits: Tensor, proposals: Tensor, expert: Tensor) -> Tensor:
+    """Cross-entropy of the imitation logits (..., P) against :func:`imitation_targets` of the
+    (detached) proposals (..., P, K, 3) and the expert (..., K, 3), averaged over the batch."""
+    target = imitation_targets(proposals, expert)
+    return -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
 
 
 def combine_layers(values: list[Tensor]) -> Tensor:

@@ -19,6 +19,9 @@ the pooled tokens carry only indirectly) and maps the sum to 6 logits [NC, DAC, 
 final] (:class:`ScoreColumn`). Without the pose embedding the head ranked slow proposals above
 expert-like ones for the first epochs (it picked proposals scoring 0.72 EPDMS on the val split
 where the proposal closest to the expert scored 0.79).
+Optionally (``PlannerConfig.imitation``, not in Drive-JEPA) an imitation head reads the same sum
+and gives one logit per proposal whose softmax over the proposals says which one is the expert's
+(Hydra-MDP's imitation score; trained by :func:`drivejepa.planner.losses.imitation_score_term`).
 """
 
 from __future__ import annotations
@@ -85,6 +88,10 @@ class PlannerConfig:
     # an auxiliary BEV head on the image tokens, trained only (`harness train planner
     # --bev-weight W`; drivejepa.planner.bev); the agent never runs it
     bev: bool = False
+    # an imitation logit per proposal beside the scorer's (Hydra-MDP's imitation score: which
+    # proposal is the expert's, a softmax over the proposals; `harness train head --fit
+    # imitation`); the agent's selection adds its probability (drivejepa.planner.selection)
+    imitation: bool = False
 
     def __post_init__(self) -> None:
         if min(self.proposals, self.poses, self.refinements, self.dim, self.heads) < 1:
@@ -104,11 +111,13 @@ class PlannerConfig:
 class PlannerOutput:
     """``proposals`` (L, B, P, K, 3) per refinement layer (last = final), ego frame;
     ``score_logits`` (B, P, 6) in :class:`ScoreColumn` order; ``bev_logits`` (B, NUM_BEV, NX, NY)
-    of the auxiliary BEV head when it was asked for and the planner has one, else None."""
+    of the auxiliary BEV head when it was asked for and the planner has one, else None;
+    ``imitation_logits`` (B, P) when the planner has an imitation head, else None."""
 
     proposals: Tensor
     score_logits: Tensor
     bev_logits: Tensor | None = None
+    imitation_logits: Tensor | None = None
 
     @property
     def final(self) -> Tensor:
@@ -193,6 +202,7 @@ class DriveJEPAPlanner(nn.Module):
         self.register_buffer("status_keep", keep, persistent=False)
         self.register_buffer("pose_scale", torch.tensor(POSE_SCALE), persistent=False)
         self.bev_head = BevHead(c.dim, c.heads) if c.bev else None
+        self.imitation_head = _mlp(c.dim, c.dim, 1) if c.imitation else None
 
     def forward(self, frames: Tensor, status: Tensor, bev: bool = False) -> PlannerOutput:
         """frames (B, 2, 3, H, W) in [0, 1] (t - 0.5 s, t), status (B, 11) -> PlannerOutput
@@ -201,8 +211,10 @@ class DriveJEPAPlanner(nn.Module):
         image = self.image(frames)
         proposals, pooled = self.plan(image, status)
         bev_logits = self.bev_head(image) if bev and self.bev_head is not None else None
-        return PlannerOutput(proposals=proposals, score_logits=self.score(pooled, proposals[-1]),
-                             bev_logits=bev_logits)  # fmt: skip
+        head = self.head_input(pooled, proposals[-1])
+        return PlannerOutput(proposals=proposals, score_logits=self.scorer(head),
+                             bev_logits=bev_logits,
+                             imitation_logits=self.imitation_from(head))  # fmt: skip
 
     def image(self, frames: Tensor) -> Tensor:
         """The projected image tokens (B, N, d) of the clip."""
@@ -226,8 +238,22 @@ class DriveJEPAPlanner(nn.Module):
         assert poses is not None
         return torch.stack(layers), self.norm_out(tokens).amax(dim=2)  # max over poses
 
+    def head_input(self, pooled: Tensor, final: Tensor) -> Tensor:
+        """What the heads read (B, P, d): the pooled tokens (B, P, d) + the embedding of the
+        final poses (B, P, K, 3), detached."""
+        return pooled + self.score_poses((final.detach() / self.pose_scale).flatten(2))
+
     def score(self, pooled: Tensor, final: Tensor) -> Tensor:
-        """The scorer head: pooled tokens (B, P, d) + the embedding of the final poses
-        (B, P, K, 3), detached -> logits (B, P, 6) in :class:`ScoreColumn` order."""
-        pooled = pooled + self.score_poses((final.detach() / self.pose_scale).flatten(2))
-        return self.scorer(pooled)
+        """The scorer head: pooled tokens (B, P, d) and final poses (B, P, K, 3) -> logits
+        (B, P, 6) in :class:`ScoreColumn` order."""
+        return self.scorer(self.head_input(pooled, final))
+
+    def imitation(self, pooled: Tensor, final: Tensor) -> Tensor | None:
+        """The imitation head on the same inputs -> logits (B, P), or None without one."""
+        return self.imitation_from(self.head_input(pooled, final))
+
+    def imitation_from(self, head: Tensor) -> Tensor | None:
+        """:meth:`imitation` from :meth:`head_input`'s output."""
+        if self.imitation_head is None:
+            return None
+        return self.imitation_head(head).squeeze(-1)

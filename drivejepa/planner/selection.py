@@ -11,7 +11,15 @@ overlap (the current plan's first ``41 - offset`` states against the previous pl
 jerk, yaw rate and yaw acceleration are compared with EC's limits (0.7 m/s2, 0.5 m/s3,
 0.1 rad/s, 0.1 rad/s2). inconsistency = (number of the 4 terms over their limit) / 4, in
 {0, 0.25, 0.5, 0.75, 1}; 0 without a previous plan or without an overlap of MIN_OVERLAP states.
-choice = argmax(sigmoid(final logit) - lambda x inconsistency); lambda = 0 is plain argmax.
+choice = argmax(sigmoid(final logit) + w x imitation probability - lambda x inconsistency);
+lambda = 0 and w = 0 is plain argmax.
+
+Imitation term (optional, ``imitation_weight`` w > 0 with a checkpoint that has an imitation
+head; not in Drive-JEPA, docs/DIFFERENCES.md): the softmax over the proposals of the imitation
+head's logits, the head's belief that a proposal is the one the expert would drive (Hydra-MDP
+combines the same two kinds of score, in log space). The scorer's EPDMS rewards progress and
+ranks the proposals only moderately; the imitation probability pulls the choice towards the
+expert's speed profile. ``harness train head --fit imitation`` chooses w on the val split.
 
 Kinematic filter (optional, ``MomentumSelector(..., kinematic_filter=True)``; not in Drive-JEPA,
 docs/DIFFERENCES.md): a proposal is kinematically consistent when the longitudinal accelerations
@@ -124,13 +132,19 @@ class Choice:
 
 class MomentumSelector:
     """Keeps the previous step's executed plan and selects with it (``lambda_`` 0: plain
-    argmax), among the kinematically feasible proposals when ``kinematic_filter`` is on."""
+    argmax), among the kinematically feasible proposals when ``kinematic_filter`` is on, adding
+    ``imitation_weight`` x the imitation probability when one is given."""
 
-    def __init__(self, lambda_: float, kinematic_filter: bool = False) -> None:
+    def __init__(
+        self, lambda_: float, kinematic_filter: bool = False, imitation_weight: float = 0.0
+    ) -> None:
         if not (lambda_ >= 0.0 and np.isfinite(lambda_)):
             raise ValueError(f"momentum lambda must be finite and >= 0, got {lambda_}")
+        if not (imitation_weight >= 0.0 and np.isfinite(imitation_weight)):
+            raise ValueError(f"imitation weight must be finite and >= 0, got {imitation_weight}")
         self.lambda_ = float(lambda_)
         self.kinematic_filter = bool(kinematic_filter)
+        self.imitation_weight = float(imitation_weight)
         self.previous: ExecutedPlan | None = None
 
     def previous_states(self, ego_pose: Float) -> Float | None:
@@ -148,14 +162,21 @@ class MomentumSelector:
         assert states.shape == (HORIZON_STEPS + 1, N_STATE)
         return states
 
-    def select(self, proposals: Float, score: Float, ego_pose: Float, time_s: float) -> Choice:
+    def select(
+        self, proposals: Float, score: Float, ego_pose: Float, time_s: float,
+        imitation: Float | None = None,
+    ) -> Choice:  # fmt: skip
         """Choose among proposals (P, 8, 3) (ego frame at ``ego_pose``, world) with predicted
-        scores (P,) in [0, 1]; does not remember the choice (see :meth:`executed`)."""
+        scores (P,) in [0, 1] and, optionally, imitation probabilities (P,) summing to 1; does
+        not remember the choice (see :meth:`executed`)."""
+        score = np.asarray(score, dtype=np.float64)
+        if imitation is not None and self.imitation_weight > 0.0:
+            score = score + self.imitation_weight * np.asarray(imitation, dtype=np.float64)
         incons = np.zeros(proposals.shape[0])
         if self.lambda_ > 0.0 and self.previous is not None:
             offset = int(round((time_s - self.previous.time_s) / POSE_DT_S))
             incons = inconsistency(plan_states(proposals), self.previous_states(ego_pose), offset)
-        value = np.asarray(score, dtype=np.float64) - self.lambda_ * incons
+        value = score - self.lambda_ * incons
         feasible = (
             kinematically_feasible(proposals)
             if self.kinematic_filter

@@ -20,10 +20,21 @@ proposals no longer move and their targets can be computed once:
 3. **keep** the epoch whose val scenes' picked proposal scores highest (the target EPDMS of the
    head's argmax; ties keep the earlier epoch): the val split decides, nothing else.
 
+``fit="imitation"`` (``--fit imitation``) leaves the scorer as it is and adds an imitation head
+(``PlannerConfig.imitation``, Hydra-MDP's imitation score), trained alone on the same cache with
+:func:`drivejepa.planner.losses.imitation_score_term` (its targets come from the cached
+proposals and the expert's poses); the epoch with the lowest val cross-entropy is kept, then the
+selection's weight of the imitation probability is chosen on val from
+:data:`IMITATION_WEIGHTS` (the highest picked target EPDMS of argmax(sigmoid(final) + w x
+probability); ties keep the smaller weight) and written to the checkpoint's training record as
+``imitation_weight``, which the agent uses unless its config says otherwise (and as the last
+line of the log).
+
 Per epoch one line of ``OUT/log.jsonl``: train loss, and on val the picked target EPDMS, the
 best of the P proposals' (the ceiling), the mean within-scene Spearman correlation of predicted
 and target EPDMS, and the speed bias (the picked proposal's mean speed over its first second
-minus the label's, m/s). Epoch 0 is the checkpoint's own head. ``OUT/model.pt`` is the input
+minus the label's, m/s); with ``--fit imitation`` also the val cross-entropy and how often the
+head's argmax is the proposal closest to the expert. Epoch 0 is the checkpoint's own head. ``OUT/model.pt`` is the input
 checkpoint with the kept head, its training record extended by a ``head_refit`` entry (options,
 parent, scene counts, the caching pass's seconds - None when the cache was reused - and the kept
 epoch's row).
@@ -31,6 +42,7 @@ epoch's row).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import random
@@ -44,7 +56,12 @@ from typing import Any, cast
 import torch
 from torch import Tensor
 
-from drivejepa.planner.losses import SUB_SCORE_WEIGHT, score_terms
+from drivejepa.planner.losses import (
+    SUB_SCORE_WEIGHT,
+    imitation_score_term,
+    score_terms,
+    trajectory_distance,
+)
 from drivejepa.planner.model import DriveJEPAPlanner, ScoreColumn
 from drivejepa.planner.targets import EXECUTIONS
 from drivejepa.train.planner import (
@@ -67,12 +84,22 @@ CACHE_VERSION = 2  # 2: the key names the execution the targets were scored with
 LOG_NAME = "log.jsonl"
 CHECKPOINT_NAME = "model.pt"
 FIRST_SECOND = 1  # index of the pose at +1.0 s (poses are 0.5 s apart from +0.5 s)
+FITS = ("scorer", "imitation")  # what `--fit` trains: the scorer head, or a new imitation head
+IMITATION_HEAD = ("imitation_head.",)  # parameter name prefix of the imitation head
+# the selection weights of the imitation probability the val split chooses among
+IMITATION_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def check_execution(execution: str) -> None:
     """A ConfigError unless ``execution`` names a rollout of :mod:`drivejepa.planner.targets`."""
     if execution not in EXECUTIONS:
         raise ConfigError(f"--execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+
+
+def check_fit(fit: str) -> None:
+    """A ConfigError unless ``fit`` is one of :data:`FITS`."""
+    if fit not in FITS:
+        raise ConfigError(f"--fit must be one of {', '.join(FITS)}, got {fit!r}")
 
 
 @dataclass(frozen=True)
@@ -86,11 +113,13 @@ class HeadConfig:
     device: str = "cpu"
     seed: int = 0
     execution: str = "plan"  # how the targets roll a proposal out (drivejepa.planner.targets)
+    fit: str = "scorer"  # FITS: refit the scorer head, or add and fit an imitation head
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1:
             raise ConfigError(f"--epochs and --batch must be >= 1, got {self.epochs}, {self.batch}")
         check_execution(self.execution)
+        check_fit(self.fit)
         if not self.lr > 0:
             raise ConfigError(f"--lr must be > 0, got {self.lr}")
         check_device(self.device)
@@ -169,22 +198,62 @@ def evaluate_head(model: DriveJEPAPlanner, data: HeadSet) -> dict[str, float]:
     pick = pred.argmax(dim=1, keepdim=True)
     picked = data.final.gather(1, pick[..., None, None].expand(-1, -1, *data.final.shape[2:]))[:, 0]
     bias = first_second_speed(picked) - first_second_speed(data.expert)
-    return {
+    row = {
         "picked_epdms": float(target.gather(1, pick)[:, 0].mean()),
         "best_epdms": float(target.amax(dim=1).mean()),
         "spearman": float(spearman(pred, target).mean()),
         "speed_bias_mps": float(bias.mean()),
     }
+    im = model.imitation(data.pooled.to(device), data.final.to(device))
+    if im is not None:
+        im = im.cpu()
+        closest = trajectory_distance(data.final, data.expert).argmin(dim=1)
+        row["imitation_ce"] = float(imitation_score_term(im, data.final, data.expert))
+        row["imitation_top1"] = float((im.argmax(dim=1) == closest).float().mean())
+    return row
+
+
+@torch.no_grad()
+def selection_figures(model: DriveJEPAPlanner, data: HeadSet, weight: float) -> dict[str, float]:
+    """On cached scenes, the proposal picked by argmax(sigmoid(final) + ``weight`` x imitation
+    probability): its mean target EPDMS and its speed bias over the first second [m/s]."""
+    device = next(model.parameters()).device
+    pooled, final = data.pooled.to(device), data.final.to(device)
+    value = torch.sigmoid(model.score(pooled, final)[..., ScoreColumn.FINAL]).cpu()
+    im = model.imitation(pooled, final)
+    if im is not None and weight > 0.0:
+        value = value + weight * torch.softmax(im.cpu(), dim=1)
+    pick = value.argmax(dim=1, keepdim=True)
+    picked = data.final.gather(1, pick[..., None, None].expand(-1, -1, *data.final.shape[2:]))[:, 0]
+    bias = first_second_speed(picked) - first_second_speed(data.expert)
+    target = data.targets[..., ScoreColumn.FINAL].gather(1, pick)[:, 0]
+    return {"weight": weight, "picked_epdms": float(target.mean()),
+            "speed_bias_mps": float(bias.mean())}  # fmt: skip
+
+
+def choose_imitation_weight(
+    model: DriveJEPAPlanner, val: HeadSet
+) -> tuple[float, list[dict[str, float]]]:
+    """The weight of :data:`IMITATION_WEIGHTS` whose val pick scores the highest target EPDMS
+    (ties: the smaller weight), and the figures of every weight."""
+    rows = [selection_figures(model, val, w) for w in IMITATION_WEIGHTS]
+    best = max(rows, key=lambda r: (r["picked_epdms"], -r["weight"]))
+    return best["weight"], rows
 
 
 def fit_head(
     model: DriveJEPAPlanner, train: HeadSet, val: HeadSet, cfg: HeadConfig,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Tensor]]:  # fmt: skip
-    """Fit the head on ``train``; returns (the log rows, epoch 0 included, and the kept head's
-    state dict: the best val ``picked_epdms``)."""
+    """Fit the head (``cfg.fit``) on ``train``; returns (the log rows, epoch 0 included, and the
+    kept head's state dict: the best val ``picked_epdms``, or with ``fit="imitation"`` the
+    lowest val ``imitation_ce``)."""
     device = next(model.parameters()).device
-    head = [p for n, p in model.named_parameters() if n.startswith(SCORE_HEAD)]
+    imitation = cfg.fit == "imitation"
+    prefix = IMITATION_HEAD if imitation else SCORE_HEAD
+    head = [p for n, p in model.named_parameters() if n.startswith(prefix)]
+    if not head:
+        raise ConfigError(f"the planner has no {cfg.fit} head to fit")
     for p in model.parameters():
         p.requires_grad_(False)
     for p in head:
@@ -194,10 +263,13 @@ def fit_head(
 
     def head_state() -> dict[str, Tensor]:
         return {k: v.detach().clone() for k, v in model.state_dict().items()
-                if k.startswith(SCORE_HEAD)}  # fmt: skip
+                if k.startswith(prefix)}  # fmt: skip
+
+    def merit(row: dict[str, Any]) -> float:  # higher is better
+        return -row["val_imitation_ce"] if imitation else row["val_picked_epdms"]
 
     rows = [{"epoch": 0, **{f"val_{k}": v for k, v in evaluate_head(model, val).items()}}]
-    best, best_state = rows[0]["val_picked_epdms"], head_state()
+    best, best_state = merit(rows[0]), head_state()
     rows[0]["kept"] = True
     if on_epoch is not None:
         on_epoch(rows[0])
@@ -208,9 +280,14 @@ def fit_head(
         total, steps = 0.0, 0
         for i in range(0, len(order), cfg.batch):
             idx = torch.tensor(order[i : i + cfg.batch])
-            logits = model.score(train.pooled[idx].to(device), train.final[idx].to(device))
-            score, sub = score_terms(logits, train.targets[idx].to(device))
-            loss = score + SUB_SCORE_WEIGHT * sub
+            pooled, final = train.pooled[idx].to(device), train.final[idx].to(device)
+            if imitation:
+                logits = model.imitation(pooled, final)
+                assert logits is not None
+                loss = imitation_score_term(logits, final, train.expert[idx].to(device))
+            else:
+                score, sub = score_terms(model.score(pooled, final), train.targets[idx].to(device))
+                loss = score + SUB_SCORE_WEIGHT * sub
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -218,13 +295,24 @@ def fit_head(
             steps += 1
         row: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(steps, 1),
                                **{f"val_{k}": v for k, v in evaluate_head(model, val).items()}}  # fmt: skip
-        row["kept"] = row["val_picked_epdms"] > best
+        row["kept"] = merit(row) > best
         if row["kept"]:
-            best, best_state = row["val_picked_epdms"], head_state()
+            best, best_state = merit(row), head_state()
         rows.append(row)
         if on_epoch is not None:
             on_epoch(row)
     return rows, best_state
+
+
+def with_imitation_head(planner: DriveJEPAPlanner) -> DriveJEPAPlanner:
+    """``planner`` with a new (freshly initialised) imitation head and all its other weights;
+    ``planner`` itself when it has one already."""
+    if planner.imitation_head is not None:
+        return planner
+    new = DriveJEPAPlanner(planner.encoder, dataclasses.replace(planner.cfg, imitation=True))
+    missing, unexpected = new.load_state_dict(planner.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(IMITATION_HEAD) for k in missing), missing
+    return new.eval()
 
 
 def load_cache(path: Path, key: dict[str, Any]) -> tuple[HeadSet, HeadSet] | None:
@@ -255,7 +343,7 @@ def refit_head(
     ck = load_checkpoint(checkpoint, camera)
     seed_everything(cfg.seed)
     device = torch.device(cfg.device)
-    model = ck.planner.to(device)
+    model = (with_imitation_head(ck.planner) if cfg.fit == "imitation" else ck.planner).to(device)
     cfg.out.mkdir(parents=True, exist_ok=True)
     manifest = data / "manifest.json"
     key = {"version": CACHE_VERSION, "checkpoint_sha256": file_sha256(checkpoint),
@@ -286,11 +374,19 @@ def refit_head(
     rows, state = fit_head(model, train, val, cfg, on_epoch)
     model.load_state_dict(state, strict=False)
     kept = max((r for r in rows if r["kept"]), key=lambda r: r["epoch"])
-    record = {**ck.train, "head_refit": {
+    refit: dict[str, Any] = {
         **{k: v for k, v in asdict(cfg).items() if k != "out"}, "out": str(cfg.out),
         "data": str(data), "parent_checkpoint": str(checkpoint), "command": command,
         "train_scenes": len(train), "val_scenes": len(val), "cache_s": cache_s,
-        "kept": kept}}  # fmt: skip
+        "kept": kept}  # fmt: skip
+    record = {**ck.train, "head_refit": refit}
+    if cfg.fit == "imitation":
+        weight, weights = choose_imitation_weight(model, val)
+        refit["imitation_weights"] = weights
+        record["imitation_weight"] = weight
+        rows.append({"imitation_weight": weight, "val_by_weight": weights})
+        if on_epoch is not None:
+            on_epoch(rows[-1])
     save_checkpoint(cfg.out / CHECKPOINT_NAME, model.cpu(), ck.camera, record)
     atomic_write_text(cfg.out / LOG_NAME, "".join(json.dumps(r) + "\n" for r in rows))
     return rows

@@ -215,12 +215,19 @@ def train_head(
         help="Score each proposal as drawn (plan: the LQR tracks the whole plan) or as the agent "
         "executes it (held: its first 0.5 s speed held along its path).",
     ),
+    fit: str = typer.Option(
+        "scorer", "--fit",
+        help="What to fit: scorer (refit the scorer head) or imitation (add an imitation head, "
+        "scorer unchanged, and choose its selection weight on val).",
+    ),
 ) -> None:
-    """Refit the scorer head on the planner's frozen proposals (their targets computed once;
-    the epoch best on the val split kept); prints each epoch's line (--out/log.jsonl) as JSON."""
-    from drivejepa.train.head import HeadConfig, check_execution, refit_head
+    """Refit the scorer head, or add an imitation head, on the planner's frozen proposals (their
+    targets computed once; the epoch best on the val split kept); prints each epoch's line
+    (--out/log.jsonl) as JSON."""
+    from drivejepa.train.head import HeadConfig, check_execution, check_fit, refit_head
 
     check_execution(execution)
+    check_fit(fit)
     number(epochs, "--epochs", low=1)
     number(batch, "--batch", low=1)
     number(lr, "--lr", low=0.0, low_open=True)
@@ -231,7 +238,7 @@ def train_head(
         )
     writable_dir(out, "--out")
     cfg = HeadConfig(out=out, epochs=epochs, batch=batch, lr=lr, device=device, seed=seed,
-                     execution=execution)  # fmt: skip
+                     execution=execution, fit=fit)  # fmt: skip
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]head cache[/] {task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:  # fmt: skip
