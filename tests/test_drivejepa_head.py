@@ -161,16 +161,20 @@ def test_cli_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 # --- the imitation head ---------------------------------------------------------------------------
 def test_imitation_term_by_hand() -> None:
     """Expert straight at 6 m/s; proposal 0 is it, proposal 1 the same 1 m to the right: mean
-    |difference| over 8 poses x 3 components = 8 / 24 = 1/3 m. Targets softmax(0, -(1/3) / 0.5)."""
+    |difference| over 8 poses x 3 components = 8 / 24 = 1/3 m. Targets y = softmax(0, -(1/3) / 0.5);
+    the term is the KL divergence, the cross-entropy less y's entropy."""
     expert = torch.from_numpy(_straight(6.0)).float()
     proposals = torch.stack([expert, torch.from_numpy(_straight(6.0, 1.0)).float()])
     y1 = math.exp(-(1.0 / 3.0) / IMITATION_TEMPERATURE_M)
     y = torch.tensor([1.0, y1]) / (1.0 + y1)
+    entropy = -float((y * y.log()).sum())
     even = imitation_score_term(torch.zeros(1, 2), proposals[None], expert[None])
-    assert float(even) == pytest.approx(math.log(2.0), rel=1e-6)  # uniform logits: log 2
+    assert float(even) == pytest.approx(math.log(2.0) - entropy, rel=1e-5)  # uniform: CE log 2
     sure = imitation_score_term(torch.tensor([[math.log(2.0), 0.0]]), proposals[None], expert[None])
-    want = -(float(y[0]) * math.log(2.0 / 3.0) + float(y[1]) * math.log(1.0 / 3.0))
-    assert float(sure) == pytest.approx(want, rel=1e-6)
+    want = -(float(y[0]) * math.log(2.0 / 3.0) + float(y[1]) * math.log(1.0 / 3.0)) - entropy
+    assert float(sure) == pytest.approx(want, abs=1e-6)  # q = (2/3, 1/3) is close to y: ~8e-5
+    matched = imitation_score_term(y.log()[None], proposals[None], expert[None])
+    assert abs(float(matched)) < 1e-6  # logits that give the target: 0
 
 
 def test_imitation_switches_the_choice_exactly_at_the_score_gap() -> None:
@@ -205,8 +209,8 @@ def test_fit_imitation_learns_the_expert_and_leaves_the_rest(tmp_path: Path) -> 
     cfg = HeadConfig(out=tmp_path, epochs=5, lr=1e-2, fit="imitation")
     rows, state = fit_head(model, train, val, cfg)
     kept = max((r for r in rows if r["kept"]), key=lambda r: r["epoch"])
-    assert kept["val_imitation_ce"] == min(r["val_imitation_ce"] for r in rows)
-    assert kept["val_imitation_ce"] < rows[0]["val_imitation_ce"] - 0.3
+    assert kept["val_imitation_kl"] == min(r["val_imitation_kl"] for r in rows)
+    assert kept["val_imitation_kl"] < rows[0]["val_imitation_kl"] - 0.3
     assert rows[0]["val_imitation_top1"] < 0.5 < 0.75 < kept["val_imitation_top1"]
     assert set(state) == {k for k in model.state_dict() if k.startswith(IMITATION_HEAD)}
     for k, v in model.state_dict().items():

@@ -31,6 +31,7 @@ from drivejepa.planner.bev import (
 )
 from drivejepa.planner.losses import (
     combine_layers,
+    imitation_score_term,
     kinematic_term,
     layer_loss,
     planner_loss,
@@ -53,7 +54,13 @@ from drivejepa.runtime import (
     read_agent_config,
     tracking_speeds,
 )
-from drivejepa.train.planner import PlannerTrainer, TrainConfig, min_ade, waiting_scenes
+from drivejepa.train.planner import (
+    PlannerTrainer,
+    TrainConfig,
+    collate,
+    min_ade,
+    waiting_scenes,
+)
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
 from harness.errors import ConfigError
 from harness.geometry import to_world
@@ -681,6 +688,7 @@ def test_train_planner_cli_input_errors(tmp_path: Path, capsys: pytest.CaptureFi
         (["--encoder", str(tmp_path / "e.pt")], "does not exist; run `harness train pretrain`"),
         (["--scratch"], "has no manifest.json"),
         (["--scratch", "--bev-weight", "-1"], "--bev-weight"),
+        (["--scratch", "--imitation-loss-weight", "-1"], "--imitation-loss-weight"),
     ]:
         code = run(
             ["train", "planner", str(tmp_path / "data"), *args, "--out", str(tmp_path / "o")]
@@ -770,6 +778,44 @@ def test_bev_head_trains_only_when_weighted(tmp_path: Path, tiny_arch: None) -> 
         other.fit(_samples(8), _samples(4, seed=1))
     with pytest.raises(ConfigError, match="--bev-weight must be finite"):
         replace(cfg, bev_weight=-1.0)
+
+
+def test_imitation_head_trains_jointly_only_when_weighted(tmp_path: Path, tiny_arch: None) -> None:
+    """--imitation-loss-weight > 0 gives the planner an imitation head trained with the rest:
+    its cross-entropy falls, val reports its top-1, the checkpoint keeps it (and the agent's
+    runtime reads its probabilities); 0 (the recipe) has none; a resumed run keeps the weight."""
+    cfg = TrainConfig(out=tmp_path, epochs=10, batch=4, lr=1e-2, imitation_loss_weight=1.0,
+                      planner=TINY)  # fmt: skip
+    assert cfg.planner.imitation and not TrainConfig(out=tmp_path, planner=TINY).planner.imitation
+    torch.manual_seed(0)
+    trainer = PlannerTrainer(cfg, TinyEncoder(), CAMERA, _lookup)
+    history = trainer.fit(_samples(8), _samples(4, 1))
+    assert "train_imitation_score" in history[0] and 0.0 <= history[-1]["val_imitation_top1"] <= 1
+    # the target sharpens as the proposals spread, so the logged KL need not fall; on the final
+    # proposals the trained head is much closer to its target than uniform logits are
+    batch = collate(_samples(8))
+    with torch.no_grad():
+        out = trainer.model.eval()(batch["frames"], batch["status"])
+    assert out.imitation_logits is not None
+    trained = imitation_score_term(out.imitation_logits, out.final, batch["expert"])
+    uniform = imitation_score_term(torch.zeros_like(out.imitation_logits), out.final,
+                                   batch["expert"])  # fmt: skip
+    assert float(trained) < 0.75 * float(uniform)
+    ck = load_checkpoint(tmp_path / "model.pt", CAMERA)
+    assert ck.planner.imitation_head is not None and ck.train["imitation_loss_weight"] == 1.0
+    with torch.no_grad():
+        logits = ck.planner(torch.rand(1, 2, 3, 32, 64), torch.zeros(1, 11)).imitation_logits
+    assert logits is not None and logits.shape == (1, TINY.proposals)
+    plain = PlannerTrainer(replace(cfg, imitation_loss_weight=0.0, out=tmp_path / "p"),
+                           TinyEncoder(), CAMERA, _lookup)  # fmt: skip
+    assert plain.model.imitation_head is None
+    assert "train_imitation_score" not in plain.fit(_samples(4), [])[-1]
+    other = PlannerTrainer(replace(cfg, epochs=11, resume=True, imitation_loss_weight=0.5),
+                           TinyEncoder(), CAMERA, _lookup)  # fmt: skip
+    with pytest.raises(ConfigError, match="imitation_loss_weight 1.0 -> 0.5"):
+        other.fit(_samples(8), _samples(4, seed=1))
+    with pytest.raises(ConfigError, match="--imitation-loss-weight must be finite"):
+        replace(cfg, imitation_loss_weight=-1.0)
 
 
 def test_bev_loss_by_hand() -> None:

@@ -88,10 +88,13 @@ def imitation_targets(proposals: Tensor, expert: Tensor) -> Tensor:
 
 
 def imitation_score_term(logits: Tensor, proposals: Tensor, expert: Tensor) -> Tensor:
-    """Cross-entropy of the imitation logits (..., P) against :func:`imitation_targets` of the
-    (detached) proposals (..., P, K, 3) and the expert (..., K, 3), averaged over the batch."""
+    """KL divergence from :func:`imitation_targets` of the (detached) proposals (..., P, K, 3) and
+    the expert (..., K, 3) to the softmax of the imitation logits (..., P), averaged over the
+    batch: the cross-entropy less the target's entropy (the same gradient; 0 when they match,
+    whatever the proposals, so it reads the same while they move in training)."""
     target = imitation_targets(proposals, expert)
-    return -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+    log_target = torch.log(target.clamp_min(torch.finfo(target.dtype).tiny))
+    return (target * (log_target - torch.log_softmax(logits, dim=-1))).sum(dim=-1).mean()
 
 
 def combine_layers(values: list[Tensor]) -> Tensor:

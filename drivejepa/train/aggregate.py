@@ -96,7 +96,7 @@ DEFAULT_ROUTES_PER_ROUND = 4  # train routes driven per round
 DEFAULT_EPOCHS_PER_ROUND = 1  # fine-tuning passes over the grown train split per round
 AGENT_PLANS_SUFFIX = ".agent_plans.parquet"  # the driving agent's own plans (kept for inspection)
 # TrainConfig fields a round inherits
-LOSS_KEYS = ("mtd", "kinematic_weight", "wait_keep", "bev_weight")
+LOSS_KEYS = ("mtd", "kinematic_weight", "wait_keep", "bev_weight", "imitation_loss_weight")
 
 
 @dataclass(frozen=True)
@@ -359,8 +359,8 @@ def val_metrics(
 
 def inherited_losses(parent_train: dict[str, Any]) -> dict[str, Any]:
     """The loss recipe a round keeps from its parent checkpoint's ``train`` record
-    (:data:`LOSS_KEYS`: MTD on or off, kinematic weight, wait keep, BEV weight), so that
-    fine-tuning a planner trained without MTD, say, does not switch MTD back on; keys the record
+    (:data:`LOSS_KEYS`: MTD on or off, kinematic weight, wait keep, BEV weight, imitation loss
+    weight), so that fine-tuning a planner trained without MTD, say, does not switch MTD back on; keys the record
     lacks (a checkpoint older than the option) take ``harness train planner``'s defaults."""
     return {k: parent_train[k] for k in LOSS_KEYS if k in parent_train}
 

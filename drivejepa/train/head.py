@@ -23,7 +23,7 @@ proposals no longer move and their targets can be computed once:
 ``fit="imitation"`` (``--fit imitation``) leaves the scorer as it is and adds an imitation head
 (``PlannerConfig.imitation``, Hydra-MDP's imitation score), trained alone on the same cache with
 :func:`drivejepa.planner.losses.imitation_score_term` (its targets come from the cached
-proposals and the expert's poses); the epoch with the lowest val cross-entropy is kept, then the
+proposals and the expert's poses); the epoch with the lowest val KL divergence is kept, then the
 selection's weight of the imitation probability is chosen on val from
 :data:`IMITATION_WEIGHTS` (the highest picked target EPDMS of argmax(sigmoid(final) + w x
 probability); ties keep the smaller weight) and written to the checkpoint's training record as
@@ -33,7 +33,7 @@ line of the log).
 Per epoch one line of ``OUT/log.jsonl``: train loss, and on val the picked target EPDMS, the
 best of the P proposals' (the ceiling), the mean within-scene Spearman correlation of predicted
 and target EPDMS, and the speed bias (the picked proposal's mean speed over its first second
-minus the label's, m/s); with ``--fit imitation`` also the val cross-entropy and how often the
+minus the label's, m/s); with ``--fit imitation`` also the val KL divergence and how often the
 head's argmax is the proposal closest to the expert. Epoch 0 is the checkpoint's own head. ``OUT/model.pt`` is the input
 checkpoint with the kept head, its training record extended by a ``head_refit`` entry (options,
 parent, scene counts, the caching pass's seconds - None when the cache was reused - and the kept
@@ -65,6 +65,7 @@ from drivejepa.planner.losses import (
 from drivejepa.planner.model import DriveJEPAPlanner, ScoreColumn
 from drivejepa.planner.targets import EXECUTIONS
 from drivejepa.train.planner import (
+    IMITATION_HEAD,
     SCORE_HEAD,
     Sample,
     SceneLookup,
@@ -85,7 +86,6 @@ LOG_NAME = "log.jsonl"
 CHECKPOINT_NAME = "model.pt"
 FIRST_SECOND = 1  # index of the pose at +1.0 s (poses are 0.5 s apart from +0.5 s)
 FITS = ("scorer", "imitation")  # what `--fit` trains: the scorer head, or a new imitation head
-IMITATION_HEAD = ("imitation_head.",)  # parameter name prefix of the imitation head
 # the selection weights of the imitation probability the val split chooses among
 IMITATION_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -208,7 +208,7 @@ def evaluate_head(model: DriveJEPAPlanner, data: HeadSet) -> dict[str, float]:
     if im is not None:
         im = im.cpu()
         closest = trajectory_distance(data.final, data.expert).argmin(dim=1)
-        row["imitation_ce"] = float(imitation_score_term(im, data.final, data.expert))
+        row["imitation_kl"] = float(imitation_score_term(im, data.final, data.expert))
         row["imitation_top1"] = float((im.argmax(dim=1) == closest).float().mean())
     return row
 
@@ -247,7 +247,7 @@ def fit_head(
 ) -> tuple[list[dict[str, Any]], dict[str, Tensor]]:  # fmt: skip
     """Fit the head (``cfg.fit``) on ``train``; returns (the log rows, epoch 0 included, and the
     kept head's state dict: the best val ``picked_epdms``, or with ``fit="imitation"`` the
-    lowest val ``imitation_ce``)."""
+    lowest val ``imitation_kl``)."""
     device = next(model.parameters()).device
     imitation = cfg.fit == "imitation"
     prefix = IMITATION_HEAD if imitation else SCORE_HEAD
@@ -266,7 +266,7 @@ def fit_head(
                 if k.startswith(prefix)}  # fmt: skip
 
     def merit(row: dict[str, Any]) -> float:  # higher is better
-        return -row["val_imitation_ce"] if imitation else row["val_picked_epdms"]
+        return -row["val_imitation_kl"] if imitation else row["val_picked_epdms"]
 
     rows = [{"epoch": 0, **{f"val_{k}": v for k, v in evaluate_head(model, val).items()}}]
     best, best_state = merit(rows[0]), head_state()
@@ -306,7 +306,8 @@ def fit_head(
 
 def with_imitation_head(planner: DriveJEPAPlanner) -> DriveJEPAPlanner:
     """``planner`` with a new (freshly initialised) imitation head and all its other weights;
-    ``planner`` itself when it has one already."""
+    ``planner`` itself when it has one already (trained with ``harness train planner
+    --imitation-loss-weight``: the fit goes on from it, epoch 0 being its own)."""
     if planner.imitation_head is not None:
         return planner
     new = DriveJEPAPlanner(planner.encoder, dataclasses.replace(planner.cfg, imitation=True))

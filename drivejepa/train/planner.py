@@ -7,6 +7,10 @@ imitation + MTD loss is back-propagated; then the score BCE's backward and an Ad
 epoch one line of ``OUT/log.jsonl``: train means of every loss term, the scorer's share of the
 step time (``target_share``) and the part of it the step waited for (``target_wait_share``), val min-ADE [m] (final layer, closest proposal) and val score-target agreement (mean
 |sigmoid(final logit) - target| and the target EPDMS of the proposal the scorer head picks).
+With ``imitation_loss_weight`` > 0 (not in Drive-JEPA) the planner has an imitation head whose
+KL divergence from the target made of the detached proposals' distances to the expert
+(:func:`drivejepa.planner.losses.imitation_score_term`) joins the first backward, logged as
+``train_imitation_score``, with ``val_imitation_top1`` (its argmax is the closest proposal).
 ``OUT/model.pt`` (the checkpoint) and ``OUT/train_state.pt`` (optimizer, epoch, rng) are written
 atomically after every epoch and at the time limit; ``resume`` continues from them.
 """
@@ -33,7 +37,13 @@ from torch.utils.data import Dataset, Subset
 from drivejepa.camera import CameraSetup
 from drivejepa.checkpoint import read_checkpoint, save_checkpoint
 from drivejepa.planner.bev import NUM_BEV, BevChannel, batch_bev_targets, bev_loss
-from drivejepa.planner.losses import SUB_SCORE_WEIGHT, planner_loss, score_terms
+from drivejepa.planner.losses import (
+    SUB_SCORE_WEIGHT,
+    imitation_score_term,
+    planner_loss,
+    score_terms,
+    trajectory_distance,
+)
 from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig, ScoreColumn, TokenEncoder
 from drivejepa.planner.targets import batch_targets
 from harness.errors import ConfigError
@@ -52,6 +62,7 @@ SCORE_LR_SCALE = 10.0  # the scorer head (``score_poses``, ``scorer``) learns at
 # the CPU recipe's few thousand steps (val: within-scene Spearman -0.14 after one epoch); 150
 # more steps of the head alone at 10x lifted it to +0.24.
 SCORE_HEAD = ("score_poses.", "scorer.")  # parameter name prefixes of the scorer head
+IMITATION_HEAD = ("imitation_head.",)  # the imitation head's prefix (learns at the scorer's lr)
 
 Sample = dict[str, Any]
 SceneLookup = Callable[[str, int], tuple[Scene, ScoringMap]]
@@ -60,8 +71,8 @@ SceneLookup = Callable[[str, int], tuple[Scene, ScoringMap]]
 
 # options a resumed run must keep (its loss, data and optimizer); the rest (epochs, time limit,
 # device) may change between sessions
-RESUME_KEYS = ("mtd", "kinematic_weight", "wait_keep", "bev_weight", "lr", "encoder_lr_scale",
-               "batch", "seed")
+RESUME_KEYS = ("mtd", "kinematic_weight", "wait_keep", "bev_weight", "imitation_loss_weight",
+               "lr", "encoder_lr_scale", "batch", "seed")
 WAIT_SPEED_MPS = 0.5  # [m/s] a scene whose ego is slower than this is at standstill ...
 WAIT_MOVE_M = 1.0  # [m] ... and waits when its target moves less than this in the next 1.0 s
 
@@ -80,6 +91,7 @@ class TrainConfig:
     kinematic_weight: float = 0.0
     wait_keep: float = 1.0
     bev_weight: float = 0.0
+    imitation_loss_weight: float = 0.0
     device: str = "cpu"
     seed: int = 0
     resume: bool = False
@@ -98,8 +110,16 @@ class TrainConfig:
             raise ConfigError(f"--wait-keep must be in (0, 1], got {self.wait_keep}")
         if not (0.0 <= self.bev_weight < float("inf")):
             raise ConfigError(f"--bev-weight must be finite and >= 0, got {self.bev_weight}")
-        if (self.bev_weight > 0) != self.planner.bev:  # the head exists exactly when it is trained
+        if not (0.0 <= self.imitation_loss_weight < float("inf")):
+            raise ConfigError(
+                f"--imitation-loss-weight must be finite and >= 0, got {self.imitation_loss_weight}"
+            )
+        # the auxiliary heads exist exactly when they are trained
+        if (self.bev_weight > 0) != self.planner.bev:
             object.__setattr__(self, "planner", replace(self.planner, bev=self.bev_weight > 0))
+        if (self.imitation_loss_weight > 0) != self.planner.imitation:
+            object.__setattr__(self, "planner",
+                               replace(self.planner, imitation=self.imitation_loss_weight > 0))  # fmt: skip
         check_device(self.device)
 
 
@@ -189,7 +209,8 @@ class PlannerTrainer:
         self.record = dict(record or {})
         enc = [p for p in self.model.encoder.parameters()]
         enc_ids = {id(p) for p in enc}
-        head = [p for n, p in self.model.named_parameters() if n.startswith(SCORE_HEAD)]
+        head = [p for n, p in self.model.named_parameters()
+                if n.startswith(SCORE_HEAD + IMITATION_HEAD)]  # fmt: skip
         head_ids = {id(p) for p in head}
         rest = [p for p in self.model.parameters() if id(p) not in enc_ids | head_ids]
         groups = [{"params": rest, "lr": cfg.lr},
@@ -212,6 +233,7 @@ class PlannerTrainer:
                  "train_s": round(self.train_s, 1), "seed": self.cfg.seed, "mtd": self.cfg.mtd,
                  "kinematic_weight": self.cfg.kinematic_weight, "wait_keep": self.cfg.wait_keep,
                  "bev_weight": self.cfg.bev_weight,
+                 "imitation_loss_weight": self.cfg.imitation_loss_weight,
                  "lr": self.cfg.lr, "encoder_lr_scale": self.cfg.encoder_lr_scale,
                  "score_lr_scale": SCORE_LR_SCALE,
                  "batch": self.cfg.batch, "last": history[-1] if history else None}  # fmt: skip
@@ -291,8 +313,14 @@ class PlannerTrainer:
                 batch["teachers"].to(self.device), batch["teacher_mask"].to(self.device),
                 None, mtd=self.cfg.mtd, kinematic_weight=self.cfg.kinematic_weight,
             )  # fmt: skip
+            early = traj.total
+            if out.imitation_logits is not None:  # its targets are the proposals' distances
+                im = imitation_score_term(out.imitation_logits, out.final,
+                                          batch["expert"].to(self.device))  # fmt: skip
+                early = early + self.cfg.imitation_loss_weight * im
+                sums["imitation_score"] = sums.get("imitation_score", 0.0) + float(im.detach())
             self.opt.zero_grad(set_to_none=True)
-            traj.total.backward(retain_graph=True)
+            early.backward(retain_graph=True)
             t1 = time.perf_counter()
             targets, scorer_s = future.result()
             t2 = time.perf_counter()
@@ -330,7 +358,7 @@ class PlannerTrainer:
         """Val min-ADE [m], score-target agreement and, with the BEV head, its IoU per channel
         (see the module docstring)."""
         self.model.eval()
-        ade, mae, chosen = [], [], []
+        ade, mae, chosen, top1 = [], [], [], []
         bev_hits = torch.zeros(NUM_BEV, 2)  # (intersection, union) per channel
         for batch in batches(data, self.cfg.batch, None):
             out = self.model(batch["frames"].to(self.device), batch["status"].to(self.device),
@@ -346,6 +374,9 @@ class PlannerTrainer:
             pred = torch.sigmoid(out.score_logits.cpu()[..., ScoreColumn.FINAL])
             mae.append((pred - targets).abs().mean(dim=1))
             chosen.append(targets.gather(1, pred.argmax(dim=1, keepdim=True))[:, 0])
+            if out.imitation_logits is not None:
+                closest = trajectory_distance(final, batch["expert"]).argmin(dim=1)
+                top1.append(out.imitation_logits.cpu().argmax(dim=1) == closest)
         if not ade:
             return {}
         row = {
@@ -353,6 +384,8 @@ class PlannerTrainer:
             "val_score_mae": float(torch.cat(mae).mean()),
             "val_chosen_target": float(torch.cat(chosen).mean()),
         }
+        if top1:  # how often the imitation head's argmax is the proposal closest to the expert
+            row["val_imitation_top1"] = float(torch.cat(top1).float().mean())
         if self.model.bev_head is not None:
             for c in BevChannel:
                 iou = bev_hits[c, 0] / bev_hits[c, 1].clamp(min=1)

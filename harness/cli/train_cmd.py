@@ -167,6 +167,11 @@ def train_planner(
         help="Weight of the auxiliary BEV perception loss (0: the recipe, no BEV head; "
         "docs/DRIVEJEPA.md).",
     ),
+    imitation_loss_weight: float = typer.Option(
+        0.0, "--imitation-loss-weight",
+        help="Weight of the imitation head's KL divergence (0: the recipe, no imitation head; "
+        "`harness train head --fit imitation` then chooses its selection weight).",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation and batch order."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
@@ -182,6 +187,7 @@ def train_planner(
     number(kinematic_weight, "--kinematic-weight", low=0.0)
     number(wait_keep, "--wait-keep", low=0.0, high=1.0, low_open=True)
     number(bev_weight, "--bev-weight", low=0.0)
+    number(imitation_loss_weight, "--imitation-loss-weight", low=0.0)
     if max_minutes is not None:
         number(max_minutes, "--max-minutes", low=0.0, low_open=True)
     if (encoder is None) == (not scratch):
@@ -194,7 +200,8 @@ def train_planner(
     cfg = TrainConfig(out=out, epochs=epochs, max_minutes=max_minutes, batch=batch, lr=lr,
                       encoder_lr_scale=encoder_lr_scale, mtd=not no_mtd,
                       kinematic_weight=kinematic_weight, wait_keep=wait_keep,
-                      bev_weight=bev_weight, device=device, seed=seed, resume=resume,
+                      bev_weight=bev_weight, imitation_loss_weight=imitation_loss_weight,
+                      device=device, seed=seed, resume=resume,
                       planner=PlannerConfig(ego_motion=not no_ego_motion))  # fmt: skip
     history = train_from_data(data, encoder, cfg, command=shlex.join(sys.argv))
     typer.echo(json.dumps({"checkpoint": str(out / "model.pt"), **summary(history)}))
