@@ -12,7 +12,8 @@ off), ``kinematic_filter`` (choose among the proposals whose implied acceleratio
 segments stay within NAVSIM's comfort bounds; default false), ``speed_lead_s`` (track the
 plan's speeds read this much later in the plan, e.g. 0.5; default 0), ``imitation_weight`` (the
 selection's weight of the imitation head's probability; default the checkpoint's own, 0 without
-an imitation head).
+an imitation head), ``speed_window_s`` (track the plan's mean speed over this much of its start,
+e.g. 2; default 0).
 Localisation as ``lane_follow_agent``: GNSS to world x, y with a reference fitted from the global
 plan, heading from the IMU compass. ``planned_trajectory()``
 exposes the executed plan (world, 40 poses at 0.1 s) for closed-loop PDMS / EPDMS;
@@ -57,6 +58,7 @@ class DriveJEPAAgent(AutonomousAgent):
         self.max_speed_mps = cfg.max_speed_mps
         self.envelope_decel_mps2 = cfg.envelope_decel_mps2
         self.speed_lead_s = cfg.speed_lead_s
+        self.speed_window_s = cfg.speed_window_s
         self.tracker = PurePursuitPID()
         self.pid = PIDState()
         self._geo: GeoReference | None = None
@@ -105,7 +107,8 @@ class DriveJEPAAgent(AutonomousAgent):
                                  t0_s=POSE_DT_S - (timestamp - step.time_s),
                                  speeds_mps=tracking_speeds(step, self.max_speed_mps, pose[:2],
                                                             self.envelope_decel_mps2,
-                                                            self.speed_lead_s))  # fmt: skip
+                                                            self.speed_lead_s,
+                                                            self.speed_window_s))  # fmt: skip
         return self.tracker.control(self.pid, pose, speed, plan, SIM_DT_S)
 
     def planned_trajectory(self) -> NDArray[np.float64] | None:

@@ -608,6 +608,18 @@ def test_tracking_speeds_are_the_plan_own_capped() -> None:
     np.testing.assert_allclose(lead[5:], 0.0)
     np.testing.assert_allclose(tracking_speeds(step, 14.0, lead_s=0.3)[:2], 4.0)
     np.testing.assert_allclose(tracking_speeds(step, 14.0, lead_s=0.3)[2:7], 14.0)
+    # averaged over the first 2 s: (2 + 10 + 0 + 0) m / 2 s = 6 m/s over its first 20 entries
+    # (the 20 m/s segment is averaged before the cap), the rest as before
+    window = tracking_speeds(step, 14.0, window_s=2.0)
+    np.testing.assert_allclose(window[:20], 6.0)
+    np.testing.assert_allclose(window[20:], 0.0)
+    # a plan that jumps 3 m in its first 0.5 s, then moves at 2 m/s: 1 s window = (3 + 1) m / 1 s
+    plan[:, 0] = 3.0 + 1.0 * np.arange(8)
+    world = planner_to_score_poses(plan + [10.0, 2.0, 0.0], origin)
+    jump = PlanStep(0.0, origin, plan, world, plan[None], np.ones(1), np.zeros(1), 0)
+    np.testing.assert_allclose(tracking_speeds(jump, 14.0)[:5], 6.0)
+    np.testing.assert_allclose(tracking_speeds(jump, 14.0, window_s=1.0)[:10], 4.0)
+    np.testing.assert_allclose(tracking_speeds(jump, 14.0, window_s=1.0)[10:], 2.0)
 
 
 def test_braking_envelope_by_hand() -> None:
@@ -654,13 +666,14 @@ def test_agent_config_errors(tmp_path: Path) -> None:
     cfg.write_text(json.dumps({"checkpoint": "sub/m.pt", "lambda": 0.3, "threads": 2,
                                "max_speed_mps": 8.0, "envelope_decel_mps2": 3,
                                "kinematic_filter": True, "speed_lead_s": 0.5,
-                               "imitation_weight": 0.5}))  # fmt: skip
+                               "imitation_weight": 0.5, "speed_window_s": 2}))  # fmt: skip
     got = read_agent_config(str(cfg), default)
     assert got.checkpoint == tmp_path / "sub" / "m.pt" and got.lambda_ == 0.3 and got.threads == 2
     assert got.max_speed_mps == 8.0 and got.envelope_decel_mps2 == 3.0 and got.kinematic_filter
     assert not read_agent_config("", default).kinematic_filter and got.speed_lead_s == 0.5
     assert read_agent_config("", default).speed_lead_s == 0.0
     assert got.imitation_weight == 0.5 and read_agent_config("", default).imitation_weight is None
+    assert got.speed_window_s == 2.0 and read_agent_config("", default).speed_window_s == 0.0
     assert read_agent_config("", default).max_speed_mps == HIGHWAY_CRUISE_MPS
     assert read_agent_config("", default).envelope_decel_mps2 == 0.0  # off unless asked for
     for text, needle in [("lambda: -1\n", "lambda must be finite and >= 0"),
@@ -669,6 +682,7 @@ def test_agent_config_errors(tmp_path: Path) -> None:
                          ("kinematic_filter: 1\n", "kinematic_filter must be true or false"),
                          ("speed_lead_s: 4\n", "speed_lead_s must be >= 0 and below"),
                          ("imitation_weight: -1\n", "imitation_weight must be finite and >= 0"),
+                         ("speed_window_s: 5\n", "speed_window_s must be >= 0 and at most"),
                          ("speed: 3\n", "keys among checkpoint, lambda, camera, threads"),
                          ("camera: {width: x}\n", "bad camera"),
                          ("threads: x\n", "bad lambda, camera, threads, max_speed_mps"),
