@@ -12,8 +12,8 @@ off), ``kinematic_filter`` (choose among the proposals whose implied acceleratio
 segments stay within NAVSIM's comfort bounds; default false), ``speed_lead_s`` (track the
 plan's speeds read this much later in the plan, e.g. 0.5; default 0), ``imitation_weight`` (the
 selection's weight of the imitation head's probability; default the checkpoint's own, 0 without
-an imitation head), ``speed_window_s`` (track the plan's mean speed over this much of its start,
-e.g. 2; default 0).
+an imitation head), ``speed_window_s`` (track the plan's mean speed over this much of its start;
+default 2 s, 0 tracks the plan's own speeds).
 Localisation as ``lane_follow_agent``: GNSS to world x, y with a reference fitted from the global
 plan, heading from the IMU compass. ``planned_trajectory()``
 exposes the executed plan (world, 40 poses at 0.1 s) for closed-loop PDMS / EPDMS;

@@ -40,6 +40,10 @@ TIME_EPS_S = 1e-6  # [s] tolerance of the clock comparisons
 # config turns the envelope on (``envelope_decel_mps2``; off by default, MODEL_CARD.md): the
 # deceleration the expert stops with for a yellow light (harness.planning.proposals)
 ENVELOPE_DECEL_MPS2 = YELLOW_DECEL_MPS2
+# [s] the agent tracks the plan's mean speed over its first 2 s (``speed_window_s``): on the val
+# split the mean over 2 s of the proposal it picks is within 0.2-2 m/s of the label's where its
+# first 0.5 s runs 1-9 m/s ahead (:func:`tracking_speeds`, agents/drivejepa/MODEL_CARD.md)
+DEFAULT_SPEED_WINDOW_S = 2.0
 
 Float = NDArray[np.float64]
 
@@ -77,8 +81,8 @@ def tracking_speeds(
     the proposal the agent picks with the imitation term runs 0.8-3 m/s faster than the label
     over its first 0.5 s, in every band of ego speed) while their mean over the first 2 s is
     within 0.25 m/s of the label's (agents/drivejepa/MODEL_CARD.md); re-planned at 10 Hz only
-    the start of a plan is tracked, so the first segment's error is what the ego drives. Off (0)
-    by default.
+    the start of a plan is tracked, so the first segment's error is what the ego drives. The
+    agent's default is :data:`DEFAULT_SPEED_WINDOW_S`; this function's is 0 (off).
 
     The lead: re-planned every 0.1 s, only the start of each plan is ever tracked, and a plan
     that accelerates within comfort bounds raises its first 0.5 s mean speed by only 0.25 s x its
@@ -247,8 +251,8 @@ class AgentConfig:
     the tracked speeds are read, ``speed_lead_s`` (0, the default; :func:`tracking_speeds`), and
     the selection's weight of the imitation probability, ``imitation_weight`` (None, the default:
     the checkpoint's own, :func:`checkpoint_imitation_weight`), and over how much of the plan's
-    start the tracked speeds are averaged, ``speed_window_s`` (0, the default: not at all;
-    :func:`tracking_speeds`)."""
+    start the tracked speeds are averaged, ``speed_window_s`` (:data:`DEFAULT_SPEED_WINDOW_S`, the
+    default; 0: not at all; :func:`tracking_speeds`)."""
 
     checkpoint: Path
     lambda_: float = DEFAULT_LAMBDA
@@ -259,7 +263,7 @@ class AgentConfig:
     kinematic_filter: bool = False
     speed_lead_s: float = 0.0
     imitation_weight: float | None = None
-    speed_window_s: float = 0.0
+    speed_window_s: float = DEFAULT_SPEED_WINDOW_S
 
 
 AGENT_CONFIG_KEYS = (
@@ -275,7 +279,7 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
     ``envelope_decel_mps2`` (>= 0; 0, the default, leaves the braking envelope off),
     ``kinematic_filter`` (true or false), ``speed_lead_s`` (>= 0 and below the plan's 4 s),
     ``imitation_weight`` (>= 0; absent: the checkpoint's own), ``speed_window_s`` (>= 0, at most
-    the plan's 4 s)."""
+    the plan's 4 s; absent: 2 s, 0 turns the window off)."""
     if not path:
         return AgentConfig(default_checkpoint)
     p = Path(path)
@@ -304,7 +308,7 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         kinematic = obj.get("kinematic_filter", False)
         lead = float(obj.get("speed_lead_s", 0.0))
         imitation = None if obj.get("imitation_weight") is None else float(obj["imitation_weight"])
-        window = float(obj.get("speed_window_s", 0.0))
+        window = float(obj.get("speed_window_s", DEFAULT_SPEED_WINDOW_S))
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"DriveJEPA agent config {p}: bad lambda, camera, threads, max_speed_mps, "
@@ -345,7 +349,8 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
     if not (0.0 <= window <= HORIZON_STEPS * POSE_DT_S):
         raise ConfigError(
             f"DriveJEPA agent config {p}: speed_window_s must be >= 0 and at most the plan's "
-            f"{HORIZON_STEPS * POSE_DT_S:g} s (0 tracks the plan's own speeds), got {window}"
+            f"{HORIZON_STEPS * POSE_DT_S:g} s (0 tracks the plan's own speeds; default "
+            f"{DEFAULT_SPEED_WINDOW_S:g}), got {window}"
         )
     return AgentConfig(ckpt, lam, camera, threads, max_speed, envelope, kinematic, lead, imitation,
                        window)  # fmt: skip

@@ -666,14 +666,16 @@ def test_agent_config_errors(tmp_path: Path) -> None:
     cfg.write_text(json.dumps({"checkpoint": "sub/m.pt", "lambda": 0.3, "threads": 2,
                                "max_speed_mps": 8.0, "envelope_decel_mps2": 3,
                                "kinematic_filter": True, "speed_lead_s": 0.5,
-                               "imitation_weight": 0.5, "speed_window_s": 2}))  # fmt: skip
+                               "imitation_weight": 0.5, "speed_window_s": 1.5}))  # fmt: skip
     got = read_agent_config(str(cfg), default)
     assert got.checkpoint == tmp_path / "sub" / "m.pt" and got.lambda_ == 0.3 and got.threads == 2
     assert got.max_speed_mps == 8.0 and got.envelope_decel_mps2 == 3.0 and got.kinematic_filter
     assert not read_agent_config("", default).kinematic_filter and got.speed_lead_s == 0.5
     assert read_agent_config("", default).speed_lead_s == 0.0
     assert got.imitation_weight == 0.5 and read_agent_config("", default).imitation_weight is None
-    assert got.speed_window_s == 2.0 and read_agent_config("", default).speed_window_s == 0.0
+    cfg.write_text(json.dumps({"speed_window_s": 0}))
+    assert read_agent_config(str(cfg), default).speed_window_s == 0.0  # the window off
+    assert got.speed_window_s == 1.5 and read_agent_config("", default).speed_window_s == 2.0
     assert read_agent_config("", default).max_speed_mps == HIGHWAY_CRUISE_MPS
     assert read_agent_config("", default).envelope_decel_mps2 == 0.0  # off unless asked for
     for text, needle in [("lambda: -1\n", "lambda must be finite and >= 0"),
