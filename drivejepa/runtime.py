@@ -41,7 +41,7 @@ TIME_EPS_S = 1e-6  # [s] tolerance of the clock comparisons
 # deceleration the expert stops with for a yellow light (harness.planning.proposals)
 ENVELOPE_DECEL_MPS2 = YELLOW_DECEL_MPS2
 # [s] the agent tracks the plan's mean speed over its first 2 s (``speed_window_s``): on the val
-# split the mean over 2 s of the proposal it picks is within 0.2-2 m/s of the label's where its
+# split the mean over 2 s of the proposal it picks is within 0.5-2 m/s of the label's where its
 # first 0.5 s runs 1-9 m/s ahead (:func:`tracking_speeds`, agents/drivejepa/MODEL_CARD.md)
 DEFAULT_SPEED_WINDOW_S = 2.0
 
@@ -77,12 +77,12 @@ def tracking_speeds(
     speeds over the plan's first ``window_s`` are replaced by their mean (the plan's arc length
     to its pose at ``window_s`` over ``window_s``), before the cap and the lead.
 
-    The window: the planner's proposals place their first pose too far ahead (on the val split
-    the proposal the agent picks with the imitation term runs 0.8-3 m/s faster than the label
-    over its first 0.5 s, in every band of ego speed) while their mean over the first 2 s is
-    within 0.25 m/s of the label's (agents/drivejepa/MODEL_CARD.md); re-planned at 10 Hz only
-    the start of a plan is tracked, so the first segment's error is what the ego drives. The
-    agent's default is :data:`DEFAULT_SPEED_WINDOW_S`; this function's is 0 (off).
+    The window: the planner's proposals place their first pose too far ahead. On the val split
+    the default checkpoint's pick runs 1-9 m/s faster than the label over its first 0.5 s, its
+    mean over the first 2 s 0.5-2 m/s off the label's; with the imitation term (w = 2) 0.8-3 m/s
+    and within 0.25 m/s (agents/drivejepa/MODEL_CARD.md). Re-planned at 10 Hz only the start of
+    a plan is tracked, so the first segment's error is what the ego drives. The agent's default
+    is :data:`DEFAULT_SPEED_WINDOW_S`; this function's is 0 (off).
 
     The lead: re-planned every 0.1 s, only the start of each plan is ever tracked, and a plan
     that accelerates within comfort bounds raises its first 0.5 s mean speed by only 0.25 s x its

@@ -34,8 +34,8 @@ Per epoch one line of ``OUT/log.jsonl``: train loss, and on val the picked targe
 best of the P proposals' (the ceiling), the mean within-scene Spearman correlation of predicted
 and target EPDMS, and the speed bias (the picked proposal's mean speed over its first second
 minus the label's, m/s); with ``--fit imitation`` also the val KL divergence and how often the
-head's argmax is the proposal closest to the expert. Epoch 0 is the checkpoint's own head. ``OUT/model.pt`` is the input
-checkpoint with the kept head, its training record extended by a ``head_refit`` entry (options,
+head's argmax is the proposal closest to the expert. Epoch 0 is the checkpoint's own head.
+``OUT/model.pt`` is the input checkpoint with the kept head, its training record extended by a ``head_refit`` entry (options,
 parent, scene counts, the caching pass's seconds - None when the cache was reused - and the kept
 epoch's row).
 """
