@@ -97,6 +97,13 @@ def imitation_score_term(logits: Tensor, proposals: Tensor, expert: Tensor) -> T
     return (target * (log_target - torch.log_softmax(logits, dim=-1))).sum(dim=-1).mean()
 
 
+def imitation_top1(logits: Tensor, proposals: Tensor, expert: Tensor) -> Tensor:
+    """(..., P) imitation logits, proposals (..., P, K, 3), expert (..., K, 3) -> (...) bool:
+    the head's argmax is the proposal closest to the expert (:func:`trajectory_distance`)."""
+    closest = trajectory_distance(proposals, expert).argmin(dim=-1)
+    return logits.argmax(dim=-1) == closest
+
+
 def combine_layers(values: list[Tensor]) -> Tensor:
     """T = LAYER_DECAY * T + L_l over the layers in order (first layer decays most)."""
     total = torch.zeros_like(values[0])

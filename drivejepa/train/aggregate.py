@@ -360,8 +360,9 @@ def val_metrics(
 def inherited_losses(parent_train: dict[str, Any]) -> dict[str, Any]:
     """The loss recipe a round keeps from its parent checkpoint's ``train`` record
     (:data:`LOSS_KEYS`: MTD on or off, kinematic weight, wait keep, BEV weight, imitation loss
-    weight), so that fine-tuning a planner trained without MTD, say, does not switch MTD back on; keys the record
-    lacks (a checkpoint older than the option) take ``harness train planner``'s defaults."""
+    weight), so that fine-tuning a planner trained without MTD, say, does not switch MTD back on;
+    keys the record lacks (a checkpoint older than the option) take ``harness train planner``'s
+    defaults."""
     return {k: parent_train[k] for k in LOSS_KEYS if k in parent_train}
 
 

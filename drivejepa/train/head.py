@@ -59,8 +59,8 @@ from torch import Tensor
 from drivejepa.planner.losses import (
     SUB_SCORE_WEIGHT,
     imitation_score_term,
+    imitation_top1,
     score_terms,
-    trajectory_distance,
 )
 from drivejepa.planner.model import DriveJEPAPlanner, ScoreColumn
 from drivejepa.planner.targets import EXECUTIONS
@@ -195,22 +195,28 @@ def evaluate_head(model: DriveJEPAPlanner, data: HeadSet) -> dict[str, float]:
     logits = model.score(data.pooled.to(device), data.final.to(device)).cpu()
     pred = logits[..., ScoreColumn.FINAL]
     target = data.targets[..., ScoreColumn.FINAL]
-    pick = pred.argmax(dim=1, keepdim=True)
-    picked = data.final.gather(1, pick[..., None, None].expand(-1, -1, *data.final.shape[2:]))[:, 0]
-    bias = first_second_speed(picked) - first_second_speed(data.expert)
     row = {
-        "picked_epdms": float(target.gather(1, pick)[:, 0].mean()),
+        **picked_figures(data, pred),
         "best_epdms": float(target.amax(dim=1).mean()),
         "spearman": float(spearman(pred, target).mean()),
-        "speed_bias_mps": float(bias.mean()),
     }
     im = model.imitation(data.pooled.to(device), data.final.to(device))
     if im is not None:
         im = im.cpu()
-        closest = trajectory_distance(data.final, data.expert).argmin(dim=1)
         row["imitation_kl"] = float(imitation_score_term(im, data.final, data.expert))
-        row["imitation_top1"] = float((im.argmax(dim=1) == closest).float().mean())
+        row["imitation_top1"] = float(imitation_top1(im, data.final, data.expert).float().mean())
     return row
+
+
+def picked_figures(data: HeadSet, value: Tensor) -> dict[str, float]:
+    """Of the proposal with the highest ``value`` (S, P) in each cached scene: the mean target
+    EPDMS (``picked_epdms``) and the mean speed bias over the first second against the label
+    (``speed_bias_mps``, m/s)."""
+    pick = value.argmax(dim=1, keepdim=True)
+    picked = data.final.gather(1, pick[..., None, None].expand(-1, -1, *data.final.shape[2:]))[:, 0]
+    bias = first_second_speed(picked) - first_second_speed(data.expert)
+    target = data.targets[..., ScoreColumn.FINAL].gather(1, pick)[:, 0]
+    return {"picked_epdms": float(target.mean()), "speed_bias_mps": float(bias.mean())}
 
 
 @torch.no_grad()
@@ -223,12 +229,7 @@ def selection_figures(model: DriveJEPAPlanner, data: HeadSet, weight: float) -> 
     im = model.imitation(pooled, final)
     if im is not None and weight > 0.0:
         value = value + weight * torch.softmax(im.cpu(), dim=1)
-    pick = value.argmax(dim=1, keepdim=True)
-    picked = data.final.gather(1, pick[..., None, None].expand(-1, -1, *data.final.shape[2:]))[:, 0]
-    bias = first_second_speed(picked) - first_second_speed(data.expert)
-    target = data.targets[..., ScoreColumn.FINAL].gather(1, pick)[:, 0]
-    return {"weight": weight, "picked_epdms": float(target.mean()),
-            "speed_bias_mps": float(bias.mean())}  # fmt: skip
+    return {"weight": weight, **picked_figures(data, value)}
 
 
 def choose_imitation_weight(

@@ -40,9 +40,9 @@ from drivejepa.planner.bev import NUM_BEV, BevChannel, batch_bev_targets, bev_lo
 from drivejepa.planner.losses import (
     SUB_SCORE_WEIGHT,
     imitation_score_term,
+    imitation_top1,
     planner_loss,
     score_terms,
-    trajectory_distance,
 )
 from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig, ScoreColumn, TokenEncoder
 from drivejepa.planner.targets import batch_targets
@@ -375,8 +375,7 @@ class PlannerTrainer:
             mae.append((pred - targets).abs().mean(dim=1))
             chosen.append(targets.gather(1, pred.argmax(dim=1, keepdim=True))[:, 0])
             if out.imitation_logits is not None:
-                closest = trajectory_distance(final, batch["expert"]).argmin(dim=1)
-                top1.append(out.imitation_logits.cpu().argmax(dim=1) == closest)
+                top1.append(imitation_top1(out.imitation_logits.cpu(), final, batch["expert"]))
         if not ade:
             return {}
         row = {
