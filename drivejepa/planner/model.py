@@ -43,6 +43,12 @@ POSE_DIM = 3  # (x [m], y [m], yaw [rad])
 STATUS_SCALE = (30.0, 30.0, 1.0, 10.0, 10.0, 5.0, 5.0, 1.0, 1.0, 1.0, 1.0)
 POSE_SCALE = (20.0, 5.0, 0.5)  # [m, m, rad] output and embedding scale of (x, y, yaw)
 EGO_MOTION_SLOTS = (3, 4, 5, 6)  # the status's velocity (2) and acceleration (2) values
+# the route features' scales and clip (PlannerConfig.route_offset): the ego's offset from the route
+# line [m] and the route's heading [rad], each divided by its scale and clipped to +-ROUTE_CLIP
+ROUTE_OFFSET_SCALE_M = 2.0
+ROUTE_HEADING_SCALE_RAD = 0.25
+ROUTE_CLIP = 3.0
+ROUTE_FEATURES = 2
 
 
 class ScoreColumn(IntEnum):
@@ -92,6 +98,11 @@ class PlannerConfig:
     # proposal is the expert's, a softmax over the proposals; `harness train head --fit
     # imitation`); the agent's selection adds its probability (drivejepa.planner.selection)
     imitation: bool = False
+    # two features derived from the status's route target (:func:`route_features`): the ego's
+    # signed offset from the route line through the target and the target's heading, at scales
+    # that make a lane's width visible (at the status's 30 m scale a 1 m offset is 0.03 and the
+    # planner under-steered back to the lane centre; `harness train planner --no-route-offset`)
+    route_offset: bool = True
 
     def __post_init__(self) -> None:
         if min(self.proposals, self.poses, self.refinements, self.dim, self.heads) < 1:
@@ -104,7 +115,10 @@ class PlannerConfig:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> PlannerConfig:
-        return cls(**{k: obj[k] for k in cls.__dataclass_fields__ if k in obj})
+        """The stored configuration; checkpoints written before ``route_offset`` existed have
+        none (False), whatever today's default is."""
+        stored = {k: obj[k] for k in cls.__dataclass_fields__ if k in obj}
+        return cls(**({"route_offset": False} | stored))
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,19 @@ class PlannerOutput:
     def final(self) -> Tensor:
         """(B, P, K, 3) the last layer's proposals."""
         return self.proposals[-1]
+
+
+def route_features(status: Tensor) -> Tensor:
+    """(B, 11) status -> (B, 2): the ego's signed offset from the route line, the line through
+    the route target (x forward, y right, heading h in the ego frame) along h, which is
+    x sin h - y cos h [m] (positive: the ego is right of the route; a target 1 m to the right
+    straight ahead gives -1), over ROUTE_OFFSET_SCALE_M, and h over ROUTE_HEADING_SCALE_RAD, both
+    clipped to +-ROUTE_CLIP. The route's waypoints lie on its lanes' centrelines, so on a
+    straight road the first is the ego's offset from its lane's centre."""
+    x, y, h = status[..., 0], status[..., 1], status[..., 2]
+    offset = x * torch.sin(h) - y * torch.cos(h)
+    feats = torch.stack([offset / ROUTE_OFFSET_SCALE_M, h / ROUTE_HEADING_SCALE_RAD], dim=-1)
+    return feats.clamp(-ROUTE_CLIP, ROUTE_CLIP)
 
 
 def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
@@ -189,7 +216,7 @@ class DriveJEPAPlanner(nn.Module):
         c = self.cfg
         self.encoder = encoder
         self.image_proj = nn.Sequential(nn.Linear(int(encoder.cfg.dim), c.dim), nn.LayerNorm(c.dim))
-        self.status_proj = nn.Linear(STATUS_DIM, c.dim)
+        self.status_proj = nn.Linear(STATUS_DIM + (ROUTE_FEATURES if c.route_offset else 0), c.dim)
         self.queries = nn.Parameter(torch.randn(c.proposals, c.poses, c.dim) * 0.02)
         self.refiner = Refiner(c)
         self.norm_out = nn.LayerNorm(c.dim)
@@ -228,7 +255,7 @@ class DriveJEPAPlanner(nn.Module):
     def plan(self, image: Tensor, status: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`trunk` from the projected image tokens."""
         memory = self.refiner.memory(image)
-        ego = self.status_proj(status * self.status_keep / self.status_scale)
+        ego = self.status_proj(self.status_features(status))
         tokens = self.queries[None] + ego[:, None, None, :]
         poses: Tensor | None = None
         layers = []
@@ -237,6 +264,14 @@ class DriveJEPAPlanner(nn.Module):
             layers.append(poses)
         assert poses is not None
         return torch.stack(layers), self.norm_out(tokens).amax(dim=2)  # max over poses
+
+    def status_features(self, status: Tensor) -> Tensor:
+        """The status (B, 11) as the planner reads it: scaled (and motion-masked), then the
+        :func:`route_features` where the configuration has them -> (B, 11 [+ 2])."""
+        scaled = status * self.status_keep / self.status_scale
+        if not self.cfg.route_offset:
+            return scaled
+        return torch.cat([scaled, route_features(status)], dim=-1)
 
     def head_input(self, pooled: Tensor, final: Tensor) -> Tensor:
         """What the heads read (B, P, d): the pooled tokens (B, P, d) + the embedding of the

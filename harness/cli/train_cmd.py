@@ -162,6 +162,11 @@ def train_planner(
         help="Hide the status's speed and acceleration from the planner (its plan's speed must "
         "come from the frames; the checkpoint keeps the choice for the agent).",
     ),
+    no_route_offset: bool = typer.Option(
+        False, "--no-route-offset",
+        help="Drop the two route features (the ego's offset from the route line and the "
+        "route's heading, derived from the status's target; checkpoints before them lack them).",
+    ),
     bev_weight: float = typer.Option(
         0.0, "--bev-weight",
         help="Weight of the auxiliary BEV perception loss (0: the recipe, no BEV head; "
@@ -202,7 +207,8 @@ def train_planner(
                       kinematic_weight=kinematic_weight, wait_keep=wait_keep,
                       bev_weight=bev_weight, imitation_loss_weight=imitation_loss_weight,
                       device=device, seed=seed, resume=resume,
-                      planner=PlannerConfig(ego_motion=not no_ego_motion))  # fmt: skip
+                      planner=PlannerConfig(ego_motion=not no_ego_motion,
+                                            route_offset=not no_route_offset))  # fmt: skip
     history = train_from_data(data, encoder, cfg, command=shlex.join(sys.argv))
     typer.echo(json.dumps({"checkpoint": str(out / "model.pt"), **summary(history)}))
 
