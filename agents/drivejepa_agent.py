@@ -13,7 +13,8 @@ segments stay within NAVSIM's comfort bounds; default false), ``speed_lead_s`` (
 plan's speeds read this much later in the plan, e.g. 0.5; default 0), ``imitation_weight`` (the
 selection's weight of the imitation head's probability; default the checkpoint's own, 0 without
 an imitation head), ``speed_window_s`` (track the plan's mean speed over this much of its start;
-default 2 s, 0 tracks the plan's own speeds).
+default 2 s, 0 tracks the plan's own speeds), ``lane_keep_m`` (move the chosen plan onto the
+route line where it and the ego stay within this of it, e.g. 1.75; default 0: off).
 Localisation as ``lane_follow_agent``: GNSS to world x, y with a reference fitted from the global
 plan, heading from the IMU compass. ``planned_trajectory()``
 exposes the executed plan (world, 40 poses at 0.1 s) for closed-loop PDMS / EPDMS;
@@ -54,7 +55,8 @@ class DriveJEPAAgent(AutonomousAgent):
         cfg = read_agent_config(path_to_conf_file, DEFAULT_CHECKPOINT)
         torch.set_num_threads(cfg.threads)
         self.runtime = PlannerRuntime(cfg.checkpoint, cfg.lambda_, cfg.camera,
-                                      cfg.kinematic_filter, cfg.imitation_weight)  # fmt: skip
+                                      cfg.kinematic_filter, cfg.imitation_weight,
+                                      cfg.lane_keep_m)  # fmt: skip
         self.max_speed_mps = cfg.max_speed_mps
         self.envelope_decel_mps2 = cfg.envelope_decel_mps2
         self.speed_lead_s = cfg.speed_lead_s

@@ -29,7 +29,7 @@ from harness.errors import ConfigError
 from harness.geometry import to_world, wrap_angle
 from harness.planning.paths import HIGHWAY_CRUISE_MPS
 from harness.planning.proposals import YELLOW_DECEL_MPS2
-from harness.world.timing import HORIZON_STEPS, POSE_DT_S, planner_to_score_poses
+from harness.world.timing import HORIZON_STEPS, PLANNER_DT_S, POSE_DT_S, planner_to_score_poses
 
 PLAN_PERIOD_S = 0.1  # [s] the planner runs at 10 Hz (every 2nd tick of the 20 Hz leaderboard)
 DEFAULT_LAMBDA = 0.1  # [-] momentum weight of the inconsistency against the predicted score
@@ -44,8 +44,39 @@ ENVELOPE_DECEL_MPS2 = YELLOW_DECEL_MPS2
 # split the mean over 2 s of the proposal it picks is within 0.5-2 m/s of the label's where its
 # first 0.5 s runs 1-9 m/s ahead (:func:`tracking_speeds`, agents/drivejepa/MODEL_CARD.md)
 DEFAULT_SPEED_WINDOW_S = 2.0
+# lane keeping (agent config ``lane_keep_m``, off by default; :func:`lane_keep`): the route line
+# through the status's target stands for the lane centre only while the route runs straight to it
+LANE_KEEP_MAX_HEADING_RAD = 0.1  # [rad] |target heading| up to which the route line is used
+LANE_KEEP_SETTLE_S = 2.0  # [s] plan time by which a kept plan reaches the route line
 
 Float = NDArray[np.float64]
+
+
+def lane_keep(plan: Float, target: Sequence[float] | Float, max_offset_m: float,
+              settle_s: float = LANE_KEEP_SETTLE_S) -> Float:  # fmt: skip
+    """The chosen plan (K, 3) (ego frame, poses 0.5 s apart) moved onto the route line.
+
+    The route line passes through the status's route ``target`` (x, y, heading h; ego frame) along
+    h; a pose's signed offset from it is cos h (y_k - y) - sin h (x_k - x) (+ right). Where the
+    route runs straight to the target (|h| <= LANE_KEEP_MAX_HEADING_RAD) and no pose of the plan
+    (nor the ego) lies farther than ``max_offset_m`` from the line (a plan that leaves the lane,
+    to pass an obstacle or change lanes, is kept as it is), each pose k at time t_k is moved
+    across the line by - offset_k x min(1, t_k / ``settle_s``): the plan converges on the route's
+    lane centre by ``settle_s``. Otherwise the plan is returned unchanged (a copy)."""
+    out = np.array(plan, dtype=np.float64, copy=True)
+    tx, ty, th = (float(v) for v in target[:3])
+    if max_offset_m <= 0.0 or abs(th) > LANE_KEEP_MAX_HEADING_RAD or tx <= 0.0:
+        return out
+    c, s = np.cos(th), np.sin(th)
+    offsets = c * (out[:, 1] - ty) - s * (out[:, 0] - tx)
+    ego_offset = tx * s - ty * c
+    if abs(ego_offset) > max_offset_m or np.any(np.abs(offsets) > max_offset_m):
+        return out
+    t = PLANNER_DT_S * np.arange(1, len(out) + 1)
+    shift = -offsets * np.minimum(1.0, t / settle_s)
+    out[:, 0] += -s * shift
+    out[:, 1] += c * shift
+    return out
 
 
 @dataclass(frozen=True)
@@ -153,7 +184,8 @@ class PlannerRuntime:
 
     def __init__(self, checkpoint: Checkpoint | Path | str, lambda_: float = DEFAULT_LAMBDA,
                  camera: CameraSetup | None = None, kinematic_filter: bool = False,
-                 imitation_weight: float | None = None) -> None:  # fmt: skip
+                 imitation_weight: float | None = None,
+                 lane_keep_m: float = 0.0) -> None:  # fmt: skip
         ckpt = (
             checkpoint
             if isinstance(checkpoint, Checkpoint)
@@ -164,6 +196,7 @@ class PlannerRuntime:
         self.planner = ckpt.planner.eval()
         weight = checkpoint_imitation_weight(ckpt, imitation_weight)
         self.selector = MomentumSelector(lambda_, kinematic_filter, weight)
+        self.lane_keep_m = float(lane_keep_m)
         self.route: RouteTarget | None = None
         self._frames: collections.deque[tuple[float, torch.Tensor]] = collections.deque()
         self.last: PlanStep | None = None
@@ -227,7 +260,7 @@ class PlannerRuntime:
             else torch.softmax(out.imitation_logits[0].double(), dim=0).numpy()
         )
         choice = self.selector.select(proposals, scores, pose, time_s, imitation)
-        plan = proposals[choice.index]
+        plan = lane_keep(proposals[choice.index], status[0, :3].double().numpy(), self.lane_keep_m)
         self.selector.executed(plan, pose, time_s)
         world = np.empty_like(plan)
         world[:, :2] = to_world(plan[:, :2], pose[:2], pose[2])
@@ -252,7 +285,8 @@ class AgentConfig:
     the selection's weight of the imitation probability, ``imitation_weight`` (None, the default:
     the checkpoint's own, :func:`checkpoint_imitation_weight`), and over how much of the plan's
     start the tracked speeds are averaged, ``speed_window_s`` (:data:`DEFAULT_SPEED_WINDOW_S`, the
-    default; 0: not at all; :func:`tracking_speeds`)."""
+    default; 0: not at all; :func:`tracking_speeds`), and the largest offset from the route line
+    that :func:`lane_keep` moves the chosen plan back from, ``lane_keep_m`` (0, the default: off)."""
 
     checkpoint: Path
     lambda_: float = DEFAULT_LAMBDA
@@ -264,11 +298,12 @@ class AgentConfig:
     speed_lead_s: float = 0.0
     imitation_weight: float | None = None
     speed_window_s: float = DEFAULT_SPEED_WINDOW_S
+    lane_keep_m: float = 0.0
 
 
 AGENT_CONFIG_KEYS = (
     "checkpoint", "lambda", "camera", "threads", "max_speed_mps", "envelope_decel_mps2",
-    "kinematic_filter", "speed_lead_s", "imitation_weight", "speed_window_s",
+    "kinematic_filter", "speed_lead_s", "imitation_weight", "speed_window_s", "lane_keep_m",
 )  # fmt: skip
 
 
@@ -279,7 +314,8 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
     ``envelope_decel_mps2`` (>= 0; 0, the default, leaves the braking envelope off),
     ``kinematic_filter`` (true or false), ``speed_lead_s`` (>= 0 and below the plan's 4 s),
     ``imitation_weight`` (>= 0; absent: the checkpoint's own), ``speed_window_s`` (>= 0, at most
-    the plan's 4 s; absent: 2 s, 0 turns the window off)."""
+    the plan's 4 s; absent: 2 s, 0 turns the window off), ``lane_keep_m`` (>= 0; 0, the default,
+    leaves the plan where the planner put it)."""
     if not path:
         return AgentConfig(default_checkpoint)
     p = Path(path)
@@ -309,10 +345,12 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         lead = float(obj.get("speed_lead_s", 0.0))
         imitation = None if obj.get("imitation_weight") is None else float(obj["imitation_weight"])
         window = float(obj.get("speed_window_s", DEFAULT_SPEED_WINDOW_S))
+        keep = float(obj.get("lane_keep_m", 0.0))
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"DriveJEPA agent config {p}: bad lambda, camera, threads, max_speed_mps, "
-            f"envelope_decel_mps2, speed_lead_s, imitation_weight or speed_window_s ({exc})"
+            f"envelope_decel_mps2, speed_lead_s, imitation_weight, speed_window_s or lane_keep_m "
+            f"({exc})"
         ) from exc
     sizes = (camera.width, camera.height)
     if not all(isinstance(v, int) and v > 0 for v in sizes) or not all(
@@ -352,5 +390,10 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
             f"{HORIZON_STEPS * POSE_DT_S:g} s (0 tracks the plan's own speeds; default "
             f"{DEFAULT_SPEED_WINDOW_S:g}), got {window}"
         )
+    if not (0.0 <= keep < np.inf):
+        raise ConfigError(
+            f"DriveJEPA agent config {p}: lane_keep_m must be finite and >= 0 (0 turns lane "
+            f"keeping off), got {keep}"
+        )
     return AgentConfig(ckpt, lam, camera, threads, max_speed, envelope, kinematic, lead, imitation,
-                       window)  # fmt: skip
+                       window, keep)  # fmt: skip

@@ -57,6 +57,7 @@ from drivejepa.runtime import (
     PlannerRuntime,
     PlanStep,
     braking_envelope,
+    lane_keep,
     read_agent_config,
     tracking_speeds,
 )
@@ -502,8 +503,9 @@ def test_route_features_by_hand() -> None:
         [20.0 * math.sin(math.radians(10.0)) / 2.0, math.radians(10.0) / 0.25], rel=1e-5
     )
     assert feats[3].tolist() == pytest.approx([-ROUTE_CLIP, -ROUTE_CLIP])
-    with_route = tiny_planner(3).eval()
-    assert with_route.status_proj.in_features == 13
+    torch.manual_seed(3)
+    with_route = DriveJEPAPlanner(TinyEncoder(), replace(TINY, route_offset=True)).eval()
+    assert with_route.status_proj.in_features == 13 and tiny_planner().status_proj.in_features == 11
     centred, off = torch.zeros(1, 11), torch.zeros(1, 11)
     centred[0, 0], off[0, 0], off[0, 1] = 25.0, 25.0, 1.0
     feats_c = with_route.status_features(centred)
@@ -513,11 +515,9 @@ def test_route_features_by_hand() -> None:
     assert float(feats_o[0, 1] - feats_c[0, 1]) == pytest.approx(1.0 / 30.0)
 
 
-def test_checkpoints_before_route_features_load_without_them(
-    tmp_path: Path, tiny_arch: None
-) -> None:
+def test_route_features_in_checkpoints(tmp_path: Path, tiny_arch: None) -> None:
     """A checkpoint whose stored configuration has no route_offset (written before it existed)
-    builds the 11-input planner it was trained as; new ones keep the 13 inputs."""
+    builds the 11-input planner it was trained as; one trained with the features keeps its 13."""
     old = DriveJEPAPlanner(TinyEncoder(), replace(TINY, route_offset=False)).eval()
     path = save_checkpoint(tmp_path / "old.pt", old, CAMERA, {})
     blob = torch.load(path, weights_only=False)
@@ -528,8 +528,12 @@ def test_checkpoints_before_route_features_load_without_them(
     x, s = torch.rand(1, 2, 3, 32, 64), torch.rand(1, 11)
     with torch.no_grad():
         assert torch.equal(ck.planner(x, s).proposals, old(x, s).proposals)
-    new = load_checkpoint(save_checkpoint(tmp_path / "new.pt", tiny_planner(3), CAMERA, {}), CAMERA)
-    assert new.planner.cfg.route_offset is True
+    torch.manual_seed(3)
+    with_route = DriveJEPAPlanner(TinyEncoder(), replace(TINY, route_offset=True)).eval()
+    new = load_checkpoint(save_checkpoint(tmp_path / "new.pt", with_route, CAMERA, {}), CAMERA)
+    assert new.planner.cfg.route_offset is True and new.planner.status_proj.in_features == 13
+    with torch.no_grad():
+        assert torch.equal(new.planner(x, s).proposals, with_route(x, s).proposals)
 
 
 def test_checkpoint_refusals(tmp_path: Path, tiny_arch: None) -> None:
@@ -710,6 +714,32 @@ def test_tracking_speeds_honour_a_plan_that_stops() -> None:
     np.testing.assert_allclose(tracking_speeds(steady, 14.0, ego_xy=origin[:2]), 8.0, atol=1e-9)
 
 
+def test_lane_keep_by_hand() -> None:
+    """A straight plan 1 m left of a straight route reaches the route line by 2 s; a plan that
+    leaves the lane, a curving route, an ego beyond the limit, or lane keeping off: unchanged."""
+    straight = np.column_stack([5.0 * np.arange(1, 9), np.zeros(8), np.zeros(8)])
+    target = (20.0, 1.0, 0.0)  # the lane centre 1 m right: the ego is 1 m left of it
+    kept = lane_keep(straight, target, 1.75)
+    assert kept[:, 1].tolist() == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0])
+    assert np.array_equal(kept[:, 0], straight[:, 0]) and np.array_equal(kept[:, 2], straight[:, 2])
+    swerve = straight.copy()
+    swerve[:, 1] = -np.linspace(0.3, 2.4, 8)  # out to 3.4 m from the line: passing something
+    assert np.array_equal(lane_keep(swerve, target, 1.75), swerve)
+    assert np.array_equal(lane_keep(straight, (20.0, 1.0, 0.3), 1.75), straight)  # a curve
+    assert np.array_equal(lane_keep(straight, (20.0, 2.0, 0.0), 1.75), straight)  # ego 2 m off
+    assert np.array_equal(lane_keep(straight, target, 0.0), straight)  # off
+    # a route 0.05 rad to the right through (20, 0): the line passes 20 sin 0.05 = 1.0 m left of
+    # the ego; after 2 s every pose lies on it, moved across it (along (-sin h, cos h))
+    h = 0.05
+    kept = lane_keep(straight, (20.0, 0.0, h), 1.75)
+    offsets = np.cos(h) * kept[:, 1] - np.sin(h) * (kept[:, 0] - 20.0)
+    assert offsets[3:].tolist() == pytest.approx([0.0] * 5, abs=1e-12)
+    before = np.cos(h) * straight[:, 1] - np.sin(h) * (straight[:, 0] - 20.0)
+    assert offsets[0] == pytest.approx(0.75 * before[0])
+    along = np.cos(h) * (kept[:, 0] - straight[:, 0]) + np.sin(h) * (kept[:, 1] - straight[:, 1])
+    assert along.tolist() == pytest.approx([0.0] * 8, abs=1e-12)
+
+
 def test_agent_config_errors(tmp_path: Path) -> None:
     default = tmp_path / "default.pt"
     assert read_agent_config("", default).checkpoint == default
@@ -729,6 +759,9 @@ def test_agent_config_errors(tmp_path: Path) -> None:
     assert got.speed_window_s == 1.5 and read_agent_config("", default).speed_window_s == 2.0
     assert read_agent_config("", default).max_speed_mps == HIGHWAY_CRUISE_MPS
     assert read_agent_config("", default).envelope_decel_mps2 == 0.0  # off unless asked for
+    assert read_agent_config("", default).lane_keep_m == 0.0  # off unless asked for
+    cfg.write_text("lane_keep_m: 1.75\n")
+    assert read_agent_config(str(cfg), default).lane_keep_m == 1.75
     for text, needle in [("lambda: -1\n", "lambda must be finite and >= 0"),
                          ("max_speed_mps: 0\n", "max_speed_mps finite and > 0"),
                          ("envelope_decel_mps2: -1\n", "envelope_decel_mps2 must be finite"),
@@ -736,6 +769,7 @@ def test_agent_config_errors(tmp_path: Path) -> None:
                          ("speed_lead_s: 4\n", "speed_lead_s must be >= 0 and below"),
                          ("imitation_weight: -1\n", "imitation_weight must be finite and >= 0"),
                          ("speed_window_s: 5\n", "speed_window_s must be >= 0 and at most"),
+                         ("lane_keep_m: -1\n", "lane_keep_m must be finite and >= 0"),
                          ("speed: 3\n", "keys among checkpoint, lambda, camera, threads"),
                          ("camera: {width: x}\n", "bad camera"),
                          ("threads: x\n", "bad lambda, camera, threads, max_speed_mps"),

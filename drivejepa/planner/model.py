@@ -100,9 +100,9 @@ class PlannerConfig:
     imitation: bool = False
     # two features derived from the status's route target (:func:`route_features`): the ego's
     # signed offset from the route line through the target and the target's heading, at scales
-    # that make a lane's width visible (at the status's 30 m scale a 1 m offset is 0.03 and the
-    # planner under-steered back to the lane centre; `harness train planner --no-route-offset`)
-    route_offset: bool = True
+    # that make a lane's width visible (`harness train planner --route-offset`; off: on the 46
+    # routes the planner trained with them drove worse, agents/drivejepa/MODEL_CARD.md)
+    route_offset: bool = False
 
     def __post_init__(self) -> None:
         if min(self.proposals, self.poses, self.refinements, self.dim, self.heads) < 1:
@@ -115,10 +115,9 @@ class PlannerConfig:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> PlannerConfig:
-        """The stored configuration; checkpoints written before ``route_offset`` existed have
-        none (False), whatever today's default is."""
-        stored = {k: obj[k] for k in cls.__dataclass_fields__ if k in obj}
-        return cls(**({"route_offset": False} | stored))
+        """The stored configuration; keys it lacks (checkpoints written before an option
+        existed) take the defaults, which leave every option off."""
+        return cls(**{k: obj[k] for k in cls.__dataclass_fields__ if k in obj})
 
 
 @dataclass(frozen=True)

@@ -162,10 +162,10 @@ def train_planner(
         help="Hide the status's speed and acceleration from the planner (its plan's speed must "
         "come from the frames; the checkpoint keeps the choice for the agent).",
     ),
-    no_route_offset: bool = typer.Option(
-        False, "--no-route-offset",
-        help="Drop the two route features (the ego's offset from the route line and the "
-        "route's heading, derived from the status's target; checkpoints before them lack them).",
+    route_offset: bool = typer.Option(
+        False, "--route-offset",
+        help="Add two route features derived from the status's target (the ego's offset from "
+        "the route line, the route's heading; not in Drive-JEPA; docs/DRIVEJEPA.md).",
     ),
     bev_weight: float = typer.Option(
         0.0, "--bev-weight",
@@ -208,7 +208,7 @@ def train_planner(
                       bev_weight=bev_weight, imitation_loss_weight=imitation_loss_weight,
                       device=device, seed=seed, resume=resume,
                       planner=PlannerConfig(ego_motion=not no_ego_motion,
-                                            route_offset=not no_route_offset))  # fmt: skip
+                                            route_offset=route_offset))  # fmt: skip
     history = train_from_data(data, encoder, cfg, command=shlex.join(sys.argv))
     typer.echo(json.dumps({"checkpoint": str(out / "model.pt"), **summary(history)}))
 
