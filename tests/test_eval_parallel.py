@@ -201,10 +201,18 @@ def test_killed_worker_costs_only_its_route(setup: Setup, baseline: dict[str, An
 
 
 def _children(pid: int) -> set[int]:
-    """Child process ids of ``pid`` (Linux /proc)."""
+    """Child process ids of ``pid`` (Linux /proc). A thread (or the process) that ends between
+    the listing and the read is skipped: it has no children to report any more."""
     kids: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return kids
+    for task in tasks:
+        try:
+            text = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
         kids |= {int(k) for k in text}
     return kids
 
