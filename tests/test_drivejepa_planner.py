@@ -66,6 +66,7 @@ from drivejepa.train.planner import (
     TrainConfig,
     collate,
     min_ade,
+    picked_lateral_error,
     waiting_scenes,
 )
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
@@ -384,6 +385,18 @@ def _lookup(route: str, index: int) -> tuple[Any, Any]:
     return make_scene(speed_mps=4.0 + 8.0 * (index % 4) / 3), straight_town()
 
 
+def test_picked_lateral_error_by_hand() -> None:
+    """|lateral error| at the last pose, and the turn flag from the target's heading (0.1 rad)."""
+    picked, expert, status = torch.zeros(3, 8, 3), torch.zeros(3, 8, 3), torch.zeros(3, 11)
+    picked[0, -1, 1], expert[0, -1, 1] = 1.5, -0.5  # 2 m apart at 4 s
+    picked[1, 3, 1] = 9.0  # off at 2 s only: not counted
+    picked[2, -1, 1], expert[2, -1, 1] = 10.0, 14.0
+    status[:, 2] = torch.tensor([0.05, -0.1, -0.6])
+    err, turns = picked_lateral_error(picked, expert, status)
+    assert err.tolist() == pytest.approx([2.0, 0.0, 4.0])
+    assert turns.tolist() == [False, False, True]
+
+
 def test_training_loss_falls_and_resumes(tmp_path: Path, tiny_arch: None) -> None:
     cfg = TrainConfig(out=tmp_path, epochs=8, batch=4, lr=1e-2, planner=TINY)
     torch.manual_seed(0)
@@ -394,6 +407,8 @@ def test_training_loss_falls_and_resumes(tmp_path: Path, tiny_arch: None) -> Non
     assert history[-1]["train_total"] < history[0]["train_total"]
     assert 0.0 < history[-1]["target_share"] < 1.0
     assert {"val_min_ade_m", "val_score_mae", "val_chosen_target"} <= set(history[-1])
+    bands = {"val_lateral_4s_straight_m", "val_lateral_4s_turn_m"} & set(history[-1])
+    assert bands and all(history[-1][k] >= 0.0 for k in bands)
     ck = load_checkpoint(tmp_path / "model.pt", CAMERA)
     assert ck.train["epochs"] == 8 and ck.camera == CAMERA
     log = [json.loads(s) for s in (tmp_path / "log.jsonl").read_text().splitlines()]

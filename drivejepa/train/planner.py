@@ -194,6 +194,18 @@ def min_ade(final: Tensor, expert: Tensor) -> Tensor:
     return err.mean(dim=-1).amin(dim=-1)
 
 
+# [rad] route targets whose |heading| exceeds this count as a turn in the val lateral figures
+TURN_HEADING_RAD = 0.1
+
+
+def picked_lateral_error(picked: Tensor, expert: Tensor, status: Tensor) -> tuple[Tensor, Tensor]:
+    """(B,) |lateral error| [m] of the picked plans (B, K, 3) against the expert's (B, K, 3) at
+    the last pose, and (B,) bool whether the scene's route target turns (its heading in the
+    status beyond TURN_HEADING_RAD): on straight roads a planner can be right to within a lane
+    and still fail every turn (agents/drivejepa/MODEL_CARD.md)."""
+    return (picked[:, -1, 1] - expert[:, -1, 1]).abs(), status[:, 2].abs() > TURN_HEADING_RAD
+
+
 class PlannerTrainer:
     """One training run (see the module docstring)."""
 
@@ -355,10 +367,12 @@ class PlannerTrainer:
 
     @torch.no_grad()
     def validate(self, data: Sequence[Sample]) -> dict[str, float]:
-        """Val min-ADE [m], score-target agreement and, with the BEV head, its IoU per channel
+        """Val min-ADE [m], score-target agreement, the picked plan's lateral error at 4 s on
+        straight and turning routes (:func:`picked_lateral_error`; a band without scenes is
+        left out) and, with the BEV head, its IoU per channel
         (see the module docstring)."""
         self.model.eval()
-        ade, mae, chosen, top1 = [], [], [], []
+        ade, mae, chosen, top1, lateral, turning = [], [], [], [], [], []
         bev_hits = torch.zeros(NUM_BEV, 2)  # (intersection, union) per channel
         for batch in batches(data, self.cfg.batch, None):
             out = self.model(batch["frames"].to(self.device), batch["status"].to(self.device),
@@ -373,7 +387,12 @@ class PlannerTrainer:
             targets = online_targets(self.lookup, batch, final)[..., ScoreColumn.FINAL]
             pred = torch.sigmoid(out.score_logits.cpu()[..., ScoreColumn.FINAL])
             mae.append((pred - targets).abs().mean(dim=1))
-            chosen.append(targets.gather(1, pred.argmax(dim=1, keepdim=True))[:, 0])
+            pick = pred.argmax(dim=1)
+            chosen.append(targets.gather(1, pick[:, None])[:, 0])
+            err, turns = picked_lateral_error(final[torch.arange(len(pick)), pick],
+                                              batch["expert"], batch["status"])  # fmt: skip
+            lateral.append(err)
+            turning.append(turns)
             if out.imitation_logits is not None:
                 top1.append(imitation_top1(out.imitation_logits.cpu(), final, batch["expert"]))
         if not ade:
@@ -383,6 +402,10 @@ class PlannerTrainer:
             "val_score_mae": float(torch.cat(mae).mean()),
             "val_chosen_target": float(torch.cat(chosen).mean()),
         }
+        err, turns = torch.cat(lateral), torch.cat(turning)
+        for name, band in (("straight", ~turns), ("turn", turns)):
+            if bool(band.any()):  # the picked plan's |lateral error| at 4 s, by route heading
+                row[f"val_lateral_4s_{name}_m"] = float(err[band].mean())
         if top1:  # how often the imitation head's argmax is the proposal closest to the expert
             row["val_imitation_top1"] = float(torch.cat(top1).float().mean())
         if self.model.bev_head is not None:
