@@ -13,6 +13,7 @@ import collections
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from drivejepa.camera import FRAME_PERIOD_S, CameraSetup
 from drivejepa.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from drivejepa.planner.model import ScoreColumn
 from drivejepa.planner.selection import MomentumSelector
-from drivejepa.status import RouteTarget, ego_status
+from drivejepa.status import TURN_HEADING_RAD, RouteTarget, ego_status
 from harness.dynamics.tracking import path_station
 from harness.errors import ConfigError
 from harness.geometry import to_world, wrap_angle
@@ -44,28 +45,31 @@ ENVELOPE_DECEL_MPS2 = YELLOW_DECEL_MPS2
 # split the mean over 2 s of the proposal it picks is within 0.5-2 m/s of the label's where its
 # first 0.5 s runs 1-9 m/s ahead (:func:`tracking_speeds`, agents/drivejepa/MODEL_CARD.md)
 DEFAULT_SPEED_WINDOW_S = 2.0
-# lane keeping (agent config ``lane_keep_m``, off by default; :func:`lane_keep`): the route line
-# through the status's target stands for the lane centre only while the route runs straight to it
-LANE_KEEP_MAX_HEADING_RAD = 0.1  # [rad] |target heading| up to which the route line is used
-LANE_KEEP_SETTLE_S = 2.0  # [s] plan time by which a kept plan reaches the route line
+# [s] lane keeping (agent config ``lane_keep_m``, off by default; :func:`lane_keep`): the plan
+# time by which a kept plan reaches the route line
+LANE_KEEP_SETTLE_S = 2.0
 
 Float = NDArray[np.float64]
 
 
-def lane_keep(plan: Float, target: Sequence[float] | Float, max_offset_m: float,
-              settle_s: float = LANE_KEEP_SETTLE_S) -> Float:  # fmt: skip
+def lane_keep(
+    plan: Float,
+    target: Sequence[float] | NDArray[np.floating[Any]],
+    max_offset_m: float,
+    settle_s: float = LANE_KEEP_SETTLE_S,
+) -> Float:
     """The chosen plan (K, 3) (ego frame, poses 0.5 s apart) moved onto the route line.
 
     The route line passes through the status's route ``target`` (x, y, heading h; ego frame) along
     h; a pose's signed offset from it is cos h (y_k - y) - sin h (x_k - x) (+ right). Where the
-    route runs straight to the target (|h| <= LANE_KEEP_MAX_HEADING_RAD) and no pose of the plan
+    route runs straight to the target (|h| <= TURN_HEADING_RAD) and no pose of the plan
     (nor the ego) lies farther than ``max_offset_m`` from the line (a plan that leaves the lane,
     to pass an obstacle or change lanes, is kept as it is), each pose k at time t_k is moved
     across the line by - offset_k x min(1, t_k / ``settle_s``): the plan converges on the route's
     lane centre by ``settle_s``. Otherwise the plan is returned unchanged (a copy)."""
     out = np.array(plan, dtype=np.float64, copy=True)
     tx, ty, th = (float(v) for v in target[:3])
-    if max_offset_m <= 0.0 or abs(th) > LANE_KEEP_MAX_HEADING_RAD or tx <= 0.0:
+    if max_offset_m <= 0.0 or abs(th) > TURN_HEADING_RAD or tx <= 0.0:
         return out
     c, s = np.cos(th), np.sin(th)
     offsets = c * (out[:, 1] - ty) - s * (out[:, 0] - tx)
@@ -250,7 +254,8 @@ class PlannerRuntime:
     ) -> PlanStep:
         """Plan from the buffered frames; selects, remembers and returns the executed plan."""
         pose = np.asarray(ego_pose, dtype=np.float64)
-        status = torch.from_numpy(self.status(pose, speed_mps, accel_xy))[None]
+        readings = self.status(pose, speed_mps, accel_xy)
+        status = torch.from_numpy(readings)[None]
         out = self.planner(self.clip(), status)
         proposals = out.final[0].double().numpy()
         scores = torch.sigmoid(out.score_logits[0, :, ScoreColumn.FINAL]).double().numpy()
@@ -260,7 +265,7 @@ class PlannerRuntime:
             else torch.softmax(out.imitation_logits[0].double(), dim=0).numpy()
         )
         choice = self.selector.select(proposals, scores, pose, time_s, imitation)
-        plan = lane_keep(proposals[choice.index], status[0, :3].double().numpy(), self.lane_keep_m)
+        plan = lane_keep(proposals[choice.index], readings[:3], self.lane_keep_m)
         self.selector.executed(plan, pose, time_s)
         world = np.empty_like(plan)
         world[:, :2] = to_world(plan[:, :2], pose[:2], pose[2])
@@ -305,6 +310,15 @@ AGENT_CONFIG_KEYS = (
     "checkpoint", "lambda", "camera", "threads", "max_speed_mps", "envelope_decel_mps2",
     "kinematic_filter", "speed_lead_s", "imitation_weight", "speed_window_s", "lane_keep_m",
 )  # fmt: skip
+
+
+def _finite_non_negative(path: Path, key: str, value: float, meaning: str) -> None:
+    """Refuse an agent-config ``value`` of ``key`` that is negative, infinite or NaN, in one
+    line naming the file and saying what ``meaning`` (what 0 does) is."""
+    if not (0.0 <= value < np.inf):
+        raise ConfigError(
+            f"DriveJEPA agent config {path}: {key} must be finite and >= 0 ({meaning}), got {value}"
+        )
 
 
 def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
@@ -365,11 +379,7 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
             f"DriveJEPA agent config {p}: lambda must be finite and >= 0, threads >= 1 and "
             f"max_speed_mps finite and > 0, got {lam}, {threads}, {max_speed}"
         )
-    if not (0.0 <= envelope < np.inf):
-        raise ConfigError(
-            f"DriveJEPA agent config {p}: envelope_decel_mps2 must be finite and >= 0 (0 turns the "
-            f"braking envelope off), got {envelope}"
-        )
+    _finite_non_negative(p, "envelope_decel_mps2", envelope, "0 turns the braking envelope off")
     if not (0.0 <= lead < HORIZON_STEPS * POSE_DT_S):
         raise ConfigError(
             f"DriveJEPA agent config {p}: speed_lead_s must be >= 0 and below the plan's "
@@ -379,21 +389,16 @@ def read_agent_config(path: str, default_checkpoint: Path) -> AgentConfig:
         raise ConfigError(
             f"DriveJEPA agent config {p}: kinematic_filter must be true or false, got {kinematic!r}"
         )
-    if imitation is not None and not (0.0 <= imitation < np.inf):
-        raise ConfigError(
-            f"DriveJEPA agent config {p}: imitation_weight must be finite and >= 0 (0 turns the "
-            f"imitation term off; leave it out for the checkpoint's own), got {imitation}"
-        )
+    if imitation is not None:
+        _finite_non_negative(p, "imitation_weight", imitation,
+                             "0 turns the imitation term off; leave it out for the checkpoint's "
+                             "own")  # fmt: skip
     if not (0.0 <= window <= HORIZON_STEPS * POSE_DT_S):
         raise ConfigError(
             f"DriveJEPA agent config {p}: speed_window_s must be >= 0 and at most the plan's "
             f"{HORIZON_STEPS * POSE_DT_S:g} s (0 tracks the plan's own speeds; default "
             f"{DEFAULT_SPEED_WINDOW_S:g}), got {window}"
         )
-    if not (0.0 <= keep < np.inf):
-        raise ConfigError(
-            f"DriveJEPA agent config {p}: lane_keep_m must be finite and >= 0 (0 turns lane "
-            f"keeping off), got {keep}"
-        )
+    _finite_non_negative(p, "lane_keep_m", keep, "0 turns lane keeping off")
     return AgentConfig(ckpt, lam, camera, threads, max_speed, envelope, kinematic, lead, imitation,
                        window, keep)  # fmt: skip

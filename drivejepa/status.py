@@ -23,6 +23,10 @@ from harness.routes.interpolate import RoadOption
 STATUS_DIM = 11
 REACHED_M = 7.5  # [m] a waypoint this close counts as reached and is popped
 TARGET_CLIP_M = 60.0  # [m] the target's ego-frame x and y are clipped to +-this
+# [rad] a route target whose ego-frame heading exceeds this in magnitude lies past a turn: the
+# line through it along its heading no longer stands for the ego's lane (lane keeping, the
+# planner's straight / turn val figures)
+TURN_HEADING_RAD = 0.1
 
 # NAVSIM's driving command order: [left, straight, right, unknown]
 COMMAND_LEFT, COMMAND_STRAIGHT, COMMAND_RIGHT, COMMAND_UNKNOWN = range(4)

@@ -46,6 +46,7 @@ from drivejepa.planner.losses import (
 )
 from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig, ScoreColumn, TokenEncoder
 from drivejepa.planner.targets import batch_targets
+from drivejepa.status import TURN_HEADING_RAD
 from harness.errors import ConfigError
 from harness.io import atomic_output, atomic_write_text
 from teachers.scene import Scene
@@ -192,10 +193,6 @@ def min_ade(final: Tensor, expert: Tensor) -> Tensor:
     """(B,) min over proposals of the mean displacement error [m] over poses."""
     err = torch.linalg.vector_norm(final[..., :2] - expert[:, None, :, :2], dim=-1)  # (B, P, K)
     return err.mean(dim=-1).amin(dim=-1)
-
-
-# [rad] route targets whose |heading| exceeds this count as a turn in the val lateral figures
-TURN_HEADING_RAD = 0.1
 
 
 def picked_lateral_error(picked: Tensor, expert: Tensor, status: Tensor) -> tuple[Tensor, Tensor]:
