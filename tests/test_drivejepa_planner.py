@@ -5,6 +5,7 @@ driving a built-in route end to end from a tiny random checkpoint."""
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 from dataclasses import dataclass, replace
@@ -67,6 +68,7 @@ from drivejepa.train.planner import (
     collate,
     min_ade,
     picked_lateral_error,
+    turning_scenes,
     waiting_scenes,
 )
 from harness.dynamics.tracking import PIDState, PlannedTrajectory, PurePursuitPID
@@ -456,6 +458,31 @@ def test_wait_keep_thins_only_the_waiting_scenes(tmp_path: Path) -> None:
         replace(cfg, wait_keep=0.0)
 
 
+def test_turn_repeat_repeats_only_the_moving_turns(tmp_path: Path) -> None:
+    """40 scenes: 10 moving with the target 0.3 rad to the side (turns), 5 with it 0.05 rad off
+    (straight), 5 at 0.3 rad but at standstill, 20 straight: turn_repeat 3 shows each of the 10
+    turns three times and every other scene once; with wait_keep the repeats follow the kept."""
+    data = _samples(40)
+    for i, item in enumerate(data[:20]):
+        item["status"][2] = 0.3 if i < 10 or i >= 15 else 0.05
+        if i >= 15:
+            item["status"][3] = 0.0
+    turns = turning_scenes(data)
+    assert turns.tolist() == [True] * 10 + [False] * 30
+    cfg = TrainConfig(out=tmp_path, batch=4, turn_repeat=3, planner=TINY)
+    epoch = PlannerTrainer(cfg, TinyEncoder(), CAMERA, _lookup).epoch_scenes(data)
+    seen = collections.Counter(int(epoch[j]["key"][1]) for j in range(len(epoch)))
+    assert len(epoch) == 60 and all(seen[i] == (3 if i < 10 else 1) for i in range(40))
+    for item in data[30:]:  # ten waits
+        item["status"][3], item["expert"] = 0.0, torch.zeros(8, 3)
+    thinned = PlannerTrainer(replace(cfg, wait_keep=0.5), TinyEncoder(), CAMERA,
+                             _lookup).epoch_scenes(data)  # fmt: skip
+    seen = collections.Counter(int(thinned[j]["key"][1]) for j in range(len(thinned)))
+    assert all(seen[i] == 3 for i in range(10)) and all(seen[i] <= 1 for i in range(30, 40))
+    with pytest.raises(ConfigError, match="--turn-repeat must be >= 1"):
+        replace(cfg, turn_repeat=0)
+
+
 def test_min_ade_by_hand() -> None:
     final = torch.zeros(1, 2, 2, 3)
     final[0, 1, :, 1] = 3.0  # proposal 1 is 3 m to the side, proposal 0 on the expert
@@ -805,6 +832,10 @@ def test_train_planner_cli_input_errors(tmp_path: Path, capsys: pytest.CaptureFi
         (["--scratch"], "has no manifest.json"),
         (["--scratch", "--bev-weight", "-1"], "--bev-weight"),
         (["--scratch", "--imitation-loss-weight", "-1"], "--imitation-loss-weight"),
+        (["--scratch", "--init", str(tmp_path / "m.pt")], "exactly one of --encoder"),
+        (["--init", str(tmp_path / "m.pt")], "--init " + str(tmp_path / "m.pt") + " does not"),
+        (["--scratch", "--recovery", "1.5"], "--recovery must be"),
+        (["--scratch", "--recovery", "0.5", "--recovery-shift-m", "0.1"], "--recovery-shift-m"),
     ]:
         code = run(
             ["train", "planner", str(tmp_path / "data"), *args, "--out", str(tmp_path / "o")]

@@ -19,7 +19,16 @@ import torch
 from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
+from drivejepa.camera import CameraSetup
 from drivejepa.data.collect import DATA_FORMAT, DATA_VERSION, MANIFEST_FILE, npz_path
+from drivejepa.data.recovery import (
+    RecoveryConfig,
+    ViewRenderer,
+    draw_view,
+    recovery_label,
+    view_is_clear,
+    view_status,
+)
 from harness.errors import ConfigError
 from teachers.vocabulary import Vocabulary, load_registered
 
@@ -106,11 +115,14 @@ class PlannerSamples(Dataset[dict[str, Any]]):
     ``expert_plan``, where the route has it - :mod:`drivejepa.data.labels` - else the driven
     future of an older collection), ``teachers`` (4, 8, 3) up to 4 teachers drawn
     (:class:`TeacherSampler`, :meth:`set_epoch`), ``teacher_mask`` (4,) bool, ``teacher_index``
-    (4,) vocabulary entries (-1 where masked), ``key`` (route key, scene index)."""
+    (4,) vocabulary entries (-1 where masked), ``view`` (3,) the recovery view the item is seen
+    from (zeros: the recorded one; ``recovery``, :mod:`drivejepa.data.recovery`), ``key`` (route
+    key, scene index)."""
 
     def __init__(
-        self, data: str | Path, split: str, teachers: int = TEACHERS_PER_ITEM, seed: int = 0
-    ) -> None:
+        self, data: str | Path, split: str, teachers: int = TEACHERS_PER_ITEM, seed: int = 0,
+        recovery: RecoveryConfig | None = None,
+    ) -> None:  # fmt: skip
         self.data = Path(data)
         self.manifest = read_manifest(self.data)
         self.routes = _load_routes(
@@ -130,6 +142,12 @@ class PlannerSamples(Dataset[dict[str, Any]]):
         self.sampler = TeacherSampler(teacher_poses(vocab), teachers, seed)
         self.index = [(k, i) for k, r in self.routes.items() for i in range(len(r["status"]))]
         self.epoch = 0
+        self.seed = seed
+        self.recovery = recovery or RecoveryConfig()
+        self.views = None
+        if self.recovery.enabled:
+            camera = CameraSetup.from_json(dict(self.manifest["camera"]))
+            self.views = ViewRenderer(self.data, camera)
 
     def set_epoch(self, epoch: int) -> None:
         """New teacher draws for this epoch (call before iterating it)."""
@@ -144,6 +162,10 @@ class PlannerSamples(Dataset[dict[str, Any]]):
         )
         return speed, moved
 
+    def statuses(self) -> NDArray[np.float32]:
+        """(N, 11) the recorded status of every item, without reading any frame."""
+        return np.stack([self.routes[k]["status"][i] for k, i in self.index])
+
     def __len__(self) -> int:
         return len(self.index)
 
@@ -151,6 +173,9 @@ class PlannerSamples(Dataset[dict[str, Any]]):
         key, i = self.index[item]
         r = self.routes[key]
         k = int(r["scene_frame"][i])
+        recovered = self._recovery_view(item, key, i, k)
+        if recovered is not None:
+            return recovered
         poses, mask, chosen = self.sampler.sample(
             r["teachers"][i], int(r["teacher_count"][i]), self.epoch, item
         )
@@ -161,6 +186,32 @@ class PlannerSamples(Dataset[dict[str, Any]]):
             "teachers": torch.from_numpy(poses),
             "teacher_mask": torch.from_numpy(mask),
             "teacher_index": torch.from_numpy(chosen),
+            "view": torch.zeros(3),
+            "key": (key, i),
+        }
+
+    def _recovery_view(self, item: int, key: str, i: int, k: int) -> dict[str, Any] | None:
+        """The item seen from a recovery view (:mod:`drivejepa.data.recovery`) when this epoch
+        draws one for it and the moved ego is clear of every other actor, else None."""
+        if self.views is None:
+            return None
+        r = self.routes[key]
+        speed = float(r["status"][i][3])
+        view = draw_view(self.recovery, speed, self.seed, self.epoch, item)
+        if view is None:
+            return None
+        states = self.views.states(key, k)
+        if not view_is_clear(states, view):
+            return None
+        slots = self.sampler.k
+        return {
+            "frames": _chw(self.views.render(key, states, view)),
+            "status": torch.from_numpy(view_status(r["status"][i], view)),
+            "expert": torch.from_numpy(recovery_label(r["expert"][i], view, speed)),
+            "teachers": torch.zeros((slots, *self.sampler.poses.shape[1:])),
+            "teacher_mask": torch.zeros(slots, dtype=torch.bool),
+            "teacher_index": torch.full((slots,), -1, dtype=torch.int64),
+            "view": torch.from_numpy(view.astype(np.float32)),
             "key": (key, i),
         }
 

@@ -11,6 +11,12 @@ With ``imitation_loss_weight`` > 0 (not in Drive-JEPA) the planner has an imitat
 KL divergence from the target made of the detached proposals' distances to the expert
 (:func:`drivejepa.planner.losses.imitation_score_term`) joins the first backward, logged as
 ``train_imitation_score``, with ``val_imitation_top1`` (its argmax is the closest proposal).
+With ``recovery`` > 0 (not in Drive-JEPA) a share of the moving train scenes is seen from beside
+the driven pose and labelled with the way back (:mod:`drivejepa.data.recovery`); every run also
+logs ``val_recovery_lateral_2s_m`` / ``_4s_m``, the picked plan's lateral error against the way
+back on val scenes seen 1-3 m beside the driven pose (:meth:`PlannerTrainer.validate_recovery`).
+With ``turn_repeat`` n > 1 (not in Drive-JEPA) each turning train scene (:func:`turning_scenes`)
+appears n times per epoch. ``init`` starts the run from a planner checkpoint (fine-tuning).
 ``OUT/model.pt`` (the checkpoint) and ``OUT/train_state.pt`` (optimizer, epoch, rng) are written
 atomically after every epoch and at the time limit; ``resume`` continues from them.
 """
@@ -36,6 +42,7 @@ from torch.utils.data import Dataset, Subset
 
 from drivejepa.camera import CameraSetup
 from drivejepa.checkpoint import read_checkpoint, save_checkpoint
+from drivejepa.data.recovery import RecoveryConfig, view_scene
 from drivejepa.planner.bev import NUM_BEV, BevChannel, batch_bev_targets, bev_loss
 from drivejepa.planner.losses import (
     SUB_SCORE_WEIGHT,
@@ -72,8 +79,11 @@ SceneLookup = Callable[[str, int], tuple[Scene, ScoringMap]]
 
 # options a resumed run must keep (its loss, data and optimizer); the rest (epochs, time limit,
 # device) may change between sessions
+# every moving val scene seen 1-3 m beside the driven pose, for the recovery figures
+RECOVERY_VAL = RecoveryConfig(probability=1.0, min_shift_m=1.0, max_shift_m=3.0)
+
 RESUME_KEYS = ("mtd", "kinematic_weight", "wait_keep", "bev_weight", "imitation_loss_weight",
-               "lr", "encoder_lr_scale", "batch", "seed")
+               "turn_repeat", "recovery", "recovery_shift_m", "lr", "encoder_lr_scale", "batch", "seed")
 WAIT_SPEED_MPS = 0.5  # [m/s] a scene whose ego is slower than this is at standstill ...
 WAIT_MOVE_M = 1.0  # [m] ... and waits when its target moves less than this in the next 1.0 s
 
@@ -93,6 +103,9 @@ class TrainConfig:
     wait_keep: float = 1.0
     bev_weight: float = 0.0
     imitation_loss_weight: float = 0.0
+    turn_repeat: int = 1  # each turning train scene appears this many times per epoch
+    recovery: float = 0.0  # share of moving train scenes shown from a recovery view
+    recovery_shift_m: float = RecoveryConfig.max_shift_m  # [m] their largest lateral shift
     device: str = "cpu"
     seed: int = 0
     resume: bool = False
@@ -107,6 +120,8 @@ class TrainConfig:
             raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes}")
         if not (0.0 <= self.kinematic_weight < float("inf")):
             raise ConfigError(f"--kinematic-weight must be finite and >= 0, got {self.kinematic_weight}")
+        if self.turn_repeat < 1:
+            raise ConfigError(f"--turn-repeat must be >= 1, got {self.turn_repeat}")
         if not (0.0 < self.wait_keep <= 1.0):
             raise ConfigError(f"--wait-keep must be in (0, 1], got {self.wait_keep}")
         if not (0.0 <= self.bev_weight < float("inf")):
@@ -115,6 +130,7 @@ class TrainConfig:
             raise ConfigError(
                 f"--imitation-loss-weight must be finite and >= 0, got {self.imitation_loss_weight}"
             )
+        RecoveryConfig(self.recovery, max_shift_m=self.recovery_shift_m)  # refuses bad values
         # the auxiliary heads exist exactly when they are trained
         if (self.bev_weight > 0) != self.planner.bev:
             object.__setattr__(self, "planner", replace(self.planner, bev=self.bev_weight > 0))
@@ -122,6 +138,12 @@ class TrainConfig:
             object.__setattr__(self, "planner",
                                replace(self.planner, imitation=self.imitation_loss_weight > 0))  # fmt: skip
         check_device(self.device)
+
+
+    @property
+    def recovery_config(self) -> RecoveryConfig:
+        """The train split's recovery views (:mod:`drivejepa.data.recovery`)."""
+        return RecoveryConfig(probability=self.recovery, max_shift_m=self.recovery_shift_m)
 
 
 def check_device(device: str) -> None:
@@ -137,6 +159,7 @@ def collate(samples: Sequence[Sample]) -> dict[str, Any]:
     out: dict[str, Any] = {"key": [(str(s["key"][0]), int(s["key"][1])) for s in samples]}
     for k in ("frames", "status", "expert", "teachers", "teacher_mask"):
         out[k] = torch.stack([torch.as_tensor(s[k]) for s in samples]).float()
+    out["view"] = torch.stack([torch.as_tensor(s.get("view", torch.zeros(3))) for s in samples])
     return out
 
 
@@ -164,9 +187,31 @@ def waiting_scenes(data: Sequence[Sample]) -> np.ndarray:
     return np.asarray((speed < WAIT_SPEED_MPS) & (moved < WAIT_MOVE_M), dtype=bool)
 
 
+def turning_scenes(data: Sequence[Sample]) -> np.ndarray:
+    """(N,) whether each scene turns: the ego moves (WAIT_SPEED_MPS or faster) and its route
+    target's heading lies beyond TURN_HEADING_RAD. Reads a :class:`PlannerSamples`' statuses
+    directly (``statuses``), else each item's ``status``."""
+    if hasattr(data, "statuses"):
+        status = np.asarray(data.statuses(), dtype=np.float64)
+    else:
+        status = np.array([np.asarray(data[i]["status"], dtype=np.float64) for i in range(len(data))])
+    status = status.reshape(-1, 11)
+    return np.asarray(
+        (np.abs(status[:, 2]) > TURN_HEADING_RAD) & (status[:, 3] >= WAIT_SPEED_MPS), dtype=bool
+    )
+
+
 def batch_scenes(lookup: SceneLookup, batch: dict[str, Any]) -> list[tuple[Scene, ScoringMap]]:
-    """The scorer scenes and towns of a batch's samples (the lookup caches them)."""
-    return [lookup(route, i) for route, i in batch["key"]]
+    """The scorer scenes and towns of a batch's samples (the lookup caches them), each seen
+    from its sample's recovery view where it has one (:func:`drivejepa.data.recovery.view_scene`)."""
+    views = batch.get("view")
+    out = []
+    for b, (route, i) in enumerate(batch["key"]):
+        scene, town = lookup(route, i)
+        if views is not None and bool(views[b].any()):
+            scene = view_scene(scene, views[b].double().numpy())
+        out.append((scene, town))
+    return out
 
 
 def online_targets(
@@ -412,23 +457,57 @@ class PlannerTrainer:
         return row
 
     def epoch_scenes(
-        self, train: Sequence[Sample], waits: np.ndarray | None = None
-    ) -> Sequence[Sample]:
+        self, train: Sequence[Sample], waits: np.ndarray | None = None,
+        turns: np.ndarray | None = None,
+    ) -> Sequence[Sample]:  # fmt: skip
         """This epoch's train scenes: all of them, or with ``wait_keep`` < 1 every scene but the
         waits (``waits``, :func:`waiting_scenes` of ``train`` when None) and a fraction
         ``wait_keep`` of those, drawn anew each epoch from (seed, epoch), so a resumed run draws
-        what it would have."""
-        if self.cfg.wait_keep >= 1.0:
+        what it would have; with ``turn_repeat`` n > 1 each kept turning scene (``turns``,
+        :func:`turning_scenes` when None) n times."""
+        if self.cfg.wait_keep >= 1.0 and self.cfg.turn_repeat == 1:
             return train
-        if waits is None:
-            waits = waiting_scenes(train)
-        rng = np.random.default_rng([self.cfg.seed, self.epoch])
-        keep = ~waits | (rng.random(len(waits)) < self.cfg.wait_keep)
-        subset = Subset(cast(Dataset[Sample], train), np.flatnonzero(keep).tolist())
+        keep = np.arange(len(train))
+        if self.cfg.wait_keep < 1.0:
+            if waits is None:
+                waits = waiting_scenes(train)
+            rng = np.random.default_rng([self.cfg.seed, self.epoch])
+            keep = np.flatnonzero(~waits | (rng.random(len(waits)) < self.cfg.wait_keep))
+        if self.cfg.turn_repeat > 1:
+            if turns is None:
+                turns = turning_scenes(train)
+            keep = np.concatenate([keep] + [keep[turns[keep]]] * (self.cfg.turn_repeat - 1))
+        subset = Subset(cast(Dataset[Sample], train), keep.tolist())
         return cast(Sequence[Sample], subset)  # map-style: len and integer items, as batches() reads
 
-    def fit(self, train: Sequence[Sample], val: Sequence[Sample]) -> list[dict[str, Any]]:
-        """Train up to ``cfg.epochs`` (or ``max_minutes``), checkpointing every epoch."""
+    @torch.no_grad()
+    def validate_recovery(self, data: Sequence[Sample]) -> dict[str, float]:
+        """Mean |lateral error| [m] at 2 s and 4 s of the picked plan against the way back, on
+        val scenes seen from recovery views (:data:`RECOVERY_VAL`): whether the planner steers
+        back to where the expert drove. Items without a view (too slow, blocked) are left out."""
+        self.model.eval()
+        errs = []
+        for batch in batches(data, self.cfg.batch, None):
+            moved = batch["view"].abs().sum(dim=1) > 0
+            if not bool(moved.any()):
+                continue
+            out = self.model(batch["frames"][moved].to(self.device),
+                             batch["status"][moved].to(self.device))  # fmt: skip
+            pick = out.score_logits[..., ScoreColumn.FINAL].argmax(dim=1).cpu()
+            picked = out.final.cpu()[torch.arange(len(pick)), pick]
+            errs.append((picked[:, [3, 7], 1] - batch["expert"][moved][:, [3, 7], 1]).abs())
+        if not errs:
+            return {}
+        err = torch.cat(errs)
+        return {"val_recovery_lateral_2s_m": float(err[:, 0].mean()),
+                "val_recovery_lateral_4s_m": float(err[:, 1].mean())}  # fmt: skip
+
+    def fit(
+        self, train: Sequence[Sample], val: Sequence[Sample],
+        recovery_val: Sequence[Sample] | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Train up to ``cfg.epochs`` (or ``max_minutes``), checkpointing every epoch; with
+        ``recovery_val`` also :meth:`validate_recovery`."""
         if len(train) == 0:
             raise ConfigError("the training split holds no samples; collect more routes")
         history = self.restore() if self.cfg.resume else []
@@ -436,14 +515,17 @@ class PlannerTrainer:
         deadline = None if self.cfg.max_minutes is None else start + 60.0 * self.cfg.max_minutes
         # the waits are fixed by the status and the label: found once, thinned anew each epoch
         waits = waiting_scenes(train) if self.cfg.wait_keep < 1.0 else None
+        turns = turning_scenes(train) if self.cfg.turn_repeat > 1 else None
         while self.epoch < self.cfg.epochs:
             t0 = time.perf_counter()
             if hasattr(train, "set_epoch"):  # new teacher draws each epoch (PlannerSamples)
                 train.set_epoch(self.epoch)
-            data = self.epoch_scenes(train, waits)
+            data = self.epoch_scenes(train, waits, turns)
             row: dict[str, Any] = {"epoch": self.epoch + 1, "train_scenes": len(data),
                                    **self.train_epoch(data, deadline)}  # fmt: skip
             row.update(self.validate(val))
+            if recovery_val is not None:
+                row.update(self.validate_recovery(recovery_val))
             row["epoch_s"] = round(time.perf_counter() - t0, 2)
             self.epoch += 1
             history.append(row)
@@ -527,16 +609,38 @@ def scene_lookup(data: Path) -> SceneLookup:
 
 
 def train_from_data(
-    data: Path, encoder: Path | None, cfg: TrainConfig, command: str = ""
+    data: Path, encoder: Path | None, cfg: TrainConfig, command: str = "", init: Path | None = None
 ) -> list[dict[str, Any]]:
-    """``harness train planner``: train on ``DATA``'s train split, validate on its val split."""
+    """``harness train planner``: train on ``DATA``'s train split (with recovery views where
+    ``cfg.recovery`` > 0), validate on its val split (recorded views only). ``init``: a planner
+    checkpoint whose weights the run starts from (its architecture, encoder included, replaces
+    ``cfg.planner`` and ``encoder``), for fine-tuning."""
     from drivejepa.data.store import PlannerSamples
 
     camera = read_manifest_camera(data)
     seed_everything(cfg.seed)
     lookup = scene_lookup(data)
+    if init is None:
+        start_encoder = build_encoder(encoder, camera)
+    else:
+        from drivejepa.checkpoint import load_checkpoint
+
+        start = load_checkpoint(init, camera)
+        cfg = replace(cfg, planner=start.planner.cfg)
+        start_encoder = start.planner.encoder
     record = config_record(cfg, data=str(data), encoder=None if encoder is None else str(encoder),
-                           command=command)  # fmt: skip
-    trainer = PlannerTrainer(cfg, build_encoder(encoder, camera), camera, lookup, record)
-    train = cast(Sequence[Sample], PlannerSamples(data, "train"))  # a map-style Dataset
-    return trainer.fit(train, cast(Sequence[Sample], PlannerSamples(data, "val")))
+                           init=None if init is None else str(init), command=command)  # fmt: skip
+    trainer = PlannerTrainer(cfg, start_encoder, camera, lookup, record)
+    if init is not None:
+        try:
+            trainer.model.load_state_dict(start.planner.state_dict())
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"--init {init} has other heads than this run asks for (--bev-weight, "
+                f"--imitation-loss-weight): {str(exc).splitlines()[0]}; match the checkpoint's"
+            ) from exc
+    train = PlannerSamples(data, "train", recovery=cfg.recovery_config)  # a map-style Dataset
+    val = PlannerSamples(data, "val")
+    views = PlannerSamples(data, "val", recovery=RECOVERY_VAL)  # the same views every epoch
+    return trainer.fit(cast(Sequence[Sample], train), cast(Sequence[Sample], val),
+                       cast(Sequence[Sample], views))  # fmt: skip

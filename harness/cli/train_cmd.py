@@ -138,6 +138,11 @@ def train_planner(
         None, "--encoder", help="Pretrained encoder.pt (`harness train pretrain`)."
     ),
     scratch: bool = typer.Option(False, "--scratch", help="Randomly initialised encoder instead."),
+    init: Path | None = typer.Option(
+        None, "--init",
+        help="Start from this planner checkpoint (model.pt; its architecture and encoder) to "
+        "fine-tune it, instead of --encoder / --scratch.",
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for model.pt, train_state.pt, log.jsonl."),
     epochs: int = typer.Option(10, "--epochs", help="Passes over the train split."),
     max_minutes: float | None = typer.Option(
@@ -177,6 +182,19 @@ def train_planner(
         help="Weight of the imitation head's KL divergence (0: the recipe, no imitation head; "
         "`harness train head --fit imitation` then chooses its selection weight).",
     ),
+    turn_repeat: int = typer.Option(
+        1, "--turn-repeat",
+        help="Each turning train scene (moving, route target beyond 0.1 rad) this many times per "
+        "epoch (1: the recipe).",
+    ),
+    recovery: float = typer.Option(
+        0.0, "--recovery",
+        help="Share of the moving train scenes shown from beside the driven pose, labelled with "
+        "the way back (0: none, the recipe; docs/DRIVEJEPA.md 'Recovery views').",
+    ),
+    recovery_shift_m: float = typer.Option(
+        3.0, "--recovery-shift-m", help="Largest lateral shift of a recovery view [m]."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation and batch order."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
@@ -195,8 +213,13 @@ def train_planner(
     number(imitation_loss_weight, "--imitation-loss-weight", low=0.0)
     if max_minutes is not None:
         number(max_minutes, "--max-minutes", low=0.0, low_open=True)
-    if (encoder is None) == (not scratch):
-        raise ConfigError("pass exactly one of --encoder ENC.pt and --scratch")
+    number(turn_repeat, "--turn-repeat", low=1)
+    number(recovery, "--recovery", low=0.0, high=1.0)
+    number(recovery_shift_m, "--recovery-shift-m", low=0.3)
+    if (encoder is not None) + scratch + (init is not None) != 1:
+        raise ConfigError("pass exactly one of --encoder ENC.pt, --scratch and --init MODEL.pt")
+    if init is not None and not init.is_file():
+        raise ConfigError(f"--init {init} does not exist; pass a planner's model.pt")
     if encoder is not None and not encoder.is_file():
         raise ConfigError(f"--encoder {encoder} does not exist; run `harness train pretrain` first")
     if not (data / "manifest.json").is_file():
@@ -206,10 +229,12 @@ def train_planner(
                       encoder_lr_scale=encoder_lr_scale, mtd=not no_mtd,
                       kinematic_weight=kinematic_weight, wait_keep=wait_keep,
                       bev_weight=bev_weight, imitation_loss_weight=imitation_loss_weight,
+                      turn_repeat=turn_repeat, recovery=recovery,
+                      recovery_shift_m=recovery_shift_m,
                       device=device, seed=seed, resume=resume,
                       planner=PlannerConfig(ego_motion=not no_ego_motion,
                                             route_offset=route_offset))  # fmt: skip
-    history = train_from_data(data, encoder, cfg, command=shlex.join(sys.argv))
+    history = train_from_data(data, encoder, cfg, command=shlex.join(sys.argv), init=init)
     typer.echo(json.dumps({"checkpoint": str(out / "model.pt"), **summary(history)}))
 
 
