@@ -979,3 +979,26 @@ def test_bev_loss_by_hand() -> None:
     cells = 2 * NUM_BEV * BEV_NX * BEV_NY
     expected = math.log(2.0) * (cells - 2 + 8.0 + 1.0) / cells
     assert bev_loss(logits, targets).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_recovery_views_get_no_score_targets(tmp_path: Path) -> None:
+    """Items seen from a recovery view train the trajectory terms only: the scorer is never asked
+    for their scenes, and a batch of views only still steps."""
+    data = _samples(8)
+    for item in data:
+        item["view"] = torch.zeros(3)
+    for item in data[::2]:
+        item["view"] = torch.tensor([0.0, 1.5, 0.05])
+    asked: list[int] = []
+
+    def lookup(route: str, index: int) -> tuple[Any, Any]:
+        asked.append(index)
+        return _lookup(route, index)
+
+    cfg = TrainConfig(out=tmp_path, epochs=1, batch=4, planner=TINY)
+    trainer = PlannerTrainer(cfg, TinyEncoder(), CAMERA, lookup)
+    row = trainer.train_epoch(data, None)
+    assert sorted(asked) == [1, 3, 5, 7] and row["steps"] == 2.0
+    asked.clear()
+    views_only = trainer.train_epoch(data[::2], None)
+    assert asked == [] and views_only["train_score"] == 0.0 and views_only["steps"] == 1.0

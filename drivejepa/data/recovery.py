@@ -18,8 +18,10 @@ recorded ego frame. Everything the planner reads or is trained on follows the vi
   Blending by distance, not time, leaves a plan that stops early with the offset it has left:
   a car cannot move sideways at standstill;
 - teachers: none (the vocabulary was scored from the recorded pose; MTD skips the scene);
-- online score targets: the scorer's scene with the ego's pose, past and previous plan moved
-  rigidly by the view (:func:`view_scene`).
+- no score targets: the planner's score head learns from the recorded scenes only. Scored from
+  the moved pose, where every moving proposal straddles lanes or drives against them, the views
+  taught the head that stopping scores best (agents/drivejepa/MODEL_CARD.md). The scene moved
+  rigidly by the view (:func:`view_scene`) still gives the BEV head its truth.
 
 A scene gets a view with probability ``probability`` when its ego moves at ``min_speed_mps`` or
 more and the moved ego box overlaps no other actor at t - 0.5 s or t; the view is drawn from

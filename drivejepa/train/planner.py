@@ -12,7 +12,8 @@ KL divergence from the target made of the detached proposals' distances to the e
 (:func:`drivejepa.planner.losses.imitation_score_term`) joins the first backward, logged as
 ``train_imitation_score``, with ``val_imitation_top1`` (its argmax is the closest proposal).
 With ``recovery`` > 0 (not in Drive-JEPA) a share of the moving train scenes is seen from beside
-the driven pose and labelled with the way back (:mod:`drivejepa.data.recovery`); every run also
+the driven pose and labelled with the way back (:mod:`drivejepa.data.recovery`); those samples
+train the imitation and MTD terms only (no score targets); every run also
 logs ``val_recovery_lateral_2s_m`` / ``_4s_m``, the picked plan's lateral error against the way
 back on val scenes seen 1-3 m beside the driven pose (:meth:`PlannerTrainer.validate_recovery`).
 With ``turn_repeat`` n > 1 (not in Drive-JEPA) each turning train scene (:func:`turning_scenes`)
@@ -51,7 +52,13 @@ from drivejepa.planner.losses import (
     planner_loss,
     score_terms,
 )
-from drivejepa.planner.model import DriveJEPAPlanner, PlannerConfig, ScoreColumn, TokenEncoder
+from drivejepa.planner.model import (
+    NUM_SCORES,
+    DriveJEPAPlanner,
+    PlannerConfig,
+    ScoreColumn,
+    TokenEncoder,
+)
 from drivejepa.planner.targets import batch_targets
 from drivejepa.status import TURN_HEADING_RAD
 from harness.errors import ConfigError
@@ -187,6 +194,13 @@ def waiting_scenes(data: Sequence[Sample]) -> np.ndarray:
     return np.asarray((speed < WAIT_SPEED_MPS) & (moved < WAIT_MOVE_M), dtype=bool)
 
 
+def select(batch: dict[str, Any], keep: Tensor) -> dict[str, Any]:
+    """The samples of a collated batch where ``keep`` (B,) bool is set."""
+    rows = keep.tolist()
+    return {k: ([x for x, r in zip(v, rows, strict=True) if r] if isinstance(v, list) else v[keep])
+            for k, v in batch.items()}  # fmt: skip
+
+
 def turning_scenes(data: Sequence[Sample]) -> np.ndarray:
     """(N,) whether each scene turns: the ego moves (WAIT_SPEED_MPS or faster) and its route
     target's heading lies beyond TURN_HEADING_RAD. Reads a :class:`PlannerSamples`' statuses
@@ -219,6 +233,8 @@ def online_targets(
 ) -> Tensor:
     """(B, P, 6) targets of the detached final proposals (B, P, K, 3); ``execution`` as
     :func:`drivejepa.planner.targets.scene_targets`."""
+    if final.shape[0] == 0:
+        return torch.zeros((0, final.shape[1], NUM_SCORES))
     scenes = batch_scenes(lookup, batch)
     proposals = final.detach().double().cpu().numpy()
     expert = batch["expert"].double().numpy()
@@ -361,7 +377,11 @@ class PlannerTrainer:
             frames = batch["frames"].to(self.device)
             out = self.model(frames, batch["status"].to(self.device), bev=True)
             # the scorer runs beside the imitation + MTD backward (torch releases the GIL)
-            future = self.pool.submit(timed_targets, self.lookup, batch, out.final.detach().cpu())
+            # recovery views train the trajectory terms only: scored from a moved pose, every
+            # moving proposal straddles lanes or drives against them, and the head learned to stop
+            scored = ~batch["view"].abs().sum(dim=1).gt(0)
+            future = self.pool.submit(timed_targets, self.lookup, select(batch, scored),
+                                      out.final.detach().cpu()[scored])  # fmt: skip
             traj = planner_loss(
                 out.proposals, out.score_logits, batch["expert"].to(self.device),
                 batch["teachers"].to(self.device), batch["teacher_mask"].to(self.device),
@@ -378,7 +398,11 @@ class PlannerTrainer:
             t1 = time.perf_counter()
             targets, scorer_s = future.result()
             t2 = time.perf_counter()
-            score, sub = score_terms(out.score_logits, targets.to(self.device))
+            if bool(scored.any()):
+                score, sub = score_terms(out.score_logits[scored.to(self.device)],
+                                         targets.to(self.device))  # fmt: skip
+            else:  # a batch of recovery views only
+                score = sub = out.score_logits.sum() * 0.0
             late = score + SUB_SCORE_WEIGHT * sub
             if out.bev_logits is not None:  # its targets come from the scenes the scorer just read
                 truth = batch_bev_targets(batch_scenes(self.lookup, batch)).to(self.device)
