@@ -84,13 +84,14 @@ SceneLookup = Callable[[str, int], tuple[Scene, ScoringMap]]
 """(route_key, scene index) -> the scorer's scene and town for online targets."""
 
 
-# options a resumed run must keep (its loss, data and optimizer); the rest (epochs, time limit,
-# device) may change between sessions
 # every moving val scene seen 1-3 m beside the driven pose, for the recovery figures
 RECOVERY_VAL = RecoveryConfig(probability=1.0, min_shift_m=1.0, max_shift_m=3.0)
 
+# options a resumed run must keep (its loss, data and optimizer); the rest (epochs, time limit,
+# device) may change between sessions
 RESUME_KEYS = ("mtd", "kinematic_weight", "wait_keep", "bev_weight", "imitation_loss_weight",
-               "turn_repeat", "recovery", "recovery_shift_m", "lr", "encoder_lr_scale", "batch", "seed")
+               "turn_repeat", "recovery", "recovery_shift_m", "lr", "encoder_lr_scale", "batch",
+               "seed")
 WAIT_SPEED_MPS = 0.5  # [m/s] a scene whose ego is slower than this is at standstill ...
 WAIT_MOVE_M = 1.0  # [m] ... and waits when its target moves less than this in the next 1.0 s
 
@@ -145,7 +146,6 @@ class TrainConfig:
             object.__setattr__(self, "planner",
                                replace(self.planner, imitation=self.imitation_loss_weight > 0))  # fmt: skip
         check_device(self.device)
-
 
     @property
     def recovery_config(self) -> RecoveryConfig:
