@@ -18,10 +18,11 @@ recorded ego frame. Everything the planner reads or is trained on follows the vi
   Blending by distance, not time, leaves a plan that stops early with the offset it has left:
   a car cannot move sideways at standstill;
 - teachers: none (the vocabulary was scored from the recorded pose; MTD skips the scene);
-- no score targets: the planner's score head learns from the recorded scenes only. Scored from
-  the moved pose, where every moving proposal straddles lanes or drives against them, the views
-  taught the head that stopping scores best (agents/drivejepa/MODEL_CARD.md). The scene moved
-  rigidly by the view (:func:`view_scene`) still gives the BEV head its truth.
+- no score targets: the planner's score head learns from the recorded scenes only. The scene
+  moved rigidly by the view (:func:`view_scene`) gives the BEV head its truth.
+
+Measured (agents/drivejepa/MODEL_CARD.md): one-epoch fine-tunes with views, scored or not,
+taught the planner to stand still in closed loop; the cause is not known yet.
 
 A scene gets a view with probability ``probability`` when its ego moves at ``min_speed_mps`` or
 more and the moved ego box overlaps no other actor at t - 0.5 s or t; the view is drawn from

@@ -377,8 +377,7 @@ class PlannerTrainer:
             frames = batch["frames"].to(self.device)
             out = self.model(frames, batch["status"].to(self.device), bev=True)
             # the scorer runs beside the imitation + MTD backward (torch releases the GIL)
-            # recovery views train the trajectory terms only: scored from a moved pose, every
-            # moving proposal straddles lanes or drives against them, and the head learned to stop
+            # recovery views train the trajectory terms only (no score targets from a moved pose)
             scored = ~batch["view"].abs().sum(dim=1).gt(0)
             future = self.pool.submit(timed_targets, self.lookup, select(batch, scored),
                                       out.final.detach().cpu()[scored])  # fmt: skip
