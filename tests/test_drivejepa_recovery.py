@@ -16,9 +16,9 @@ import torch
 from drivejepa.data.recovery import (
     RecoveryConfig,
     draw_view,
+    ego_is_clear,
     recovery_label,
     return_weights,
-    view_is_clear,
     view_scene,
     view_state,
     view_status,
@@ -109,11 +109,16 @@ def test_view_state_moves_the_ego_to_its_right() -> None:
 def test_a_view_into_another_car_is_not_clear() -> None:
     # a car 3.5 m to the ego's right, side by side
     state = _state([0.0, 0.0], [0.0, 3.5], [0.0, 0.0])
-    assert not view_is_clear([state], np.array([0.0, 2.0, 0.0]))  # 0.5 m apart, boxes 2 m wide
-    assert view_is_clear([state], np.array([0.0, 1.4, 0.0]))  # 0.1 m between the flanks
-    assert view_is_clear([state], np.array([0.0, -2.0, 0.0]))
+
+    def clear(view: list[float]) -> bool:
+        return ego_is_clear([view_state(state, np.array(view))])
+
+    assert not clear([0.0, 2.0, 0.0])  # 0.5 m apart, boxes 2 m wide
+    assert clear([0.0, 1.4, 0.0])  # 0.1 m between the flanks
+    assert clear([0.0, -2.0, 0.0])
     far = _state([0.0, 0.0], [0.0, 8.0], [0.0, 0.0])
-    assert not view_is_clear([far, state], np.array([0.0, 2.0, 0.0]))  # any state counts
+    view = np.array([0.0, 2.0, 0.0])
+    assert not ego_is_clear([view_state(far, view), view_state(state, view)])  # any state counts
 
 
 def test_draw_is_seeded_and_within_bounds() -> None:
@@ -177,8 +182,8 @@ def test_dataset_items_from_recovery_views(drivejepa_collection: Path) -> None:
     r = plain.routes[key]
     k = int(r["scene_frame"][i])
     states = views.views.states(key, k)
-    np.testing.assert_array_equal(views.views.render(key, states, np.zeros(3)),
-                                  r["frames"][k - 1 : k + 1])  # fmt: skip
+    unmoved = [view_state(s, np.zeros(3)) for s in states]
+    np.testing.assert_array_equal(views.views.render(key, unmoved), r["frames"][k - 1 : k + 1])
     moving = [j for j in range(len(plain)) if float(plain[j]["status"][3]) >= 3.0]
     assert moving, "the fixture drives should move"
     seen = 0

@@ -35,9 +35,8 @@ transform.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -83,9 +82,6 @@ class RecoveryConfig:
     @property
     def enabled(self) -> bool:
         return self.probability > 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def draw_view(
@@ -167,10 +163,11 @@ def view_state(state: WorldState, view: Float) -> WorldState:
     return replace(state, actors=replace(a, x=x, y=y, yaw=yaw))
 
 
-def view_is_clear(states: list[WorldState], view: Float) -> bool:
-    """Whether the moved ego box overlaps no other valid actor in any of the states."""
+def ego_is_clear(states: list[WorldState]) -> bool:
+    """Whether the ego box overlaps no other valid actor in any of the states (states moved by
+    a view: :func:`view_state`)."""
     for state in states:
-        a = view_state(state, view).actors
+        a = state.actors
         e = EGO_INDEX
         others = a.valid.copy()
         others[e] = False
@@ -226,8 +223,8 @@ class ViewRenderer:
         rec = self._recordings[key]
         return [rec.state_at(FRAME_TICKS * f) for f in (frame - 1, frame)]
 
-    def render(self, key: str, states: list[WorldState], view: Float) -> NDArray[np.uint8]:
-        """(2, H, W, 3) uint8 RGB frames of ``states`` seen from ``view``."""
+    def render(self, key: str, states: list[WorldState]) -> NDArray[np.uint8]:
+        """(T, H, W, 3) uint8 RGB frames of route ``key``'s ``states`` (moved by a view, say)."""
         from drivejepa.data.build import camera_renderer
         from harness.maps import load_town
 
@@ -235,4 +232,4 @@ class ViewRenderer:
         if town not in self._renderers:
             self._renderers[town] = camera_renderer(load_town(town), self.camera)
         r = self._renderers[town]
-        return np.stack([r.render(view_state(s, view))[..., 2::-1] for s in states])
+        return np.stack([r.render(s)[..., 2::-1] for s in states])

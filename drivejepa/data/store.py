@@ -25,8 +25,9 @@ from drivejepa.data.recovery import (
     RecoveryConfig,
     ViewRenderer,
     draw_view,
+    ego_is_clear,
     recovery_label,
-    view_is_clear,
+    view_state,
     view_status,
 )
 from harness.errors import ConfigError
@@ -156,7 +157,7 @@ class PlannerSamples(Dataset[dict[str, Any]]):
     def speeds_and_moves(self) -> tuple[np.ndarray, np.ndarray]:
         """(N,) ego speed [m/s] from the status and (N,) distance [m] of the imitation target's
         pose at +1.0 s, per item, without reading any frame."""
-        speed = np.array([self.routes[k]["status"][i][3] for k, i in self.index], dtype=np.float64)
+        speed = self.statuses()[:, 3].astype(np.float64)
         moved = np.array(
             [np.hypot(*self.routes[k]["expert"][i][1, :2]) for k, i in self.index], dtype=np.float64
         )
@@ -200,12 +201,12 @@ class PlannerSamples(Dataset[dict[str, Any]]):
         view = draw_view(self.recovery, speed, self.seed, self.epoch, item)
         if view is None:
             return None
-        states = self.views.states(key, k)
-        if not view_is_clear(states, view):
+        moved = [view_state(s, view) for s in self.views.states(key, k)]
+        if not ego_is_clear(moved):
             return None
         slots = self.sampler.k
         return {
-            "frames": _chw(self.views.render(key, states, view)),
+            "frames": _chw(self.views.render(key, moved)),
             "status": torch.from_numpy(view_status(r["status"][i], view)),
             "expert": torch.from_numpy(recovery_label(r["expert"][i], view, speed)),
             "teachers": torch.zeros((slots, *self.sampler.poses.shape[1:])),
