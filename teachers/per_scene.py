@@ -211,7 +211,7 @@ def teachers_for_scene(
     expert_row = int(experts[0]) if experts.size else None
     scores = normalise_scores(raw, expert_row, config.profile)
     poses = states[:, 1:, :3]
-    first = gates(scores, config.selection.threshold)
+    first = gates(scores, config.selection.threshold, config.selection.gate_metric)
     modes = np.full(cands.size, -1, dtype=np.int64)
     modes[first] = manoeuvre_modes(
         town, record.route_lane_seq, record.scene.route_xy, record.scene.ego_speed_mps,

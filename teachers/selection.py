@@ -6,7 +6,8 @@ MIN_SEPARATION_M apart; a mode's first teacher needs only MODE_SEPARATION_M from
 modes' best candidates can be close - a stop and a slow-down at walking speed - and are still
 different manoeuvres). Report how well the K cover the passing set and the modes kept.
 
-Gates on the scored matrix: NC = DAC = DDC = TLC = 1, C = 1 and EPDMS >= threshold. Hard checks
+Gates on the scored matrix: NC = DAC = DDC = TLC = 1, C = 1 and EPDMS >= threshold (or PDMS, the
+gate of Drive-JEPA's teacher pools: ``SelectionConfig.gate_metric``). Hard checks
 on the poses the dataset stores (the rolled-out ego centres, t = 0.1 .. 4.0 s), stricter than the
 metrics and checked exactly as an outside reader would: no overlap with any valid agent box at
 the same step (NC forgives not-at-fault contacts; a teacher may not have any), every box corner
@@ -22,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from harness.boxes import box_corners, boxes_overlap, make_boxes
+from harness.errors import ConfigError
 from harness.maps.town import Town
 from harness.world.comfort import EP_MIN_PROGRESS_M
 from teachers.scene import Scene, states_from_poses
@@ -30,7 +32,11 @@ from teachers.scoring.aggregate import SAFETY_GATES, human_filter
 from teachers.scoring.comfort import comfort_signals, within_bounds
 
 DEFAULT_K = 8  # teachers per scene
-DEFAULT_THRESHOLD = 0.95  # minimum EPDMS of a teacher
+DEFAULT_THRESHOLD = 0.95  # minimum EPDMS (or PDMS, see GATE_METRICS) of a teacher
+# the score a teacher must reach: EPDMS (NAVSIM v2, the default) or PDMS (NAVSIM v1, Drive-JEPA's
+# pool rule, REFERENCE.md 1a; it leaves out EC, HC and LK: EC fails the expert's own plan in most
+# of CARLA's junction turns, docs/DIFFERENCES.md "teacher gate")
+GATE_METRICS = ("EPDMS", "PDMS")
 MIN_SEPARATION_M = 1.0  # teachers differ by at least this mean pose distance [m]
 MODE_SEPARATION_M = 0.3  # a new mode's first teacher is at least this far from all others [m]
 POOL_CAP = 256  # passing candidates kept in a scene's pool (random, seeded) [-]
@@ -43,11 +49,12 @@ Bool = NDArray[np.bool_]
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    """K teachers, the EPDMS threshold and the diversity / coverage distances [m] (the pool cap
-    is :attr:`teachers.per_scene.TeacherConfig.pool_cap`)."""
+    """K teachers, the threshold on the ``gate_metric`` and the diversity / coverage distances
+    [m] (the pool cap is :attr:`teachers.per_scene.TeacherConfig.pool_cap`)."""
 
     k: int = DEFAULT_K
     threshold: float = DEFAULT_THRESHOLD
+    gate_metric: str = "EPDMS"
     min_separation_m: float = MIN_SEPARATION_M
     mode_separation_m: float = MODE_SEPARATION_M
     coverage_radius_m: float = COVERAGE_RADIUS_M
@@ -69,15 +76,16 @@ class Selection:
     modes_kept: int = 0
 
 
-def gates(scores: ScoreMatrix, threshold: float) -> Bool:
-    """Candidates (B,) with NC = DAC = DDC = TLC = C = 1 and EPDMS >= threshold."""
+def gates(scores: ScoreMatrix, threshold: float, metric: str = "EPDMS") -> Bool:
+    """Candidates (B,) with NC = DAC = DDC = TLC = C = 1 and ``metric`` (one of GATE_METRICS)
+    >= threshold."""
+    if metric not in GATE_METRICS:
+        raise ConfigError(f"the teacher gate must be one of {', '.join(GATE_METRICS)}, got {metric!r}")
     v = scores.values
     ok = np.ones(v.shape[1], dtype=bool)
     for m in (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC, Metric.C):
         ok &= v[m] == 1.0
-    return ok & (v[Metric.EPDMS] >= threshold)
-
-
+    return ok & (v[Metric[metric]] >= threshold)
 
 
 def safe_mask(values: Float) -> Bool:
@@ -234,7 +242,7 @@ def select_teachers(
 ) -> Selection:
     """Choose teachers among candidates whose stored poses are ``poses`` (B, 40, 3) and whose
     manoeuvre ``modes`` (B,) are given (None: one mode, plain farthest-point sampling)."""
-    passed = gates(scores, config.threshold)
+    passed = gates(scores, config.threshold, config.gate_metric)
     cand = np.flatnonzero(passed)
     passed[cand] = hard_checks(scene, town, poses[cand])
     cand = np.flatnonzero(passed)

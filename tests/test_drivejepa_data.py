@@ -214,8 +214,10 @@ def test_teachers_pass_when_rescored_by_the_scorer(data: Path) -> None:
     poses = vocab.in_world(rec.scene.ego_pose)[entries]
     scored = score_trajectories(rec, load_town("Harness01"), poses, profile="navsim")
     v = scored.scores.values
-    assert np.all(v[Metric.EPDMS] >= 0.95)
-    for m in (Metric.NC, Metric.DAC, Metric.TLC):
+    # the pools' gate is Drive-JEPA's (PDMS >= 0.95) with the v2 gates and comfort
+    assert _manifest(data)["teacher_gate"] == "PDMS"
+    assert np.all(v[Metric.PDMS] >= 0.95)
+    for m in (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC, Metric.C):
         assert np.all(v[m] == 1.0)
 
 
@@ -284,6 +286,23 @@ def test_resume_skips_finished_routes(
     assert [r["split"] for r in m["routes"]] == [r["split"] for r in _routes(data)]
     collect(_config(out, resume=True))
     assert ran == [keys[1]]  # nothing left to do
+    # the teacher gate is a setting: resuming with the other one is refused, naming it
+    with pytest.raises(ConfigError, match="teacher_gate"):
+        collect(_config(out, resume=True, teacher_gate="EPDMS"))
+
+
+def test_collections_from_before_the_gate_resume_as_epdms(data: Path, tmp_path: Path) -> None:
+    """A collection made before ``teacher_gate`` existed (its settings without the key) holds
+    EPDMS pools: it resumes with EPDMS, and the PDMS default is refused."""
+    out = tmp_path / "DATA"
+    shutil.copytree(data, out)
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings.pop("teacher_gate") == "PDMS"
+    (out / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(ConfigError, match="teacher_gate"):
+        collect(_config(out, resume=True))
+    m = collect(_config(out, resume=True, teacher_gate="EPDMS"))
+    assert m["teacher_gate"] == "EPDMS"
 
 
 def test_readers(data: Path) -> None:
@@ -421,6 +440,7 @@ def test_eval_46_are_the_town01_06_routes_of_bench2drive220() -> None:
         (["--routes-subset", "1"], "--routes-subset needs --routes"),
         (["--routes", "no-such.xml"], "does not exist"),
         (["--town", "NoSuchTown"], "NoSuchTown"),
+        (["--teacher-gate", "EC"], "--teacher-gate"),
     ],
 )
 def test_bad_options_are_one_line_exit_2(

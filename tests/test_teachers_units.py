@@ -240,3 +240,26 @@ def test_path_starting_ahead_of_the_ego_keeps_the_profile_speed() -> None:
     ego: Any = _Ego(np.array([0.0, 0.0, 0.0]))
     poses = path_candidates(ego, path, np.asarray((5.0 * T)[None], dtype=np.float64), np.zeros(1))
     assert np.allclose(poses[0, :, 0], 5.0 * T) and np.allclose(poses[0, :, 1], 0.0)
+
+
+def test_teacher_gate_on_pdms_leaves_out_ec_but_keeps_the_v2_gates() -> None:
+    from teachers.scoring import Metric
+    from teachers.scoring.aggregate import ScoreMatrix, with_aggregates
+    from teachers.selection import gates
+
+    # four candidates, every sub-score 1 but: (1) EC 0 (the expert's own plan at most junction
+    # turns): PDMS 1, EPDMS (5 + 5 + 2 + 2 + 0) / 16 = 0.875; (2) DDC 0.5: a v2 gate;
+    # (3) TTC 0: PDMS (5 + 0 + 2) / 12 = 0.583
+    v = np.ones((12, 4))
+    v[Metric.EC, 1] = 0.0
+    v[Metric.DDC, 2] = 0.5
+    v[Metric.TTC, 3] = 0.0
+    s = ScoreMatrix(values=with_aggregates(v), progress_m=np.full(4, 20.0))
+    assert s.values[Metric.EPDMS, 1] == pytest.approx(0.875)
+    assert s.values[Metric.PDMS, 1] == pytest.approx(1.0)
+    assert gates(s, 0.95).tolist() == [True, False, False, False]
+    assert gates(s, 0.95, "EPDMS").tolist() == [True, False, False, False]
+    assert gates(s, 0.95, "PDMS").tolist() == [True, True, False, False]
+    assert gates(s, 0.85, "EPDMS").tolist() == [True, True, False, False]
+    with pytest.raises(ConfigError, match="PDMS"):
+        gates(s, 0.95, "EC")

@@ -44,6 +44,7 @@ from teachers.drive import drive_route, episode_path, resolve_driver
 from teachers.episode_scenes import load_episode, route_index
 from teachers.generate import code_version
 from teachers.per_scene import TeacherConfig
+from teachers.selection import SelectionConfig
 from teachers.vocabulary import DEFAULT_VOCABULARY_ID, Vocabulary, load_registered
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ ROUTES_DIR = "routes"
 DEFAULT_ROUTES_PER_TOWN = 3  # generated routes per town of the default recipe (~4-5k scenes)
 DEFAULT_ROUTE_M = 400.0  # [m] their length
 PROFILE = "navsim"  # the teachers' scoring rules
+# the teacher pools' gate: Drive-JEPA's PDMS >= 0.95 (REFERENCE.md 1a); "EPDMS" was the rule up
+# to session 14 and left most junction turns without a teacher (docs/DRIVEJEPA.md, "Teachers")
+DEFAULT_TEACHER_GATE = "PDMS"
 MAX_ROUTE_ATTEMPTS = 2  # a route whose worker was lost runs once more
 COMPLETED = ("completed", "arrived")  # drive ends of a finished route (teachers.drive)
 AGGREGATE_SOURCE_PREFIX = "aggregate-"  # manifest source of aggregation round r: "aggregate-<r>"
@@ -80,7 +84,18 @@ class CollectConfig:
     val_fraction: float = DEFAULT_VAL_FRACTION
     agent: str = "expert"
     vocabulary_id: str = DEFAULT_VOCABULARY_ID
+    teacher_gate: str = DEFAULT_TEACHER_GATE
     command_line: tuple[str, ...] = ()
+
+    @property
+    def teacher_config(self) -> TeacherConfig:
+        """The teachers' settings of every scene of the collection."""
+        return teacher_config(self.seed, self.teacher_gate)
+
+
+def teacher_config(seed: int, gate: str) -> TeacherConfig:
+    """The teachers of a collection: the ``navsim`` profile, pools gated on ``gate``."""
+    return TeacherConfig(profile=PROFILE, seed=seed, selection=SelectionConfig(gate_metric=gate))
 
 
 def npz_path(out: Path, key: str) -> Path:
@@ -99,12 +114,17 @@ def recording_path(out: Path, key: str) -> Path:
 
 
 def settings_fingerprint(config: CollectConfig, vocab: Vocabulary) -> dict[str, Any]:
-    """What a route's arrays depend on besides the route: a resume must match it."""
-    return {
+    """What a route's arrays depend on besides the route: a resume must match it. The teacher
+    gate is named unless it is EPDMS, so collections made before the gate was an option (EPDMS)
+    resume with ``--teacher-gate EPDMS``."""
+    out = {
         "format": DATA_FORMAT, "version": DATA_VERSION, "camera": config.camera.to_json(),
         "seed": config.seed, "perturbation": config.perturbation.to_json(), "agent": config.agent,
         "profile": PROFILE, "vocabulary_sha256": vocab.sha256, "val_fraction": config.val_fraction,
     }  # fmt: skip
+    if config.teacher_gate != "EPDMS":
+        out["teacher_gate"] = config.teacher_gate
+    return out
 
 
 def check_out(config: CollectConfig, fingerprint: dict[str, Any]) -> None:
@@ -131,7 +151,7 @@ class RouteWorker:
         self.config = config
         self.vocab = load_registered(config.vocabulary_id)
         self.agent_cls = resolve_driver(config.agent)
-        self.teacher_config = TeacherConfig(profile=PROFILE, seed=config.seed)
+        self.teacher_config = config.teacher_config
         self._towns: dict[str, Town] = {}
         self._renderers: dict[str, Any] = {}
 
@@ -354,6 +374,7 @@ def collect(
         "frame_period_s": FRAME_PERIOD_S,
         "vocabulary": {"id": config.vocabulary_id, "sha256": vocab.sha256, "size": vocab.size},
         "profile": PROFILE,
+        "teacher_gate": config.teacher_gate,
         "seed": config.seed,
         "val_fraction": config.val_fraction,
         "agent": config.agent,

@@ -52,11 +52,11 @@ from drivejepa.data.collect import (
     AGGREGATE_SOURCE_PREFIX,
     COMPLETED,
     MANIFEST_FILE,
-    PROFILE,
     ROUTES_DIR,
     info_path,
     npz_path,
     recording_path,
+    teacher_config,
     write_arrays,
 )
 from drivejepa.data.labels import expert_labels, scene_labels
@@ -81,7 +81,6 @@ from teachers.episode_scenes import (
     scene_rows,
     write_plans,
 )
-from teachers.per_scene import TeacherConfig
 from teachers.vocabulary import load_registered
 
 log = logging.getLogger(__name__)
@@ -243,7 +242,10 @@ class RoundDriver:
         self.vocab = load_registered(str(manifest["vocabulary"]["id"]))
         if self.vocab.sha256 != manifest["vocabulary"]["sha256"]:
             raise ConfigError(f"{data} was scored with another vocabulary than the installed one")
-        self.teacher_config = TeacherConfig(profile=PROFILE, seed=int(manifest["seed"]))
+        # the collection's teachers (collections written before the gate was named: EPDMS)
+        self.teacher_config = teacher_config(
+            int(manifest["seed"]), str(manifest.get("teacher_gate", "EPDMS"))
+        )
         self.agent_cls, _ = load_agent(AGENT)
         self._towns: dict[str, tuple[Town, Any]] = {}
 

@@ -64,6 +64,12 @@ def collect_cmd(
         0, help="Seed for routes, traffic, perturbations, pools and the split."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue a collection in --out."),
+    teacher_gate: str = typer.Option(
+        "PDMS",
+        "--teacher-gate",
+        help="Score a teacher must reach (>= 0.95): PDMS (Drive-JEPA's pools) or EPDMS.",
+        case_sensitive=False,
+    ),
 ) -> None:
     """Collect Drive-JEPA training data from expert drives (resumable; a manifest at the end)."""
     from rich.table import Table
@@ -79,6 +85,9 @@ def collect_cmd(
     for value, option in ((width, "--width"), (height, "--height")):
         if value < MIN_IMAGE_PX or value % MIN_IMAGE_PX:
             raise ConfigError(f"{option} must be a multiple of {MIN_IMAGE_PX} px, got {value}")
+    gate = teacher_gate.upper()
+    if gate not in ("PDMS", "EPDMS"):
+        raise ConfigError(f"--teacher-gate must be PDMS or EPDMS, got {teacher_gate!r}")
     if routes_subset is not None and routes is None:
         raise ConfigError("--routes-subset needs --routes FILE")
     if routes is not None and not routes.is_file():
@@ -89,7 +98,8 @@ def collect_cmd(
         routes_per_town=routes_per_town, route_m=route_m, max_routes=max_routes,
         perturbation=PerturbationConfig(enabled=perturb),
         camera=CameraSetup(width=width, height=height), workers=workers, seed=seed,
-        resume=resume, val_fraction=val_fraction, command_line=tuple(sys.argv),
+        resume=resume, val_fraction=val_fraction, teacher_gate=gate,
+        command_line=tuple(sys.argv),
     )  # fmt: skip
     bar = Progress(
         TextColumn("routes"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[scenes]} scenes"),
