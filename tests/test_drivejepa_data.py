@@ -214,9 +214,9 @@ def test_teachers_pass_when_rescored_by_the_scorer(data: Path) -> None:
     poses = vocab.in_world(rec.scene.ego_pose)[entries]
     scored = score_trajectories(rec, load_town("Harness01"), poses, profile="navsim")
     v = scored.scores.values
-    # the pools' gate is Drive-JEPA's (PDMS >= 0.95) with the v2 gates and comfort
-    assert _manifest(data)["teacher_gate"] == "PDMS"
-    assert np.all(v[Metric.PDMS] >= 0.95)
+    # the pools' default gate: EPDMS >= 0.95 with the v2 gates and comfort
+    assert _manifest(data)["teacher_gate"] == "EPDMS"
+    assert np.all(v[Metric.EPDMS] >= 0.95)
     for m in (Metric.NC, Metric.DAC, Metric.DDC, Metric.TLC, Metric.C):
         assert np.all(v[m] == 1.0)
 
@@ -288,21 +288,21 @@ def test_resume_skips_finished_routes(
     assert ran == [keys[1]]  # nothing left to do
     # the teacher gate is a setting: resuming with the other one is refused, naming it
     with pytest.raises(ConfigError, match="teacher_gate"):
-        collect(_config(out, resume=True, teacher_gate="EPDMS"))
+        collect(_config(out, resume=True, teacher_gate="PDMS"))
 
 
-def test_collections_from_before_the_gate_resume_as_epdms(data: Path, tmp_path: Path) -> None:
-    """A collection made before ``teacher_gate`` existed (its settings without the key) holds
-    EPDMS pools: it resumes with EPDMS, and the PDMS default is refused."""
+def test_the_pdms_gate_is_a_setting_of_the_collection(data: Path, tmp_path: Path) -> None:
+    """Settings name the gate only when it is PDMS (collections made before the option, EPDMS,
+    resume unchanged); a PDMS collection resumes only with PDMS."""
+    assert "teacher_gate" not in json.loads((data / "settings.json").read_text())
     out = tmp_path / "DATA"
     shutil.copytree(data, out)
     settings = json.loads((out / "settings.json").read_text())
-    assert settings.pop("teacher_gate") == "PDMS"
-    (out / "settings.json").write_text(json.dumps(settings))
+    (out / "settings.json").write_text(json.dumps({**settings, "teacher_gate": "PDMS"}))
     with pytest.raises(ConfigError, match="teacher_gate"):
         collect(_config(out, resume=True))
-    m = collect(_config(out, resume=True, teacher_gate="EPDMS"))
-    assert m["teacher_gate"] == "EPDMS"
+    m = collect(_config(out, resume=True, teacher_gate="PDMS"))
+    assert m["teacher_gate"] == "PDMS"
 
 
 def test_readers(data: Path) -> None:

@@ -57,9 +57,9 @@ ROUTES_DIR = "routes"
 DEFAULT_ROUTES_PER_TOWN = 3  # generated routes per town of the default recipe (~4-5k scenes)
 DEFAULT_ROUTE_M = 400.0  # [m] their length
 PROFILE = "navsim"  # the teachers' scoring rules
-# the teacher pools' gate: Drive-JEPA's PDMS >= 0.95 (REFERENCE.md 1a); "EPDMS" was the rule up
-# to session 14 and left most junction turns without a teacher (docs/DRIVEJEPA.md, "Teachers")
-DEFAULT_TEACHER_GATE = "PDMS"
+# the teacher pools' gate (EPDMS >= 0.95, the default checkpoint's data); "PDMS" is Drive-JEPA's
+# rule (REFERENCE.md 1a), which gives most junction turns a teacher but drove worse (model card)
+DEFAULT_TEACHER_GATE = "EPDMS"
 MAX_ROUTE_ATTEMPTS = 2  # a route whose worker was lost runs once more
 COMPLETED = ("completed", "arrived")  # drive ends of a finished route (teachers.drive)
 AGGREGATE_SOURCE_PREFIX = "aggregate-"  # manifest source of aggregation round r: "aggregate-<r>"
@@ -115,8 +115,7 @@ def recording_path(out: Path, key: str) -> Path:
 
 def settings_fingerprint(config: CollectConfig, vocab: Vocabulary) -> dict[str, Any]:
     """What a route's arrays depend on besides the route: a resume must match it. The teacher
-    gate is named unless it is EPDMS, so collections made before the gate was an option (EPDMS)
-    resume with ``--teacher-gate EPDMS``."""
+    gate is named only when it is not EPDMS, so collections made before the option resume."""
     out = {
         "format": DATA_FORMAT, "version": DATA_VERSION, "camera": config.camera.to_json(),
         "seed": config.seed, "perturbation": config.perturbation.to_json(), "agent": config.agent,

@@ -65,9 +65,9 @@ def collect_cmd(
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue a collection in --out."),
     teacher_gate: str = typer.Option(
-        "PDMS",
+        "EPDMS",
         "--teacher-gate",
-        help="Score a teacher must reach (>= 0.95): PDMS (Drive-JEPA's pools) or EPDMS.",
+        help="Score a teacher must reach (>= 0.95): EPDMS or PDMS (Drive-JEPA's pools).",
         case_sensitive=False,
     ),
 ) -> None:
