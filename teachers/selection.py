@@ -35,7 +35,7 @@ DEFAULT_K = 8  # teachers per scene
 DEFAULT_THRESHOLD = 0.95  # minimum EPDMS (or PDMS, see GATE_METRICS) of a teacher
 # the score a teacher must reach: EPDMS (NAVSIM v2, the default) or PDMS (NAVSIM v1, Drive-JEPA's
 # pool rule, REFERENCE.md 1a; it leaves out EC, HC and LK: EC fails the expert's own plan in most
-# of CARLA's junction turns, docs/DIFFERENCES.md "teacher gate")
+# of CARLA's junction turns: docs/DIFFERENCES.md, "teachers of a scene")
 GATE_METRICS = ("EPDMS", "PDMS")
 MIN_SEPARATION_M = 1.0  # teachers differ by at least this mean pose distance [m]
 MODE_SEPARATION_M = 0.3  # a new mode's first teacher is at least this far from all others [m]

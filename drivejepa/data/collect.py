@@ -60,6 +60,9 @@ PROFILE = "navsim"  # the teachers' scoring rules
 # the teacher pools' gate (EPDMS >= 0.95, the default checkpoint's data); "PDMS" is Drive-JEPA's
 # rule (REFERENCE.md 1a), which gives most junction turns a teacher but drove worse (model card)
 DEFAULT_TEACHER_GATE = "EPDMS"
+# the gate of collections made before ``teacher_gate`` existed: their settings and manifests
+# name no gate, and a settings file names it only when it differs from this
+UNNAMED_TEACHER_GATE = "EPDMS"
 MAX_ROUTE_ATTEMPTS = 2  # a route whose worker was lost runs once more
 COMPLETED = ("completed", "arrived")  # drive ends of a finished route (teachers.drive)
 AGGREGATE_SOURCE_PREFIX = "aggregate-"  # manifest source of aggregation round r: "aggregate-<r>"
@@ -115,13 +118,14 @@ def recording_path(out: Path, key: str) -> Path:
 
 def settings_fingerprint(config: CollectConfig, vocab: Vocabulary) -> dict[str, Any]:
     """What a route's arrays depend on besides the route: a resume must match it. The teacher
-    gate is named only when it is not EPDMS, so collections made before the option resume."""
+    gate is named only when it is not UNNAMED_TEACHER_GATE, so collections made before the
+    option resume."""
     out = {
         "format": DATA_FORMAT, "version": DATA_VERSION, "camera": config.camera.to_json(),
         "seed": config.seed, "perturbation": config.perturbation.to_json(), "agent": config.agent,
         "profile": PROFILE, "vocabulary_sha256": vocab.sha256, "val_fraction": config.val_fraction,
     }  # fmt: skip
-    if config.teacher_gate != "EPDMS":
+    if config.teacher_gate != UNNAMED_TEACHER_GATE:
         out["teacher_gate"] = config.teacher_gate
     return out
 

@@ -53,6 +53,7 @@ from drivejepa.data.collect import (
     COMPLETED,
     MANIFEST_FILE,
     ROUTES_DIR,
+    UNNAMED_TEACHER_GATE,
     info_path,
     npz_path,
     recording_path,
@@ -242,9 +243,8 @@ class RoundDriver:
         self.vocab = load_registered(str(manifest["vocabulary"]["id"]))
         if self.vocab.sha256 != manifest["vocabulary"]["sha256"]:
             raise ConfigError(f"{data} was scored with another vocabulary than the installed one")
-        # the collection's teachers (collections written before the gate was named: EPDMS)
-        self.teacher_config = teacher_config(
-            int(manifest["seed"]), str(manifest.get("teacher_gate", "EPDMS"))
+        self.teacher_config = teacher_config(  # the collection's teachers
+            int(manifest["seed"]), str(manifest.get("teacher_gate", UNNAMED_TEACHER_GATE))
         )
         self.agent_cls, _ = load_agent(AGENT)
         self._towns: dict[str, tuple[Town, Any]] = {}

@@ -78,6 +78,7 @@ def collect_cmd(
     from drivejepa.data.collect import CollectConfig, collect
     from drivejepa.data.perturb import PerturbationConfig
     from drivejepa.data.routes import ALL_TOWNS, resolve_towns
+    from teachers.selection import GATE_METRICS
 
     writable_dir(out, "--out")
     number(route_m, "--route-m", low=20.0)
@@ -86,8 +87,10 @@ def collect_cmd(
         if value < MIN_IMAGE_PX or value % MIN_IMAGE_PX:
             raise ConfigError(f"{option} must be a multiple of {MIN_IMAGE_PX} px, got {value}")
     gate = teacher_gate.upper()
-    if gate not in ("PDMS", "EPDMS"):
-        raise ConfigError(f"--teacher-gate must be PDMS or EPDMS, got {teacher_gate!r}")
+    if gate not in GATE_METRICS:
+        raise ConfigError(
+            f"--teacher-gate must be one of {', '.join(GATE_METRICS)}, got {teacher_gate!r}"
+        )
     if routes_subset is not None and routes is None:
         raise ConfigError("--routes-subset needs --routes FILE")
     if routes is not None and not routes.is_file():
